@@ -1,0 +1,39 @@
+# Two commands from a fresh clone:  make demo  (set up, train the demo run)  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+# torch for this machine; on a GPU workstation use e.g. TORCH="torch torchvision" (CUDA build).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+PY310 ?= $(firstword $(shell command -v python3.10 2>/dev/null) $(wildcard /root/.pyenv/versions/3.10*/bin/python3.10))
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-core-py310 setup clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q $(TORCH)
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/dinowm run --preset demo
+	$(VENV)/bin/dinowm runs --limit 5
+
+test: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-core-py310
+
+# The torch-free core (config, store, CLI basics) on Python 3.10, the user's conda version.
+test-core-py310:
+	@if [ -z "$(PY310)" ]; then echo "test-core-py310: no python3.10 found, skipped"; exit 0; fi; \
+	set -e; test -x .venv310/bin/python || $(PY310) -m venv .venv310; \
+	if [ ! -f .venv310/.installed ] || [ pyproject.toml -nt .venv310/.installed ]; then \
+	  .venv310/bin/python -m pip install -q click rich sqlite-utils 'tomli>=2' nvidia-ml-py \
+	    'pytest>=8' pytest-timeout hypothesis && \
+	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
+	.venv310/bin/python -m pytest tests/core -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .venv310 .pytest_cache

@@ -1,0 +1,5 @@
+"""`python -m dinowm` is the `dinowm` command."""
+
+from dinowm.cli import entry
+
+entry()

@@ -1,0 +1,219 @@
+"""The `dinowm` command: thin click commands that call one function each."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from dinowm import __version__
+from dinowm.config import CONFIG_NAME, TEMPLATE, Project, load_project, resolve, to_dict
+from dinowm.errors import ConfigError, DinowmError
+from dinowm.store import Store
+
+console = Console()
+HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """A click group that turns a DinowmError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DinowmError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+class State:
+    """What every command needs: where dinowm.toml is, lazily loaded."""
+
+    def __init__(self, config: str | None):
+        self.config_arg = config
+        self._project: Project | None = None
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = load_project(self.config_arg)
+        return self._project
+
+    def store(self) -> Store:
+        return Store(self.project.runs_db)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group(cls=Group, context_settings=HELP)
+@click.option("--config", "config", metavar="PATH", default=None,
+              help="dinowm.toml to use (default: $DINOWM_CONFIG, else the nearest one in this "
+                   "folder or its parents).")
+@click.version_option(__version__, prog_name="dinowm")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Train, supervise and record DINO world-model runs.
+
+    \b
+    Examples:
+      dinowm init myproject           write a commented dinowm.toml
+      dinowm config --preset franka_f5_h3 training.batch_size=16
+      dinowm runs                     all runs, newest first
+      dinowm show latest              one run: epochs, incidents, notes
+    """
+    ctx.obj = State(config)
+
+
+@main.command(context_settings=HELP)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing dinowm.toml.")
+def init(directory: Path, force: bool) -> None:
+    """Write a commented dinowm.toml with the built-in presets into DIRECTORY.
+
+    Example: dinowm init ~/dino_wm_runs
+    """
+    target = directory / CONFIG_NAME
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists; edit it, or pass --force to overwrite it.")
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".toml.tmp")
+    shutil.copyfile(TEMPLATE, tmp)
+    tmp.replace(target)
+    console.print(f"wrote {target}: presets franka_f5_h3, franka_f5_h3_b8, demo. Next: "
+                  f"cd {directory} && dinowm run --preset demo")
+
+
+@main.command(context_settings=HELP)
+@click.pass_obj
+def presets(state: State) -> None:
+    """List the presets of dinowm.toml.
+
+    Example: dinowm presets
+    """
+    from rich.table import Table
+
+    project = state.project
+    table = Table(title=f"presets in {project.config_path}", title_justify="left")
+    for col in ("preset", "extends", "description"):
+        table.add_column(col)
+    for name, body in project.presets.items():
+        mark = " (default)" if name == project.default_preset else ""
+        table.add_row(name + mark, str(body.get("extends", "")), str(body.get("description", "")))
+    console.print(table)
+
+
+@main.command("config", context_settings=HELP)
+@click.option("--preset", "-p", default=None, help="Preset name (default: project default).")
+@click.option("--changed", is_flag=True, help="Only keys that differ from the built-in defaults.")
+@click.option("--keys", "list_keys", is_flag=True, help="List every key with type and meaning.")
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved config as JSON.")
+@click.argument("overrides", nargs=-1)
+@click.pass_obj
+def config_cmd(state: State, preset: str | None, changed: bool, list_keys: bool, as_json: bool,
+               overrides: tuple[str, ...]) -> None:
+    """Show the resolved configuration of a preset with key=value OVERRIDES.
+
+    \b
+    Example:
+      dinowm config --preset franka_f5_h3 training.batch_size=16 frameskip=5
+    """
+    from dinowm import views
+
+    if list_keys:
+        console.print(views.keys_table())
+        return
+    resolved = resolve(state.project, preset, overrides)
+    if as_json:
+        _echo_json(to_dict(resolved.config))
+    else:
+        console.print(views.config_table(resolved, show_all=not changed))
+
+
+@main.command(context_settings=HELP)
+@click.option("--status", default=None, help="Only runs with this status (running, completed, "
+                                               "failed, stopped, lost).")
+@click.option("--limit", "-n", type=int, default=None, help="At most N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def runs(state: State, status: str | None, limit: int | None, as_json: bool) -> None:
+    """List runs, newest first.
+
+    Example: dinowm runs --status running
+    """
+    from dinowm import views
+
+    with state.store() as store:
+        rows = store.runs(status=status, limit=limit)
+    if as_json:
+        _echo_json([{k: v for k, v in r.items() if k != "config_json"} for r in rows])
+    else:
+        console.print(views.runs_table(rows))
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_obj
+def show(state: State, run: str, as_json: bool) -> None:
+    """Show one run: overview, epochs, incidents, notes. RUN is an id, a prefix or 'latest'.
+
+    Example: dinowm show latest
+    """
+    from dinowm import views
+
+    with state.store() as store:
+        row = store.run(run)
+        parts = (store.epochs(row["id"]), store.incidents(row["id"]), store.notes(row["id"]),
+                 store.hardware(row["id"]))
+    if as_json:
+        _echo_json({"run": row, "epochs": parts[0], "incidents": parts[1], "notes": parts[2],
+                    "hardware": parts[3]})
+    else:
+        console.print(views.run_view(row, *parts))
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.argument("text", nargs=-1, required=True)
+@click.pass_obj
+def note(state: State, run: str, text: tuple[str, ...]) -> None:
+    """Attach a dated note to RUN (an id, a prefix or 'latest').
+
+    Example: dinowm note latest "froze at epoch 12, GPU at 48 °C"
+    """
+    with state.store() as store:
+        row = store.run(run)
+        store.add_note(row["id"], " ".join(text))
+    console.print(f"note added to {row['id']}")
+
+
+@main.command(context_settings=HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def hardware(as_json: bool) -> None:
+    """Describe this machine: GPU, driver, CUDA, CPU, RAM, swap ("no GPU" is fine).
+
+    Example: dinowm hardware
+    """
+    from dinowm import hardware as hw_mod, views
+
+    hw = hw_mod.describe()
+    if as_json:
+        _echo_json(hw)
+    else:
+        console.print(views.hardware_table(hw))
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    main(prog_name="dinowm")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(entry())

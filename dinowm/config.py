@@ -1,0 +1,368 @@
+"""dinowm.toml + preset + key=value overrides → a frozen, validated RunConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dinowm.errors import ConfigError
+from dinowm.schema import SECTIONS, Key, RunConfig, all_keys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10
+    import tomli as tomllib
+
+CONFIG_NAME = "dinowm.toml"
+PROJECT_KEYS = {"runs_db": "runs.db", "outputs": "outputs", "default_preset": "demo"}
+PRESET_META = ("description", "extends")
+TEMPLATE = Path(__file__).with_name("dinowm.toml")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project directory: its dinowm.toml and where its runs live."""
+
+    root: Path
+    config_path: Path
+    runs_db: Path
+    outputs: Path
+    default_preset: str
+    defaults: dict[str, Any]
+    presets: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved configuration and where each value came from."""
+
+    config: RunConfig
+    preset: str
+    sources: dict[str, str]
+    overrides: tuple[str, ...]
+
+    def changed(self) -> dict[str, str]:
+        """Keys whose value differs from the built-in default, with the layer that set it."""
+        return {k: s for k, s in self.sources.items() if s != "default"}
+
+    def overridden(self) -> list[str]:
+        """Keys the command line changed from the preset's value."""
+        return [k for k, s in self.sources.items() if s == "override"]
+
+
+def find_config(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Path:
+    """The dinowm.toml to use: --config, then $DINOWM_CONFIG, then cwd and its parents."""
+    given = explicit or os.environ.get("DINOWM_CONFIG")
+    if given:
+        path = Path(given).expanduser()
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} does not exist; create it with "
+                              f"'dinowm init {path.parent}' or point --config at a dinowm.toml.")
+        return path.resolve()
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder / CONFIG_NAME
+    raise ConfigError(f"No {CONFIG_NAME} in {start} or any parent folder; run 'dinowm init' "
+                      f"there, or pass --config PATH (or set DINOWM_CONFIG).")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning syntax errors into one line with file and line."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}; fix the syntax there.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror}).") from None
+
+
+def load_project(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Project:
+    """Find and read the project's dinowm.toml."""
+    path = find_config(explicit, cwd)
+    doc = read_toml(path)
+    where = f"{path}"
+    unknown = set(doc) - {"project", "defaults", "presets"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ConfigError(f"Unknown table [{name}] in {where}; the allowed tables are [project], "
+                          f"[defaults] and [presets.NAME].")
+    proj = _table(doc, "project", where)
+    for key in proj:
+        if key not in PROJECT_KEYS:
+            raise ConfigError(f"Unknown key '{key}' in [project] of {where}"
+                              f"{_did_you_mean(key, PROJECT_KEYS)}")
+        if not isinstance(proj[key], str) or not proj[key]:
+            raise ConfigError(f"Key '{key}' in [project] of {where} must be a non-empty string, "
+                              f"got {proj[key]!r}.")
+    settings = {**PROJECT_KEYS, **proj}
+    root = path.parent
+    presets = _table(doc, "presets", where)
+    for name, body in presets.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"[presets.{name}] in {where} must be a table, got {body!r}.")
+    return Project(root=root, config_path=path,
+                   runs_db=(root / settings["runs_db"]).resolve(),
+                   outputs=(root / settings["outputs"]).resolve(),
+                   default_preset=settings["default_preset"],
+                   defaults=_table(doc, "defaults", where), presets=presets)
+
+
+def resolve(project: Project, preset: str | None = None,
+            overrides: list[str] | tuple[str, ...] = ()) -> Resolved:
+    """Built-in defaults → [defaults] → preset (and what it extends) → key=value overrides."""
+    keys = all_keys()
+    name = preset or project.default_preset
+    values: dict[str, Any] = {k: key.default for k, key in keys.items()}
+    sources = {k: "default" for k in keys}
+    layers = [("dinowm.toml", "[defaults]", project.defaults)]
+    layers += [(f"preset {p}", f"[presets.{p}]", project.presets[p])
+               for p in _preset_chain(project, name)]
+    for source, table, body in layers:
+        where = f"{table} of {project.config_path}"
+        for key, raw in _flatten(body, where):
+            if key in PRESET_META and table.startswith("[presets"):
+                continue
+            value = _coerce(_lookup(keys, key, where), raw, where)
+            if value != values[key]:
+                values[key], sources[key] = value, source
+    for item in overrides:
+        key, raw = _split_override(item)
+        value = _parse_override(_lookup(keys, key, "the command line"), raw)
+        if value != values[key]:
+            values[key], sources[key] = value, "override"
+    if values["data.path"]:
+        values["data.path"] = str((project.root / Path(values["data.path"]).expanduser())
+                                  .resolve())
+    config = build(values)
+    return Resolved(config, name, sources, tuple(overrides))
+
+
+def build(values: dict[str, Any]) -> RunConfig:
+    """Flat key → value mapping → validated RunConfig (ranges and cross-key rules)."""
+    keys = all_keys()
+    for name, value in values.items():
+        _check_range(keys[name], value)
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        section, _, leaf = name.rpartition(".")
+        (nested.setdefault(section, {}) if section else nested)[leaf] = value
+    for section, cls in SECTIONS.items():
+        nested[section] = cls(**nested.get(section, {}))
+    config = RunConfig(**nested)
+    _check_consistency(config)
+    return config
+
+
+def from_dict(doc: dict[str, Any]) -> RunConfig:
+    """A RunConfig from its to_dict() form (config.json of a run), validated again."""
+    flat = dict(_flatten(doc, "config.json"))
+    keys = all_keys()
+    unknown = [k for k in flat if k not in keys]
+    if unknown:
+        raise ConfigError(f"config.json has unknown key '{unknown[0]}'; it was written by "
+                          f"another dinowm version.")
+    values = {k: key.default for k, key in keys.items()}
+    values.update({k: _coerce(keys[k], v, "config.json") for k, v in flat.items()})
+    return build(values)
+
+
+def to_dict(config: RunConfig) -> dict[str, Any]:
+    """Nested plain-dict form of a config (what config.json holds)."""
+    return dataclasses.asdict(config)
+
+
+def flat_values(config: RunConfig) -> dict[str, Any]:
+    """Flat key → value for every key of a config."""
+    return dict(_flatten(to_dict(config), "config"))
+
+
+def config_hash(config: RunConfig) -> str:
+    """Stable 12-hex identity of a configuration (sorted canonical JSON)."""
+    blob = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def with_values(config: RunConfig, **changes: Any) -> RunConfig:
+    """A copy with flat keys changed (`training__batch_size=16` style), validated again."""
+    values = flat_values(config)
+    for name, value in changes.items():
+        values[name.replace("__", ".")] = value
+    return build(values)
+
+
+def _preset_chain(project: Project, name: str) -> list[str]:
+    """The preset and the presets it extends, base first."""
+    chain: list[str] = []
+    current: str | None = name
+    while current is not None:
+        if current not in project.presets:
+            known = ", ".join(sorted(project.presets)) or "none"
+            origin = f" (extended by preset '{chain[0]}')" if chain else ""
+            raise ConfigError(f"Unknown preset '{current}'{origin} in {project.config_path}"
+                              f"{_did_you_mean(current, project.presets)} Known presets: {known}.")
+        if current in chain:
+            raise ConfigError(f"Preset '{current}' extends itself in a cycle in "
+                              f"{project.config_path}; remove one 'extends'.")
+        chain.append(current)
+        parent = project.presets[current].get("extends")
+        if parent is not None and not isinstance(parent, str):
+            raise ConfigError(f"'extends' in [presets.{current}] must be a preset name, "
+                              f"got {parent!r}.")
+        current = parent
+    return chain[::-1]
+
+
+def _table(doc: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{name}' in {where} must be a table ([{name}]), got {value!r}.")
+    return value
+
+
+def _flatten(body: dict[str, Any], where: str, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested tables → (dotted key, value) pairs."""
+    out: list[tuple[str, Any]] = []
+    for key, value in body.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if prefix or name not in SECTIONS:
+                raise ConfigError(f"Unknown table '{name}' in {where}; sections are "
+                                  f"{', '.join(SECTIONS)}.")
+            out.extend(_flatten(value, where, f"{name}."))
+        else:
+            out.append((name, value))
+    return out
+
+
+def _lookup(keys: dict[str, Key], name: str, where: str) -> Key:
+    if name in keys:
+        return keys[name]
+    raise ConfigError(f"Unknown key '{name}' in {where}{_did_you_mean(name, keys)}")
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    """'. Did you mean 'x'?' for the closest known name, or a pointer to the list."""
+    known = list(known)
+    leaf = name.rpartition(".")[2]
+    same_leaf = [k for k in known if k.rpartition(".")[2] == leaf]
+    close = same_leaf or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close:
+        close = [k for k in known
+                 if difflib.get_close_matches(leaf, [k.rpartition(".")[2]], cutoff=0.75)]
+    if close:
+        return f". Did you mean '{close[0]}'?"
+    return "; 'dinowm config --keys' lists every key."
+
+
+def _split_override(item: str) -> tuple[str, str]:
+    key, sep, raw = item.partition("=")
+    key = key.strip().lstrip("+")
+    if not sep or not key:
+        raise ConfigError(f"Override '{item}' must look like key=value, "
+                          f"e.g. training.batch_size=16.")
+    return key, raw.strip()
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _coerce(spec: Key, raw: Any, where: str) -> Any:
+    """Check a TOML value against the key's type (ints are accepted for floats)."""
+    ok = (isinstance(raw, spec.type) and not (spec.type is int and isinstance(raw, bool))) or (
+        spec.type is float and isinstance(raw, int) and not isinstance(raw, bool))
+    if not ok:
+        raise ConfigError(f"Key '{spec.name}' in {where} must be {_TYPE_WORDS[spec.type]}, "
+                          f"got {_describe(raw)}.")
+    return float(raw) if spec.type is float else raw
+
+
+def _parse_override(spec: Key, raw: str) -> Any:
+    """Parse the text of `key=value` as the key's type."""
+    text = raw.strip()
+    if spec.type is str:
+        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] in "'\"" else text
+    try:
+        if spec.type is bool:
+            low = text.lower()
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(text)
+        return int(text) if spec.type is int else float(text)
+    except ValueError:
+        raise ConfigError(f"{spec.name}={raw!r} is not {_TYPE_WORDS[spec.type]}; "
+                          f"e.g. {spec.name}={_example(spec)}.") from None
+
+
+def _example(spec: Key) -> str:
+    if spec.type is bool:
+        return "true"
+    return str(spec.default)
+
+
+def _check_range(spec: Key, value: Any) -> None:
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"{spec.name}={value!r} is not allowed; choose one of "
+                          f"{', '.join(spec.choices)}.")
+    if spec.type in (int, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{spec.name}={value} must be a finite number.")
+        low, high = spec.min, spec.max
+        if low is not None and (value <= low if spec.min_open else value < low):
+            op = ">" if spec.min_open else ">="
+            raise ConfigError(f"{spec.name}={value} is out of range: it must be {op} "
+                              f"{_num(low)}{_range_hint(spec)}.")
+        if high is not None and (value >= high if spec.max_open else value > high):
+            op = "<" if spec.max_open else "<="
+            raise ConfigError(f"{spec.name}={value} is out of range: it must be {op} "
+                              f"{_num(high)}{_range_hint(spec)}.")
+
+
+def _range_hint(spec: Key) -> str:
+    return " (only num_pred=1 is supported)" if spec.name == "num_pred" else ""
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _check_consistency(c: RunConfig) -> None:
+    """Rules that involve more than one key."""
+    m = c.model
+    if m.encoder_img_size % 14:
+        raise ConfigError(f"model.encoder_img_size={m.encoder_img_size} must be a multiple of "
+                          f"14 (the encoder's patch size), e.g. 196.")
+    grid = m.encoder_img_size // 14
+    if m.img_size != 16 * grid:
+        raise ConfigError(f"model.img_size={m.img_size} must be 16 x the patch grid "
+                          f"(model.encoder_img_size={m.encoder_img_size} gives {grid} patches a "
+                          f"side, so model.img_size={16 * grid}).")
+    if c.training.grad_accum > c.training.batch_size:
+        raise ConfigError(f"training.grad_accum={c.training.grad_accum} exceeds "
+                          f"training.batch_size={c.training.batch_size}; lower grad_accum.")
+    if c.thermal.resume_temp_c >= c.thermal.max_temp_c:
+        raise ConfigError(f"thermal.resume_temp_c={c.thermal.resume_temp_c} must be below "
+                          f"thermal.max_temp_c={c.thermal.max_temp_c}.")
+    if m.encoder == "tiny" and m.tiny_dim % m.tiny_heads:
+        raise ConfigError(f"model.tiny_dim={m.tiny_dim} must be divisible by "
+                          f"model.tiny_heads={m.tiny_heads}.")
+    if m.decoder_channels % 2:
+        raise ConfigError(f"model.decoder_channels={m.decoder_channels} must be even.")

@@ -1,0 +1,154 @@
+"""Schema of runs.db as an ordered list of migrations, applied when a Store opens."""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("dinowm")
+
+
+def _script(db: sqlite_utils.Database, sql: str) -> None:
+    """Run statements one by one: executescript() would COMMIT the enclosing transaction."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@MIGRATIONS()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Runs, hardware, epochs, telemetry, incidents, notes, checkpoints."""
+    _script(db, """
+    create table runs (
+        id text primary key,
+        name text,
+        preset text,
+        status text not null,
+        env text,
+        config_json text not null,
+        config_hash text not null,
+        overrides_json text,
+        command text,
+        cwd text,
+        run_dir text,
+        created_at real not null,
+        started_at real,
+        ended_at real,
+        updated_at real,
+        epochs_target integer,
+        epoch integer not null default 0,
+        step integer not null default 0,
+        batches_per_epoch integer,
+        batch_size integer,
+        pid integer,
+        pid_start integer,
+        supervisor_pid integer,
+        supervisor_start integer,
+        host text,
+        attempts integer not null default 0,
+        exit_reason text,
+        wandb_id text,
+        wandb_url text,
+        encoder_label text,
+        last_heartbeat real,
+        last_seq integer not null default 0
+    );
+    create index runs_created on runs(created_at);
+    create index runs_status on runs(status);
+    create table hardware (
+        run_id text primary key references runs(id) on delete cascade,
+        collected_at real,
+        hostname text,
+        platform text,
+        python text,
+        torch text,
+        nvml text,
+        driver text,
+        cuda text,
+        gpu_name text,
+        gpu_count integer,
+        gpu_vram_mib integer,
+        gpus_json text,
+        cpu_model text,
+        cpu_cores integer,
+        cpu_threads integer,
+        cpu_sockets integer,
+        cpu_max_mhz real,
+        cpu_min_mhz real,
+        ram_total_mib integer,
+        ram_available_mib integer,
+        swap_total_mib integer
+    );
+    create table epochs (
+        run_id text not null references runs(id) on delete cascade,
+        epoch integer not null,
+        attempt integer,
+        train_loss real,
+        val_loss real,
+        z_err_pred real,
+        metrics_json text,
+        started_at real,
+        ended_at real,
+        duration_s real,
+        steps integer,
+        batch_size integer,
+        samples_per_s real,
+        peak_gpu_mem_mib real,
+        max_gpu_temp_c real,
+        mean_power_w real,
+        mean_gpu_util real,
+        seq integer,
+        primary key (run_id, epoch)
+    );
+    create table telemetry (
+        run_id text not null,
+        t real not null,
+        gpu integer not null,
+        n integer not null default 1,
+        temp_c real,
+        temp_max_c real,
+        power_w real,
+        power_limit_w real,
+        util_pct real,
+        mem_used_mib real,
+        mem_total_mib real,
+        sm_clock_mhz real,
+        fan_pct real,
+        throttle integer,
+        primary key (run_id, gpu, t)
+    ) without rowid;
+    create table incidents (
+        id integer primary key,
+        run_id text not null references runs(id) on delete cascade,
+        t real not null,
+        kind text not null,
+        attempt integer,
+        epoch integer,
+        step integer,
+        summary text not null,
+        details_json text,
+        seq integer
+    );
+    create index incidents_run on incidents(run_id, t);
+    create unique index incidents_seq on incidents(run_id, seq) where seq is not null;
+    create table notes (
+        id integer primary key,
+        run_id text not null references runs(id) on delete cascade,
+        t real not null,
+        text text not null,
+        source text not null default 'user',
+        edited_at real
+    );
+    create index notes_run on notes(run_id, t);
+    create table checkpoints (
+        run_id text not null references runs(id) on delete cascade,
+        path text not null,
+        kind text,
+        epoch integer,
+        step integer,
+        sha256 text,
+        size integer,
+        t real,
+        primary key (run_id, path)
+    );
+    """)

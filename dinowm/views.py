@@ -1,0 +1,202 @@
+"""Rich renderings for the CLI: runs table, resolved config, one run, hardware."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from dinowm.config import Resolved, flat_values
+from dinowm.hardware import gpu_summary
+from dinowm.schema import DERIVED, all_keys
+
+STATUS_STYLE = {
+    "created": ("·", "dim"), "running": ("▶", "green"), "resuming": ("↻", "yellow"),
+    "stopping": ("■", "yellow"), "completed": ("✔", "bold green"), "stopped": ("■", "cyan"),
+    "failed": ("✘", "bold red"), "lost": ("?", "magenta"),
+}
+
+
+def status_text(status: str) -> Text:
+    """Coloured status with its symbol."""
+    symbol, style = STATUS_STYLE.get(status, ("·", ""))
+    return Text(f"{symbol} {status}", style=style)
+
+
+def fmt_num(value: float | None, digits: int = 4) -> str:
+    """Compact number: 0.01234, 1.2e-05, or '-' when missing."""
+    if value is None:
+        return "-"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.{max(digits - 2, 1)}e}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_time(ts: float | None) -> str:
+    """Local 'YYYY-MM-DD HH:MM' or '-'."""
+    if not ts:
+        return "-"
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """'1h 02m', '3m 05s', '12s' or '-'."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s}s"
+
+
+def run_duration(run: dict[str, Any]) -> float | None:
+    """Wall time of a run so far (until its end when it has ended)."""
+    start = run.get("started_at") or run.get("created_at")
+    if not start:
+        return None
+    return (run.get("ended_at") or time.time()) - start
+
+
+def runs_table(runs: list[dict[str, Any]]) -> Table:
+    """The `dinowm runs` table."""
+    table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)}", title_justify="left")
+    for name, justify in (("id", "left"), ("name", "left"), ("preset", "left"),
+                          ("status", "left"), ("epoch", "right"), ("train loss", "right"),
+                          ("val loss", "right"), ("best z_err_pred", "right"),
+                          ("max GPU °C", "right"), ("start", "left"), ("duration", "right")):
+        table.add_column(name, justify=justify, no_wrap=name in ("id", "status", "start"))
+    for r in runs:
+        temp = r.get("max_gpu_temp_c")
+        table.add_row(r["id"], r.get("name") or "", r.get("preset") or "",
+                      status_text(r["status"]), f"{r['epoch']}/{r.get('epochs_target') or '?'}",
+                      fmt_num(r.get("last_train_loss")), fmt_num(r.get("last_val_loss")),
+                      fmt_num(r.get("best_z_err_pred")), "-" if temp is None else f"{temp:.0f}",
+                      fmt_time(r.get("started_at") or r.get("created_at")),
+                      fmt_duration(run_duration(r)))
+    return table
+
+
+def config_table(resolved: Resolved, show_all: bool = True) -> Table:
+    """The resolved configuration, one key a row, with its source; overrides marked."""
+    cfg = resolved.config
+    table = Table(title=f"preset {resolved.preset}", title_justify="left")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value")
+    table.add_column("from", style="dim")
+    overridden = set(resolved.overridden())
+    for key, value in flat_values(cfg).items():
+        source = resolved.sources.get(key, "default")
+        if not show_all and source == "default":
+            continue
+        mark = "changed" if key in overridden else source
+        style = "bold yellow" if key in overridden else ""
+        table.add_row(Text(key, style=style), Text(_show(value), style=style), mark)
+    for name in DERIVED:
+        table.add_row(Text(name, style="italic"), _show(getattr(cfg, name)), "derived")
+    return table
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value or '""'
+    return str(value)
+
+
+def keys_table() -> Table:
+    """Every configuration key with its type, default and meaning."""
+    table = Table(title="configuration keys", title_justify="left")
+    for col in ("key", "type", "default", "meaning"):
+        table.add_column(col, no_wrap=col == "key")
+    for key in all_keys().values():
+        help_text = key.help + (f" ({' | '.join(key.choices)})" if key.choices else "")
+        table.add_row(key.name, key.type.__name__, _show(key.default), help_text)
+    return table
+
+
+def hardware_table(hw: dict[str, Any]) -> Table:
+    """The user's 'System Hardware' section."""
+    table = Table(title="System hardware", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    gb = (lambda mib: "-" if mib is None else f"{mib:,} MiB (~{mib / 1024:.0f} GB)")
+    rows = [("GPU", gpu_summary(hw)), ("Driver", hw.get("driver") or "-"),
+            ("CUDA (driver)", hw.get("cuda") or "-"), ("torch", hw.get("torch") or "-"),
+            ("CPU", hw.get("cpu_model") or "-"),
+            ("Cores / threads", f"{hw.get('cpu_cores')} / {hw.get('cpu_threads')}"),
+            ("Sockets", str(hw.get("cpu_sockets"))),
+            ("Max / min clock", _mhz(hw.get("cpu_max_mhz"), hw.get("cpu_min_mhz"))),
+            ("RAM total", gb(hw.get("ram_total_mib"))),
+            ("RAM available", gb(hw.get("ram_available_mib"))),
+            ("Swap", gb(hw.get("swap_total_mib"))), ("Host", hw.get("hostname") or "-")]
+    gpus = hw.get("gpus") or json.loads(hw.get("gpus_json") or "[]")
+    for g in gpus[1:]:
+        rows.insert(1, (f"GPU {g['index']}", f"{g['name']}, {g['vram_mib']:,} MiB"))
+    for field, value in rows:
+        table.add_row(field, value)
+    return table
+
+
+def _mhz(high: float | None, low: float | None) -> str:
+    if high is None:
+        return "-"
+    return f"{high / 1000:.1f} GHz / {(low or 0) / 1000:.1f} GHz"
+
+
+def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[dict[str, Any]],
+             notes: list[dict[str, Any]], hw: dict[str, Any] | None) -> Group:
+    """`dinowm show RUN`: overview, epochs, incidents, notes."""
+    head = Table(show_header=False, title=f"run {run['id']}", title_justify="left")
+    head.add_column("field", style="bold")
+    head.add_column("value")
+    for field, value in (("name", run.get("name") or "-"), ("preset", run.get("preset") or "-"),
+                         ("status", status_text(run["status"])),
+                         ("epoch", f"{run['epoch']}/{run.get('epochs_target') or '?'}"),
+                         ("attempts", str(run.get("attempts") or 0)),
+                         ("exit reason", run.get("exit_reason") or "-"),
+                         ("start", fmt_time(run.get("started_at") or run.get("created_at"))),
+                         ("duration", fmt_duration(run_duration(run))),
+                         ("run folder", run.get("run_dir") or "-"),
+                         ("encoder", run.get("encoder_label") or "-"),
+                         ("GPU", gpu_summary(hw) if hw else "-"),
+                         ("command", run.get("command") or "-"),
+                         ("wandb", run.get("wandb_url") or "-")):
+        head.add_row(field, value)
+    parts: list[Any] = [head, epochs_table(epochs)]
+    if incidents:
+        inc = Table(title="incidents", title_justify="left")
+        for col in ("time", "kind", "summary"):
+            inc.add_column(col)
+        for i in incidents:
+            inc.add_row(fmt_time(i["t"]), i["kind"], i["summary"])
+        parts.append(inc)
+    if notes:
+        nt = Table(title="notes", title_justify="left")
+        nt.add_column("time", no_wrap=True)
+        nt.add_column("note")
+        for n in notes:
+            nt.add_row(fmt_time(n["t"]), n["text"])
+        parts.append(nt)
+    return Group(*parts)
+
+
+def epochs_table(epochs: list[dict[str, Any]]) -> Table:
+    """Per-epoch losses, z_err_pred, time and GPU figures."""
+    table = Table(title="epochs", title_justify="left")
+    for col in ("epoch", "train loss", "val loss", "z_err_pred", "duration", "samples/s",
+                "max °C", "mean W"):
+        table.add_column(col, justify="right")
+    for e in epochs:
+        table.add_row(str(e["epoch"]), fmt_num(e.get("train_loss")), fmt_num(e.get("val_loss")),
+                      fmt_num(e.get("z_err_pred")), fmt_duration(e.get("duration_s")),
+                      fmt_num(e.get("samples_per_s"), 3), fmt_num(e.get("max_gpu_temp_c"), 3),
+                      fmt_num(e.get("mean_power_w"), 3))
+    return table

@@ -1,0 +1,45 @@
+"""Every test runs in its own folder with its own dinowm.toml and never touches the home."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """cwd = a fresh tmp folder; caches and config lookups point inside it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DINOWM_CONFIG", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    return tmp_path
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A project folder holding the shipped dinowm.toml."""
+    shutil.copyfile(REPO / "dinowm" / "dinowm.toml", tmp_path / "dinowm.toml")
+    return tmp_path
+
+
+def _run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real `dinowm` command in a subprocess."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "dinowm", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    """The real `dinowm` command as a function: cli("runs", cwd=...) → CompletedProcess."""
+    return _run_cli

@@ -1,0 +1,1 @@
+"""dinowm-tui: the Textual app that operates runs (never imports torch)."""
