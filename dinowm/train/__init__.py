@@ -1,0 +1,1 @@
+"""Training: the world model, its data pipeline and the training loop."""
