@@ -1,0 +1,188 @@
+"""Training samples: slice-first episode windows, trajectory split, per-epoch shuffling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, Sampler
+
+from dinowm.errors import DataError
+from dinowm.train.datacheck import (check_dataset, slice_span, starts_in,  # noqa: F401
+                                    validate_dataset)
+from dinowm.train.episodes import FrameStore
+from dinowm.train.normalize import (Stats, check_stats, compute_stats, constant_columns,
+                                    identity_stats, normalise)
+
+__all__ = ["SliceDataset", "EpochSampler", "build_datasets", "check_dataset", "validate_dataset",
+           "split_episodes", "prepare_frames", "reference_sample"]
+
+
+class SliceDataset(Dataset):
+    """Every window of F = num_hist + num_pred frames, frameskip apart, in the given episodes."""
+
+    def __init__(self, frames: FrameStore, actions: torch.Tensor, proprio: torch.Tensor,
+                 lengths: list[int], episodes: list[int], num_frames: int,
+                 frameskip: int) -> None:
+        self.frames, self.actions, self.proprio = frames, actions, proprio  # normalised
+        self.lengths, self.episodes = lengths, episodes
+        self.num_frames, self.frameskip = num_frames, frameskip
+        span = num_frames * frameskip
+        starts = [(e, s) for e in episodes for s in range(starts_in(lengths[e], span))]
+        # (S, 2) int64 rows of (episode, start): one tensor, not S Python objects per worker
+        self.slices = torch.tensor(starts, dtype=torch.int64).reshape(-1, 2)
+
+    def __len__(self) -> int:
+        return self.slices.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ep, start = self.slices[i].tolist()
+        return self.window(ep, start, self.num_frames)
+
+    def window(self, ep: int, start: int, num_frames: int) -> dict[str, torch.Tensor]:
+        """Frames start + k*fs (k < num_frames), their proprio and the fs actions after each."""
+        fs = self.frameskip
+        if start < 0 or start + num_frames * fs > self.lengths[ep]:
+            raise IndexError(f"window of {num_frames} frames x {fs} from {start} does not fit "
+                             f"episode {ep} of {self.lengths[ep]} frames")
+        kept = slice(start, start + (num_frames - 1) * fs + 1, fs)
+        actions = self.actions[ep, start : start + num_frames * fs]  # (F*fs, A)
+        return {
+            "visual": self.frames.frames(ep, start, num_frames, fs),  # (F, 3, H, W) uint8
+            "proprio": self.proprio[ep, kept].clone(),  # (F, P)
+            "action": actions.reshape(num_frames, -1).clone(),  # (F, fs*A): a[t], ..., a[t+fs-1]
+        }
+
+
+class EpochSampler(Sampler[int]):
+    """A new permutation every epoch from seed + epoch: reproducible and resumable mid-epoch."""
+
+    def __init__(self, n: int, seed: int, epoch: int = 0, start_index: int = 0) -> None:
+        self.n, self.seed = n, seed
+        self.set_epoch(epoch, start_index)
+
+    def set_epoch(self, epoch: int, start_index: int = 0) -> None:
+        """Select the epoch's order; skip its first `start_index` samples (already trained on)."""
+        if not 0 <= start_index <= self.n:
+            raise ValueError(f"start_index {start_index} outside 0..{self.n}")
+        self.epoch, self.start_index = epoch, start_index
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """(n,) int64: the order of `epoch`."""
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+
+    def __iter__(self):
+        return iter(self.permutation(self.epoch)[self.start_index :].tolist())
+
+    def __len__(self) -> int:
+        return self.n - self.start_index
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the sampler stands; the caller sets start_index to the samples it consumed."""
+        return {"n": self.n, "seed": self.seed, "epoch": self.epoch,
+                "start_index": self.start_index}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if (state["n"], state["seed"]) != (self.n, self.seed):
+            raise DataError(f"sampler state is for {state['n']} samples with seed {state['seed']}, "
+                            f"this dataset has {self.n} with seed {self.seed}; resume on the "
+                            "same data and settings")
+        self.set_epoch(state["epoch"], state["start_index"])
+
+
+def split_episodes(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """Trajectory split as in the public code (randperm with seed); at least 1 val if n >= 2."""
+    n_train = int(ratio * n)
+    if n >= 2:
+        n_train = min(max(n_train, 1), n - 1)
+    else:
+        n_train = n
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[:n_train]), sorted(order[n_train:])
+
+
+def build_datasets(path: str | Path, *, layout: str = "auto", n_rollouts: int = 0,
+                   split_ratio: float = 0.9, split_seed: int = 42, normalize_action: bool = True,
+                   frameskip: int = 5, num_hist: int = 3, num_pred: int = 1,
+                   stats: dict | None = None,
+                   ) -> tuple[SliceDataset, SliceDataset, Stats, dict[str, Any]]:
+    """(train, val, stats, info): validated, split by trajectory, normalised with train stats.
+
+    `stats` (from a checkpoint) replace the computed ones. Episodes too short for one slice are
+    skipped with a warning in info["warnings"]; the split is made before skipping, so it is
+    the public code's split for the same seed.
+    """
+    eps, rep = validate_dataset(path, layout, n_rollouts, frameskip, num_hist, num_pred)
+    warnings = list(rep.warnings)
+    span = slice_span(frameskip, num_hist, num_pred)
+    usable = {i for i, length in enumerate(eps.lengths) if starts_in(length, span) > 0}
+    train_eps, val_eps = split_episodes(len(eps.lengths), split_ratio, split_seed)
+    train_eps = [e for e in train_eps if e in usable]
+    val_eps = [e for e in val_eps if e in usable]
+    if not train_eps:
+        raise DataError(f"{path}: no training episode is long enough for one slice ({span} "
+                        "frames) after the split; lower frameskip/num_hist or raise split_ratio")
+    if not val_eps:
+        warnings.append("the validation split has no episode long enough for one slice; "
+                        "validation metrics will be missing")
+    action_dim, proprio_dim = eps.actions.shape[-1], eps.proprio_dim
+    if stats is not None:
+        stats = check_stats(stats, action_dim, proprio_dim)
+    elif normalize_action:
+        stats = compute_stats(eps.actions, eps.proprio, eps.lengths, train_eps)
+        for kind in ("action", "proprio"):
+            if cols := constant_columns(stats, kind):
+                warnings.append(f"{kind} columns {cols} are constant in the training split; "
+                                "a different value elsewhere normalises to a huge number")
+    else:
+        stats = identity_stats(action_dim, proprio_dim)
+    actions = normalise(eps.actions, stats, "action")  # (N, T_max, A)
+    proprio = normalise(eps.proprio, stats, "proprio")  # (N, T_max, P)
+    store = FrameStore(eps.frame_files, rep.facts["image"]["channels_last"],
+                       cache=64 if rep.facts["frames_mmap"] else 2)
+    num_frames = num_hist + num_pred
+    train, val = (SliceDataset(store, actions, proprio, eps.lengths, e, num_frames, frameskip)
+                  for e in (train_eps, val_eps))
+    h, w, _ = rep.facts["image"]["shape"]
+    info = {
+        "path": str(path), "layout": eps.layout, "episodes": len(eps.lengths),
+        "train_episodes": train_eps, "val_episodes": val_eps,
+        "train_slices": len(train), "val_slices": len(val),
+        "state_dim": int(eps.states.shape[-1]), "action_dim": int(action_dim),
+        "sample_action_dim": int(action_dim) * frameskip, "proprio_dim": int(proprio_dim),
+        "image_size": [h, w], "skipped_episodes": rep.facts["too_short"],
+        "lengths": rep.facts["lengths"], "warnings": warnings,
+    }
+    return train, val, stats, info
+
+
+def prepare_frames(visual: torch.Tensor, img_size: int) -> torch.Tensor:
+    """uint8 (..., 3, H, W) -> float (..., 3, img_size, img_size) in [-1, 1] on any device.
+
+    The public transform: Resize(img_size) of the shorter side (bilinear, antialiased),
+    CenterCrop(img_size), Normalize(0.5, 0.5).
+    """
+    lead, (c, h, w) = visual.shape[:-3], visual.shape[-3:]
+    x = visual.reshape(-1, c, h, w).float()
+    if (h, w) != (img_size, img_size):
+        # shorter side to img_size, the longer one truncated, as torchvision's Resize(int)
+        size = (img_size, int(img_size * w / h)) if h <= w else (int(img_size * h / w), img_size)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        top, left = (x.shape[-2] - img_size) // 2, (x.shape[-1] - img_size) // 2
+        x = x[..., top : top + img_size, left : left + img_size]
+    return (x / 127.5 - 1.0).reshape(*lead, c, img_size, img_size)
+
+
+def reference_sample(ds: SliceDataset, i: int, img_size: int = 224) -> dict[str, torch.Tensor]:
+    """The public loader's cost: transform all T frames of the episode, then keep F (bench only)."""
+    from torchvision import transforms
+
+    ep, start = ds.slices[i].tolist()
+    sample = ds.window(ep, start, ds.num_frames)
+    whole = ds.frames.episode(ep)[: ds.lengths[ep]].permute(0, 3, 1, 2) / 255.0  # (T, 3, H, W)
+    transform = transforms.Compose([transforms.Resize(img_size), transforms.CenterCrop(img_size),
+                                    transforms.Normalize([0.5] * 3, [0.5] * 3)])
+    visual = transform(whole)[start : start + ds.num_frames * ds.frameskip : ds.frameskip]
+    return {**sample, "visual": visual}
