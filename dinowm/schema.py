@@ -21,7 +21,7 @@ class DataConfig:
     """Where the episodes are and how they are split and normalised."""
 
     path: str = opt("", "dataset folder (franka or point_maze layout); relative to dinowm.toml")
-    layout: str = opt("auto", "on-disk layout", choices=("auto", "franka", "point_maze"))
+    layout: str = opt("auto", "on-disk layout", choices=("auto", "franka", "point_maze", "wall"))
     synthetic: bool = opt(False, "generate the built-in synthetic dataset at data.path if missing")
     synth_episodes: int = opt(16, "episodes of the synthetic dataset", min=2)
     synth_length: int = opt(80, "frames per synthetic episode", min=2)

@@ -1,0 +1,90 @@
+"""Fault injection for tests: DINOWM_FAULT="point:n:action[,point:n:action...]".
+
+At the n-th time the code passes `point`, `action` happens: oom (raise CUDA out of memory),
+raise (RuntimeError), hang (sleep forever), busy (spin forever), sigkill / sigstop (to itself),
+exit (os._exit(1)), zombie (spawn a child that exits and is never reaped), deadlock (wait on a
+lock this thread holds). A fault fires in the first process that reaches it; set
+DINOWM_FAULT_ONCE=path to a file so that a resumed attempt does not fire it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+_counts: dict[str, int] = {}
+_plan: list[tuple[str, int, str]] | None = None
+_children: list[subprocess.Popen] = []
+
+
+def _parse() -> list[tuple[str, int, str]]:
+    spec = os.environ.get("DINOWM_FAULT", "")
+    plan = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        point, n, action = item.split(":")
+        plan.append((point, int(n), action))
+    return plan
+
+
+def fault(point: str) -> None:
+    """Count a pass through `point` and fire a planned fault there."""
+    global _plan
+    if _plan is None:
+        _plan = _parse()
+    if not _plan:
+        return
+    _counts[point] = _counts.get(point, 0) + 1
+    for where, n, action in _plan:
+        if where == point and n == _counts[point] and _claim(f"{point}:{n}:{action}"):
+            _fire(action)
+
+
+def _claim(key: str) -> bool:
+    """True the first time a fault fires across attempts (when DINOWM_FAULT_ONCE is set)."""
+    marker = os.environ.get("DINOWM_FAULT_ONCE")
+    if not marker:
+        return True
+    path = Path(marker)
+    fired = path.read_text().splitlines() if path.exists() else []
+    if key in fired:
+        return False
+    with open(path, "a") as fh:
+        fh.write(key + "\n")
+    return True
+
+
+def _fire(action: str) -> None:
+    if action == "oom":
+        import torch
+
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 442.00 MiB "
+                                          "(injected by DINOWM_FAULT)")
+    if action == "raise":
+        raise RuntimeError("injected failure (DINOWM_FAULT)")
+    if action == "hang":
+        while True:
+            time.sleep(3600)
+    if action == "busy":
+        while True:
+            pass
+    if action == "deadlock":
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()
+    if action == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if action == "sigstop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    if action == "exit":
+        os._exit(1)
+    if action == "zombie":
+        _children.append(subprocess.Popen([sys.executable, "-c", "pass"]))
+        time.sleep(0.5)
+        while True:
+            time.sleep(3600)
+    raise ValueError(f"unknown DINOWM_FAULT action {action!r}")

@@ -1,0 +1,78 @@
+"""`python -m dinowm.train --run-dir DIR`: one trainer process of a run.
+
+Exit codes: 0 completed or stopped, 2 configuration or data error (never retried),
+3 CUDA out of memory, 4 disk full, 1 any other failure. Each failure is also an `error` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK = 0, 1, 2, 3, 4
+
+
+def _error_event(run_dir: Path, kind: str, message: str, **fields: object) -> None:
+    """Best effort: the supervisor classifies from the exit code and train.log otherwise."""
+    try:
+        from dinowm.events import EVENTS_NAME, EventWriter
+
+        writer = EventWriter(run_dir / EVENTS_NAME)
+        writer.emit("error", durable=True, kind=kind, message=message, **fields)
+        writer.close()
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dinowm.train",
+                                     description="Run the trainer of one run folder "
+                                                 "(normally started by `dinowm run`).")
+    parser.add_argument("--run-dir", required=True, type=Path,
+                        help="run folder holding config.json")
+    args = parser.parse_args(argv)
+    run_dir: Path = args.run_dir
+    if not (run_dir / "config.json").is_file():
+        print(f"error: {run_dir}/config.json not found; create runs with 'dinowm run'.",
+              file=sys.stderr)
+        return EXIT_CONFIG
+
+    import torch
+
+    from dinowm.errors import DinowmError
+    from dinowm.train.loop import train
+
+    try:
+        train(run_dir)
+        return EXIT_OK
+    except DinowmError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        _error_event(run_dir, "config" if exc.exit_code == 2 else "exception", str(exc))
+        return EXIT_CONFIG if exc.exit_code == 2 else EXIT_FAIL
+    except torch.cuda.OutOfMemoryError as exc:
+        traceback.print_exc()
+        spec = json.loads((run_dir / "config.json").read_text())["config"]["training"]
+        peak = (torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
+        _error_event(run_dir, "oom", str(exc).splitlines()[0], batch_size=spec["batch_size"],
+                     grad_accum=spec["grad_accum"], peak_gpu_mem_mib=peak,
+                     traceback=traceback.format_exc()[-4000:])
+        return EXIT_OOM
+    except OSError as exc:
+        traceback.print_exc()
+        disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        _error_event(run_dir, "disk_full" if disk_full else "exception", str(exc),
+                     traceback=traceback.format_exc()[-4000:])
+        return EXIT_DISK if disk_full else EXIT_FAIL
+    except Exception as exc:  # any other crash: recorded, then the supervisor's policy applies
+        traceback.print_exc()
+        _error_event(run_dir, "exception", f"{type(exc).__name__}: {exc}",
+                     traceback=traceback.format_exc()[-4000:])
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Atomic checkpoints: state dicts only, a sha256 manifest as the commit marker, safe loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dinowm import __version__
+from dinowm.errors import DinowmError
+
+LATEST = "model_latest.pth"
+FORMAT = 1
+
+
+class CheckpointError(DinowmError):
+    """A checkpoint that is missing, corrupt or from another configuration."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A verified checkpoint and what was skipped to reach it."""
+
+    path: Path
+    state: dict[str, Any]
+    manifest: dict[str, Any]
+    skipped: list[tuple[str, str]]
+
+
+def manifest_path(path: Path) -> Path:
+    """The commit marker beside a checkpoint file."""
+    return path.with_name(path.name + ".json")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(target: Path, write: Any) -> None:
+    """Temp file in the same folder, write, flush, fsync, chmod 0644, rename."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any],
+         latest: bool = True) -> dict[str, Any]:
+    """Commit `state` as folder/name (+ manifest), and as model_latest.pth when `latest`.
+
+    Order: data file, its manifest (the commit marker), directory fsync. A kill at any point
+    leaves either the previous checkpoint or the new one, never a half one that verifies.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    _write_atomic(target, lambda fh: torch.save(state, fh))
+    manifest = {"format": FORMAT, "file": name, "sha256": sha256_file(target),
+                "size": target.stat().st_size, "time": time.time(), "torch": torch.__version__,
+                "dinowm": __version__, **meta}
+    _write_manifest(target, manifest)
+    if latest and name != LATEST:
+        _link_latest(folder, target, manifest)
+    _fsync_dir(folder)
+    return manifest
+
+
+def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    blob = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    _write_atomic(manifest_path(target), lambda fh: fh.write(blob))
+
+
+def _link_latest(folder: Path, target: Path, manifest: dict[str, Any]) -> None:
+    """model_latest.pth as a hard link to the epoch file (no second write), renamed in place."""
+    latest = folder / LATEST
+    tmp = folder / f".{LATEST}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(target, tmp)
+    except OSError:
+        _write_atomic(tmp, lambda fh: fh.write(target.read_bytes()))
+    manifest_path(latest).unlink(missing_ok=True)  # never a manifest that names other bytes
+    os.replace(tmp, latest)
+    _write_manifest(latest, {**manifest, "file": LATEST})
+
+
+def sweep_temp_files(folder: Path) -> list[str]:
+    """Remove *.tmp files a kill between write and rename left behind."""
+    removed = []
+    if folder.exists():
+        for path in folder.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def verify(path: Path) -> dict[str, Any]:
+    """The manifest of a checkpoint whose bytes match it; CheckpointError otherwise."""
+    mpath = manifest_path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    if not mpath.exists():
+        raise CheckpointError(f"{path} has no manifest (save interrupted before commit)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except ValueError:
+        raise CheckpointError(f"{mpath} is not valid JSON") from None
+    if path.stat().st_size != manifest.get("size"):
+        raise CheckpointError(f"{path} is {path.stat().st_size} bytes, manifest says "
+                              f"{manifest.get('size')} (truncated)")
+    if sha256_file(path) != manifest.get("sha256"):
+        raise CheckpointError(f"{path} does not match its sha256 (corrupted)")
+    return manifest
+
+
+def load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify, then torch.load with weights_only=True (refuses pickled code)."""
+    manifest = verify(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for hostile or broken files
+        raise CheckpointError(f"{path} cannot be loaded safely: "
+                              f"{str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a dinowm checkpoint (format {FORMAT})")
+    return state, manifest
+
+
+def candidates(folder: Path) -> list[Path]:
+    """Checkpoint files, newest first: model_latest.pth, then epoch files by epoch."""
+    if not folder.exists():
+        return []
+    epochs = sorted(folder.glob("epoch_*.pth"), key=lambda p: p.name, reverse=True)
+    latest = [folder / LATEST] if (folder / LATEST).exists() else []
+    return latest + epochs
+
+
+def load_latest(folder: Path) -> Loaded | None:
+    """The newest checkpoint that verifies and loads; None when there is none at all."""
+    skipped: list[tuple[str, str]] = []
+    for path in candidates(folder):
+        try:
+            state, manifest = load(path)
+        except CheckpointError as exc:
+            skipped.append((path.name, str(exc)))
+            continue
+        return Loaded(path, state, manifest, skipped)
+    if skipped:
+        reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
+        raise CheckpointError(f"No usable checkpoint in {folder} ({reasons}); start a new run "
+                              f"or restore a checkpoint file.")
+    return None
+
+
+def prune(folder: Path, keep: int) -> list[str]:
+    """Delete all but the newest `keep` epoch files (model_latest.pth stays)."""
+    epochs = sorted(folder.glob("epoch_*.pth"), key=lambda p: p.name)
+    removed = []
+    for path in epochs[:-keep] if keep > 0 else epochs:
+        manifest_path(path).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed

@@ -1,0 +1,213 @@
+"""What the loop needs around it: device, loaders, signals, events, the readable log."""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from dinowm.events import EVENTS_NAME, EventWriter
+from dinowm.schema import RunConfig
+from dinowm.train.data import prepare_frames
+
+CONTROL_NAME = "control.json"
+STACKS_NAME = "stacks.txt"
+LOG_EVERY_S = 10.0
+
+
+class Runtime:
+    """One trainer process of a run: reads config.json, writes events.jsonl and the log."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.spec = json.loads((self.run_dir / "config.json").read_text())
+        self.run_id: str = self.spec["run_id"]
+        self.attempt = int(os.environ.get("DINOWM_ATTEMPT", "1"))
+        self.events = EventWriter(self.run_dir / EVENTS_NAME)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.stop_requested = False
+        self._stacks = open(self.run_dir / STACKS_NAME, "a")
+        self._last_log = 0.0
+        self._step_times: list[float] = []
+        self._install_signals()
+        cfg = self.spec["config"]["training"]
+        if cfg.get("deterministic"):
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = not cfg.get("deterministic")
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        """SIGTERM/SIGINT: stop after this step (a second one exits at once); SIGUSR1: stacks."""
+        faulthandler.register(signal.SIGUSR1, file=self._stacks, all_threads=True, chain=False)
+
+        def on_term(signum: int, frame: Any) -> None:
+            if self.stop_requested:
+                self.log(f"second {signal.Signals(signum).name}: exiting now")
+                os._exit(130)
+            self.stop_requested = True
+            self.log(f"{signal.Signals(signum).name}: finishing this step, then checkpoint "
+                     f"and stop")
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+
+    # -- tensors ---------------------------------------------------------------------------
+
+    def loader(self, dataset: Any, batch_size: int, sampler: Any) -> DataLoader:
+        """A DataLoader that keeps uint8 frames until the device; workers persist.
+
+        It gets its own generator: iter() of a loader otherwise draws a seed from the global
+        RNG, and a mid-epoch resume would then diverge from the uninterrupted run.
+        """
+        workers = int(self.spec["config"]["data"]["num_workers"])
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
+                          generator=torch.Generator().manual_seed(0),
+                          num_workers=workers, persistent_workers=workers > 0,
+                          pin_memory=self.device.type == "cuda", drop_last=False,
+                          prefetch_factor=4 if workers else None)
+
+    def to_device(self, batch: dict[str, torch.Tensor],
+                  img_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """uint8 frames → float [-1, 1] at img_size on the device; proprio and action."""
+        visual = batch["visual"].to(self.device, non_blocking=True)
+        visual = prepare_frames(visual, img_size)  # (B, F, 3, img, img)
+        proprio = batch["proprio"].to(self.device, non_blocking=True)
+        action = batch["action"].to(self.device, non_blocking=True)
+        return visual, proprio, action
+
+    def autocast(self, precision: str) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when asked; fp32 everywhere else."""
+        if self.device.type == "cuda" and precision == "bf16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- events and log ----------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        """A line of the human-readable log (stdout, which the supervisor sends to train.log)."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{stamp} {message}", flush=True)
+
+    def phase(self, phase: str, epoch: int | None) -> None:
+        """Announce a phase so the watchdog applies that phase's budget."""
+        self.events.emit("phase", phase=phase, epoch=epoch)
+
+    def start(self, attempt_epoch: int, **fields: Any) -> None:
+        self.events.emit("start", durable=True, attempt=self.attempt, pid=os.getpid(),
+                         epoch=attempt_epoch, device=str(self.device),
+                         torch=torch.__version__, python=sys.version.split()[0], **fields)
+        what = f"resuming from {fields['resumed_from']}" if fields.get("resumed_from") else \
+            "starting"
+        self.log(f"run {self.run_id} attempt {self.attempt}: {what} at epoch {attempt_epoch}, "
+                 f"{fields['batches_per_epoch']} batches/epoch of {fields['batch_size']} "
+                 f"(micro-batch {fields['micro_batch']}), device {self.device}, "
+                 f"encoder {fields['encoder_label']}")
+
+    def heartbeat(self, *, epoch: int, batch: int, batches: int, step: int, loss: float,
+                  step_s: float, samples: int, remaining: int) -> None:
+        """One event per optimiser step, written by the loop itself (never by a timer)."""
+        self._step_times = (self._step_times + [step_s])[-50:]
+        mean = sum(self._step_times) / len(self._step_times)
+        self.events.emit("heartbeat", epoch=epoch, batch=batch, batches=batches, step=step,
+                         loss=loss, step_s=step_s, samples_per_s=samples / max(step_s, 1e-9),
+                         eta_s=mean * remaining)
+        now = time.monotonic()
+        if now - self._last_log >= LOG_EVERY_S or batch == batches:
+            self._last_log = now
+            self.log(f"epoch {epoch} batch {batch}/{batches} step {step} loss {loss:.5f} "
+                     f"{samples / max(step_s, 1e-9):.1f} samples/s eta {mean * remaining:.0f}s")
+
+    def beat_validation(self, batch: int) -> None:
+        """Validation progress (the watchdog's validation budget counts from the phase event)."""
+        if batch % 20 == 0:
+            self.events.emit("heartbeat", phase="validation", batch=batch)
+
+    def emit_epoch(self, *, epoch: int, metrics: dict[str, Any], started_at: float,
+                   ended_at: float, steps: int, samples: int, train_seconds: float,
+                   batch_size: int, resumed_at_step: int) -> None:
+        """The epoch's record: losses, z_err_pred, timing, memory."""
+        peak = None
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+        fields = {"train_loss": metrics.get("train_loss"), "val_loss": metrics.get("val_loss"),
+                  "z_err_pred": metrics.get("val_z_visual_err_pred"),
+                  "duration_s": ended_at - started_at, "steps": steps, "batch_size": batch_size,
+                  "samples_per_s": samples / max(train_seconds, 1e-9),
+                  "peak_gpu_mem_mib": peak, "started_at": started_at, "ended_at": ended_at,
+                  "attempt": self.attempt, "resumed_at_step": resumed_at_step}
+        self.events.emit("epoch", durable=True, epoch=epoch, metrics=metrics, **fields)
+        self.log(f"epoch {epoch} done: train_loss {_f(fields['train_loss'])} val_loss "
+                 f"{_f(fields['val_loss'])} z_err_pred {_f(fields['z_err_pred'])} in "
+                 f"{fields['duration_s']:.1f}s")
+
+    def checkpoint(self, **fields: Any) -> None:
+        self.events.emit("checkpoint", durable=True, **fields)
+        self.log(f"checkpoint {fields['path']} ({fields['size'] / 2**20:.1f} MiB)")
+
+    def incident(self, kind: str, summary: str, **details: Any) -> None:
+        self.events.emit("incident", durable=True, kind=kind, summary=summary, details=details)
+        self.log(f"{kind}: {summary}")
+
+    def end(self, status: str, epoch: int, step: int) -> None:
+        self.events.emit("end", durable=True, status=status, epoch=epoch, step=step)
+        self.log(f"run {status} at epoch {epoch}, step {step}")
+
+    def error(self, kind: str, message: str, **fields: Any) -> None:
+        self.events.emit("error", durable=True, kind=kind, message=message, **fields)
+
+    # -- thermal pause -----------------------------------------------------------------------
+
+    def wait_while_paused(self) -> None:
+        """Hold between steps while the supervisor's control file asks for a pause."""
+        control = self.run_dir / CONTROL_NAME
+        if not control.exists():
+            return
+        announced = 0.0
+        while control.exists() and not self.stop_requested:
+            if time.monotonic() - announced > 5:
+                try:
+                    reason = json.loads(control.read_text()).get("reason", "")
+                except (OSError, ValueError):
+                    reason = ""
+                self.events.emit("phase", phase="paused", reason=reason)
+                announced = time.monotonic()
+            time.sleep(0.5)
+        self.events.emit("phase", phase="train")
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5f}"
+
+
+def ensure_dataset(cfg: RunConfig) -> None:
+    """Generate the built-in synthetic dataset at data.path on first use (demo preset)."""
+    from dinowm.errors import ConfigError, DataError
+
+    path = Path(cfg.data.path) if cfg.data.path else None
+    if path is None:
+        raise ConfigError("data.path is empty: set it to the dataset folder, e.g. "
+                          "data.path=/path/to/franka_cube_stack_ds (or use --preset demo).")
+    if cfg.data.synthetic and not path.exists():
+        from dinowm.train.synth import write_synthetic_dataset
+
+        try:
+            write_synthetic_dataset(path, episodes=cfg.data.synth_episodes,
+                                    length=cfg.data.synth_length,
+                                    image_size=cfg.data.synth_image_size, seed=cfg.seed)
+        except (OSError, DataError):
+            if not path.exists():  # another run generated it at the same moment: use theirs
+                raise

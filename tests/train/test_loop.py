@@ -1,0 +1,141 @@
+"""The trainer as a process: it learns, it resumes bit-identically, it refuses bad data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from dinowm.train import checkpoint as ckpt
+from dinowm.train.synth import write_synthetic_dataset
+from tests.train.conftest import events, run_trainer
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(run_dir / "checkpoints" / ckpt.LATEST, weights_only=True)
+    flat = {}
+    for part, sd in state["model"].items():
+        flat.update({f"{part}.{k}": v for k, v in sd.items()})
+    for name, sd in state["optim"].items():
+        for pid, s in sd["state"].items():
+            flat.update({f"optim.{name}.{pid}.{k}": v for k, v in s.items()
+                         if isinstance(v, torch.Tensor)})
+    return flat
+
+
+def test_tiny_model_learns(tiny_run) -> None:
+    run_dir = tiny_run("learn", ["training.epochs=4", "training.predictor_lr=0.002",
+                                 "training.decoder_lr=0.002", "data.synth_episodes=8"])
+    out = run_trainer(run_dir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    epochs = [e for e in events(run_dir) if e["type"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
+    train = [e["train_loss"] for e in epochs]
+    z_err = [e["z_err_pred"] for e in epochs]
+    assert train[-1] < 0.7 * train[0], train
+    assert z_err[-1] < z_err[0], z_err
+    metrics = epochs[-1]["metrics"]
+    for key in ("train_z_loss", "val_z_visual_err_pred", "val_z_proprio_err_pred",
+                "val_decoder_recon_loss_pred", "val_img_ssim_reconstructed",
+                "val_z_visual_err_rollout", "train_decoder_recon_loss_reconstructed"):
+        assert key in metrics, key
+    assert (run_dir / "samples" / "epoch_0004.png").exists()
+    assert events(run_dir)[-1]["type"] == "end" and events(run_dir)[-1]["status"] == "completed"
+    seqs = [e["seq"] for e in events(run_dir)]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_kill_and_resume_is_bit_identical(tiny_run, tmp_path: Path) -> None:
+    common = ["training.epochs=3", "training.deterministic=true", "training.max_steps_per_epoch=4"]
+    straight = tiny_run("straight", common)
+    assert run_trainer(straight).returncode == 0
+    killed = tiny_run("killed", common)
+    env = {"DINOWM_FAULT": "step:6:sigkill", "DINOWM_FAULT_ONCE": str(tmp_path / "fired")}
+    first = run_trainer(killed, env)
+    assert first.returncode == -signal.SIGKILL
+    assert [e["epoch"] for e in events(killed) if e["type"] == "epoch"] == [1]
+    second = run_trainer(killed, env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    starts = [e for e in events(killed) if e["type"] == "start"]
+    assert starts[-1]["resumed_from"].endswith("model_latest.pth") and starts[-1]["epoch"] == 2
+    a, b = _weights(straight), _weights(killed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+    loss = lambda d: [e["train_loss"] for e in events(d) if e["type"] == "epoch"]  # noqa: E731
+    assert loss(straight) == loss(killed)[:1] + loss(killed)[1:]
+
+
+def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(tiny_run) -> None:
+    common = ["training.epochs=2", "training.deterministic=true", "training.max_steps_per_epoch=6"]
+    straight = tiny_run("straight", common)
+    assert run_trainer(straight).returncode == 0
+    stopped = tiny_run("stopped", common)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DINOWM_FAULT": "step:4:hang"}
+    proc = subprocess.Popen([sys.executable, "-m", "dinowm.train", "--run-dir", str(stopped)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (stopped / "events.jsonl").exists() and any(
+                e["type"] == "heartbeat" and e.get("step") == 3 for e in events(stopped)):
+            break
+        time.sleep(0.1)
+    # step 4 hangs inside fault(): SIGTERM is noted, but the step never finishes, so the
+    # second signal must end it at once (the 'second Ctrl-C' path).
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    assert not (stopped / "checkpoints" / ckpt.LATEST).exists()
+    # A clean stop: SIGTERM while steps run finishes the step and checkpoints mid-epoch.
+    env["DINOWM_FAULT"] = ""
+    before = len(events(stopped))
+    proc = subprocess.Popen([sys.executable, "-m", "dinowm.train", "--run-dir", str(stopped)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while not any(e["type"] == "heartbeat" and e.get("step") == 2
+                  for e in events(stopped)[before:]):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    end = events(stopped)[-1]
+    assert end["type"] == "end" and end["status"] == "stopped"
+    manifest = ckpt.verify(stopped / "checkpoints" / ckpt.LATEST)
+    assert manifest["samples_done"] > 0 and manifest["next_epoch"] == 1
+    assert run_trainer(stopped).returncode == 0
+    a, b = _weights(straight), _weights(stopped)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_action_is_refused_before_training(tiny_run, tmp_path: Path) -> None:
+    data = tmp_path / "nan_data"
+    write_synthetic_dataset(data, episodes=4, length=30, image_size=32, nan_at=(2, 17, 5))
+    run_dir = tiny_run("nan", [f"data.path={data}", "data.synthetic=false"])
+    out = run_trainer(run_dir)
+    assert out.returncode == 2
+    assert "episode 2" in out.stderr and "timestep 17" in out.stderr and "column 5" in out.stderr
+    kinds = [e["type"] for e in events(run_dir)]
+    assert "heartbeat" not in kinds and kinds[-1] == "error"
+
+
+def test_corrupt_latest_falls_back_to_previous_epoch(tiny_run) -> None:
+    run_dir = tiny_run("fallback", ["training.epochs=2", "training.max_steps_per_epoch=2"])
+    assert run_trainer(run_dir).returncode == 0
+    folder = run_dir / "checkpoints"
+    latest = folder / ckpt.LATEST
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.unlink(latest)  # break the hard link so epoch_0002.pth keeps its bytes
+    latest.write_bytes(bytes(data))
+    (run_dir / "config.json").write_text(
+        (run_dir / "config.json").read_text().replace('"epochs": 2', '"epochs": 3'))
+    out = run_trainer(run_dir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    evs = events(run_dir)
+    skipped = [e for e in evs if e["type"] == "incident" and e["kind"] == "checkpoint_skipped"]
+    assert skipped and "sha256" in skipped[0]["summary"]
+    start = [e for e in evs if e["type"] == "start"][-1]
+    assert start["resumed_from"].endswith("epoch_0002.pth") and start["epoch"] == 3
