@@ -185,6 +185,42 @@ class Store:
         return self.query("select * from telemetry where run_id = ? and t >= ? order by t, gpu",
                           [run_id, since])
 
+    def telemetry_summary(self, run_id: str, t0: float, t1: float) -> dict[str, Any]:
+        """Max temperature, mean power and mean utilisation of a run's GPUs between t0 and t1."""
+        rows = self.query(
+            "select max(coalesce(temp_max_c, temp_c)) as max_gpu_temp_c,"
+            " sum(power_w * n) / nullif(sum(case when power_w is null then 0 else n end), 0)"
+            "   as mean_power_w,"
+            " sum(util_pct * n) / nullif(sum(case when util_pct is null then 0 else n end), 0)"
+            "   as mean_gpu_util, count(*) as samples"
+            " from telemetry where run_id = ? and t >= ? and t <= ?", [run_id, t0, t1])
+        return rows[0]
+
+    def aggregate_telemetry(self, run_id: str, before: float, bucket_s: float) -> int:
+        """Fold raw samples older than `before` into one row per GPU and bucket; returns rows folded.
+
+        Means are weighted by sample count, the temperature maximum is kept, throttle reasons
+        are OR-ed, so per-epoch summaries stay exact after aggregation.
+        """
+
+        def body(db: sqlite_utils.Database) -> int:
+            rows = list(db.query(
+                "select * from telemetry where run_id = ? and t < ? and n = 1 order by gpu, t",
+                [run_id, before]))
+            if not rows:
+                return 0
+            buckets: dict[tuple[int, float], list[dict[str, Any]]] = {}
+            for r in rows:
+                buckets.setdefault((r["gpu"], r["t"] - r["t"] % bucket_s), []).append(r)
+            db.execute("delete from telemetry where run_id = ? and t < ? and n = 1",
+                       [run_id, before])
+            db["telemetry"].insert_all(
+                (_fold(run_id, gpu, start, group) for (gpu, start), group in buckets.items()),
+                replace=True)
+            return len(rows)
+
+        return self.transaction(body)
+
     def add_incident(self, run_id: str, kind: str, summary: str,
                      details: dict[str, Any] | None = None, **fields: Any) -> int:
         """Record an incident (oom, stall, crash, resume, thermal, lost, ...); returns its id."""
@@ -256,6 +292,25 @@ def _upsert_epoch(db: sqlite_utils.Database, run_id: str, epoch: int,
             metrics[key] = value
     row["metrics_json"] = json.dumps(metrics, sort_keys=True)
     db["epochs"].upsert(row, pk=("run_id", "epoch"))
+
+
+def _fold(run_id: str, gpu: int, start: float, group: list[dict[str, Any]]) -> dict[str, Any]:
+    """One aggregated telemetry row from raw samples of one GPU and bucket."""
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in group if r[key] is not None]
+        return sum(values) / len(values) if values else None
+
+    temps = [r["temp_c"] for r in group if r["temp_c"] is not None]
+    throttle = 0
+    for r in group:
+        throttle |= r["throttle"] or 0
+    return {"run_id": run_id, "t": start, "gpu": gpu, "n": len(group), "temp_c": mean("temp_c"),
+            "temp_max_c": max(temps) if temps else None, "power_w": mean("power_w"),
+            "power_limit_w": mean("power_limit_w"), "util_pct": mean("util_pct"),
+            "mem_used_mib": mean("mem_used_mib"), "mem_total_mib": mean("mem_total_mib"),
+            "sm_clock_mhz": mean("sm_clock_mhz"), "fan_pct": mean("fan_pct"),
+            "throttle": throttle}
 
 
 RUN_SUMMARY_SQL = """
