@@ -152,3 +152,19 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         primary key (run_id, path)
     );
     """)
+
+
+@MIGRATIONS()
+def m002_live_state(db: sqlite_utils.Database) -> None:
+    """Live progress columns of a run and the stop request a second process can make."""
+    for column, kind in (("phase", "text"), ("last_loss", "real"), ("samples_per_s", "real"),
+                         ("eta_s", "real"), ("stop_requested_at", "real"),
+                         ("micro_batch", "integer"), ("grad_accum", "integer")):
+        db.execute(f"alter table runs add column {column} {kind}")
+
+
+@MIGRATIONS()
+def m003_telemetry_counts(db: sqlite_utils.Database) -> None:
+    """Per-field sample counts of aggregated telemetry rows (a reading may be missing)."""
+    db.execute("alter table telemetry add column power_n integer")
+    db.execute("alter table telemetry add column util_n integer")

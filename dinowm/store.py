@@ -187,14 +187,7 @@ class Store:
 
     def telemetry_summary(self, run_id: str, t0: float, t1: float) -> dict[str, Any]:
         """Max temperature, mean power and mean utilisation of a run's GPUs between t0 and t1."""
-        rows = self.query(
-            "select max(coalesce(temp_max_c, temp_c)) as max_gpu_temp_c,"
-            " sum(power_w * n) / nullif(sum(case when power_w is null then 0 else n end), 0)"
-            "   as mean_power_w,"
-            " sum(util_pct * n) / nullif(sum(case when util_pct is null then 0 else n end), 0)"
-            "   as mean_gpu_util, count(*) as samples"
-            " from telemetry where run_id = ? and t >= ? and t <= ?", [run_id, t0, t1])
-        return rows[0]
+        return self.query(TELEMETRY_SUMMARY_SQL, [run_id, t0, t1])[0]
 
     def aggregate_telemetry(self, run_id: str, before: float, bucket_s: float) -> int:
         """Fold raw samples older than `before` into one row per GPU and bucket; returns rows folded.
@@ -202,6 +195,8 @@ class Store:
         Means are weighted by sample count, the temperature maximum is kept, throttle reasons
         are OR-ed, so per-epoch summaries stay exact after aggregation.
         """
+
+        before -= before % bucket_s  # whole buckets only: a bucket is folded exactly once
 
         def body(db: sqlite_utils.Database) -> int:
             rows = list(db.query(
@@ -256,7 +251,8 @@ class Store:
     # -- events --------------------------------------------------------------------------------
 
     def ingest(self, run_id: str, events: list[dict[str, Any]],
-               apply: Callable[[sqlite_utils.Database, str, dict[str, Any]], None]) -> int:
+               apply: Callable[[sqlite_utils.Database, str, dict[str, Any]], None] | None = None
+               ) -> int:
         """Apply trainer events with seq > the run's last_seq in one transaction; returns count.
 
         Ingesting the same events twice is harmless: the run's last_seq moves only forward.
@@ -268,13 +264,63 @@ class Store:
                 raise NotFoundError(f"No run '{run_id}' in {self.path}.")
             fresh = sorted((e for e in events if e["seq"] > last[0]), key=lambda e: e["seq"])
             for event in fresh:
-                apply(db, run_id, event)
+                (apply or apply_event)(db, run_id, event)
             if fresh:
                 db.execute("update runs set last_seq = ?, updated_at = ? where id = ?",
                            [fresh[-1]["seq"], time.time(), run_id])
             return len(fresh)
 
         return self.transaction(body)
+
+
+def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -> None:
+    """Map one trainer event (see dinowm.events) onto rows; called inside a transaction."""
+    kind, seq, t = event["type"], event["seq"], event.get("t", time.time())
+    runs = db["runs"]
+    if kind == "start":
+        runs.update(run_id, {k: event.get(k) for k in ("batches_per_epoch", "batch_size",
+                                                      "encoder_label", "micro_batch",
+                                                      "grad_accum")
+                             if event.get(k) is not None} | {"step": event.get("step", 0),
+                                                             "phase": "startup",
+                                                             "last_heartbeat": t})
+    elif kind == "heartbeat":
+        fields: dict[str, Any] = {"last_heartbeat": t}
+        if "step" in event:
+            fields.update(step=event["step"], last_loss=event.get("loss"),
+                          samples_per_s=event.get("samples_per_s"), eta_s=event.get("eta_s"),
+                          phase="train")
+        runs.update(run_id, fields)
+    elif kind == "phase":
+        runs.update(run_id, {"phase": event.get("phase"), "last_heartbeat": t})
+    elif kind == "epoch":
+        fields = {k: event.get(k) for k in EPOCH_FIELDS if k in event}
+        summary = next(iter(db.query(TELEMETRY_SUMMARY_SQL, [
+            run_id, event.get("started_at", t), event.get("ended_at", t)])))
+        fields.update({k: v for k, v in summary.items() if v is not None and k != "samples"})
+        _upsert_epoch(db, run_id, event["epoch"], {**event.get("metrics", {}), **fields,
+                                                    "seq": seq})
+        runs.update(run_id, {"epoch": event["epoch"], "last_heartbeat": t})
+    elif kind == "checkpoint":
+        db["checkpoints"].upsert({"run_id": run_id, "path": event["path"],
+                                  "kind": event.get("kind"), "epoch": event.get("epoch"),
+                                  "step": event.get("step"), "sha256": event.get("sha256"),
+                                  "size": event.get("size"), "t": t}, pk=("run_id", "path"))
+    elif kind in ("incident", "error"):
+        details = dict(event.get("details") or {})
+        if kind == "error":
+            details.update({k: v for k, v in event.items()
+                            if k not in ("seq", "t", "type", "kind", "message")})
+        row = {"run_id": run_id, "t": t, "kind": event.get("kind", kind),
+               "summary": event.get("summary") or event.get("message") or kind,
+               "details_json": json.dumps(details, default=str), "seq": seq,
+               "attempt": event.get("attempt"), "epoch": event.get("epoch"),
+               "step": event.get("step")}
+        db["incidents"].insert(row)
+
+
+EPOCH_FIELDS = ("attempt", "train_loss", "val_loss", "z_err_pred", "started_at", "ended_at",
+                "duration_s", "steps", "batch_size", "samples_per_s", "peak_gpu_mem_mib")
 
 
 def _upsert_epoch(db: sqlite_utils.Database, run_id: str, epoch: int,
@@ -301,6 +347,9 @@ def _fold(run_id: str, gpu: int, start: float, group: list[dict[str, Any]]) -> d
         values = [r[key] for r in group if r[key] is not None]
         return sum(values) / len(values) if values else None
 
+    def count(key: str) -> int:
+        return sum(1 for r in group if r[key] is not None)
+
     temps = [r["temp_c"] for r in group if r["temp_c"] is not None]
     throttle = 0
     for r in group:
@@ -310,8 +359,20 @@ def _fold(run_id: str, gpu: int, start: float, group: list[dict[str, Any]]) -> d
             "power_limit_w": mean("power_limit_w"), "util_pct": mean("util_pct"),
             "mem_used_mib": mean("mem_used_mib"), "mem_total_mib": mean("mem_total_mib"),
             "sm_clock_mhz": mean("sm_clock_mhz"), "fan_pct": mean("fan_pct"),
-            "throttle": throttle}
+            "throttle": throttle, "power_n": count("power_w"), "util_n": count("util_pct")}
 
+
+TELEMETRY_SUMMARY_SQL = """
+select max(coalesce(temp_max_c, temp_c)) as max_gpu_temp_c,
+  sum(power_w * coalesce(power_n, n))
+    / nullif(sum(case when power_w is null then 0 else coalesce(power_n, n) end), 0)
+    as mean_power_w,
+  sum(util_pct * coalesce(util_n, n))
+    / nullif(sum(case when util_pct is null then 0 else coalesce(util_n, n) end), 0)
+    as mean_gpu_util,
+  coalesce(sum(n), 0) as samples
+from telemetry where run_id = ? and t >= ? and t <= ?
+"""
 
 RUN_SUMMARY_SQL = """
 select r.*,

@@ -403,17 +403,13 @@ def _store_with(tmp_path: Path, samples: list[tuple[float, float | None]]) -> St
     return store
 
 
-@pytest.mark.xfail(reason="store._fold averages the non-null values but weights the mean by n "
-                   "(all samples), so a missing reading skews mean_power_w after folding")
 def test_store_summary_stays_exact_when_a_reading_is_missing(tmp_path: Path) -> None:
     store = _store_with(tmp_path, [(0.0, 100.0), (1.0, None), (10.0, 200.0)])
     before = store.telemetry_summary("r1", 0, 100)["mean_power_w"]
-    store.aggregate_telemetry("r1", before=5.0, bucket_s=10.0)
+    assert store.aggregate_telemetry("r1", before=10.0, bucket_s=10.0) == 2
     assert store.telemetry_summary("r1", 0, 100)["mean_power_w"] == pytest.approx(before)
 
 
-@pytest.mark.xfail(reason="aggregate_telemetry: a bucket split by `before` is folded twice and "
-                   "the second fold replaces the first (insert_all replace=True)")
 def test_store_keeps_samples_when_before_splits_a_bucket(tmp_path: Path) -> None:
     store = _store_with(tmp_path, [(float(t), 100.0 + t) for t in range(10)])
     before = store.telemetry_summary("r1", 0, 100)["mean_power_w"]
