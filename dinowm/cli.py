@@ -45,7 +45,12 @@ class State:
         return self._project
 
     def store(self) -> Store:
-        return Store(self.project.runs_db)
+        """runs.db of the project, after marking runs whose supervisor died as lost."""
+        from dinowm.runs import reconcile
+
+        store = Store(self.project.runs_db)
+        reconcile(store)
+        return store
 
 
 def _echo_json(value: Any) -> None:
@@ -134,6 +139,119 @@ def config_cmd(state: State, preset: str | None, changed: bool, list_keys: bool,
         _echo_json(to_dict(resolved.config))
     else:
         console.print(views.config_table(resolved, show_all=not changed))
+
+
+@main.command("run", context_settings=HELP)
+@click.option("--preset", "-p", default=None, help="Preset name (default: project default).")
+@click.option("--name", default=None, help="A name for the run (default: PRESET-N).")
+@click.option("--note", default=None, help="A first note attached to the run.")
+@click.option("--detach", "-d", is_flag=True,
+              help="Return at once; the supervisor keeps running after the terminal closes.")
+@click.argument("overrides", nargs=-1)
+@click.pass_obj
+def run_cmd(state: State, preset: str | None, name: str | None, note: str | None,
+            detach: bool, overrides: tuple[str, ...]) -> None:
+    """Start a supervised training run of PRESET with key=value OVERRIDES.
+
+    \b
+    Examples:
+      dinowm run --preset demo
+      dinowm run --preset franka_f5_h3 data.path=/data/franka_cube_stack_ds training.batch_size=16
+      dinowm run --preset franka_f5_h3 --detach --note "fan curve JW, 100 W limit"
+    Ctrl-C stops gracefully (checkpoint, status stopped); a second Ctrl-C stops at once.
+    """
+    from dinowm.runs import create_run
+
+    row = create_run(state.project, preset, overrides, name=name, note=note,
+                     argv=["dinowm", *sys.argv[1:]])
+    _launch(state, row, detach)
+
+
+def _launch(state: State, row: dict[str, Any], detach: bool) -> None:
+    from dinowm.supervisor import run_foreground, spawn_detached
+
+    if detach:
+        pid = spawn_detached(state.project, row["id"])
+        console.print(f"run {row['id']} ({row['name']}) started, supervisor pid {pid}\n"
+                      f"  follow:  dinowm tail {row['id']} -f\n  stop:    dinowm stop "
+                      f"{row['id']}\n  folder:  {row['run_dir']}")
+        return
+    console.print(f"run {row['id']} ({row['name']}) in {row['run_dir']}")
+    status = run_foreground(state.project, row["id"])
+    with Store(state.project.runs_db) as store:
+        final = store.run(row["id"])
+    style = "green" if status in ("completed", "stopped") else "red"
+    console.print(f"[{style}]run {row['id']} {status}[/]: epoch {final['epoch']}/"
+                  f"{final['epochs_target']}, attempts {final['attempts']}"
+                  + (f" ({final['exit_reason']})" if final.get("exit_reason") and
+                     status != "completed" else ""))
+    if status not in ("completed", "stopped"):
+        sys.exit(1)
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--detach", "-d", is_flag=True, help="Return at once; supervise in background.")
+@click.argument("overrides", nargs=-1)
+@click.pass_obj
+def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...]) -> None:
+    """Resume RUN from its latest checkpoint, in the same run folder, up to its target epochs.
+
+    OVERRIDES may change resumable keys, e.g. training.epochs=150 to train further.
+
+    \b
+    Examples:
+      dinowm resume latest
+      dinowm resume 20260107-093348 training.epochs=150 --detach
+    """
+    from dinowm.runs import prepare_resume
+
+    with state.store() as store:
+        row = prepare_resume(store, state.project, run, overrides)
+    _launch(state, row, detach)
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--wait", is_flag=True, help="Wait until the run has stopped.")
+@click.pass_obj
+def stop(state: State, run: str, wait: bool) -> None:
+    """Stop RUN gracefully: finish the step, checkpoint, status 'stopped'.
+
+    Example: dinowm stop latest --wait
+    """
+    import time
+
+    from dinowm.runs import request_stop
+    from dinowm.store import ACTIVE
+
+    with state.store() as store:
+        row = request_stop(store, run)
+        console.print(f"stop requested for {row['id']}")
+        deadline = time.monotonic() + 900
+        while wait and row["status"] in ACTIVE and time.monotonic() < deadline:
+            time.sleep(0.5)
+            row = store.run(row["id"])
+        if wait:
+            console.print(f"run {row['id']} is {row['status']}")
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.option("--lines", "-n", default=40, show_default=True, type=click.IntRange(min=0),
+              help="Lines of the end of train.log to show first.")
+@click.pass_obj
+def tail(state: State, run: str, follow: bool, lines: int) -> None:
+    """Show the end of RUN's train.log; -f follows it like tail -f.
+
+    Example: dinowm tail latest -f
+    """
+    from dinowm.tailing import follow_log
+
+    with state.store() as store:
+        row = store.run(run)
+    follow_log(state.project.runs_db, row, lines, follow)
 
 
 @main.command(context_settings=HELP)

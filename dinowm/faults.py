@@ -2,7 +2,7 @@
 
 At the n-th time the code passes `point`, `action` happens: oom (raise CUDA out of memory),
 raise (RuntimeError), hang (sleep forever), busy (spin forever), sigkill / sigstop (to itself),
-exit (os._exit(1)), zombie (spawn a child that exits and is never reaped), deadlock (wait on a
+exit (os._exit(1)), spam (write 10 MB to stdout and go on), zombie (spawn a child that exits and is never reaped), deadlock (wait on a
 lock this thread holds). A fault fires in the first process that reaches it; set
 DINOWM_FAULT_ONCE=path to a file so that a resumed attempt does not fire it again.
 """
@@ -82,6 +82,12 @@ def _fire(action: str) -> None:
         os.kill(os.getpid(), signal.SIGSTOP)
     if action == "exit":
         os._exit(1)
+    if action == "spam":
+        line = "x" * 1023 + "\n"
+        for _ in range(10 * 1024):
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return
     if action == "zombie":
         _children.append(subprocess.Popen([sys.executable, "-c", "pass"]))
         time.sleep(0.5)

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from dinowm.cli import main
+from dinowm.procinfo import ProcessRef
 from dinowm.store import Store
 
 
 def _seed(project_dir: Path) -> str:
+    me = ProcessRef.of(os.getpid())  # a live "supervisor", so reconcile keeps it running
     with Store(project_dir / "runs.db") as store:
         store.create_run({"id": "20260107-093348-ab12", "name": "lively-violet-5",
                           "preset": "franka_f5_h3", "config_json": "{}", "config_hash": "h",
-                          "epochs_target": 100, "status": "running", "started_at": 1.7e9})
+                          "epochs_target": 100, "status": "running", "started_at": 1.7e9,
+                          "supervisor_pid": me.pid, "supervisor_start": me.start,
+                          "host": socket.gethostname()})
         for e in (1, 2):
             store.upsert_epoch("20260107-093348-ab12", e, {
                 "train_loss": 0.5 / e, "val_loss": 0.6 / e, "z_err_pred": 0.25 / e,

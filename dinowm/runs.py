@@ -1,0 +1,222 @@
+"""Run lifecycle outside the supervisor: create, reconcile, request a stop, resume checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from dinowm import hardware
+from dinowm.config import Project, config_hash, flat_values, from_dict, resolve, to_dict, \
+    with_values
+from dinowm.errors import ConfigError, DinowmError, NotFoundError
+from dinowm.procinfo import ProcessRef
+from dinowm.schema import RunConfig
+from dinowm.store import ACTIVE, Store
+
+CONFIG_JSON = "config.json"
+# Keys a resume may change; everything else shapes the model or the data and needs a new run.
+RESUMABLE_PREFIXES = ("training.epochs", "training.batch_size", "training.grad_accum",
+                      "training.save_every_x_epoch", "training.keep_checkpoints",
+                      "training.num_reconstruct_samples", "training.max_steps_per_epoch",
+                      "training.rollout_horizon", "training.precision", "data.num_workers",
+                      "watchdog.", "telemetry.", "thermal.", "wandb.mode", "perf.compile")
+
+
+def new_run_id() -> str:
+    """'20260107-093348-1a2b': sortable by start, unique across processes."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def encoder_label(cfg: RunConfig) -> str:
+    """How the encoder is reported everywhere (an untrained test encoder says so)."""
+    if cfg.model.encoder == "tiny":
+        return "tiny ViT (random init, untrained)"
+    return "DINOv2 ViT-S/14 (pretrained, frozen)"
+
+
+def dinov2_weights_path(cfg: RunConfig) -> Path:
+    """Where the trainer will look for the official DINOv2 weights (torch hub cache)."""
+    if cfg.model.encoder_weights:
+        return Path(cfg.model.encoder_weights).expanduser()
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    return Path(torch_home) / "hub" / "checkpoints" / "dinov2_vits14_pretrain.pth"
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Errors a run would hit in its first seconds, found before anything is written."""
+    d = cfg.data
+    if not d.path:
+        raise ConfigError("data.path is empty: point it at the dataset, e.g. "
+                          "data.path=/path/to/franka_cube_stack_ds (or use --preset demo).")
+    if not d.synthetic and not Path(d.path).is_dir():
+        raise ConfigError(f"data.path={d.path} does not exist; fix the path, or set "
+                          f"data.synthetic=true to generate the built-in synthetic data there.")
+    if cfg.model.encoder == "dinov2_vits14":
+        weights = dinov2_weights_path(cfg)
+        if not weights.is_file():
+            raise ConfigError(
+                f"DINOv2 weights not found at {weights}: download https://dl.fbaipublicfiles.com"
+                f"/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth there, or set "
+                f"model.encoder_weights=PATH (model.encoder=tiny trains an untrained encoder).")
+
+
+def write_spec(run_dir: Path, spec: dict[str, Any]) -> None:
+    """config.json, atomically (the trainer reads it at every start)."""
+    tmp = run_dir / f".{CONFIG_JSON}.tmp"
+    tmp.write_text(json.dumps(spec, indent=1, sort_keys=True))
+    os.replace(tmp, run_dir / CONFIG_JSON)
+
+
+def read_spec(run_dir: Path) -> dict[str, Any]:
+    """The run's config.json."""
+    try:
+        return json.loads((Path(run_dir) / CONFIG_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise DinowmError(f"{run_dir}/{CONFIG_JSON} cannot be read ({exc}); the run folder "
+                          f"is damaged.") from None
+
+
+def create_run(project: Project, preset: str | None, overrides: list[str] | tuple[str, ...],
+               name: str | None = None, note: str | None = None,
+               argv: list[str] | None = None) -> dict[str, Any]:
+    """Validate, then write the run folder, config.json, the runs row and the hardware row."""
+    resolved = resolve(project, preset, overrides)
+    cfg = resolved.config
+    preflight(cfg)
+    run_id = new_run_id()
+    run_dir = project.outputs / run_id
+    command = shlex.join(argv) if argv else \
+        shlex.join(["dinowm", "run", "--preset", resolved.preset, *overrides])
+    with Store(project.runs_db) as store:
+        count = store.query("select count(*) as n from runs where preset = ?",
+                            [resolved.preset])[0]["n"]
+        name = name or f"{resolved.preset}-{count + 1}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+        spec = {"run_id": run_id, "name": name, "preset": resolved.preset,
+                "overrides": list(overrides), "changed": resolved.changed(),
+                "config": to_dict(cfg), "config_hash": config_hash(cfg), "command": command,
+                "created_at": time.time()}
+        write_spec(run_dir, spec)
+        store.create_run({"id": run_id, "name": name, "preset": resolved.preset,
+                          "env": cfg.env, "config_json": json.dumps(to_dict(cfg)),
+                          "config_hash": config_hash(cfg),
+                          "overrides_json": json.dumps(list(overrides)), "command": command,
+                          "cwd": os.getcwd(), "run_dir": str(run_dir),
+                          "epochs_target": cfg.training.epochs,
+                          "batch_size": cfg.training.batch_size,
+                          "grad_accum": cfg.training.grad_accum,
+                          "micro_batch": cfg.micro_batch, "host": socket.gethostname(),
+                          "encoder_label": encoder_label(cfg)})
+        store.set_hardware(run_id, hardware.describe())
+        if note:
+            store.add_note(run_id, note)
+        return store.run(run_id)
+
+
+def apply_resume_overrides(run_dir: Path, overrides: list[str] | tuple[str, ...],
+                           project: Project) -> RunConfig:
+    """Change resumable keys of a run's config.json (epochs, batch, ...); others are refused."""
+    spec = read_spec(run_dir)
+    cfg = from_dict(spec["config"])
+    if not overrides:
+        return cfg
+    changes: dict[str, Any] = {}
+    resolved = resolve(project, spec.get("preset"), list(overrides))  # validates the syntax
+    new_values = flat_values(resolved.config)
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not key.startswith(RESUMABLE_PREFIXES):
+            raise ConfigError(f"{key} cannot change on resume (it shapes the model or the data); "
+                              f"start a new run with 'dinowm run' instead.")
+        changes[key.replace(".", "__")] = new_values[key]
+    cfg = with_values(cfg, **changes)
+    spec["config"], spec["config_hash"] = to_dict(cfg), config_hash(cfg)
+    spec.setdefault("resume_overrides", []).extend(overrides)
+    write_spec(run_dir, spec)
+    return cfg
+
+
+def supervisor_alive(run: dict[str, Any]) -> bool:
+    """True when the run's supervisor process (pid and start time) still runs here."""
+    if not run.get("supervisor_pid") or run.get("host") != socket.gethostname():
+        return False
+    return ProcessRef(run["supervisor_pid"], run.get("supervisor_start") or -1).alive()
+
+
+def reconcile(store: Store) -> list[str]:
+    """Runs marked active whose supervisor is gone become 'lost', with their last log lines."""
+    from dinowm.diagnosis import last_lines
+
+    lost = []
+    here = socket.gethostname()
+    for run in store.query(f"select * from runs where status in ({','.join('?' * len(ACTIVE))})",
+                           list(ACTIVE)):
+        if run.get("host") not in (None, here) or supervisor_alive(run):
+            continue
+        if run["status"] == "created" and time.time() - run["created_at"] < 60:
+            continue  # a supervisor that is still starting
+        tail = last_lines(Path(run["run_dir"] or ".") / "train.log", 20) if run["run_dir"] else []
+        trainer = ProcessRef(run["pid"], run.get("pid_start") or -1) if run.get("pid") else None
+        orphan = trainer is not None and trainer.alive()
+        reason = (f"supervisor (pid {run.get('supervisor_pid')}) is gone"
+                  + (f"; trainer pid {run['pid']} still runs" if orphan else ""))
+        store.add_incident(run["id"], "lost", reason, {"log_tail": tail, "orphan_trainer": orphan},
+                           attempt=run.get("attempts"), epoch=run.get("epoch"))
+        store.update_run(run["id"], status="lost", exit_reason=reason, ended_at=time.time(),
+                         phase=None)
+        lost.append(run["id"])
+    return lost
+
+
+def request_stop(store: Store, ref: str) -> dict[str, Any]:
+    """Ask a run's supervisor to stop gracefully (checkpoint, then 'stopped')."""
+    import signal
+
+    reconcile(store)
+    run = store.run(ref)
+    if run["status"] not in ACTIVE:
+        raise NotFoundError(f"Run {run['id']} is not running (status {run['status']}); "
+                            f"nothing to stop.")
+    store.update_run(run["id"], stop_requested_at=time.time(), status="stopping")
+    if supervisor_alive(run):
+        os.kill(run["supervisor_pid"], signal.SIGTERM)
+    return store.run(run["id"])
+
+
+def prepare_resume(store: Store, project: Project, ref: str,
+                   overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Check that RUN can resume, apply resumable overrides, clear leftovers; returns the row."""
+    run = store.run(ref)
+    if run["status"] in ACTIVE and supervisor_alive(run):
+        raise DinowmError(f"Run {run['id']} is already running (supervisor pid "
+                          f"{run['supervisor_pid']}); 'dinowm stop {run['id']}' first.")
+    run_dir = Path(run["run_dir"])
+    if not (run_dir / CONFIG_JSON).is_file():
+        raise NotFoundError(f"Run folder {run_dir} of {run['id']} is missing; it cannot resume.")
+    cfg = apply_resume_overrides(run_dir, overrides, project)
+    if run["status"] == "completed" and run["epoch"] >= cfg.training.epochs:
+        raise DinowmError(f"Run {run['id']} already completed {run['epoch']}/"
+                          f"{cfg.training.epochs} epochs; train further with 'dinowm resume "
+                          f"{run['id']} training.epochs={cfg.training.epochs + 50}'.")
+    if run.get("pid") and run.get("host") == socket.gethostname():
+        from dinowm.procinfo import kill_group
+
+        trainer = ProcessRef(run["pid"], run.get("pid_start") or -1)
+        if trainer.alive():  # an orphan of a lost supervisor: never two trainers on one folder
+            kill_group(run["pid"], None, grace_s=30.0)
+    store.update_run(run["id"], status="created", epochs_target=cfg.training.epochs,
+                     batch_size=cfg.training.batch_size, grad_accum=cfg.training.grad_accum,
+                     micro_batch=cfg.micro_batch, config_json=json.dumps(to_dict(cfg)),
+                     config_hash=config_hash(cfg), stop_requested_at=None, ended_at=None,
+                     exit_reason=None, created_at=run["created_at"])
+    store.add_incident(run["id"], "resume", "resumed by the user" +
+                       (f" with {' '.join(overrides)}" if overrides else ""),
+                       {"overrides": list(overrides)}, attempt=run.get("attempts"))
+    return store.run(run["id"])

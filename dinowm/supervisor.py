@@ -1,0 +1,344 @@
+"""The body of `dinowm run`: spawn the trainer, ingest its events, sample the GPU, watch, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dinowm import diagnosis, procinfo, telemetry
+from dinowm.config import Project, from_dict, load_project, to_dict, with_values
+from dinowm.events import EVENTS_NAME, read_events
+from dinowm.runs import read_spec, write_spec
+from dinowm.schema import RunConfig
+from dinowm.store import Store
+from dinowm.thermal import ThermalGuard
+from dinowm.wandb_mirror import Mirror
+from dinowm.watchdog import Outcome, Progress, check, classify, decide
+
+CONTROL_NAME = "control.json"
+TICK_S = 0.25
+
+
+class Supervisor:
+    """Supervises one run until it completes, stops or fails; survives its trainer's deaths."""
+
+    def __init__(self, project: Project, run_id: str, display: Any = None):
+        self.project = project
+        self.store = Store(project.runs_db)
+        self.run = self.store.run(run_id)
+        self.run_id = self.run["id"]
+        self.run_dir = Path(self.run["run_dir"])
+        self.display = display
+        self.stop_reason: str | None = None
+        self.force_stop = False
+        self.offset = 0
+        self.history: list[Outcome] = []
+        self.proc: subprocess.Popen | None = None
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_reason is not None:
+            self.force_stop = True
+            return
+        self.stop_reason = f"{signal.Signals(signum).name} received"
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_hangup(self, signum: int, frame: Any) -> None:
+        """The terminal went away: keep supervising without the display."""
+        self.display = None
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def supervise(self) -> str:
+        """Run attempts until a final status; returns it."""
+        self._install_signals()
+        me = procinfo.ProcessRef.of(os.getpid())
+        self.store.update_run(self.run_id, status="running", supervisor_pid=me.pid,
+                              supervisor_start=me.start, host=socket.gethostname(),
+                              started_at=self.run.get("started_at") or time.time(),
+                              ended_at=None, exit_reason=None, stop_requested_at=None)
+        cfg = self._config()
+        tele = telemetry.TelemetryThread(telemetry.Sampler(telemetry.visible_gpus(
+            os.environ, telemetry.nvml_uuids())), cfg.telemetry.interval_s)
+        tele.start()
+        if not tele.sampler.available:
+            self.store.add_incident(self.run_id, "telemetry",
+                                    f"GPU telemetry unavailable: {tele.sampler.reason}")
+        mirror = Mirror(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity,
+                        self.run.get("name") or self.run_id, self.run_id,
+                        self.run.get("wandb_id"), to_dict(cfg), self.run_dir)
+        status, reason = "failed", "supervisor error"
+        try:
+            status, reason = self._attempts(tele, mirror)
+        finally:
+            tele.stop()
+            self._write_telemetry(tele)
+            mirror.finish(timeout_s=10)
+            wandb = mirror.status()
+            self._clear_pause()
+            self.store.update_run(self.run_id, status=status, exit_reason=reason,
+                                  ended_at=time.time(), phase=None, pid=None,
+                                  wandb_id=wandb.get("wandb_id") or self.run.get("wandb_id"),
+                                  wandb_url=wandb.get("url") or self.run.get("wandb_url"))
+            self.store.checkpoint_wal()
+            self.store.close()
+        return status
+
+    def _attempts(self, tele: telemetry.TelemetryThread, mirror: Mirror) -> tuple[str, str]:
+        resumes = 0
+        while True:
+            cfg = self._config()
+            attempt = (self.store.run(self.run_id)["attempts"] or 0) + 1
+            self.store.update_run(self.run_id, attempts=attempt)
+            outcome = self._attempt(cfg, attempt, tele, mirror)
+            if self.stop_reason is not None and outcome.kind not in ("completed", "config"):
+                return "stopped", self.stop_reason
+            decision = decide(outcome, self.history, cfg.watchdog, resumes)
+            self.history.append(outcome)
+            if decision.action == "finish":
+                return decision.status or "failed", decision.reason
+            resumes += 1
+            if decision.halve_batch:
+                self._halve_batch(cfg, outcome)
+            self.store.add_incident(self.run_id, "resume",
+                                    f"resuming (attempt {attempt + 1}) after "
+                                    f"{decision.delay_s:.0f} s: {decision.reason}",
+                                    {"delay_s": decision.delay_s, "after": outcome.kind},
+                                    attempt=attempt)
+            self.store.update_run(self.run_id, status="resuming", phase=None)
+            if not self._sleep(decision.delay_s, tele):
+                return "stopped", self.stop_reason or "stopped"
+            self.store.update_run(self.run_id, status="running")
+
+    def _attempt(self, cfg: RunConfig, attempt: int, tele: telemetry.TelemetryThread,
+                 mirror: Mirror) -> Outcome:
+        """One trainer process from spawn to exit (or to the kill after a stall)."""
+        started = time.time()
+        progress = Progress(attempt_started=started, phase_since=started)
+        guard = ThermalGuard(cfg.thermal)
+        log = open(self.run_dir / "train.log", "ab", buffering=0)
+        log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n"
+                  .encode())
+        env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dinowm.train", "--run-dir", str(self.run_dir)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True, cwd=self.run_dir)
+        log.close()
+        ref = procinfo.ProcessRef.of(self.proc.pid)
+        self.store.update_run(self.run_id, pid=ref.pid, pid_start=ref.start)
+        state: dict[str, Any] = {"error": None, "end": None, "stop_sent": None}
+        last_write = last_db_poll = time.monotonic()
+        try:
+            while True:
+                time.sleep(TICK_S)
+                now = time.time()
+                if time.monotonic() - last_write >= 1.0:
+                    self._write_telemetry(tele)
+                    last_write = time.monotonic()
+                self._ingest(progress, state, mirror, now)
+                self._thermal(guard, tele, now)
+                if time.monotonic() - last_db_poll >= 1.0:
+                    last_db_poll = time.monotonic()
+                    self._poll_stop_request()
+                if self.stop_reason is not None:
+                    if self.force_stop:
+                        procinfo.kill_group(self.proc.pid, self.proc, grace_s=0.0)
+                        return Outcome("stopped", f"forced stop ({self.stop_reason})",
+                                       progress.steps, self.proc.returncode)
+                    if state["stop_sent"] is None:
+                        self._signal_trainer(signal.SIGTERM)
+                        state["stop_sent"] = time.monotonic()
+                    elif time.monotonic() - state["stop_sent"] > cfg.watchdog.checkpoint_s + \
+                            cfg.watchdog.heartbeat_floor_s:
+                        procinfo.kill_group(self.proc.pid, self.proc, grace_s=5.0)
+                if self.display is not None:
+                    self._show(progress, tele)
+                rc = self.proc.poll()
+                if rc is not None:
+                    self._ingest(progress, state, mirror, time.time())
+                    procinfo.kill_group(self.proc.pid, None, grace_s=1.0)  # leftover workers
+                    return self._outcome(rc, state, progress, cfg)
+                if state["stop_sent"] is None and tele.sampler.lost:
+                    self._write_telemetry(tele)
+                    procinfo.kill_group(self.proc.pid, self.proc, grace_s=10.0)
+                    msg = f"GPU lost: {tele.sampler.lost}"
+                    self.store.add_incident(self.run_id, "gpu_lost", msg, tele.sampler.lost,
+                                            attempt=attempt)
+                    return Outcome("lost_gpu", msg, progress.steps, self.proc.returncode)
+                verdict = check(progress, now, cfg.watchdog)
+                if verdict.stalled and state["stop_sent"] is None:
+                    return self._stall(verdict, progress, attempt, tele)
+        finally:
+            self.store.update_run(self.run_id, pid=None)
+
+    # -- pieces of an attempt ---------------------------------------------------------------
+
+    def _ingest(self, progress: Progress, state: dict[str, Any], mirror: Mirror,
+                now: float) -> None:
+        events, self.offset = read_events(self.run_dir / EVENTS_NAME, self.offset)
+        if not events:
+            return
+        self.store.ingest(self.run_id, events)
+        for event in events:
+            progress.observe(event, now)
+            kind = event["type"]
+            if kind == "error":
+                state["error"] = event
+            elif kind == "end":
+                state["end"] = event.get("status")
+            elif kind == "epoch":
+                mirror.log({"epoch": event["epoch"], **event.get("metrics", {}),
+                            "z_err_pred": event.get("z_err_pred")}, step=event["epoch"])
+                if self.display is not None:
+                    self.display.epoch(event)
+            elif kind == "start" and self.display is not None:
+                self.display.start(event)
+
+    def _outcome(self, rc: int, state: dict[str, Any], progress: Progress,
+                 cfg: RunConfig) -> Outcome:
+        sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
+        kind, message = classify(rc, state["end"], state["error"], sig)
+        if kind in ("signal", "crash") and state["error"] is None:
+            tail = diagnosis.last_lines(self.run_dir / "train.log", 30)
+            self.store.add_incident(self.run_id, "crash", message,
+                                    {"exit_code": rc, "log_tail": tail},
+                                    step=progress.last_step)
+        return Outcome(kind, message, progress.steps, rc, micro_batch=cfg.micro_batch)
+
+    def _stall(self, verdict: Any, progress: Progress, attempt: int,
+               tele: telemetry.TelemetryThread) -> Outcome:
+        """Diagnose, record, kill the process group, reap."""
+        assert self.proc is not None
+        gpu = telemetry.snapshot(timeout=5.0) if tele.sampler.available else None
+        diag = diagnosis.collect(self.run_dir, self.proc.pid, gpu=gpu)
+        killed = procinfo.kill_group(self.proc.pid, self.proc, grace_s=10.0)
+        message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
+        self.store.add_incident(self.run_id, "stall", message,
+                                {**diag, "verdict": verdict.__dict__, "kill": killed},
+                                attempt=attempt, step=progress.last_step)
+        return Outcome("stall", message, progress.steps, self.proc.returncode)
+
+    def _halve_batch(self, cfg: RunConfig, outcome: Outcome) -> None:
+        """OOM policy: same effective batch, half the micro-batch (grad_accum doubled)."""
+        t = cfg.training
+        new = with_values(cfg, training__grad_accum=min(t.grad_accum * 2, t.batch_size))
+        spec = read_spec(self.run_dir)
+        spec["config"] = to_dict(new)
+        write_spec(self.run_dir, spec)
+        self.store.update_run(self.run_id, grad_accum=new.training.grad_accum,
+                              micro_batch=new.micro_batch)
+        self.store.add_incident(self.run_id, "oom_policy",
+                                f"micro-batch {cfg.micro_batch} → {new.micro_batch} "
+                                f"(grad_accum {t.grad_accum} → {new.training.grad_accum}, "
+                                f"batch {t.batch_size} kept)",
+                                {"batch_size": t.batch_size, "micro_batch_before":
+                                 cfg.micro_batch, "micro_batch_after": new.micro_batch})
+
+    def _write_telemetry(self, tele: telemetry.TelemetryThread) -> None:
+        rows = tele.drain()
+        if rows:
+            self.store.add_telemetry([{**r, "run_id": self.run_id} for r in rows])
+
+    def _thermal(self, guard: ThermalGuard, tele: telemetry.TelemetryThread,
+                 now: float) -> None:
+        latest = tele.latest()
+        temps = [r["temp_c"] for r in latest if r.get("temp_c") is not None]
+        action = guard.update(max(temps) if temps else None, now)
+        if action is None:
+            return
+        reasons = sorted({n for r in latest for n in telemetry.throttle_names(r.get("throttle"))})
+        cfg = guard.cfg
+        if action == "pause":
+            reason = (f"GPU at {max(temps):.0f} °C > {cfg.max_temp_c:.0f} °C for "
+                      f"{cfg.hold_s:.0f} s; pausing until < {cfg.resume_temp_c:.0f} °C")
+            (self.run_dir / CONTROL_NAME).write_text(json.dumps({"pause": True,
+                                                                 "reason": reason}))
+        else:
+            reason = f"GPU at {max(temps):.0f} °C: resuming"
+            self._clear_pause()
+        self.store.add_incident(self.run_id, "thermal", reason,
+                                {"temps": temps, "throttle": reasons, "action": action})
+
+    def _clear_pause(self) -> None:
+        (self.run_dir / CONTROL_NAME).unlink(missing_ok=True)
+
+    def _poll_stop_request(self) -> None:
+        row = self.store.query("select stop_requested_at from runs where id = ?", [self.run_id])
+        if row and row[0]["stop_requested_at"] and self.stop_reason is None:
+            self.stop_reason = "stop requested (dinowm stop)"
+
+    def _signal_trainer(self, signum: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+
+    def _sleep(self, seconds: float, tele: telemetry.TelemetryThread) -> bool:
+        """Back-off wait that a stop request interrupts; False when stopped."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stop_reason is not None:
+                return False
+            time.sleep(min(TICK_S, max(deadline - time.monotonic(), 0)))
+            self._write_telemetry(tele)
+            self._poll_stop_request()
+        return self.stop_reason is None
+
+    def _config(self) -> RunConfig:
+        return from_dict(read_spec(self.run_dir)["config"])
+
+    def _show(self, progress: Progress, tele: telemetry.TelemetryThread) -> None:
+        try:
+            self.display.update(self.store.run(self.run_id), tele.latest())
+        except OSError:
+            self.display = None  # the terminal is gone; keep supervising
+
+
+def spawn_detached(project: Project, run_id: str) -> int:
+    """Start a supervisor in its own session (it outlives the terminal); returns its pid."""
+    run_dir = project.outputs / run_id
+    with open(run_dir / "supervisor.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "dinowm.supervisor", "--config",
+                                 str(project.config_path), "--run", run_id],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=project.root)
+    ref = procinfo.ProcessRef.of(proc.pid)
+    with Store(project.runs_db) as store:
+        store.update_run(run_id, supervisor_pid=ref.pid, supervisor_start=ref.start,
+                         host=socket.gethostname())
+    return proc.pid
+
+
+def run_foreground(project: Project, run_id: str) -> str:
+    """Supervise in this process with the live display; Ctrl-C stops gracefully."""
+    from dinowm.live import Display
+
+    with Display() as display:
+        return Supervisor(project, run_id, display=display).supervise()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dinowm.supervisor --config PATH --run ID`: a detached supervisor."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dinowm.supervisor")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--run", required=True)
+    args = parser.parse_args(argv)
+    status = Supervisor(load_project(args.config), args.run).supervise()
+    return 0 if status in ("completed", "stopped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""`dinowm tail`: the end of a run's train.log, then new lines while the run is active."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dinowm.diagnosis import last_lines
+from dinowm.store import ACTIVE, Store
+
+
+def follow_log(db_path: Path, run: dict[str, Any], lines: int, follow: bool,
+               poll_s: float = 0.5) -> None:
+    """Print the last `lines` lines; with follow, stream appended bytes until the run ends."""
+    path = Path(run["run_dir"]) / "train.log"
+    for line in last_lines(path, lines):
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    if not follow:
+        return
+    offset = path.stat().st_size if path.exists() else 0
+    last_check = 0.0
+    try:
+        while True:
+            if path.exists() and path.stat().st_size > offset:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read()
+                offset += len(data)
+                sys.stdout.write(data.decode("utf-8", "replace"))
+                sys.stdout.flush()
+                continue
+            if time.monotonic() - last_check > 1.0:
+                last_check = time.monotonic()
+                with Store(db_path) as store:
+                    status = store.run(run["id"])["status"]
+                if status not in ACTIVE:
+                    sys.stdout.write(f"[run {run['id']} is {status}]\n")
+                    return
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        return

@@ -1,0 +1,176 @@
+"""Pure decisions of the supervisor: is the trainer making progress, and what to do after it ends."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from dinowm.schema import WatchdogConfig
+
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK = 0, 1, 2, 3, 4
+NO_PROGRESS_LIMIT = 3  # consecutive attempts without a new step before giving up
+HEALTHY_STEPS = 200  # an attempt with this many steps resets the backoff
+
+
+@dataclass
+class Progress:
+    """What the supervisor knows about the current attempt, fed from ingested events."""
+
+    attempt_started: float
+    phase: str = "startup"
+    phase_since: float = 0.0
+    last_beat: float = 0.0
+    first_step: int | None = None
+    last_step: int | None = None
+    step_times: deque = field(default_factory=lambda: deque(maxlen=500))
+
+    def observe(self, event: dict, now: float) -> None:
+        """Update from one trainer event (its arrival time `now` counts as the beat)."""
+        kind = event.get("type")
+        if kind == "phase":
+            self.phase, self.phase_since = event.get("phase") or self.phase, now
+        elif kind == "heartbeat":
+            if "step" in event:
+                if self.phase != "train":
+                    self.phase, self.phase_since = "train", now
+                self.last_step = event["step"]
+                if self.first_step is None:
+                    self.first_step = event["step"]
+                if event.get("step_s") is not None:
+                    self.step_times.append(float(event["step_s"]))
+        elif kind == "start":
+            self.phase, self.phase_since = "startup", now
+        self.last_beat = now
+
+    @property
+    def steps(self) -> int:
+        """Steps made in this attempt."""
+        if self.first_step is None or self.last_step is None:
+            return 0
+        return self.last_step - self.first_step + 1
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the trainer is stalled, and against which budget."""
+
+    stalled: bool
+    phase: str
+    age_s: float
+    limit_s: float
+
+    def describe(self) -> str:
+        return (f"no progress for {self.age_s:.0f} s in phase '{self.phase}' "
+                f"(limit {self.limit_s:.0f} s)")
+
+
+def p99(values: deque) -> float:
+    """99th percentile (nearest rank) of recent step times."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def step_limit(progress: Progress, cfg: WatchdogConfig) -> float:
+    """Adaptive training budget: max(floor, factor x p99 step time)."""
+    return max(cfg.heartbeat_floor_s, cfg.heartbeat_factor * p99(progress.step_times))
+
+
+def check(progress: Progress, now: float, cfg: WatchdogConfig) -> Verdict:
+    """Stalled when the time since the last sign of life exceeds the current phase's budget."""
+    if progress.last_step is None and progress.phase in ("startup", "train"):
+        age = now - progress.attempt_started  # until the first step: the start-up budget
+        return Verdict(age > cfg.startup_s, "startup", age, cfg.startup_s)
+    budgets = {"paused": max(cfg.heartbeat_floor_s, 30.0), "validation": cfg.validation_s,
+               "checkpoint": cfg.checkpoint_s}
+    limit = budgets.get(progress.phase) or step_limit(progress, cfg)
+    age = now - progress.last_beat
+    return Verdict(age > limit, progress.phase, age, limit)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended."""
+
+    kind: str  # completed | stopped | config | oom | disk_full | crash | signal | stall | lost_gpu
+    message: str
+    steps: int
+    exit_code: int | None = None
+    micro_batch: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the supervisor does next."""
+
+    action: str  # finish | resume
+    status: str | None = None  # final status when finishing
+    reason: str = ""
+    delay_s: float = 0.0
+    halve_batch: bool = False
+
+
+def classify(exit_code: int, end_status: str | None, error: dict | None,
+             signal_name: str | None) -> tuple[str, str]:
+    """(outcome kind, message) from the trainer's exit code, end event and error event."""
+    message = (error or {}).get("message", "")
+    if exit_code == EXIT_OK:
+        return (end_status or "completed"), end_status or "completed"
+    if exit_code == EXIT_CONFIG:
+        return "config", message or "configuration or data error"
+    if exit_code == EXIT_OOM:
+        return "oom", message or "CUDA out of memory"
+    if exit_code == EXIT_DISK:
+        return "disk_full", message or "disk full"
+    if exit_code < 0:
+        name = signal_name or f"signal {-exit_code}"
+        hint = " (the host OOM killer or a user; see `dmesg | grep -i oom`)" \
+            if name == "SIGKILL" else ""
+        return "signal", f"trainer killed by {name}{hint}"
+    return "crash", message or f"trainer exited with code {exit_code}"
+
+
+def decide(outcome: Outcome, history: list[Outcome], cfg: WatchdogConfig,
+           automatic_resumes: int) -> Decision:
+    """Resume, halve the batch, or finish with a status, from the outcome and earlier attempts."""
+    if outcome.kind in ("completed", "stopped"):
+        return Decision("finish", outcome.kind, outcome.message)
+    if outcome.kind == "config":
+        return Decision("finish", "failed", f"{outcome.message} (not retried)")
+    if outcome.kind == "disk_full":
+        return Decision("finish", "failed", f"disk full: {outcome.message}")
+    if outcome.kind == "lost_gpu":
+        return Decision("finish", "failed", f"GPU lost, not resumed: {outcome.message}")
+    if outcome.kind == "oom":
+        if cfg.oom == "stop" or (outcome.micro_batch or 1) <= 1:
+            mb = outcome.micro_batch or 0
+            hint = (f"; try training.batch_size={max(mb // 2, 1)} or watchdog.oom=halve"
+                    if mb > 1 else "; even a micro-batch of 1 does not fit this GPU")
+            return Decision("finish", "failed", f"CUDA out of memory at micro-batch {mb}{hint}")
+        return Decision("resume", reason=f"CUDA out of memory at micro-batch "
+                        f"{outcome.micro_batch}: halving it, doubling grad_accum",
+                        halve_batch=True)
+    # crash, signal, stall: resume while attempts remain and attempts make progress
+    if outcome.kind in ("crash", "signal") and cfg.on_crash == "stop":
+        return Decision("finish", "failed", f"{outcome.message} (watchdog.on_crash=stop)")
+    recent = [*history, outcome]
+    stuck = 0
+    for o in reversed(recent):
+        if o.steps > 0:
+            break
+        stuck += 1
+    if stuck >= NO_PROGRESS_LIMIT:
+        return Decision("finish", "failed", f"no progress in {stuck} attempts in a row; last: "
+                                            f"{outcome.message}")
+    if automatic_resumes >= cfg.max_attempts:
+        return Decision("finish", "failed", f"gave up after {automatic_resumes} automatic "
+                                            f"resumes; last: {outcome.message}")
+    failures = 0
+    for o in reversed(recent):
+        if o.steps >= HEALTHY_STEPS:
+            break
+        failures += 1
+    delay = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** max(failures - 1, 0))
+    return Decision("resume", reason=outcome.message, delay_s=delay)
