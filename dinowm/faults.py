@@ -78,8 +78,10 @@ def _fire(action: str) -> None:
         lock.acquire()
     if action == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
+        return
     if action == "sigstop":
         os.kill(os.getpid(), signal.SIGSTOP)
+        return
     if action == "exit":
         os._exit(1)
     if action == "spam":
