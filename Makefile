@@ -30,7 +30,7 @@ test-core-py310:
 	@if [ -z "$(PY310)" ]; then echo "test-core-py310: no python3.10 found, skipped"; exit 0; fi; \
 	set -e; test -x .venv310/bin/python || $(PY310) -m venv .venv310; \
 	if [ ! -f .venv310/.installed ] || [ pyproject.toml -nt .venv310/.installed ]; then \
-	  .venv310/bin/python -m pip install -q click rich sqlite-utils 'tomli>=2' nvidia-ml-py \
+	  .venv310/bin/python -m pip install -q click rich textual sqlite-utils 'tomli>=2' nvidia-ml-py \
 	    'pytest>=8' pytest-timeout hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
 	.venv310/bin/python -m pytest tests/core -p no:cacheprovider $(PYTEST_ARGS)
