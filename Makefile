@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 # torch for this machine; on a GPU workstation use e.g. TORCH="torch torchvision" (CUDA build).
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-PY310 ?= $(firstword $(shell command -v python3.10 2>/dev/null) $(wildcard /root/.pyenv/versions/3.10*/bin/python3.10))
+PY310 ?= $(shell for p in $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
+  $$(command -v python3.10); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' \
+  2>/dev/null && echo "$$p" && break; done)
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-core-py310 setup clean

@@ -139,3 +139,38 @@ def test_corrupt_latest_falls_back_to_previous_epoch(tiny_run) -> None:
     assert skipped and "sha256" in skipped[0]["summary"]
     start = [e for e in evs if e["type"] == "start"][-1]
     assert start["resumed_from"].endswith("epoch_0002.pth") and start["epoch"] == 3
+
+
+def test_grad_accum_keeps_the_effective_batch(tiny_run) -> None:
+    common = ["training.epochs=1", "training.max_steps_per_epoch=2", "training.deterministic=true",
+              "model.predictor_dropout=0", "training.num_reconstruct_samples=0"]
+    whole = tiny_run("whole", common)
+    split = tiny_run("split", [*common, "training.grad_accum=2"])
+    assert run_trainer(whole).returncode == 0
+    assert run_trainer(split).returncode == 0
+    a, b = _weights(whole), _weights(split)
+    for key in a:
+        if not key.startswith("optim"):
+            assert torch.allclose(a[key], b[key], atol=1e-5, rtol=1e-4), key
+    starts = [e for e in events(split) if e["type"] == "start"]
+    assert starts[0]["micro_batch"] == 4 and starts[0]["batch_size"] == 8
+    assert not (split / "samples").exists()  # num_reconstruct_samples=0: no grids at all
+
+
+def test_sigusr1_dumps_stacks_and_training_goes_on(tiny_run) -> None:
+    run_dir = tiny_run("usr1", ["training.epochs=2", "training.max_steps_per_epoch=8"])
+    proc = subprocess.Popen([sys.executable, "-m", "dinowm.train", "--run-dir", str(run_dir)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (run_dir / "events.jsonl").exists() and any(
+                e["type"] == "heartbeat" for e in events(run_dir)):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(timeout=120) == 0
+    stacks = (run_dir / "stacks.txt").read_text()
+    assert "Current thread" in stacks or "Thread 0x" in stacks
+    assert "loop.py" in stacks
+    assert events(run_dir)[-1]["status"] == "completed"
