@@ -92,6 +92,8 @@ class Supervisor:
                                   ended_at=time.time(), phase=None, pid=None,
                                   wandb_id=wandb.get("wandb_id") or self.run.get("wandb_id"),
                                   wandb_url=wandb.get("url") or self.run.get("wandb_url"))
+            if self.display is not None:
+                self._show(tele)
             self.store.checkpoint_wal()
             self.store.close()
         return status
@@ -165,7 +167,7 @@ class Supervisor:
                             cfg.watchdog.heartbeat_floor_s:
                         procinfo.kill_group(self.proc.pid, self.proc, grace_s=5.0)
                 if self.display is not None:
-                    self._show(progress, tele)
+                    self._show(tele)
                 rc = self.proc.poll()
                 if rc is not None:
                     self._ingest(progress, state, mirror, time.time())
@@ -298,7 +300,7 @@ class Supervisor:
     def _config(self) -> RunConfig:
         return from_dict(read_spec(self.run_dir)["config"])
 
-    def _show(self, progress: Progress, tele: telemetry.TelemetryThread) -> None:
+    def _show(self, tele: telemetry.TelemetryThread) -> None:
         try:
             self.display.update(self.store.run(self.run_id), tele.latest())
         except OSError:
