@@ -17,7 +17,7 @@ from dinowm.train.normalize import (Stats, check_stats, compute_stats, constant_
                                     identity_stats, normalise)
 
 __all__ = ["SliceDataset", "EpochSampler", "build_datasets", "check_dataset", "validate_dataset",
-           "split_episodes", "prepare_frames", "reference_sample"]
+           "split_episodes", "prepare_frames", "reference_sample", "ReferenceDataset"]
 
 
 class SliceDataset(Dataset):
@@ -33,6 +33,7 @@ class SliceDataset(Dataset):
         starts = [(e, s) for e in episodes for s in range(starts_in(lengths[e], span))]
         # (S, 2) int64 rows of (episode, start): one tensor, not S Python objects per worker
         self.slices = torch.tensor(starts, dtype=torch.int64).reshape(-1, 2)
+        self.tokens: Any = None  # a features.TokenStore when the frozen-feature cache is on
 
     def __len__(self) -> int:
         return self.slices.shape[0]
@@ -49,7 +50,9 @@ class SliceDataset(Dataset):
                              f"episode {ep} of {self.lengths[ep]} frames")
         kept = slice(start, start + (num_frames - 1) * fs + 1, fs)
         actions = self.actions[ep, start : start + num_frames * fs]  # (F*fs, A)
-        return {
+        extra = {} if self.tokens is None else {
+            "tokens": self.tokens.tokens(ep, start, num_frames, fs)}  # (F, P, D) fp16
+        return {**extra,
             "visual": self.frames.frames(ep, start, num_frames, fs),  # (F, 3, H, W) uint8
             "proprio": self.proprio[ep, kept].clone(),  # (F, P)
             "action": actions.reshape(num_frames, -1).clone(),  # (F, fs*A): a[t], ..., a[t+fs-1]
@@ -173,6 +176,19 @@ def prepare_frames(visual: torch.Tensor, img_size: int) -> torch.Tensor:
         top, left = (x.shape[-2] - img_size) // 2, (x.shape[-1] - img_size) // 2
         x = x[..., top : top + img_size, left : left + img_size]
     return (x / 127.5 - 1.0).reshape(*lead, c, img_size, img_size)
+
+
+class ReferenceDataset(Dataset):
+    """The public loader's costs: every sample transforms its whole episode (perf.mode=reference)."""
+
+    def __init__(self, ds: SliceDataset, img_size: int) -> None:
+        self.ds, self.img_size = ds, img_size
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return reference_sample(self.ds, i, self.img_size)
 
 
 def reference_sample(ds: SliceDataset, i: int, img_size: int = 224) -> dict[str, torch.Tensor]:

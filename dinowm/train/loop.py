@@ -14,7 +14,7 @@ from dinowm.faults import fault
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import (build_model, build_optimizers, load_model_state, model_state,
                                 rng_state, seed_everything, set_rng_state)
-from dinowm.train.data import EpochSampler, build_datasets, prepare_frames
+from dinowm.train.data import EpochSampler, ReferenceDataset, build_datasets
 from dinowm.train.runtime import Runtime, ensure_dataset
 from dinowm.train.samples import reconstruction_grid
 
@@ -56,12 +56,22 @@ def train(run_dir: Path) -> str:
         epoch, samples_done, step = state["epoch"], state["samples_done"], state["step"]
         accum = _Accum(state["accum"])
         set_rng_state(state["rng"])
-    if device.type == "cuda" and cfg.perf.channels_last:
-        model.decoder.to(memory_format=torch.channels_last)
+    reference = cfg.perf.mode == "reference"
+    setup_speed(model, cfg, device)
+    if cfg.data.cache_features and not reference:
+        rt.phase("startup", epoch=None)
+        from dinowm.train.features import TokenStore, build_cache
+
+        cache_dir = build_cache(model, train_ds, run_dir.parent / ".feature_cache", device,
+                                progress=lambda i, n: rt.log(f"feature cache: episode {i}/{n}"))
+        train_ds.tokens = val_ds.tokens = TokenStore(cache_dir)
+        rt.log(f"feature cache: {cache_dir}")
 
     sampler = EpochSampler(len(train_ds), seed=cfg.seed)
-    loader = rt.loader(train_ds, cfg.micro_batch, sampler=sampler)
-    val_loader = rt.loader(val_ds, cfg.micro_batch, sampler=None)
+    loader = rt.loader(ReferenceDataset(train_ds, cfg.model.img_size) if reference else train_ds,
+                       cfg.micro_batch, sampler=sampler)
+    val_loader = rt.loader(ReferenceDataset(val_ds, cfg.model.img_size) if reference else val_ds,
+                           cfg.micro_batch, sampler=None)
     steps_per_epoch = math.ceil(len(train_ds) / t.batch_size)
     if t.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
@@ -71,7 +81,9 @@ def train(run_dir: Path) -> str:
              train_samples=len(train_ds), val_samples=len(val_ds), params=counts,
              encoder_label=model.encoder.label, dataset=info, config_hash=config_hash(cfg),
              resumed_from=str(resumed.path) if resumed else None, swept_temp_files=swept)
-    autocast = rt.autocast(t.precision)
+    # Reference mode: `out` keeps the previous step's unused decode graph alive through the next
+    # forward, as the public code's variables do; the fast path never builds that graph.
+    autocast = rt.autocast("fp32" if reference else t.precision)
 
     # -- epochs -----------------------------------------------------------------------------
     while epoch <= t.epochs:
@@ -90,13 +102,15 @@ def train(run_dir: Path) -> str:
             tick = time.perf_counter()
             fault("step")
             n = sum(b["visual"].shape[0] for b in group)
-            decode = (step % TRAIN_DECODE_EVERY) == 0
+            decode = reference or (step % TRAIN_DECODE_EVERY) == 0
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             for micro in group:
                 visual, proprio, action = rt.to_device(micro, cfg.model.img_size)
                 with autocast:
-                    out = model(visual, proprio, action, decode_pred=decode)
+                    out = model(visual, proprio, action, decode_pred=decode,
+                                image_metrics_on=decode, tokens=rt.tokens(micro),
+                                keep_pred_graph=reference)
                 (out["loss"] * (visual.shape[0] / n)).backward()
                 accum.add(out, visual.shape[0])
             for opt in optimizers.values():
@@ -106,7 +120,7 @@ def train(run_dir: Path) -> str:
             accum.steps += 1
             accum.seconds = time.time() - epoch_start
             rt.heartbeat(epoch=epoch, batch=accum.steps, batches=steps_per_epoch, step=step,
-                         loss=float(out["loss"]), step_s=time.perf_counter() - tick, samples=n,
+                         loss=out["loss"].item(), step_s=time.perf_counter() - tick, samples=n,
                          remaining=(t.epochs - epoch) * steps_per_epoch + steps_per_epoch
                          - accum.steps)
             if rt.stop_requested:
@@ -145,17 +159,23 @@ def train(run_dir: Path) -> str:
     return "completed"
 
 
-@torch.no_grad()
 def validate(model: torch.nn.Module, loader: Any, rt: Runtime,
              cfg: Any) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
-    """Mean val metrics over the whole val split, and the first batch's images for the grid."""
+    """Mean val metrics over the whole val split, and the first batch's images for the grid.
+
+    Fast mode runs under no_grad; reference mode keeps autograd on and the previous batch's
+    outputs alive, as the public code does.
+    """
     model.eval()
     accum, images = _Accum(), None
-    autocast = rt.autocast(cfg.training.precision)
+    reference = cfg.perf.mode == "reference"
+    autocast = rt.autocast("fp32" if reference else cfg.training.precision)
+    grad = torch.enable_grad() if reference else torch.no_grad()
     for i, micro in enumerate(loader):
         visual, proprio, action = rt.to_device(micro, cfg.model.img_size)
-        with autocast:
-            out = model(visual, proprio, action, decode_pred=True, return_images=i == 0)
+        with autocast, grad:
+            out = model(visual, proprio, action, decode_pred=True, return_images=i == 0,
+                        tokens=rt.tokens(micro), keep_pred_graph=reference)
         if i == 0:
             images = {"true": visual.float().cpu(),
                       "reconstructed": out.pop("visual_reconstructed").float().cpu(),
@@ -184,10 +204,20 @@ def rollout_metrics(model: torch.nn.Module, val_ds: Any, rt: Runtime, cfg: Any,
     batch = {k: torch.stack([w[k] for w in windows]) for k in windows[0]}
     visual, proprio, action = rt.to_device(batch, cfg.model.img_size)
     model.eval()
-    with rt.autocast(cfg.training.precision):
+    with rt.autocast("fp32" if cfg.perf.mode == "reference" else cfg.training.precision):
         errs = model.rollout_error(visual, proprio, action, horizon)
     model.train()
     return {f"val_{k}": float(v) for k, v in errs.items()}
+
+
+def setup_speed(model: Any, cfg: Any, device: torch.device) -> None:
+    """Fast path settings (channels-last decoder, torch.compile) or the reference costs."""
+    if cfg.perf.mode == "reference":
+        model.predictor.set_attention("explicit")
+        return
+    if cfg.perf.compile:
+        model.predictor.compile()  # in place: state_dict keys stay the same
+        model.decoder.compile()
 
 
 def _save(rt: Runtime, folder: Path, cfg: Any, model: Any, optimizers: dict[str, Any],

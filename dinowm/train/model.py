@@ -127,9 +127,13 @@ class WorldModel(nn.Module):
         """Actions (B, F, action_dim) -> action channels (B, F, P, action_emb*repeat)."""
         return self._tile(self.action_encoder(action), self.num_action_repeat)
 
-    def encode(self, visual: Tensor, proprio: Tensor, action: Tensor) -> Tensor:
-        """Observations and actions -> latents z (B, F, P, D) laid out [visual | proprio | action]."""
-        vis = self.encode_visual(visual)  # (B, F, P, 384)
+    def encode(self, visual: Tensor, proprio: Tensor, action: Tensor,
+               tokens: Tensor | None = None) -> Tensor:
+        """Observations and actions -> latents z (B, F, P, D) laid out [visual | proprio | action].
+
+        `tokens` (B, F, P, D_vis): the encoder's output for these frames from the feature cache.
+        """
+        vis = self.encode_visual(visual) if tokens is None else tokens.to(proprio.dtype)
         prop = self._tile(self.proprio_encoder(proprio), self.num_proprio_repeat)  # (B, F, P, 10)
         return torch.cat([vis, prop, self.encode_actions(action)], dim=-1)  # (B, F, P, 404)
 
@@ -160,11 +164,20 @@ class WorldModel(nn.Module):
         *,
         decode_pred: bool = True,
         return_images: bool = False,
+        image_metrics_on: bool = True,
+        tokens: Tensor | None = None,
+        keep_pred_graph: bool = False,
     ) -> dict[str, Tensor]:
-        """Training losses and metrics for frames (B, num_hist + num_pred, ...); only `loss` has grad."""
+        """Training losses and metrics for frames (B, num_hist + num_pred, ...); only `loss` has grad.
+
+        image_metrics_on=False skips the per-frame image metrics (the fast path computes them on
+        the steps that decode predictions). keep_pred_graph=True is the public code's cost: the
+        predicted frames are decoded with autograd and returned under "_pred_graph" so the caller
+        can keep the graph alive (reference mode only).
+        """
         if visual.shape[1] != self.num_hist + self.num_pred:
             raise ValueError(f"expected {self.num_hist + self.num_pred} frames, got {visual.shape[1]}")
-        z = self.encode(visual, proprio, action)  # (B, F, P, D)
+        z = self.encode(visual, proprio, action, tokens)  # (B, F, P, D)
         z_tgt = z[:, self.num_pred :].detach()  # (B, num_hist, P, D)
         z_pred = self.predict(z[:, : self.num_hist])  # (B, num_hist, P, D)
         v, vp = self.visual_dim, self.visual_dim + self.proprio_channels
@@ -181,15 +194,19 @@ class WorldModel(nn.Module):
             "z_proprio_loss": z_proprio_loss.detach(),
             "decoder_recon_loss_reconstructed": recon_loss.detach(),
         }
+        if keep_pred_graph:
+            out["_pred_graph"] = self.decode(z_pred)  # the public code's unused autograd graph
         with torch.no_grad():
             out.update(self.latent_errors(z_pred, z_tgt, "full"))
             out.update(self.latent_errors(z_pred[:, -self.num_pred :], z_tgt[:, -self.num_pred :], "pred"))
-            out.update(image_metrics(recon, visual, "reconstructed"))
+            if image_metrics_on:
+                out.update(image_metrics(recon, visual, "reconstructed"))
             if decode_pred:
                 pred_images = self.decode(z_pred)  # (B, num_hist, 3, img, img), a metric only
                 out["decoder_recon_loss_pred"] = F.mse_loss(pred_images, visual[:, self.num_pred :])
                 last = pred_images[:, -self.num_pred :]  # the frames after the context
-                out.update(image_metrics(last, visual[:, self.num_hist :], "pred"))
+                if image_metrics_on:
+                    out.update(image_metrics(last, visual[:, self.num_hist :], "pred"))
                 if return_images:
                     out["visual_pred"] = pred_images
         if return_images:

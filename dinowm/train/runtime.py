@@ -84,10 +84,16 @@ class Runtime:
                   img_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 frames → float [-1, 1] at img_size on the device; proprio and action."""
         visual = batch["visual"].to(self.device, non_blocking=True)
-        visual = prepare_frames(visual, img_size)  # (B, F, 3, img, img)
+        if visual.dtype == torch.uint8:  # reference mode's loader already transformed them
+            visual = prepare_frames(visual, img_size)  # (B, F, 3, img, img)
         proprio = batch["proprio"].to(self.device, non_blocking=True)
         action = batch["action"].to(self.device, non_blocking=True)
         return visual, proprio, action
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Cached encoder tokens of the batch (B, F, P, D), when the feature cache is on."""
+        tokens = batch.get("tokens")
+        return None if tokens is None else tokens.to(self.device, non_blocking=True)
 
     def autocast(self, precision: str) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when asked; fp32 everywhere else."""

@@ -1,0 +1,87 @@
+"""Fast path, reference mode and the frozen-feature cache compute the same thing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dinowm.config import from_dict
+from dinowm.train.build import build_model, seed_everything
+from dinowm.train.data import ReferenceDataset, build_datasets, prepare_frames
+from dinowm.train.features import TokenStore, build_cache
+from dinowm.train.synth import write_synthetic_dataset
+from tests.train.conftest import events, run_trainer
+
+
+@pytest.fixture
+def tiny_setup(tiny_run, tmp_path: Path):
+    run_dir = tiny_run("m", [])
+    cfg = from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, episodes=4, length=30, image_size=32, seed=0)
+    train, val, _, info = build_datasets(data, frameskip=cfg.frameskip, num_hist=cfg.num_hist,
+                                         num_pred=cfg.num_pred)
+    seed_everything(0)
+    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).eval()
+    return cfg, model, train, tmp_path
+
+
+def _batch(ds, idx: list[int]) -> dict[str, torch.Tensor]:
+    items = [ds[i] for i in idx]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def test_reference_and_fast_compute_the_same_loss(tiny_setup) -> None:
+    cfg, model, train, _ = tiny_setup
+    idx = [0, 5, 9, 17]
+    fast = _batch(train, idx)
+    ref = _batch(ReferenceDataset(train, cfg.model.img_size), idx)
+    assert ref["visual"].dtype == torch.float32 and fast["visual"].dtype == torch.uint8
+    v_fast = prepare_frames(fast["visual"], cfg.model.img_size)
+    assert torch.allclose(v_fast, ref["visual"], atol=1e-5)
+    out_fast = model(v_fast, fast["proprio"], fast["action"])
+    model.predictor.set_attention("explicit")
+    out_ref = model(ref["visual"], ref["proprio"], ref["action"], keep_pred_graph=True)
+    assert out_ref["_pred_graph"].requires_grad  # the public code's unused graph, kept
+    for key in ("loss", "z_loss", "decoder_recon_loss_reconstructed", "z_visual_err_pred",
+                "img_ssim_pred"):
+        assert torch.allclose(out_fast[key], out_ref[key], atol=1e-5, rtol=1e-5), key
+
+
+def test_cached_tokens_match_the_encoder(tiny_setup) -> None:
+    cfg, model, train, tmp_path = tiny_setup
+    folder = build_cache(model, train, tmp_path / "cache", torch.device("cpu"))
+    assert build_cache(model, train, tmp_path / "cache", torch.device("cpu")) == folder
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["dtype"] == "torch.float16" and len(manifest["weights_sha256"]) == 64
+    train.tokens = TokenStore(folder)
+    batch = _batch(train, [1, 2, 3])
+    visual = prepare_frames(batch["visual"], cfg.model.img_size)
+    plain = model(visual, batch["proprio"], batch["action"])
+    cached = model(visual, batch["proprio"], batch["action"], tokens=batch["tokens"])
+    assert torch.allclose(plain["loss"], cached["loss"], rtol=2e-3)
+    assert torch.allclose(model.encode_visual(visual), batch["tokens"].float(), atol=2e-3)
+    # another encoder (other weights) must not reuse the cache
+    with torch.no_grad():
+        next(model.encoder.parameters()).add_(1.0)
+    assert build_cache(model, train, tmp_path / "cache", torch.device("cpu")) != folder
+
+
+def test_training_with_the_cache_matches_training_without(tiny_run) -> None:
+    common = ["training.epochs=2", "training.max_steps_per_epoch=3", "training.deterministic=true"]
+    plain, cached, ref = (tiny_run("plain", common),
+                          tiny_run("cached", [*common, "data.cache_features=true"]),
+                          tiny_run("ref", [*common, "perf.mode=reference"]))
+    for run_dir in (plain, cached, ref):
+        out = run_trainer(run_dir)
+        assert out.returncode == 0, out.stderr[-2000:]
+    losses = {d.name: [(e["train_loss"], e["val_loss"]) for e in events(d) if e["type"] == "epoch"]
+              for d in (plain, cached, ref)}
+    for a, b in zip(losses["plain"], losses["cached"]):
+        assert a == pytest.approx(b, rel=2e-3)
+    for a, b in zip(losses["plain"], losses["ref"]):
+        assert a == pytest.approx(b, rel=1e-4)
+    assert (cached.parent / ".feature_cache").is_dir()
