@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dinowm.faults import fault
+
 EVENTS_NAME = "events.jsonl"
 
 
@@ -52,6 +54,7 @@ class EventWriter:
 
     def emit(self, type: str, *, durable: bool = False, **fields: Any) -> dict[str, Any]:
         """Write one event; `durable` fsyncs it (epochs, checkpoints, the end)."""
+        fault("event")
         self.seq += 1
         event = {"seq": self.seq, "t": time.time(), "type": type, **fields}
         self._fh.write(json.dumps(event, default=_plain) + "\n")

@@ -1,6 +1,7 @@
 """Fault injection for tests: DINOWM_FAULT="point:n:action[,point:n:action...]".
 
-At the n-th time the code passes `point`, `action` happens: oom (raise CUDA out of memory),
+At the n-th time the code passes `point` (n = * for every time), `action` happens: oom (raise
+CUDA out of memory), enospc (raise OSError: no space left), sleep=SECONDS,
 raise (RuntimeError), hang (sleep forever), busy (spin forever), sigkill / sigstop (to itself),
 exit (os._exit(1)), spam (write 10 MB to stdout and go on), zombie (spawn a child that exits and is never reaped), deadlock (wait on a
 lock this thread holds). A fault fires in the first process that reaches it; set
@@ -9,6 +10,7 @@ DINOWM_FAULT_ONCE=path to a file so that a resumed attempt does not fire it agai
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -27,7 +29,7 @@ def _parse() -> list[tuple[str, int, str]]:
     plan = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         point, n, action = item.split(":")
-        plan.append((point, int(n), action))
+        plan.append((point, 0 if n == "*" else int(n), action))
     return plan
 
 
@@ -40,7 +42,9 @@ def fault(point: str) -> None:
         return
     _counts[point] = _counts.get(point, 0) + 1
     for where, n, action in _plan:
-        if where == point and n == _counts[point] and _claim(f"{point}:{n}:{action}"):
+        if where != point:
+            continue
+        if n == 0 or (n == _counts[point] and _claim(f"{point}:{n}:{action}")):
             _fire(action)
 
 
@@ -64,6 +68,11 @@ def _fire(action: str) -> None:
 
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 442.00 MiB "
                                           "(injected by DINOWM_FAULT)")
+    if action == "enospc":
+        raise OSError(errno.ENOSPC, "No space left on device (injected by DINOWM_FAULT)")
+    if action.startswith("sleep="):
+        time.sleep(float(action.partition("=")[2]))
+        return
     if action == "raise":
         raise RuntimeError("injected failure (DINOWM_FAULT)")
     if action == "hang":

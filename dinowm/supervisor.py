@@ -159,7 +159,8 @@ class Supervisor:
                     if self.force_stop:
                         procinfo.kill_group(self.proc.pid, self.proc, grace_s=0.0)
                         return Outcome("stopped", f"forced stop ({self.stop_reason})",
-                                       progress.steps, self.proc.returncode)
+                                       progress.steps, self.proc.returncode,
+                                       last_step=progress.last_step)
                     if state["stop_sent"] is None:
                         self._signal_trainer(signal.SIGTERM)
                         state["stop_sent"] = time.monotonic()
@@ -179,7 +180,8 @@ class Supervisor:
                     msg = f"GPU lost: {tele.sampler.lost}"
                     self.store.add_incident(self.run_id, "gpu_lost", msg, tele.sampler.lost,
                                             attempt=attempt)
-                    return Outcome("lost_gpu", msg, progress.steps, self.proc.returncode)
+                    return Outcome("lost_gpu", msg, progress.steps, self.proc.returncode,
+                                   last_step=progress.last_step)
                 verdict = check(progress, now, cfg.watchdog)
                 if verdict.stalled and state["stop_sent"] is None:
                     return self._stall(verdict, progress, attempt, tele)
@@ -218,7 +220,8 @@ class Supervisor:
             self.store.add_incident(self.run_id, "crash", message,
                                     {"exit_code": rc, "log_tail": tail},
                                     step=progress.last_step)
-        return Outcome(kind, message, progress.steps, rc, micro_batch=cfg.micro_batch)
+        return Outcome(kind, message, progress.steps, rc, micro_batch=cfg.micro_batch,
+                       last_step=progress.last_step)
 
     def _stall(self, verdict: Any, progress: Progress, attempt: int,
                tele: telemetry.TelemetryThread) -> Outcome:
@@ -231,7 +234,8 @@ class Supervisor:
         self.store.add_incident(self.run_id, "stall", message,
                                 {**diag, "verdict": verdict.__dict__, "kill": killed},
                                 attempt=attempt, step=progress.last_step)
-        return Outcome("stall", message, progress.steps, self.proc.returncode)
+        return Outcome("stall", message, progress.steps, self.proc.returncode,
+                       last_step=progress.last_step)
 
     def _halve_batch(self, cfg: RunConfig, outcome: Outcome) -> None:
         """OOM policy: same effective batch, half the micro-batch (grad_accum doubled)."""

@@ -96,9 +96,10 @@ class Outcome:
 
     kind: str  # completed | stopped | config | oom | disk_full | crash | signal | stall | lost_gpu
     message: str
-    steps: int
+    steps: int  # optimiser steps made in this attempt
     exit_code: int | None = None
     micro_batch: int | None = None
+    last_step: int | None = None  # the run's global step when the attempt ended
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,14 @@ class Decision:
     reason: str = ""
     delay_s: float = 0.0
     halve_batch: bool = False
+
+
+def _advanced(outcome: Outcome, before: list[Outcome]) -> bool:
+    """An attempt made progress when it reached a global step no earlier attempt reached."""
+    if outcome.steps <= 0 or outcome.last_step is None:
+        return False
+    best = max((o.last_step for o in before if o.last_step is not None), default=-1)
+    return outcome.last_step > best
 
 
 def classify(exit_code: int, end_status: str | None, error: dict | None,
@@ -157,8 +166,8 @@ def decide(outcome: Outcome, history: list[Outcome], cfg: WatchdogConfig,
         return Decision("finish", "failed", f"{outcome.message} (watchdog.on_crash=stop)")
     recent = [*history, outcome]
     stuck = 0
-    for o in reversed(recent):
-        if o.steps > 0:
+    for i in range(len(recent) - 1, -1, -1):
+        if _advanced(recent[i], recent[:i]):
             break
         stuck += 1
     if stuck >= NO_PROGRESS_LIMIT:

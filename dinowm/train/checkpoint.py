@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -15,6 +16,7 @@ import torch
 
 from dinowm import __version__
 from dinowm.errors import DinowmError
+from dinowm.faults import fault
 
 LATEST = "model_latest.pth"
 FORMAT = 1
@@ -56,15 +58,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(target: Path, write: Any) -> None:
+def _write_atomic(target: Path, data: bytes) -> None:
     """Temp file in the same folder, write, flush, fsync, chmod 0644, rename."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            half = len(data) // 2
+            fh.write(data[:half])
+            fault("ckpt_mid_write")
+            fh.write(data[half:])
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
+        fault("ckpt_before_rename")
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,11 +86,16 @@ def save(folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any],
     """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
-    _write_atomic(target, lambda fh: torch.save(state, fh))
-    manifest = {"format": FORMAT, "file": name, "sha256": sha256_file(target),
-                "size": target.stat().st_size, "time": time.time(), "torch": torch.__version__,
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    _write_atomic(target, data)
+    fault("ckpt_after_rename")
+    manifest = {"format": FORMAT, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data), "time": time.time(), "torch": torch.__version__,
                 "dinowm": __version__, **meta}
     _write_manifest(target, manifest)
+    fault("ckpt_after_manifest")
     if latest and name != LATEST:
         _link_latest(folder, target, manifest)
     _fsync_dir(folder)
@@ -92,8 +103,7 @@ def save(folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any],
 
 
 def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
-    blob = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    _write_atomic(manifest_path(target), lambda fh: fh.write(blob))
+    _write_atomic(manifest_path(target), json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def _link_latest(folder: Path, target: Path, manifest: dict[str, Any]) -> None:
@@ -104,7 +114,7 @@ def _link_latest(folder: Path, target: Path, manifest: dict[str, Any]) -> None:
     try:
         os.link(target, tmp)
     except OSError:
-        _write_atomic(tmp, lambda fh: fh.write(target.read_bytes()))
+        _write_atomic(tmp, target.read_bytes())
     manifest_path(latest).unlink(missing_ok=True)  # never a manifest that names other bytes
     os.replace(tmp, latest)
     _write_manifest(latest, {**manifest, "file": LATEST})

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from dinowm.config import config_hash, from_dict, to_dict
+from dinowm.errors import ConfigError
 from dinowm.faults import fault
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import (build_model, build_optimizers, load_model_state, model_state,
@@ -50,9 +51,16 @@ def train(run_dir: Path) -> str:
     optimizers = build_optimizers(model, cfg, device)
     epoch, samples_done, step, accum = 1, 0, 0, _Accum()
     if state is not None:
-        load_model_state(model, state["model"])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optim"][name])
+        try:
+            if state.get("run_id") != rt.run_id:
+                raise ValueError(f"it belongs to run {state.get('run_id')}")
+            load_model_state(model, state["model"])
+            for name, opt in optimizers.items():
+                opt.load_state_dict(state["optim"][name])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise ConfigError(f"Checkpoint {resumed.path} does not fit this run "
+                              f"({str(exc).splitlines()[0][:160]}); restore the run's "
+                              f"config.json or start a new run.") from None
         epoch, samples_done, step = state["epoch"], state["samples_done"], state["step"]
         accum = _Accum(state["accum"])
         set_rng_state(state["rng"])
@@ -240,6 +248,7 @@ def _save(rt: Runtime, folder: Path, cfg: Any, model: Any, optimizers: dict[str,
     else:
         name = ckpt.LATEST
         manifest = ckpt.save(folder, name, state, meta, latest=False)
+    fault("ckpt_before_event")
     rt.checkpoint(path=str(folder / name), kind=kind, epoch=meta["epoch"], step=step,
                   samples_done=samples_done, sha256=manifest["sha256"], size=manifest["size"])
 

@@ -62,7 +62,7 @@ def test_classify_exit_codes() -> None:
 
 
 def test_policies() -> None:
-    crash = Outcome("crash", "boom", steps=5)
+    crash = Outcome("crash", "boom", steps=5, last_step=5)
     d = decide(crash, [], CFG, automatic_resumes=0)
     assert d.action == "resume" and d.delay_s == 2.0
     d = decide(crash, [crash], CFG, automatic_resumes=1)
@@ -71,6 +71,12 @@ def test_policies() -> None:
     stuck = Outcome("stall", "hang", steps=0)
     d = decide(stuck, [stuck, stuck], CFG, automatic_resumes=2)
     assert d.status == "failed" and "no progress" in d.reason
+    # resumed from the same checkpoint and hung at the same step each time: no progress either
+    again = [Outcome("stall", "hang", steps=3, last_step=13) for _ in range(3)]
+    first = Outcome("stall", "hang", steps=13, last_step=13)
+    d = decide(again[-1], [first, *again[:-1]], CFG, 2)
+    assert d.status == "failed" and "no progress" in d.reason
+    assert decide(again[0], [first], CFG, 1).action == "resume"
     assert decide(Outcome("config", "bad", 0), [], CFG, 0).status == "failed"
     oom = Outcome("oom", "OOM", 3, micro_batch=32)
     assert decide(oom, [], CFG, 0).halve_batch
@@ -79,7 +85,7 @@ def test_policies() -> None:
     d = decide(oom, [], stop_cfg, 0)
     assert d.status == "failed" and "training.batch_size=16" in d.reason
     assert decide(crash, [], stop_cfg, 0).status == "failed"
-    healthy = Outcome("crash", "x", steps=500)
+    healthy = Outcome("crash", "x", steps=500, last_step=500)
     assert decide(crash, [healthy], CFG, 1).delay_s == 2.0  # backoff reset after a healthy run
     assert decide(Outcome("lost_gpu", "Xid 79", 10), [], CFG, 0).status == "failed"
 

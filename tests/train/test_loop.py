@@ -174,3 +174,16 @@ def test_sigusr1_dumps_stacks_and_training_goes_on(tiny_run) -> None:
     assert "Current thread" in stacks or "Thread 0x" in stacks
     assert "loop.py" in stacks
     assert events(run_dir)[-1]["status"] == "completed"
+
+
+def test_checkpoint_of_another_config_is_refused_without_retry(tiny_run) -> None:
+    run_dir = tiny_run("shape", ["training.epochs=1", "training.max_steps_per_epoch=2"])
+    assert run_trainer(run_dir).returncode == 0
+    spec = (run_dir / "config.json").read_text()
+    (run_dir / "config.json").write_text(
+        spec.replace('"predictor_mlp_dim": 32', '"predictor_mlp_dim": 48')
+        .replace('"epochs": 1', '"epochs": 2'))
+    out = run_trainer(run_dir)
+    assert out.returncode == 2
+    assert "does not fit this run" in out.stderr and "model_latest.pth" in out.stderr
+    assert events(run_dir)[-1]["type"] == "error"
