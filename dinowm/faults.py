@@ -33,8 +33,12 @@ def _parse() -> list[tuple[str, int, str]]:
     return plan
 
 
-def fault(point: str) -> None:
-    """Count a pass through `point` and fire a planned fault there."""
+def fault(point: str, at: int | None = None) -> None:
+    """Count a pass through `point` and fire a planned fault there.
+
+    With `at` (e.g. the global step) the fault fires when n == at instead of the pass count,
+    so a plan can name moments of the run that survive restarts.
+    """
     global _plan
     if _plan is None:
         _plan = _parse()
@@ -44,7 +48,8 @@ def fault(point: str) -> None:
     for where, n, action in _plan:
         if where != point:
             continue
-        if n == 0 or (n == _counts[point] and _claim(f"{point}:{n}:{action}")):
+        count = _counts[point] if at is None else at
+        if n == 0 or (n == count and _claim(f"{point}:{n}:{action}")):
             _fire(action)
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import resource
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -36,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="run folder holding config.json")
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir
+    # A file-size limit (ulimit -f) then gives EFBIG, reported as disk full, instead of a
+    # silent SIGXFSZ death; DINOWM_FSIZE_LIMIT sets one for fault-injection tests.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if os.environ.get("DINOWM_FSIZE_LIMIT"):
+        limit = int(os.environ["DINOWM_FSIZE_LIMIT"])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     if not (run_dir / "config.json").is_file():
         print(f"error: {run_dir}/config.json not found; create runs with 'dinowm run'.",
               file=sys.stderr)

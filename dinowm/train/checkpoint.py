@@ -172,16 +172,23 @@ def candidates(folder: Path) -> list[Path]:
 
 
 def load_latest(folder: Path) -> Loaded | None:
-    """The newest checkpoint that verifies and loads; None when there is none at all."""
+    """The newest checkpoint that verifies and loads; None when none was ever committed.
+
+    A file without a manifest was never committed (the save was interrupted): it is skipped
+    and, when nothing committed exists, training starts fresh, since nothing was lost. A
+    committed checkpoint that fails to verify with no older one to fall back to is an error.
+    """
     skipped: list[tuple[str, str]] = []
+    broken = False
     for path in candidates(folder):
         try:
             state, manifest = load(path)
         except CheckpointError as exc:
             skipped.append((path.name, str(exc)))
+            broken = broken or manifest_path(path).exists()
             continue
         return Loaded(path, state, manifest, skipped)
-    if skipped:
+    if broken:
         reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
         raise CheckpointError(f"No usable checkpoint in {folder} ({reasons}); start a new run "
                               f"or restore a checkpoint file.")

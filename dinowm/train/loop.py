@@ -109,6 +109,7 @@ def train(run_dir: Path) -> str:
                 break
             tick = time.perf_counter()
             fault("step")
+            fault("global_step", at=step + 1)
             n = sum(b["visual"].shape[0] for b in group)
             decode = reference or (step % TRAIN_DECODE_EVERY) == 0
             for opt in optimizers.values():

@@ -62,6 +62,13 @@ def test_nothing_usable_is_a_clear_error(tmp_path: Path) -> None:
     assert ckpt.load_latest(tmp_path / "empty") is None
 
 
+def test_never_committed_checkpoints_mean_a_fresh_start(tmp_path: Path) -> None:
+    ckpt.save(tmp_path, "epoch_0001.pth", _state(), {"epoch": 1})
+    for path in (tmp_path / "epoch_0001.pth", tmp_path / ckpt.LATEST):
+        ckpt.manifest_path(path).unlink()  # killed before the manifest: never committed
+    assert ckpt.load_latest(tmp_path) is None
+
+
 class _Evil:
     def __init__(self, marker: Path):
         self.marker = marker
