@@ -312,6 +312,39 @@ def note(state: State, run: str, text: tuple[str, ...]) -> None:
     console.print(f"note added to {row['id']}")
 
 
+@main.command("export-log", context_settings=HELP)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("runs", nargs=-1)
+@click.option("--all", "all_runs", is_flag=True, help="Every run, oldest first.")
+@click.option("--lang", default="en", show_default=True, type=click.Choice(["en", "de"]),
+              help="Language of headings and labels (de: those of the hand-kept log).")
+@click.pass_obj
+def export_log(state: State, path: Path, runs: tuple[str, ...], all_runs: bool,
+               lang: str) -> None:
+    """Write the Markdown training log of RUNS (default: the latest run) to PATH.
+
+    Re-exporting to the same file rewrites only the generated blocks between
+    <!-- dinowm:begin ... --> and <!-- dinowm:end ... --> and keeps your own lines.
+    A loss curve (PATH-stem-RUNID-loss.svg) is written next to it from two epochs on.
+
+    \b
+    Examples:
+      dinowm export-log training-log.md
+      dinowm export-log training-log.md 20260107-093348 --lang de
+      dinowm export-log all-runs.md --all
+    """
+    from dinowm.export import export_log as write_log
+
+    if all_runs and runs:
+        raise ConfigError("Give run ids or --all, not both.")
+    with state.store() as store:
+        result = write_log(store, path, runs, all_runs=all_runs, lang=lang)
+    images = f" and {len(result.images)} loss curve{'s' * (len(result.images) != 1)}" \
+        if result.images else ""
+    console.print(f"{'wrote' if result.created else 'updated'} {result.path}: "
+                  f"{len(result.runs)} run{'s' * (len(result.runs) != 1)}{images}")
+
+
 @main.command(context_settings=HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def hardware(as_json: bool) -> None:

@@ -1,0 +1,97 @@
+"""`dinowm export-log`: the user's Markdown training log, written from runs.db.
+
+The document keeps the sections of the hand-kept log (overview, hardware, dataset,
+hyperparameters, architecture, progress, commands, troubleshooting, notes). Generated text sits
+between `<!-- dinowm:begin NAME run=ID -->` and `<!-- dinowm:end ... -->` markers; a re-export
+rewrites only those blocks and keeps every other line where the user put it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dinowm.errors import ConfigError, NotFoundError
+from dinowm.export import blocks, compare, hyper, progress, sections, svg, troubleshoot
+from dinowm.export.labels import LABELS
+from dinowm.export.markdown import Ctx
+from dinowm.export.parallel import cores, fork_map
+from dinowm.export.record import RunRecord, load_records
+from dinowm.store import Store
+
+RUNS_PER_WORKER = 200  # an export of fewer runs is not worth a second process
+TITLE: blocks.Key = ("title", None)  # written into new files; kept up to date, never added
+Section = Callable[[Ctx, RunRecord], list[str]]
+SECTIONS: tuple[tuple[str, Section], ...] = (
+    ("overview", sections.overview), ("hardware", sections.hardware),
+    ("dataset", sections.dataset), ("hyperparameters", hyper.hyperparameters),
+    ("architecture", hyper.architecture), ("progress", progress.progress),
+    ("commands", progress.commands), ("troubleshooting", troubleshoot.troubleshooting),
+    ("notes", progress.notes))
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    path: Path
+    runs: list[str]
+    images: list[Path]
+    created: bool
+
+
+def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...] = (), *,
+               all_runs: bool = False, lang: str = "en", tz: dt.tzinfo | None = None,
+               now: float | None = None) -> ExportResult:
+    """Write (or update) the training log at path for the given runs (default: the latest)."""
+    if lang not in LABELS:
+        raise ConfigError(f"Unknown language '{lang}' for export-log; use {' or '.join(LABELS)}.")
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the Markdown file to write, e.g. "
+                          f"{path / 'training-log.md'}.")
+    if not path.parent.is_dir():
+        raise NotFoundError(f"Folder {path.parent} does not exist; create it first.")
+    ids = None if all_runs else list(dict.fromkeys(store.run(r)["id"] for r in refs or
+                                                   ["latest"]))
+    records = load_records(store, ids)
+    if not records:
+        raise NotFoundError("There are no runs yet; start one with 'dinowm run --preset demo'.")
+    ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent,
+              path.name)
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    head = [(TITLE, _title(ctx))]
+    if len(records) > 1:
+        head.append((("compare", None), _join(compare.comparison(ctx, records))))
+    per_run = fork_map(lambda i: _run(ctx, records[i], path), len(records),
+                       min(cores(), len(records) // RUNS_PER_WORKER + 1))
+    text = blocks.merge(old, head + [b for run_blocks, _ in per_run for b in run_blocks], path,
+                        only_replace=frozenset({TITLE}))
+    blocks.write_atomic(path, text)
+    return ExportResult(path, [r.id for r in records],
+                        [image for _, image in per_run if image is not None], old is None)
+
+
+def _title(ctx: Ctx) -> str:
+    return _join(["# DINO World Model - Training Log", "",
+                  f"*{ctx('generated', at=ctx.time(ctx.now))}*", "", f"> {ctx('markers_note')}"],
+                 rule=False)
+
+
+def _join(lines: list[str], rule: bool = True) -> str:
+    """A block's content as one text, closed by the horizontal rule between sections."""
+    return "\n".join([*lines, "", "---"] if rule else lines)
+
+
+def _run(ctx: Ctx, rec: RunRecord, path: Path) -> tuple[list[tuple[blocks.Key, str]],
+                                                        Path | None]:
+    """One run's blocks, and its loss curve written next to the Markdown file (if drawn)."""
+    image = None
+    if svg.has_curve(rec):
+        image = path.with_name(svg.curve_name(path.name, rec.id))
+        title = f"{ctx('loss_curve')}: {rec.run.get('name') or rec.id} ({rec.id})"
+        blocks.write_if_changed(image, svg.loss_svg(rec, title, "Epoch"))
+    return [((name, rec.id), _join(section(ctx, rec))) for name, section in SECTIONS], image

@@ -1,0 +1,111 @@
+"""A small self-contained SVG of a run's losses per epoch: train, val and z_err_pred."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+from dinowm.export.record import RunRecord
+from dinowm.views import fmt_num
+
+WIDTH, HEIGHT = 640, 360
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 44
+SERIES = (("train_loss", "Train Loss", "#1f77b4"), ("val_loss", "Val Loss", "#ff7f0e"),
+          ("z_err_pred", "z_err_pred", "#2ca02c"))
+
+
+def has_curve(rec: RunRecord) -> bool:
+    """A curve is drawn from two epochs on."""
+    return len(rec.epochs) >= 2
+
+
+def curve_name(md_name: str, run_id: str) -> str:
+    """'run-20260107-093348-ab12-loss.svg' next to 'run.md'."""
+    stem = md_name[:-3] if md_name.lower().endswith(".md") else md_name
+    return f"{stem}-{run_id}-loss.svg"
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high]."""
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    ticks = [round(first, 12)]
+    while ticks[-1] < high - step * 1e-9:  # the last tick is at or above the highest value
+        ticks.append(round(first + len(ticks) * step, 12))
+    return ticks
+
+
+def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
+    """The SVG document; gaps (an epoch without a value) break the line."""
+    epochs = [e["epoch"] for e in rec.epochs]
+    values = [e[key] for e in rec.epochs for key, _, _ in SERIES if e.get(key) is not None]
+    ticks = _nice_ticks(min(values + [0.0]), max(values + [0.0]))
+    y0, y1 = ticks[0], ticks[-1]
+    x0, x1 = min(epochs), max(epochs)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(epoch: float) -> float:
+        return LEFT + (epoch - x0) / ((x1 - x0) or 1) * plot_w
+
+    def sy(value: float) -> float:
+        return TOP + (1 - (value - y0) / ((y1 - y0) or 1)) * plot_h
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+           f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+           f'<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{escape(title)}</text>']
+    for tick in ticks:
+        y = sy(tick)
+        out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
+                   f'stroke="#e5e5e5"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                   f'{fmt_num(tick, 3)}</text>')
+    step = max(1, math.ceil(len(epochs) / 10))
+    for epoch in epochs[::step] + ([epochs[-1]] if (len(epochs) - 1) % step else []):
+        x = sx(epoch)
+        out.append(f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" '
+                   f'y2="{TOP + plot_h + 4}" stroke="#333"/>')
+        out.append(f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
+                   f'{epoch}</text>')
+    out.append(f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" '
+               f'stroke="#333"/>')
+    out.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">'
+               f'{escape(x_label)}</text>')
+    dots = len(epochs) <= 50
+    scale_x, scale_y = plot_w / ((x1 - x0) or 1), plot_h / ((y1 - y0) or 1)
+    for key, _, color in SERIES:
+        for segment in _segments(rec.epochs, key):
+            points = " ".join([f"{LEFT + (e - x0) * scale_x:.1f},"
+                               f"{TOP + plot_h - (v - y0) * scale_y:.1f}" for e, v in segment])
+            out.append(f'<polyline points="{points}" fill="none" stroke="{color}" '
+                       f'stroke-width="1.8"/>')
+            if dots:
+                out.extend(f'<circle cx="{sx(e):.1f}" cy="{sy(v):.1f}" r="2.5" fill="{color}"/>'
+                           for e, v in segment)
+    lx = WIDTH - RIGHT - 110
+    out.append(f'<rect x="{lx - 6}" y="{TOP}" width="112" height="{16 * len(SERIES) + 4}" '
+               f'fill="white" fill-opacity="0.85"/>')
+    for i, (_, label, color) in enumerate(SERIES):
+        ly = TOP + 8 + 16 * i
+        out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" stroke="{color}" '
+                   f'stroke-width="2.5"/>')
+        out.append(f'<text x="{lx + 24}" y="{ly + 4}">{label}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _segments(rows: list[dict[str, Any]], key: str) -> list[list[tuple[int, float]]]:
+    """Runs of consecutive epochs that have a value for key."""
+    segments: list[list[tuple[int, float]]] = [[]]
+    for row in rows:
+        if row.get(key) is None:
+            if segments[-1]:
+                segments.append([])
+        else:
+            segments[-1].append((row["epoch"], row[key]))
+    return [s for s in segments if s]
