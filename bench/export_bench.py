@@ -167,13 +167,12 @@ def main() -> None:
         root = Path(tmp)
         build_s = build(root, args.runs, args.epochs)
         first, again = [], []
-        for _ in range(args.reps):
-            for path in root.glob("all*"):
-                path.unlink()
-            first.append(time_cli(root, ["export-log", "all.md", "--all"]))
-            again.append(time_cli(root, ["export-log", "all.md", "--all"]))
+        for rep in range(args.reps):  # a fresh folder each time: deleting files is slow here
+            (root / f"log{rep}").mkdir()
+            first.append(time_cli(root, ["export-log", f"log{rep}/all.md", "--all"]))
+            again.append(time_cli(root, ["export-log", f"log{rep}/all.md", "--all"]))
         baseline, _ = time_cli(root, ["--version"])
-        md = root / "all.md"
+        md = root / "log0" / "all.md"
         result = {
             "what": f"`dinowm export-log all.md --all`: {args.runs} runs x {args.epochs} epochs "
                     f"(41 metrics, 3 incidents, 3 notes each; runs.db "
@@ -189,7 +188,7 @@ def main() -> None:
             "interpreter_start_s": round(baseline, 3), "target_s": 3.0,
             "markdown_mib": round(md.stat().st_size / 2**20, 2),
             "markdown_lines": md.read_text().count("\n"),
-            "svg_files": len(list(root.glob("all-*-loss.svg"))),
+            "svg_files": len(list(md.parent.glob("all-*-loss.svg"))),
             "build_s": round(build_s, 1), "python": platform.python_version(),
             "cpu": _cpu_model(), "cores": os.cpu_count(),
             "load_average_before": [round(x, 2) for x in load]}

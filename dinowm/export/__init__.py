@@ -22,6 +22,8 @@ from dinowm.export.parallel import cores, fork_map
 from dinowm.export.record import RunRecord, load_records
 from dinowm.store import Store
 
+# A run rendered: its blocks, its loss curve (if drawn) and its row of the comparison.
+Done = tuple[list[tuple[blocks.Key, str]], "Path | None", compare.Row]
 RUNS_PER_WORKER = 200  # an export of fewer runs is not worth a second process
 TITLE: blocks.Key = ("title", None)  # written into new files; kept up to date, never added
 Section = Callable[[Ctx, RunRecord], list[str]]
@@ -55,24 +57,39 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
                           f"{path / 'training-log.md'}.")
     if not path.parent.is_dir():
         raise NotFoundError(f"Folder {path.parent} does not exist; create it first.")
-    ids = None if all_runs else list(dict.fromkeys(store.run(r)["id"] for r in refs or
-                                                   ["latest"]))
-    records = load_records(store, ids)
-    if not records:
+    ids = [r["id"] for r in store.runs_oldest_first()] if all_runs else \
+        list(dict.fromkeys(store.run(r)["id"] for r in refs or ["latest"]))
+    if not ids:
         raise NotFoundError("There are no runs yet; start one with 'dinowm run --preset demo'.")
     ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent,
               path.name)
     old = path.read_text(encoding="utf-8") if path.exists() else None
+    workers = min(cores(), len(ids) // RUNS_PER_WORKER + 1)
+    # This process takes a smaller slice: it also merges and writes the file afterwards.
+    share = [0.75] + [1.0] * (workers - 1)
+    bounds = [round(len(ids) * sum(share[:w]) / sum(share)) for w in range(workers + 1)]
+    done = [run for part in fork_map(
+        lambda w: _runs(ctx, store, ids[bounds[w]:bounds[w + 1]], path, here=w == 0),
+        workers, workers) for run in part]
     head = [(TITLE, _title(ctx))]
-    if len(records) > 1:
-        head.append((("compare", None), _join(compare.comparison(ctx, records))))
-    per_run = fork_map(lambda i: _run(ctx, records[i], path), len(records),
-                       min(cores(), len(records) // RUNS_PER_WORKER + 1))
-    text = blocks.merge(old, head + [b for run_blocks, _ in per_run for b in run_blocks], path,
+    if len(done) > 1:
+        head.append((("compare", None), _join(compare.comparison(ctx, [r for *_, r in done]))))
+    text = blocks.merge(old, head + [b for run_blocks, _, _ in done for b in run_blocks], path,
                         only_replace=frozenset({TITLE}))
     blocks.write_atomic(path, text)
-    return ExportResult(path, [r.id for r in records],
-                        [image for _, image in per_run if image is not None], old is None)
+    return ExportResult(path, ids, [image for _, image, _ in done if image is not None],
+                        old is None)
+
+
+def _runs(ctx: Ctx, store: Store, ids: list[str], path: Path, here: bool) -> list[Done]:
+    """Load and render a slice of the runs: in this process, or in a forked worker.
+
+    A worker opens runs.db anew; a connection must not be shared across fork.
+    """
+    if here:
+        return [_run(ctx, rec, path) for rec in load_records(store, ids)]
+    with Store(store.path) as own:
+        return [_run(ctx, rec, path) for rec in load_records(own, ids)]
 
 
 def _title(ctx: Ctx) -> str:
@@ -86,12 +103,12 @@ def _join(lines: list[str], rule: bool = True) -> str:
     return "\n".join([*lines, "", "---"] if rule else lines)
 
 
-def _run(ctx: Ctx, rec: RunRecord, path: Path) -> tuple[list[tuple[blocks.Key, str]],
-                                                        Path | None]:
-    """One run's blocks, and its loss curve written next to the Markdown file (if drawn)."""
+def _run(ctx: Ctx, rec: RunRecord, path: Path) -> Done:
+    """One run's blocks, its loss curve written next to the Markdown file, its comparison row."""
     image = None
     if svg.has_curve(rec):
         image = path.with_name(svg.curve_name(path.name, rec.id))
         title = f"{ctx('loss_curve')}: {rec.run.get('name') or rec.id} ({rec.id})"
         blocks.write_if_changed(image, svg.loss_svg(rec, title, "Epoch"))
-    return [((name, rec.id), _join(section(ctx, rec))) for name, section in SECTIONS], image
+    return ([((name, rec.id), _join(section(ctx, rec))) for name, section in SECTIONS], image,
+            compare.summarize(ctx, rec))

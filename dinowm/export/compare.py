@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from dinowm.export.hyper import ORDER
@@ -16,19 +17,37 @@ from dinowm.views import fmt_duration, fmt_num
 HYPER_SECTIONS = ("", "data", "training", "model")
 
 
-def differing_keys(records: list[RunRecord]) -> list[str]:
+@dataclass
+class Row:
+    """What the comparison needs of one run; small, as it may come back from a worker."""
+
+    values: dict[str, Any]  # the run's hyperparameters (flat keys)
+    head: list[str]  # run, name, status
+    tail: list[str]  # epochs, best val loss, best z_err_pred, duration, incidents
+
+
+def summarize(ctx: Ctx, rec: RunRecord) -> Row:
+    """One run's row of the comparison, before the differing columns are known."""
+    run = rec.run
+    return Row({k: v for k, v in rec.values.items() if k.rpartition(".")[0] in HYPER_SECTIONS},
+               [code(run["id"]), run.get("name") or "-", status(rec, reason=False)],
+               [f"{run.get('epoch')} / {run.get('epochs_target') or '-'}",
+                _best(rec, "val_loss"), _best(rec, "z_err_pred"),
+                fmt_duration(duration(ctx, rec)), _incidents(rec)])
+
+
+def differing_keys(rows: list[Row]) -> list[str]:
     """Hyperparameter keys whose value is not the same in every run, in schema order."""
     keys: set[str] = set()
-    for rec in records:
-        keys.update(k for k in rec.values if k.rpartition(".")[0] in HYPER_SECTIONS)
+    for row in rows:
+        keys.update(row.values)
     missing = object()
-    differ = [k for k in keys
-              if len({repr(rec.values.get(k, missing)) for rec in records}) > 1]
+    differ = [k for k in keys if len({repr(row.values.get(k, missing)) for row in rows}) > 1]
     return sorted(differ, key=lambda k: (ORDER.get(k, len(ORDER)), k))
 
 
 def _best(rec: RunRecord, key: str) -> str:
-    values = [(e[key], e["epoch"]) for e in rec.epochs if e.get(key) is not None]
+    values = [(e[key], e["epoch"]) for e in rec.epochs if e[key] is not None]
     if not values:
         return "-"
     value, epoch = min(values)
@@ -40,18 +59,12 @@ def _incidents(rec: RunRecord) -> str:
     return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())) or "-"
 
 
-def comparison(ctx: Ctx, records: list[RunRecord]) -> list[str]:
-    """## Comparison: one row per run."""
-    keys = differing_keys(records)
+def comparison(ctx: Ctx, rows: list[Row]) -> list[str]:
+    """## Comparison: one row per run, the hyperparameters that differ as columns."""
+    keys = differing_keys(rows)
     head = ["Run", "Name", "Status", *(code(k) for k in keys), ctx("epochs"),
             ctx("best_val_loss"), ctx("best_z_err_pred"), ctx("duration"), ctx("incidents")]
-    rows: list[list[Any]] = []
-    for rec in records:
-        run = rec.run
-        values = [plain(rec.values[k]) if k in rec.values else None for k in keys]
-        rows.append([code(run["id"]), run.get("name"), status(rec, reason=False), *values,
-                     f"{run.get('epoch')} / {run.get('epochs_target') or '-'}",
-                     _best(rec, "val_loss"), _best(rec, "z_err_pred"),
-                     fmt_duration(duration(ctx, rec)), _incidents(rec)])
-    intro = ctx("compare_intro", n=len(records)) if keys else ctx("compare_same", n=len(records))
-    return [f"## {ctx('h_compare')}", "", intro, "", *table(head, rows)]
+    lines = [[*row.head, *(plain(row.values[k]) if k in row.values else None for k in keys),
+              *row.tail] for row in rows]
+    intro = ctx("compare_intro", n=len(rows)) if keys else ctx("compare_same", n=len(rows))
+    return [f"## {ctx('h_compare')}", "", intro, "", *table(head, lines)]

@@ -43,7 +43,7 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
     """The SVG document; gaps (an epoch without a value) break the line."""
     epochs = [e["epoch"] for e in rec.epochs]
-    values = [e[key] for e in rec.epochs for key, _, _ in SERIES if e.get(key) is not None]
+    values = [e[key] for e in rec.epochs for key, _, _ in SERIES if e[key] is not None]
     ticks = _nice_ticks(min(values + [0.0]), max(values + [0.0]))
     y0, y1 = ticks[0], ticks[-1]
     x0, x1 = min(epochs), max(epochs)
@@ -78,15 +78,16 @@ def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
                f'{escape(x_label)}</text>')
     dots = len(epochs) <= 50
     scale_x, scale_y = plot_w / ((x1 - x0) or 1), plot_h / ((y1 - y0) or 1)
+    xs = [f"{LEFT + (e - x0) * scale_x:.1f}" for e in epochs]  # shared by the three lines
+    bottom = TOP + plot_h
     for key, _, color in SERIES:
         for segment in _segments(rec.epochs, key):
-            points = " ".join([f"{LEFT + (e - x0) * scale_x:.1f},"
-                               f"{TOP + plot_h - (v - y0) * scale_y:.1f}" for e, v in segment])
+            points = " ".join([f"{xs[i]},{bottom - (v - y0) * scale_y:.1f}" for i, v in segment])
             out.append(f'<polyline points="{points}" fill="none" stroke="{color}" '
                        f'stroke-width="1.8"/>')
             if dots:
-                out.extend(f'<circle cx="{sx(e):.1f}" cy="{sy(v):.1f}" r="2.5" fill="{color}"/>'
-                           for e, v in segment)
+                out.extend(f'<circle cx="{xs[i]}" cy="{bottom - (v - y0) * scale_y:.1f}" '
+                           f'r="2.5" fill="{color}"/>' for i, v in segment)
     lx = WIDTH - RIGHT - 110
     out.append(f'<rect x="{lx - 6}" y="{TOP}" width="112" height="{16 * len(SERIES) + 4}" '
                f'fill="white" fill-opacity="0.85"/>')
@@ -100,12 +101,17 @@ def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
 
 
 def _segments(rows: list[dict[str, Any]], key: str) -> list[list[tuple[int, float]]]:
-    """Runs of consecutive epochs that have a value for key."""
-    segments: list[list[tuple[int, float]]] = [[]]
-    for row in rows:
-        if row.get(key) is None:
-            if segments[-1]:
-                segments.append([])
+    """Runs of consecutive rows that have a value for key, as (row index, value)."""
+    segments: list[list[tuple[int, float]]] = []
+    current: list[tuple[int, float]] = []
+    for i, row in enumerate(rows):
+        value = row[key]
+        if value is None:
+            if current:
+                segments.append(current)
+                current = []
         else:
-            segments[-1].append((row["epoch"], row[key]))
-    return [s for s in segments if s]
+            current.append((i, value))
+    if current:
+        segments.append(current)
+    return segments
