@@ -64,6 +64,8 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
     ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent,
               path.name)
     old = path.read_text(encoding="utf-8") if path.exists() else None
+    if old is not None:
+        blocks.parse(old, path)  # damaged markers stop the export before anything is written
     workers = min(cores(), len(ids) // RUNS_PER_WORKER + 1)
     # This process takes a smaller slice: it also merges and writes the file afterwards.
     share = [0.75] + [1.0] * (workers - 1)

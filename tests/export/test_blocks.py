@@ -83,3 +83,15 @@ def test_user_paragraph_survives_more_epochs(tmp_path: Path) -> None:
         again.index("<!-- dinowm:begin commands")
     assert "| 6 | 0.1801 | 0.1833 | 0.1402 |" in again and "Current Epoch | 6 / 6" in again
     assert again.count("<!-- dinowm:begin progress") == 1
+
+
+def test_damaged_file_stops_the_export_before_writing(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    db = fixture.build(root)
+    out = tmp_path / "run.md"
+    out.write_text("<!-- dinowm:begin overview run=x -->\nmine\n")
+    with Store(db) as store, pytest.raises(DinowmError, match="no end marker"):
+        export_log(store, out, [A])
+    assert out.read_text() == "<!-- dinowm:begin overview run=x -->\nmine\n"
+    assert not list(tmp_path.glob("*.svg"))
