@@ -39,6 +39,10 @@ METRICS = [f"{split}_{name}" for split in ("train", "val") for name in (
     "img_ssim_reconstructed", "z_loss", "z_proprio_err_full", "z_proprio_err_pred",
     "z_proprio_loss", "z_visual_err_full", "z_visual_err_pred", "z_visual_loss",
     "z_visual_err_rollout")]
+HEARTBEATS = "".join(json.dumps({"seq": 3 + k, "t": T0 + k, "type": "heartbeat", "epoch": 1,
+                                 "batch": k, "batches": 515, "step": k, "loss": 0.2345678901,
+                                 "step_s": 0.0961234, "samples_per_s": 332.9012345,
+                                 "eta_s": 4950.123456}) + "\n" for k in range(1000))
 VARIANTS = (["training.batch_size=32"], ["training.batch_size=16"],
             ["training.predictor_lr=0.0003"], ["frameskip=3", "num_hist=2"])
 
@@ -57,15 +61,18 @@ def _rows(project: Any, n_runs: int, n_epochs: int, root: Path) -> dict[str, lis
         run_dir.mkdir(parents=True)
         (run_dir / "config.json").write_text(json.dumps({
             "run_id": run_id, "changed": res.changed(), "config": to_dict(cfg)}))
-        (run_dir / "events.jsonl").write_text(json.dumps({
-            "seq": 1, "t": created, "type": "start", "params": {
+        start = json.dumps({
+            "seq": 2, "t": created, "type": "start", "params": {
                 "encoder": 22056576, "predictor": 22431480, "decoder": 11024899,
                 "action_encoder": 460, "proprio_encoder": 40, "trainable_total": 33456879},
             "dataset": {"episodes": 20, "train_episodes": list(range(18)),
                         "val_episodes": [18, 19], "train_slices": 16480, "val_slices": 1810,
                         "state_dim": 22, "action_dim": 9, "sample_action_dim": 45,
                         "proprio_dim": 3, "image_size": [256, 256],
-                        "lengths": {"min": 901, "mean": 925.4, "max": 935}}}) + "\n")
+                        "lengths": {"min": 901, "mean": 925.4, "max": 935}}})
+        # A real run writes a heartbeat per step (megabytes); enough here that the start event
+        # is not near the end, as in a long run.
+        (run_dir / "events.jsonl").write_text(start + "\n" + HEARTBEATS)
         end = created + 60 + n_epochs * 1500.0
         out["runs"].append({
             "id": run_id, "name": f"run-{i}", "preset": "franka_f5_h3", "status": "completed",
@@ -175,12 +182,15 @@ def main() -> None:
         md = root / "log0" / "all.md"
         result = {
             "what": f"`dinowm export-log all.md --all`: {args.runs} runs x {args.epochs} epochs "
-                    f"(41 metrics, 3 incidents, 3 notes each; runs.db "
+                    f"(41 metrics, 3 incidents, 3 notes, 1,000 heartbeats each; runs.db "
                     f"{(root / 'runs.db').stat().st_size / 2**20:.0f} MiB), wall seconds of the "
-                    f"command in a fresh interpreter, median of {args.reps}; cpu_s: user + sys "
-                    f"of all its processes",
+                    f"command in a fresh interpreter, median (and best) of {args.reps}; cpu_s: "
+                    f"user + sys of all its processes; other work on the machine shows in "
+                    f"interpreter_start_s (0.33 s when idle)",
             "export_new_file_s": round(statistics.median(w for w, _ in first), 3),
             "reexport_same_file_s": round(statistics.median(w for w, _ in again), 3),
+            "best_s": {"new_file": round(min(w for w, _ in first), 3),
+                       "same_file": round(min(w for w, _ in again), 3)},
             "cpu_s": {"new_file": round(statistics.median(c for _, c in first), 3),
                       "same_file": round(statistics.median(c for _, c in again), 3)},
             "all_wall_s": {"new_file": [round(w, 3) for w, _ in first],

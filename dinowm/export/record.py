@@ -13,8 +13,9 @@ from dinowm.schema import SECTIONS, RunConfig, all_keys
 from dinowm.store import Store
 
 START_RE = re.compile(rb'"type":\s*"start"')
-BLOCK = 1 << 20
-MAX_SCAN_BYTES = 256 << 20  # an events file this long is read no further back for `start`
+BLOCK = 16 << 10
+TAIL_BYTES = 16 << 10  # how far back from the end the latest `start` event is looked for
+HEAD_BYTES = 1 << 20  # how far from the beginning the first one is looked for
 DEFAULTS = {name: key.default for name, key in all_keys().items()}
 
 
@@ -75,7 +76,7 @@ def _record(run: dict[str, Any], hardware: dict[str, Any] | None, epochs: list[d
     values = flatten(doc)
     resumed = [str(o) for o in (spec or {}).get("resume_overrides", [])]
     sources = _sources(values, (spec or {}).get("changed", {}), resumed)
-    start = latest_start(run_dir / "events.jsonl") if folder == "ok" and run_dir else None
+    start = start_event(run_dir / "events.jsonl") if folder == "ok" and run_dir else None
     cfg = typed(doc) if DEFAULTS.keys() <= values.keys() else None  # a complete record only
     return RunRecord(run, values, sources, cfg, hardware, epochs, incidents, notes,
                      checkpoints, start, folder, resumed)
@@ -136,7 +137,46 @@ def _read_spec(run_dir: Path | None) -> dict[str, Any] | None:
     return spec if isinstance(spec, dict) else None
 
 
-def latest_start(path: Path, block: int = BLOCK, max_bytes: int = MAX_SCAN_BYTES
+def start_event(path: Path) -> dict[str, Any] | None:
+    """The trainer's latest `start` event when it is near the end of the file, else its first.
+
+    An events file holds a heartbeat per step (megabytes for a long run), so neither end is
+    read further than a few blocks. Any start event serves: the parameter counts and the
+    dataset it reports are those of the run's config and data, which a resume cannot change.
+    """
+    return latest_start(path) or first_start(path)
+
+
+def first_start(path: Path, block: int = BLOCK, max_bytes: int = HEAD_BYTES
+                ) -> dict[str, Any] | None:
+    """The first `start` event of an events file, read forwards in blocks (bounded)."""
+    try:
+        fh = open(path, "rb")
+    except OSError:
+        return None
+    with fh:
+        carry = b""
+        while fh.tell() < max_bytes:
+            data = fh.read(block)
+            lines = (carry + data).split(b"\n")
+            carry = lines.pop() if data else b""  # the last piece may go on in the next block
+            for line in lines:
+                event = _start(line)
+                if event is not None:
+                    return event
+            if not data:
+                return None
+    return None
+
+
+def _start(line: bytes) -> dict[str, Any] | None:
+    if not START_RE.search(line):
+        return None
+    event = _loads(line.decode("utf-8", "replace"))
+    return event if isinstance(event, dict) and event.get("type") == "start" else None
+
+
+def latest_start(path: Path, block: int = BLOCK, max_bytes: int = TAIL_BYTES
                  ) -> dict[str, Any] | None:
     """The last `start` event of an events file, read backwards in blocks (bounded)."""
     try:
@@ -154,8 +194,7 @@ def latest_start(path: Path, block: int = BLOCK, max_bytes: int = MAX_SCAN_BYTES
             lines = data.split(b"\n")
             carry = lines[0] if pos > 0 else b""  # may be the tail of a line further back
             for line in reversed(lines[1:] if pos > 0 else lines):
-                if START_RE.search(line):
-                    event = _loads(line.decode("utf-8", "replace"))
-                    if isinstance(event, dict) and event.get("type") == "start":
-                        return event
+                event = _start(line)
+                if event is not None:
+                    return event
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dinowm.export.record import latest_start
+from dinowm.export.record import start_event
 from dinowm.store import Store
 from dinowm.views import fmt_num
 
@@ -67,7 +67,7 @@ def test_fresh_tiny_run_exports_every_section(project_dir: Path, cli) -> None:
     with Store(project_dir / "runs.db") as store:
         run = store.run("latest")
         epochs, hw = store.epochs(run["id"]), store.hardware(run["id"])
-    start = latest_start(Path(run["run_dir"]) / "events.jsonl")
+    start = start_event(Path(run["run_dir"]) / "events.jsonl")
     assert start is not None and len(epochs) == 2
     cfg = json.loads(run["config_json"])
     for needle in (f"`{run['id']}`", run["name"], run["command"], f"dinowm resume {run['id']}",

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from dinowm.export import export_log
-from dinowm.export.record import latest_start
+from dinowm.export.record import first_start, latest_start, start_event
 from dinowm.store import Store
 
 
@@ -19,8 +19,24 @@ def test_latest_start_reads_backwards_across_blocks(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(e) + "\n" for e in lines) + '{"seq": 260, "type": "sta')
     for block in (64, 1000, 1 << 20):
         assert latest_start(path, block=block)["attempt"] == 2, block
+        assert first_start(path, block=block)["attempt"] == 1, block
     assert latest_start(path, block=64, max_bytes=2000) is None  # bounded: gives up
     assert latest_start(tmp_path / "missing.jsonl") is None
+    assert first_start(tmp_path / "missing.jsonl") is None
+
+
+def test_start_event_of_a_long_run_reads_only_the_ends(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    beat = json.dumps({"seq": 0, "type": "heartbeat", "loss": 0.123456, "pad": "z" * 150})
+    with open(path, "w") as fh:
+        fh.write(json.dumps({"seq": 1, "type": "phase"}) + "\n")
+        fh.write(json.dumps({"seq": 2, "type": "start", "attempt": 1}) + "\n")
+        fh.write((beat + "\n") * 60_000)  # about 12 MB of heartbeats
+    assert start_event(path)["attempt"] == 1
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"seq": 3, "type": "start", "attempt": 2}) + "\n")
+        fh.write((beat + "\n") * 50)  # the latest start is near the end: it is the one
+    assert start_event(path)["attempt"] == 2
 
 
 def test_sparse_and_damaged_records_export_without_inventing(tmp_path: Path) -> None:
