@@ -272,6 +272,36 @@ class Store:
 
         return self.transaction(body)
 
+    # -- small queries for the TUI (it opens, reads and closes on every poll) -----------------
+
+    def run_versions(self) -> dict[str, tuple[float | None, int, str]]:
+        """id → (updated_at, incident count, status) of every run, for a poller to compare."""
+        sql = ("select r.id, r.updated_at, (select count(*) from incidents i where i.run_id = "
+               "r.id), r.status from runs r")
+        return {row[0]: row[1:] for row in self._retry(lambda: self.conn.execute(sql).fetchall())}
+
+    def run_summaries(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """The runs table's columns (no config), for all runs, newest first, or the given ids."""
+        if ids is None:
+            return self.query(RUN_TABLE_SQL + " order by r.created_at desc, r.id desc")
+        rows: list[dict[str, Any]] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows += self.query(RUN_TABLE_SQL + f" where r.id in ({','.join('?' * len(chunk))})",
+                               chunk)
+        return rows
+
+    def latest_telemetry(self, run_id: str) -> list[dict[str, Any]]:
+        """The newest sample of each GPU of a run (index seeks only, whatever the run's length)."""
+        return self.query(LATEST_TELEMETRY_SQL, {"r": run_id})
+
+    def update_note(self, note_id: int, text: str) -> None:
+        """Replace the text of a note (a user edit), stamping edited_at."""
+        if not text.strip():
+            raise DinowmError("A note needs some text; delete words, not the whole note.")
+        self.transaction(lambda db: db["notes"].update(
+            note_id, {"text": text.strip(), "edited_at": time.time()}))
+
     # -- export-log: read-only, one query per table for any number of runs --------------------
 
     def runs_oldest_first(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
@@ -443,4 +473,32 @@ select r.*,
   (select max(max_gpu_temp_c) from epochs e where e.run_id = r.id) as max_gpu_temp_c,
   (select count(*) from incidents i where i.run_id = r.id) as incident_count
 from runs r
+"""
+
+RUN_TABLE_SQL = """
+select r.id, r.name, r.preset, r.status, r.env, r.created_at, r.started_at, r.ended_at,
+  r.updated_at, r.epochs_target, r.epoch, r.attempts, r.host,
+  (select train_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_train_loss,
+  (select val_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_val_loss,
+  (select z_err_pred from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_z_err_pred,
+  (select mean_power_w from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_mean_power_w,
+  (select min(z_err_pred) from epochs e where e.run_id = r.id) as best_z_err_pred,
+  (select max(max_gpu_temp_c) from epochs e where e.run_id = r.id) as max_gpu_temp_c,
+  (select count(*) from incidents i where i.run_id = r.id) as incident_count
+from runs r
+"""
+
+LATEST_TELEMETRY_SQL = """
+with recursive g(gpu) as (
+  select min(gpu) from telemetry where run_id = :r
+  union all
+  select (select min(gpu) from telemetry where run_id = :r and gpu > g.gpu) from g
+  where g.gpu is not null)
+select t.* from g join telemetry t on t.run_id = :r and t.gpu = g.gpu
+  and t.t = (select max(t) from telemetry where run_id = :r and gpu = g.gpu)
+order by t.gpu
 """

@@ -1,73 +1,210 @@
-"""The Textual app: a live table of the runs in runs.db."""
+"""dinowm-tui: the app, its factory and entry point; runs the actions in named workers."""
 
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from textual import work
-from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Header
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, get_current_worker
 
-from dinowm.config import load_project
+from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
-from dinowm.store import Store
-from dinowm.views import fmt_duration, fmt_num, fmt_time, run_duration, status_text
+from tui import operations
+from tui.messages import ActionDone, GpuSampled
+from tui.notices import report_failure
+from tui.screens.dialogs import ConfirmModal, PromptModal
+from tui.screens.new_run import LaunchSpec, NewRunModal
+from tui.screens.runs import RunsScreen
+from tui.services import GpuSource, Services
+from tui.widgets.gpu_strip import GpuStrip
 
-COLUMNS = ("id", "name", "preset", "status", "epoch", "train loss", "val loss",
-           "best z_err_pred", "start", "duration")
 
-
-class DinowmApp(App):
-    """Runs of one project, refreshed from runs.db every few seconds."""
+class DinowmApp(App[None]):
+    """Runs of one project: watch, launch, stop, resume, annotate, compare, export."""
 
     TITLE = "dinowm"
-    BINDINGS = [("r", "refresh", "Refresh"), ("q", "quit", "Quit")]
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = False  # its footer slot goes to our own keys
+    BINDINGS = [Binding("q", "quit", "Quit"), Binding("question_mark", "keys", "Keys")]
 
-    def __init__(self, db_path: str, poll_s: float = 2.0):
+    def __init__(self, services: Services) -> None:
         super().__init__()
-        self.db_path = db_path
-        self.poll_s = poll_s
+        self.services = services
+        self.gpu_rows: list[dict[str, Any]] = []
+        self.gpu_reason = "starting" if services.gpu else "GPU sampling off"
+        self.notices: list[tuple[str, str]] = []
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+    def get_default_screen(self) -> RunsScreen:
+        """The runs screen is the bottom of the stack: Escape never leaves it."""
+        return RunsScreen(self.services)
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
-        self.action_refresh()
-        self.set_interval(self.poll_s, self.action_refresh)
+        if self.services.gpu is not None:
+            self.sample_gpus(self.services.gpu)
 
-    def action_refresh(self) -> None:
-        self.load_runs()
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notification is also kept in `notices` (the last 50)."""
+        self.notices = [*self.notices[-49:], (str(severity), message)]
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="poll")
-    def load_runs(self) -> None:
-        with Store(self.db_path) as store:
-            rows = store.runs()
-        self.call_from_thread(self.show_runs, rows)
+    # -- GPU strip ---------------------------------------------------------------------------
 
-    def show_runs(self, rows: list[dict]) -> None:
-        table = self.query_one(DataTable)
-        table.clear()
-        for r in rows:
-            table.add_row(r["id"], r.get("name") or "", r.get("preset") or "",
-                          status_text(r["status"]),
-                          f"{r['epoch']}/{r.get('epochs_target') or '?'}",
-                          fmt_num(r.get("last_train_loss")), fmt_num(r.get("last_val_loss")),
-                          fmt_num(r.get("best_z_err_pred")),
-                          fmt_time(r.get("started_at") or r.get("created_at")),
-                          fmt_duration(run_duration(r)), key=r["id"])
+    @work(thread=True, exclusive=True, exit_on_error=False, group="gpu")
+    def sample_gpus(self, open_source: Callable[[], GpuSource]) -> None:
+        """Open the GPU source and sample it every gpu_interval_s until the app ends."""
+        worker = get_current_worker()
+        source = open_source()
+        try:
+            while not worker.is_cancelled:
+                rows = source.sample() if source.available else []
+                self.post_message(GpuSampled(rows, "" if rows else source.reason))
+                if not source.available:
+                    return  # "no GPU" is a normal state: nothing more to sample
+                deadline = time.monotonic() + self.services.gpu_interval_s
+                while not worker.is_cancelled and time.monotonic() < deadline:
+                    time.sleep(0.2)
+        finally:
+            source.close()
+
+    def on_gpu_sampled(self, message: GpuSampled) -> None:
+        self.gpu_rows, self.gpu_reason = message.rows, message.reason
+        for screen in self.screen_stack:
+            for strip in screen.query(GpuStrip):
+                strip.rows, strip.reason = message.rows, message.reason
+
+    # -- actions shared by the screens -------------------------------------------------------
+
+    def ask_new_run(self) -> None:
+        """The new-run modal, then launch in a worker."""
+
+        def start(spec: LaunchSpec | None) -> None:
+            if spec is not None:
+                self.notify(f"starting a {spec.preset} run…")
+                self.launch(spec)
+
+        self.push_screen(NewRunModal(self.services.project, self.services.initial_overrides),
+                         start)
+
+    def ask_stop(self, run: dict[str, Any]) -> None:
+        """Confirm, then request a graceful stop."""
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.stop_run(run["id"])
+
+        self.push_screen(ConfirmModal(
+            "Stop run", f"Stop {run.get('name') or ''} ({run['id']})? It finishes the step, "
+                        f"saves a checkpoint and ends as 'stopped'; resume it later.", "Stop"),
+            answer)
+
+    def ask_resume(self, run: dict[str, Any]) -> None:
+        """Optional resumable overrides (e.g. training.epochs=150), then resume."""
+
+        def answer(text: str | None) -> None:
+            if text is not None:
+                self.resume_run(run["id"], text)
+
+        self.push_screen(PromptModal(
+            "Resume run", f"Resume {run.get('name') or ''} ({run['id']}) from its latest "
+                          f"checkpoint. Overrides (optional, resumable keys only):",
+            placeholder="training.epochs=150", allow_empty=True), answer)
+
+    def ask_note(self, run_id: str) -> None:
+        """A note on a run."""
+        self.push_screen(PromptModal("Add note", f"Note on run {run_id}:",
+                                     placeholder="lr too high; fan curve JW"),
+                         lambda text: text is not None and self.note_run(run_id, text))
+
+    def ask_edit_note(self, note: dict[str, Any]) -> None:
+        """Edit a note's text."""
+        self.push_screen(PromptModal("Edit note", f"Note {note['id']} on run {note['run_id']}:",
+                                     value=note["text"]),
+                         lambda text: text is not None and self.edit_note(note["id"], text,
+                                                                          note["run_id"]))
+
+    def ask_export(self, run_ids: list[str]) -> None:
+        """Where to write the Markdown log of run_ids."""
+        what = f"{len(run_ids)} run{'s' * (len(run_ids) != 1)}" if run_ids else "all runs"
+        self.push_screen(PromptModal("Export log", f"Markdown training log of {what} to:",
+                                     value="training_log.md"),
+                         lambda path: path is not None and self.export(path, run_ids))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    def launch(self, spec: LaunchSpec) -> None:
+        row = operations.launch(self.services, spec.preset, spec.overrides, spec.name, spec.note)
+        self.post_message(ActionDone(f"run {row['id']} ({row['name']}) started", [row["id"]]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stop")
+    def stop_run(self, run_id: str) -> None:
+        row = operations.stop(self.services, run_id)
+        self.post_message(ActionDone(f"stop requested for {row['name']} ({run_id})", [run_id]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="resume")
+    def resume_run(self, run_id: str, text: str) -> None:
+        row = operations.resume(self.services, run_id, operations.parse_overrides(text))
+        self.post_message(ActionDone(f"run {row['name']} ({run_id}) resumed", [run_id]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="note")
+    def note_run(self, run_id: str, text: str) -> None:
+        operations.add_note(self.services, run_id, text)
+        self.post_message(ActionDone(f"note added to {run_id}", [run_id]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="note")
+    def edit_note(self, note_id: int, text: str, run_id: str) -> None:
+        operations.edit_note(self.services, note_id, text)
+        self.post_message(ActionDone(f"note {note_id} edited", [run_id]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    def export(self, path: str, run_ids: list[str]) -> None:
+        written = operations.export_log(self.services, Path(path), run_ids)
+        self.post_message(ActionDone(f"exported {len(run_ids) or 'all'} run(s) to {written}",
+                                     run_ids))
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.text, markup=False)
+        for screen in self.screen_stack:
+            poll = getattr(screen, "poll_now", None)
+            if poll is not None:
+                poll()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_failure(self, event)
+
+    def action_keys(self) -> None:
+        """Show every key of the current screen."""
+        if self.screen.query("KeyPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
 
-def main() -> None:
-    """Entry point of `dinowm-tui`."""
+def build_app(config: str | Path | None = None, *, project: Project | None = None,
+              **overrides: Any) -> DinowmApp:
+    """The real app for a dinowm.toml (discovered like the CLI when None); tests swap services."""
+    project = project or load_project(config)
+    return DinowmApp(Services(project=project, **overrides))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `dinowm-tui [PATH/dinowm.toml]`."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print("usage: dinowm-tui [PATH]  (PATH: a dinowm.toml or its folder; default: found "
+              "like the dinowm command)")
+        return
     try:
-        project = load_project(sys.argv[1] if len(sys.argv) > 1 else None)
+        app = build_app(args[0] if args else None)
     except DinowmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    DinowmApp(str(project.runs_db)).run()
+    app.run()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,76 @@
+"""Reads for the screens' polling workers: open runs.db, read what changed, close."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dinowm.errors import DinowmError
+from dinowm.runs import CONFIG_JSON, reconcile
+from dinowm.store import ACTIVE
+from tui.messages import RunPolled, RunsPolled
+from tui.services import Services
+
+FULL_AT = 200  # more changed runs than this: one full query is cheaper than an id list
+
+
+def fetch_runs(services: Services, known: dict[str, tuple[Any, ...]],
+               reconcile_now: bool = False) -> RunsPolled:
+    """Versions of all runs, summary rows of new or changed ones, latest GPU samples of active."""
+    with services.store() as store:
+        if reconcile_now:
+            reconcile(store)  # runs whose supervisor died become 'lost', as in the CLI
+        versions = store.run_versions()
+        changed = [run_id for run_id, v in versions.items() if known.get(run_id) != v]
+        full = len(changed) > FULL_AT
+        rows = store.run_summaries(None if full else changed) if changed else []
+        telemetry = {run_id: store.latest_telemetry(run_id)
+                     for run_id, v in versions.items() if v[2] in ACTIVE}
+    return RunsPolled(versions, rows, telemetry, full=full)
+
+
+def read_spec(run: dict[str, Any]) -> dict[str, Any] | None:
+    """outputs/<id>/config.json (resolved config, 'changed' sources), or None if unreadable."""
+    if not run.get("run_dir"):
+        return None
+    try:
+        return json.loads((Path(run["run_dir"]) / CONFIG_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def fetch_run(services: Services, run_id: str, telemetry_since: float | None,
+              with_spec: bool) -> RunPolled:
+    """One run's row, epochs, incidents, notes, telemetry from telemetry_since (None = all)."""
+    with services.store() as store:
+        run = store.run(run_id)
+        epochs = store.epochs(run_id)
+        incidents = store.incidents(run_id)
+        notes = store.notes(run_id)
+        telemetry = store.telemetry(run_id, since=0.0 if telemetry_since is None
+                                    else telemetry_since)
+    if telemetry_since is not None:
+        telemetry = [t for t in telemetry if t["t"] > telemetry_since]
+    spec = read_spec(run) if with_spec else None
+    if with_spec and spec is None:
+        try:
+            spec = {"config": json.loads(run.get("config_json") or "{}"), "changed": {},
+                    "preset": run.get("preset"), "overrides": []}
+        except ValueError as exc:
+            raise DinowmError(f"run {run_id}: config_json is damaged ({exc})") from None
+    return RunPolled(run, epochs, incidents, notes, telemetry, spec)
+
+
+def fetch_compare(services: Services, run_ids: list[str]) -> list[dict[str, Any]]:
+    """For each run: its row, resolved config (flat keys) and epochs."""
+    from tui.widgets.run_tables import flatten
+
+    out = []
+    with services.store() as store:
+        for run_id in run_ids:
+            run = store.run(run_id)
+            spec = read_spec(run) or {"config": json.loads(run.get("config_json") or "{}")}
+            out.append({"run": run, "config": flatten(spec.get("config") or {}),
+                        "epochs": store.epochs(run["id"])})
+    return out

@@ -1,0 +1,91 @@
+"""The blocking work behind the app's actions; called from thread workers, never the event loop."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dinowm.config import Project, flat_values, resolve
+from dinowm.errors import ConfigError, DinowmError
+from dinowm.runs import create_run, preflight, prepare_resume, reconcile, request_stop
+from tui.services import Services
+
+
+@dataclass(frozen=True)
+class Check:
+    """Live validation of a new run: the CLI's error line, or what the overrides change."""
+
+    ok: bool
+    message: str
+    changes: tuple[str, ...] = ()
+
+
+def parse_overrides(text: str) -> list[str]:
+    """'a=1 b="x y"' → ['a=1', 'b=x y'] as a shell would split them."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(f"Overrides {text!r} cannot be split ({exc}); close the quote.") \
+            from None
+
+
+def check_launch(project: Project, preset: str | None, text: str) -> Check:
+    """Resolve preset + overrides as `dinowm run` would, without writing anything."""
+    try:
+        overrides = parse_overrides(text)
+        resolved = resolve(project, preset, overrides)
+        preflight(resolved.config)
+        base = flat_values(resolve(project, preset, ()).config)
+    except DinowmError as exc:
+        return Check(False, str(exc))
+    new = flat_values(resolved.config)
+    changes = tuple(f"{k}: {base[k]!r} → {new[k]!r}" for k in resolved.overridden())
+    what = f"{len(changes)} key{'s' * (len(changes) != 1)} changed from preset {resolved.preset}"
+    return Check(True, what, changes)
+
+
+def launch(services: Services, preset: str | None, overrides: list[str], name: str | None,
+           note: str | None) -> dict[str, Any]:
+    """create_run (validates and writes the run folder and row), then a detached supervisor."""
+    row = create_run(services.project, preset, overrides, name=name or None, note=note or None)
+    services.spawn(services.project, row["id"])
+    return row
+
+
+def stop(services: Services, run_id: str) -> dict[str, Any]:
+    """Ask the run's supervisor to stop gracefully."""
+    with services.store() as store:
+        return request_stop(store, run_id)
+
+
+def resume(services: Services, run_id: str, overrides: list[str]) -> dict[str, Any]:
+    """prepare_resume (resumable overrides only), then a detached supervisor."""
+    with services.store() as store:
+        reconcile(store)
+        row = prepare_resume(store, services.project, run_id, overrides)
+    services.spawn(services.project, row["id"])
+    return row
+
+
+def add_note(services: Services, run_id: str, text: str) -> None:
+    """A dated user note on a run."""
+    with services.store() as store:
+        store.add_note(run_id, text)
+
+
+def edit_note(services: Services, note_id: int, text: str) -> None:
+    """Replace a note's text."""
+    with services.store() as store:
+        store.update_note(note_id, text)
+
+
+def export_log(services: Services, path: Path, run_ids: list[str]) -> Path:
+    """The Markdown training log of run_ids (dinowm.export, as `dinowm export-log` writes it)."""
+    from dinowm.export import export_log as write_log
+
+    project = services.project
+    target = path if path.is_absolute() else project.root / path
+    with services.store() as store:
+        return write_log(store, target, run_ids).path

@@ -1,0 +1,139 @@
+"""The new-run modal: preset, overrides validated live with the CLI's messages, name, note."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.worker import get_current_worker
+
+from dinowm.config import Project
+from tui.operations import Check, check_launch, parse_overrides
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """What the modal hands back: everything create_run needs."""
+
+    preset: str
+    overrides: list[str]
+    name: str
+    note: str
+
+
+@dataclass
+class Checked(Message):
+    """Result of validating one (preset, overrides) pair."""
+
+    preset: str
+    text: str
+    check: Check
+
+
+class NewRunModal(ModalScreen[LaunchSpec | None]):
+    """Start a run: nothing is written until the inputs validate and Start is pressed."""
+
+    AUTO_FOCUS = "#overrides"
+
+    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, project: Project, overrides: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.project = project
+        self.initial = " ".join(overrides)
+        self.last: Checked | None = None
+        self.start_pending = False  # Start pressed while a check was still running
+
+    def compose(self) -> ComposeResult:
+        presets = [(f"{name}  {body.get('description', '')}"[:58], name)
+                   for name, body in self.project.presets.items()]
+        default = self.project.default_preset
+        with Vertical(classes="dialog", id="new-run"):
+            yield Label("New run", classes="dialog-title")
+            yield Select(presets, value=default if default in self.project.presets
+                         else Select.BLANK, allow_blank=False, id="preset")
+            yield Input(self.initial, placeholder="overrides: training.epochs=50 frameskip=5",
+                        id="overrides")
+            with VerticalScroll(id="check-box"):
+                yield Static("checking…", id="check")
+            with Horizontal(classes="fields"):
+                yield Input(placeholder="name (default PRESET-N)", id="name")
+                yield Input(placeholder="first note", id="note")
+            with Horizontal(classes="buttons"):
+                yield Button("Start (^s)", variant="success", id="start", disabled=True,
+                                 compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._changed()
+
+    @on(Select.Changed, "#preset")
+    @on(Input.Changed, "#overrides")
+    def _changed(self) -> None:
+        self.query_one("#start", Button).disabled = True
+        self.validate(self._preset(), self.query_one("#overrides", Input).value)
+
+    def _preset(self) -> str:
+        value = self.query_one("#preset", Select).value
+        return value if isinstance(value, str) else self.project.default_preset
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="validate")
+    def validate(self, preset: str, text: str) -> None:
+        """resolve() + preflight off the event loop (preflight may touch the disk)."""
+        check = check_launch(self.project, preset, text)
+        if not get_current_worker().is_cancelled:
+            self.post_message(Checked(preset, text, check))
+
+    def on_checked(self, message: Checked) -> None:
+        if (message.preset, message.text) != (self._preset(),
+                                              self.query_one("#overrides", Input).value):
+            return  # an older check; a newer one is on its way
+        self.last = message
+        check = message.check
+        box = self.query_one("#check", Static)
+        if check.ok:
+            text = Text(f"✔ {check.message}", style="green")
+            for change in check.changes:
+                text.append(f"\n  {change}", style="dim")
+        else:
+            text = Text(f"✘ {check.message}", style="bold red")
+        box.update(text)
+        box.set_class(not check.ok, "error")
+        self.query_one("#start", Button).disabled = not check.ok
+        if self.start_pending:
+            self.action_start()
+
+    @property
+    def error(self) -> str | None:
+        """The validation error shown now, if any."""
+        return None if self.last is None or self.last.check.ok else self.last.check.message
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        current = (self._preset(), self.query_one("#overrides", Input).value)
+        if self.last is None or (self.last.preset, self.last.text) != current:
+            self.start_pending = True  # starts as soon as the check of these inputs passes
+            return
+        self.start_pending = False
+        if not self.last.check.ok:
+            self.app.bell()
+            return
+        self.dismiss(LaunchSpec(current[0], parse_overrides(current[1]),
+                                self.query_one("#name", Input).value.strip(),
+                                self.query_one("#note", Input).value.strip()))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

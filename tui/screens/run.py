@@ -1,0 +1,212 @@
+"""One run: header, epochs, plots, configuration, incidents, notes and the live train.log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.worker import Worker, get_current_worker
+
+from dinowm.store import ACTIVE
+from dinowm.views import fmt_duration, fmt_num
+from tui.cells import progress_bar, status_text
+from tui.feed import fetch_run
+from tui.messages import RunPolled
+from tui.notices import report_failure
+from tui.screens.incident import IncidentScreen
+from tui.services import Services
+from tui.widgets.gpu_strip import GpuStrip
+from tui.widgets.log_tail import LogTail
+from tui.widgets.run_plots import RunPlots
+from tui.widgets.run_tables import (KeyedTable, epoch_rows, incident_rows, note_rows,
+                                    params_table_rows)
+
+if TYPE_CHECKING:
+    from tui.app import DinowmApp
+
+TABS = ("epochs", "plots", "config", "incidents", "notes", "log")
+MAX_SAMPLES = 50_000
+
+
+def run_header(run: dict[str, Any], now: float) -> Text:
+    """'▶ running  demo-3  ID  3/6 ━━━  attempt 1  …  loss 0.12' (one or two lines)."""
+    text = Text.assemble(status_text(run["status"]), "  ", (run.get("name") or "-", "bold"),
+                         "  ", (run["id"], "dim"), "  ")
+    text.append_text(progress_bar(run.get("epoch") or 0, run.get("epochs_target")))
+    start = run.get("started_at") or run.get("created_at")
+    duration = (run.get("ended_at") or now) - start if start else None
+    bits = [f"attempt {run.get('attempts') or 0}", fmt_duration(duration)]
+    if run["status"] in ACTIVE:
+        bits += [f"phase {run.get('phase') or '-'}", f"loss {fmt_num(run.get('last_loss'))}",
+                 f"{fmt_num(run.get('samples_per_s'), 3)} samples/s",
+                 f"ETA {fmt_duration(run.get('eta_s'))}"]
+    elif run.get("exit_reason"):
+        bits.append(run["exit_reason"])
+    text.append("  " + "  ".join(bits))
+    return text
+
+
+class RunScreen(Screen[None]):
+    """Everything about one run, polled by a worker; the log tail follows train.log."""
+
+    AUTO_FOCUS = "#epoch-table"
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"), Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"), Binding("a", "note", "Note"),
+        Binding("E", "edit_note", "Edit"), Binding("e", "export", "Export"),
+        Binding("t", "next_tab", "Tab"), Binding("f", "follow", "Follow"),
+        *[Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)],
+    ]
+
+    def __init__(self, services: Services, run_id: str) -> None:
+        super().__init__()
+        self.services = services
+        self.run_id = run_id
+        self.run: dict[str, Any] | None = None
+        self.config_hash: str | None = None
+        self.samples: list[dict[str, Any]] = []
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self.notes: dict[str, dict[str, Any]] = {}
+        self.epochs: list[dict[str, Any]] = []
+
+    @property
+    def dinowm(self) -> DinowmApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("loading…", id="run-head")
+        with TabbedContent(initial="epochs", id="tabs"):
+            with TabPane("1 Epochs", id="epochs"):
+                yield KeyedTable(("epoch", "train", "val", "z_err_pred", "time", "samples/s",
+                                  "max °C", "mean W", "att"), id="epoch-table")
+            with TabPane("2 Plots", id="plots"):
+                yield RunPlots()
+            with TabPane("3 Config", id="config"):
+                yield KeyedTable(("key", "from", "value"), id="params")
+            with TabPane("4 Incidents", id="incidents"):
+                yield Static("⏎ shows the incident in full: a stall's stacks, process, log tail",
+                             classes="hint")
+                yield KeyedTable(("time", "kind", "att", "epoch", "summary"), id="incident-list")
+            with TabPane("5 Notes", id="notes"):
+                yield Static("a adds a note; ⏎ or E edits the one under the cursor",
+                             classes="hint")
+                yield KeyedTable(("time", "note", "by"), id="note-list")
+            with TabPane("6 Log", id="log"):
+                yield LogTail(None, poll_s=self.services.log_poll_s, id="log-tail")
+        yield GpuStrip()
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_id
+        self.poll_now()
+        self.set_interval(self.services.poll_s, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.poll_now()
+
+    def poll_now(self) -> None:
+        """Read the run again now."""
+        since = self.samples[-1]["t"] if self.samples else None
+        self.poll(since, self.run is None or self.run.get("config_hash") != self.config_hash)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run-poll")
+    def poll(self, since: float | None, with_spec: bool) -> None:
+        message = fetch_run(self.services, self.run_id, since, with_spec)
+        if not get_current_worker().is_cancelled:
+            self.post_message(message)
+
+    def on_run_polled(self, message: RunPolled) -> None:
+        first = self.run is None
+        self.run = run = message.run
+        self.query_one("#run-head", Static).update(run_header(run, self.services.clock()))
+        if message.spec is not None:
+            self.config_hash = run.get("config_hash")
+            self.query_one("#params", KeyedTable).set_rows(params_table_rows(message.spec))
+        if message.epochs != self.epochs or first:
+            self.epochs = message.epochs
+            self.query_one("#epoch-table", KeyedTable).set_rows(epoch_rows(message.epochs),
+                                                                follow=True)
+            self.query_one(RunPlots).show_epochs(message.epochs)
+        self.incidents = {str(i["id"]): i for i in message.incidents}
+        self.query_one("#incident-list", KeyedTable).set_rows(incident_rows(message.incidents))
+        self.notes = {str(n["id"]): n for n in message.notes}
+        self.query_one("#note-list", KeyedTable).set_rows(note_rows(message.notes))
+        if message.telemetry or first:
+            self.samples = (self.samples + message.telemetry)[-MAX_SAMPLES:]
+            self.query_one(RunPlots).show_gpu(self.samples, run.get("started_at"))
+        log = self.query_one(LogTail)
+        if first and run.get("run_dir"):
+            log.path = Path(run["run_dir"]) / "train.log"
+            log.follow(log.path)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        table_id = event.data_table.id
+        if table_id == "incident-list":
+            event.stop()
+            self.open_incident(str(event.row_key.value))
+        elif table_id == "note-list":
+            event.stop()
+            self.action_edit_note()
+
+    def open_incident(self, key: str) -> None:
+        incident = self.incidents.get(key)
+        if incident:
+            self.app.push_screen(IncidentScreen(incident, f"{self.run_id} · incident {key}"))
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """Keys act on what the tab shows: focus its table or log."""
+        pane = self.query_one(f"#{event.pane.id}", TabPane)
+        target = pane.query("KeyedTable, LogTail").first() if pane.query("KeyedTable, LogTail") \
+            else None
+        if target is not None:
+            target.focus()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = TABS[(TABS.index(tabs.active) + 1) % len(TABS)]
+
+    def action_follow(self) -> None:
+        on = self.query_one(LogTail).toggle_follow()
+        self.notify(f"log follow {'on' if on else 'off'}")
+
+    def action_stop(self) -> None:
+        if self.run and self.run["status"] not in ACTIVE:
+            self.notify(f"{self.run['id']} is {self.run['status']}: nothing to stop.",
+                        severity="warning")
+        elif self.run:
+            self.dinowm.ask_stop(self.run)
+
+    def action_resume(self) -> None:
+        if self.run:
+            self.dinowm.ask_resume(self.run)
+
+    def action_note(self) -> None:
+        self.dinowm.ask_note(self.run_id)
+
+    def action_edit_note(self) -> None:
+        key = self.query_one("#note-list", KeyedTable).current_key
+        if key is None or key not in self.notes:
+            self.action_tab("notes")
+            self.notify("No note to edit: add one with a.", severity="warning")
+            return
+        self.dinowm.ask_edit_note(self.notes[key])
+
+    def action_export(self) -> None:
+        self.dinowm.ask_export([self.run_id])
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_failure(self, event)

@@ -1,0 +1,55 @@
+"""What the app takes from outside (project, clock, GPU source, launcher), injected for tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dinowm.config import Project
+from dinowm.store import Store
+
+
+class GpuSource(Protocol):
+    """What the GPU strip samples: dinowm.telemetry.Sampler or a test double."""
+
+    available: bool
+    reason: str
+
+    def sample(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def nvml_source() -> GpuSource:
+    """NVML through dinowm.telemetry; opening it may block, so call this in a thread."""
+    from dinowm.telemetry import Sampler
+
+    return Sampler()
+
+
+def spawn_supervisor(project: Project, run_id: str) -> int:
+    """A detached supervisor that outlives the app (dinowm.supervisor.spawn_detached)."""
+    from dinowm.supervisor import spawn_detached
+
+    return spawn_detached(project, run_id)
+
+
+@dataclass(frozen=True)
+class Services:
+    """Dependencies of the app; build_app() fills in the real ones."""
+
+    project: Project
+    clock: Callable[[], float] = time.time
+    gpu: Callable[[], GpuSource] | None = nvml_source
+    spawn: Callable[[Project, str], int] = spawn_supervisor
+    poll_s: float = 2.0
+    gpu_interval_s: float = 1.0
+    log_poll_s: float = 0.25
+    reconcile_every: int = 5
+    initial_overrides: tuple[str, ...] = ()
+
+    def store(self) -> Store:
+        """A fresh connection to runs.db: open, read, close (never held across polls)."""
+        return Store(self.project.runs_db)

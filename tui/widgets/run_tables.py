@@ -1,0 +1,127 @@
+"""The run screen's tables: hyperparameters (changes marked), epochs, incidents, notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from tui.widgets.table import Table
+
+from dinowm.views import fmt_duration, fmt_num, fmt_time
+
+SOURCE_RANK = {"override": 0, "resume": 0}
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config.json → {'training.epochs': 6, ...}."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def param_rows(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, value, source) with overrides first, then preset values, then defaults."""
+    flat = flatten(spec.get("config") or {})
+    sources = dict(spec.get("changed") or {})
+    for item in spec.get("resume_overrides") or []:
+        sources[item.partition("=")[0].strip()] = "resume"
+    rows = [(k, _show(v), sources.get(k, "default")) for k, v in flat.items()]
+    return sorted(rows, key=lambda r: (SOURCE_RANK.get(r[2], 1 if r[2] != "default" else 2),
+                                       r[0]))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return '""' if value == "" else str(value)
+
+
+class KeyedTable(Table):
+    """A DataTable whose rows are keyed; set_rows() adds, updates and removes by key."""
+
+    def __init__(self, columns: tuple[str, ...], *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.column_names = columns
+        self.shown: dict[str, tuple[Any, ...]] = {}
+
+    def on_mount(self) -> None:
+        for name in self.column_names:
+            self.add_column(name, key=name)
+
+    def set_rows(self, rows: dict[str, tuple[Any, ...]], follow: bool = False) -> None:
+        """Make the table show `rows` (in insertion order for new keys), touching only changes."""
+        for key in set(self.shown) - set(rows):
+            self.remove_row(key)
+            del self.shown[key]
+        added = False
+        for key, cells in rows.items():
+            old = self.shown.get(key)
+            if old is None:
+                self.add_row(*cells, key=key)
+                added = True
+            elif old != cells:
+                for name, new, was in zip(self.column_names, cells, old):
+                    if new != was:
+                        self.update_cell(key, name, new, update_width=True)
+            self.shown[key] = cells
+        if added and follow:
+            self.move_cursor(row=self.row_count - 1)
+        self.check_idle()  # widths are recomputed when this table's pump goes idle
+
+    @property
+    def current_key(self) -> str | None:
+        """Row key under the cursor."""
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+
+def params_table_rows(spec: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """Hyperparameter rows; values changed from the preset (overrides) marked ●."""
+    out = {}
+    for key, value, source in param_rows(spec):
+        if source in ("override", "resume"):
+            style, mark = "bold yellow", "●"
+        else:
+            style, mark = ("" if source != "default" else "dim"), " "
+        out[key] = (Text(f"{mark} {key}", style=style),
+                    Text(source, style="dim" if source == "default" else ""),
+                    Text(value, style=style))
+    return out
+
+
+def epoch_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """Per-epoch losses, z_err_pred, time and GPU figures."""
+    return {str(e["epoch"]): (
+        Text(str(e["epoch"]), justify="right"), Text(fmt_num(e.get("train_loss")), justify="right"),
+        Text(fmt_num(e.get("val_loss")), justify="right"),
+        Text(fmt_num(e.get("z_err_pred")), justify="right"),
+        Text(fmt_duration(e.get("duration_s")), justify="right"),
+        Text(fmt_num(e.get("samples_per_s"), 3), justify="right"),
+        Text(fmt_num(e.get("max_gpu_temp_c"), 3), justify="right"),
+        Text(fmt_num(e.get("mean_power_w"), 3), justify="right"),
+        Text(str(e.get("attempt") or "-"), justify="right")) for e in epochs}
+
+
+INCIDENT_STYLE = {"stall": "bold red", "crash": "red", "oom": "red", "lost": "magenta",
+                  "thermal": "yellow", "resume": "cyan"}
+
+
+def incident_rows(incidents: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """The incident timeline: time, kind, attempt, epoch, summary."""
+    return {str(i["id"]): (fmt_time(i["t"]), Text(i["kind"], style=INCIDENT_STYLE.get(i["kind"],
+                                                                                     "")),
+                           str(i.get("attempt") or "-"), str(i.get("epoch") or "-"),
+                           Text(i["summary"][:200], no_wrap=True))
+            for i in incidents}
+
+
+def note_rows(notes: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """Notes: time, text, source (edited ones say so)."""
+    return {str(n["id"]): (fmt_time(n["t"]), Text(n["text"]),
+                           n["source"] + (" (edited)" if n.get("edited_at") else ""))
+            for n in notes}
