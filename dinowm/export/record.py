@@ -158,7 +158,8 @@ def first_start(path: Path, block: int = BLOCK, max_bytes: int = HEAD_BYTES
         carry = b""
         while fh.tell() < max_bytes:
             data = fh.read(block)
-            lines = (carry + data).split(b"\n")
+            text = carry + data
+            lines = text.split(b"\n") if START_RE.search(text) else [text[text.rfind(b"\n") + 1:]]
             carry = lines.pop() if data else b""  # the last piece may go on in the next block
             for line in lines:
                 event = _start(line)
@@ -191,7 +192,8 @@ def latest_start(path: Path, block: int = BLOCK, max_bytes: int = TAIL_BYTES
             pos -= size
             fh.seek(pos)
             data = fh.read(size) + carry
-            lines = data.split(b"\n")
+            cut = data.find(b"\n")
+            lines = data.split(b"\n") if START_RE.search(data) or cut < 0 else [data[:cut]]
             carry = lines[0] if pos > 0 else b""  # may be the tail of a line further back
             for line in reversed(lines[1:] if pos > 0 else lines):
                 event = _start(line)

@@ -76,3 +76,13 @@ def test_cli_export_log(tmp_path: Path, cli) -> None:
     out = cli("export-log", "missing/log.md")
     assert out.returncode == 2 and "does not exist" in out.stderr
     assert cli("export-log", "log.md", "--all", "20260107").returncode == 2
+
+
+def test_start_event_in_lines_longer_than_a_block(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    long = {"seq": 1, "type": "heartbeat", "pad": "p" * 5000}
+    path.write_text("".join(json.dumps(e) + "\n" for e in (
+        long, {"seq": 2, "type": "start", "attempt": 1, "pad": "q" * 5000}, long, long)))
+    for block in (100, 4096, 1 << 16):
+        assert latest_start(path, block=block)["attempt"] == 1, block
+        assert first_start(path, block=block)["attempt"] == 1, block
