@@ -64,8 +64,8 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
     ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent,
               path.name)
     old = path.read_text(encoding="utf-8") if path.exists() else None
-    if old is not None:
-        blocks.parse(old, path)  # damaged markers stop the export before anything is written
+    # Damaged markers stop the export here, before anything is written.
+    segments = blocks.parse(old, path) if old else []
     workers = min(cores(), len(ids) // RUNS_PER_WORKER + 1)
     # This process takes a smaller slice: it also merges and writes the file afterwards.
     share = [0.75] + [1.0] * (workers - 1)
@@ -76,7 +76,7 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
     head = [(TITLE, _title(ctx))]
     if len(done) > 1:
         head.append((("compare", None), _join(compare.comparison(ctx, [r for *_, r in done]))))
-    text = blocks.merge(old, head + [b for run_blocks, _, _ in done for b in run_blocks], path,
+    text = blocks.merge(segments, head + [b for run_blocks, _, _ in done for b in run_blocks],
                         only_replace=frozenset({TITLE}))
     blocks.write_atomic(path, text)
     return ExportResult(path, ids, [image for _, image, _ in done if image is not None],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,16 @@ def render(key: Key, body: str) -> str:
     return f"<!-- dinowm:begin {label} -->\n{body}\n\n<!-- dinowm:end {label} -->\n"
 
 
+def _markers(text: str) -> Iterator[re.Match[str]]:
+    """Marker lines in order; str.find skips the text between them (megabytes of tables)."""
+    at = text.find("<!-- dinowm:")
+    while at >= 0:
+        match = MARKER.match(text, at)  # ^ (MULTILINE): only at the start of a line
+        if match:
+            yield match
+        at = text.find("<!-- dinowm:", at + 1)
+
+
 def parse(text: str, path: Path) -> list[str | Block]:
     """The file as user text (str) and generated blocks; damaged markers are an error."""
     out: list[str | Block] = []
@@ -45,7 +56,7 @@ def parse(text: str, path: Path) -> list[str | Block]:
     def line(offset: int) -> int:
         return text.count("\n", 0, offset) + 1
 
-    for match in MARKER.finditer(text):
+    for match in _markers(text):
         kind, key = match.group(1), (match.group(2), match.group(3))
         if kind == "begin":
             if begin is not None:
@@ -75,13 +86,12 @@ def parse(text: str, path: Path) -> list[str | Block]:
     return out
 
 
-def merge(old: str | None, blocks: list[tuple[Key, str]], path: Path,
+def merge(segments: list[str | Block], blocks: list[tuple[Key, str]],
           only_replace: frozenset[Key] = frozenset()) -> str:
-    """The new text: known blocks replaced in place, missing ones placed next to their run.
-
-    Keys in only_replace are rewritten where the file has them but never added to it.
+    """The new text from the parsed file: known blocks replaced in place, missing ones placed
+    next to their run. Keys in only_replace are rewritten where the file has them but never
+    added to it.
     """
-    segments = parse(old, path) if old else []
     at = {s.key: i for i, s in enumerate(segments) if isinstance(s, Block)}
     if segments:
         blocks = [(k, v) for k, v in blocks if k in at or k not in only_replace]

@@ -16,18 +16,22 @@ from tests.export import fixture
 A = fixture.RUN_A
 
 
+def _merge(old: str | None, new: list, **kwargs: object) -> str:
+    return merge(parse(old, Path("x.md")) if old else [], new, **kwargs)
+
+
 def _blocks(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("<!-- dinowm:begin")]
 
 
 def test_merge_replaces_in_place_and_keeps_user_lines() -> None:
-    first = merge(None, [(("title", None), "# T"), (("a", "r1"), "old a"),
-                         (("b", "r1"), "old b")], Path("x.md"))
+    first = _merge(None, [(("title", None), "# T"), (("a", "r1"), "old a"),
+                          (("b", "r1"), "old b")])
     edited = first.replace("<!-- dinowm:begin b run=r1 -->",
                            "My paragraph\nsecond line\n\n<!-- dinowm:begin b run=r1 -->")
     edited = "Preface\n" + edited + "\nAfterword without newline"
-    again = merge(edited, [(("title", None), "# T2"), (("a", "r1"), "new a"),
-                           (("b", "r1"), "new b")], Path("x.md"))
+    again = _merge(edited, [(("title", None), "# T2"), (("a", "r1"), "new a"),
+                            (("b", "r1"), "new b")])
     assert "old a" not in again and "new a" in again and "# T2" in again
     assert again.startswith("Preface\n") and again.endswith("Afterword without newline")
     assert again.index("new a") < again.index("My paragraph\nsecond line\n") < \
@@ -35,10 +39,10 @@ def test_merge_replaces_in_place_and_keeps_user_lines() -> None:
 
 
 def test_merge_places_missing_blocks_next_to_their_run() -> None:
-    text = merge(None, [(("a", "r1"), "a1"), (("c", "r1"), "c1")], Path("x.md"))
+    text = _merge(None, [(("a", "r1"), "a1"), (("c", "r1"), "c1")])
     text += "\nnotes of mine\n"
-    out = merge(text, [(("a", "r1"), "a1"), (("b", "r1"), "b1"), (("c", "r1"), "c1"),
-                       (("a", "r2"), "a2")], Path("x.md"))
+    out = _merge(text, [(("a", "r1"), "a1"), (("b", "r1"), "b1"), (("c", "r1"), "c1"),
+                        (("a", "r2"), "a2")])
     assert out.index("a1") < out.index("b1") < out.index("c1") < out.index("notes of mine") \
         < out.index("a2")
     assert _blocks(out) == ["<!-- dinowm:begin a run=r1 -->", "<!-- dinowm:begin b run=r1 -->",
@@ -46,8 +50,8 @@ def test_merge_places_missing_blocks_next_to_their_run() -> None:
 
 
 def test_title_is_never_added_to_an_existing_file() -> None:
-    out = merge("my own log\n", [(("title", None), "# T"), (("a", "r"), "x")], Path("x.md"),
-                only_replace=frozenset({("title", None)}))
+    out = _merge("my own log\n", [(("title", None), "# T"), (("a", "r"), "x")],
+                 only_replace=frozenset({("title", None)}))
     assert "# T" not in out and out.startswith("my own log\n")
 
 
