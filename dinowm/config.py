@@ -195,6 +195,15 @@ def config_hash(config: RunConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def model_hash(config: RunConfig) -> str:
+    """12 hex identifying the model's shape and precision (what decides GPU memory per sample)."""
+    doc = {"model": dataclasses.asdict(config.model), "num_hist": config.num_hist,
+           "num_pred": config.num_pred, "frameskip": config.frameskip,
+           "precision": config.training.precision, "mode": config.perf.mode}
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def with_values(config: RunConfig, **changes: Any) -> RunConfig:
     """A copy with flat keys changed (`training__batch_size=16` style), validated again."""
     values = flat_values(config)

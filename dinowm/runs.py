@@ -8,12 +8,13 @@ import secrets
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dinowm import hardware
-from dinowm.config import Project, config_hash, flat_values, from_dict, resolve, to_dict, \
-    with_values
+from dinowm.config import Project, config_hash, flat_values, from_dict, model_hash, resolve, \
+    to_dict, with_values
 from dinowm.errors import ConfigError, DinowmError, NotFoundError
 from dinowm.procinfo import ProcessRef
 from dinowm.schema import RunConfig
@@ -83,13 +84,32 @@ def read_spec(run_dir: Path) -> dict[str, Any]:
                           f"is damaged.") from None
 
 
+def fit_warning(store: Store, cfg: RunConfig, hw: dict[str, Any]) -> str | None:
+    """A warning when `dinowm probe` found this micro-batch too big for this GPU model."""
+    if not hw.get("gpu_name"):
+        return None
+    trials = [p for p in store.probes(hw["gpu_name"], model_hash(cfg))
+              if p["batch"] == cfg.micro_batch]
+    if not trials or trials[0]["fits"]:
+        return None
+    fitting = [p["batch"] for p in store.probes(hw["gpu_name"], model_hash(cfg)) if p["fits"]]
+    largest = f"; the largest that fits is {max(fitting)}" if fitting else ""
+    peak = trials[0]["peak_mib"]
+    seen = f" (peak {peak / 1024:.1f} GiB)" if peak else ""
+    return (f"micro-batch {cfg.micro_batch} did not fit {hw['gpu_name']} in 'dinowm probe'"
+            f"{seen}{largest}; watchdog.oom={cfg.watchdog.oom} applies if it runs out of "
+            f"memory")
+
+
 def create_run(project: Project, preset: str | None, overrides: list[str] | tuple[str, ...],
                name: str | None = None, note: str | None = None,
-               argv: list[str] | None = None) -> dict[str, Any]:
+               argv: list[str] | None = None,
+               warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Validate, then write the run folder, config.json, the runs row and the hardware row."""
     resolved = resolve(project, preset, overrides)
     cfg = resolved.config
     preflight(cfg)
+    hw = hardware.describe()
     run_id = new_run_id()
     run_dir = project.outputs / run_id
     command = shlex.join(argv) if argv else \
@@ -114,7 +134,10 @@ def create_run(project: Project, preset: str | None, overrides: list[str] | tupl
                           "grad_accum": cfg.training.grad_accum,
                           "micro_batch": cfg.micro_batch, "host": socket.gethostname(),
                           "encoder_label": encoder_label(cfg)})
-        store.set_hardware(run_id, hardware.describe())
+        store.set_hardware(run_id, hw)
+        warning = fit_warning(store, cfg, hw)
+        if warning and warn:
+            warn(warning)
         if note:
             store.add_note(run_id, note)
         return store.run(run_id)
@@ -220,3 +243,21 @@ def prepare_resume(store: Store, project: Project, ref: str,
                        (f" with {' '.join(overrides)}" if overrides else ""),
                        {"overrides": list(overrides)}, attempt=run.get("attempts"))
     return store.run(run["id"])
+
+
+def committed_checkpoints(run_dir: Path) -> list[dict[str, Any]]:
+    """Checkpoint files of a run folder whose manifest (the commit marker) matches their size."""
+    rows = []
+    for manifest in sorted((Path(run_dir) / "checkpoints").glob("*.pth.json")):
+        data_file = manifest.with_suffix("")
+        try:
+            meta = json.loads(manifest.read_text())
+            if data_file.stat().st_size != meta.get("size"):
+                continue
+        except (OSError, ValueError):
+            continue
+        rows.append({"path": str(data_file), "epoch": meta.get("epoch"),
+                     "kind": "latest" if data_file.name == "model_latest.pth" else "epoch",
+                     "step": meta.get("step"), "sha256": meta.get("sha256"),
+                     "size": meta.get("size"), "t": meta.get("time")})
+    return rows

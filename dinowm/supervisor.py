@@ -15,7 +15,7 @@ from typing import Any
 from dinowm import diagnosis, procinfo, telemetry
 from dinowm.config import Project, from_dict, load_project, to_dict, with_values
 from dinowm.events import EVENTS_NAME, read_events
-from dinowm.runs import read_spec, write_spec
+from dinowm.runs import committed_checkpoints, read_spec, write_spec
 from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.thermal import ThermalGuard
@@ -24,6 +24,7 @@ from dinowm.watchdog import Outcome, Progress, check, classify, decide
 
 CONTROL_NAME = "control.json"
 TICK_S = 0.25
+WAL_EVERY_S = 60.0
 
 
 class Supervisor:
@@ -142,7 +143,7 @@ class Supervisor:
         ref = procinfo.ProcessRef.of(self.proc.pid)
         self.store.update_run(self.run_id, pid=ref.pid, pid_start=ref.start)
         state: dict[str, Any] = {"error": None, "end": None, "stop_sent": None}
-        last_write = last_db_poll = time.monotonic()
+        last_write = last_db_poll = last_wal = time.monotonic()
         try:
             while True:
                 time.sleep(TICK_S)
@@ -155,6 +156,9 @@ class Supervisor:
                 if time.monotonic() - last_db_poll >= 1.0:
                     last_db_poll = time.monotonic()
                     self._poll_stop_request()
+                if time.monotonic() - last_wal >= WAL_EVERY_S:
+                    last_wal = time.monotonic()
+                    self._housekeeping(cfg)
                 if self.stop_reason is not None:
                     if self.force_stop:
                         procinfo.kill_group(self.proc.pid, self.proc, grace_s=0.0)
@@ -187,6 +191,7 @@ class Supervisor:
                     return self._stall(verdict, progress, attempt, tele)
         finally:
             self.store.update_run(self.run_id, pid=None)
+            self._sync_checkpoints()
 
     # -- pieces of an attempt ---------------------------------------------------------------
 
@@ -252,6 +257,16 @@ class Supervisor:
                                 f"batch {t.batch_size} kept)",
                                 {"batch_size": t.batch_size, "micro_batch_before":
                                  cfg.micro_batch, "micro_batch_after": new.micro_batch})
+
+    def _housekeeping(self, cfg: RunConfig) -> None:
+        """Bound runs.db: fold old telemetry into buckets, fold the WAL into the database."""
+        before = time.time() - cfg.telemetry.raw_retention_s
+        self.store.aggregate_telemetry(self.run_id, before, cfg.telemetry.aggregate_s)
+        self.store.checkpoint_wal()  # with a reader inside, it folds what it can; next round more
+
+    def _sync_checkpoints(self) -> None:
+        """The record lists exactly the committed checkpoints on disk."""
+        self.store.sync_checkpoints(self.run_id, committed_checkpoints(self.run_dir))
 
     def _write_telemetry(self, tele: telemetry.TelemetryThread) -> None:
         rows = tele.drain()

@@ -43,3 +43,11 @@ def _run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
 def cli():
     """The real `dinowm` command as a function: cli("runs", cwd=...) → CompletedProcess."""
     return _run_cli
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """A project folder for supervised runs (see tests/sup/conftest.py: Project)."""
+    from tests.sup.conftest import Project
+
+    return Project(tmp_path)

@@ -164,7 +164,7 @@ def stall(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
         out.append(f"- **{ctx('stuck_in')}:** " + (code(frame) if frame else
                                                     (d.get("stacks_note") or "-")))
         zombies = d.get("zombies") or []
-        out.append(f"- **Zombies:** " + ("; ".join(
+        out.append("- **Zombies:** " + ("; ".join(
             ctx("zombie", comm=z.get("comm"), pid=z.get("pid"), ppid=z.get("ppid"),
                 parent=z.get("parent_comm") or "?") for z in zombies) or ctx("none")))
         gpu = _gpu_snapshot(d.get("gpu"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dinowm.errors import NotFoundError
-from dinowm.migrations import MIGRATIONS
+from dinowm.store.migrations import MIGRATIONS
 from dinowm.store import Store
 
 HERE = Path(__file__).parent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 from dinowm.train import checkpoint as ckpt
-from tests.sup.conftest import Project, project, tiny  # noqa: F401 (fixture)
+from tests.sup.conftest import Project, tiny
 
 DET = ["training.deterministic=true", "watchdog.heartbeat_floor_s=3"]
 

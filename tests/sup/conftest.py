@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.train.conftest import TINY
 
@@ -63,11 +62,6 @@ class Project:
                     return rows
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for: {sql} {params}")
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path)
 
 
 def tiny(*extra: str) -> list[str]:

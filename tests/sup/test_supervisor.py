@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
-import pytest
 
 from tests.sup.conftest import Project, tiny
 

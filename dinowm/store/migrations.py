@@ -168,3 +168,33 @@ def m003_telemetry_counts(db: sqlite_utils.Database) -> None:
     """Per-field sample counts of aggregated telemetry rows (a reading may be missing)."""
     db.execute("alter table telemetry add column power_n integer")
     db.execute("alter table telemetry add column util_n integer")
+
+
+@MIGRATIONS()
+def m004_epoch_summary_index(db: sqlite_utils.Database) -> None:
+    """Covering index for epoch tables (export-log, the TUI): skips the bulky metrics_json."""
+    db.execute("create index epochs_summary on epochs(run_id, epoch, attempt, train_loss, "
+               "val_loss, z_err_pred, started_at, ended_at, duration_s, samples_per_s, "
+               "peak_gpu_mem_mib, max_gpu_temp_c, mean_power_w)")
+
+
+@MIGRATIONS()
+def m005_probes(db: sqlite_utils.Database) -> None:
+    """`dinowm probe` trials: which batch fits which GPU for which model."""
+    _script(db, """
+    create table probes (
+        id integer primary key,
+        t real not null,
+        gpu_name text not null,
+        vram_mib integer,
+        preset text,
+        model_hash text not null,
+        precision text,
+        batch integer not null,
+        peak_mib real,
+        fits integer not null,
+        status text,
+        s_per_step real
+    );
+    create index probes_lookup on probes(gpu_name, model_hash, batch)
+    """)

@@ -1,0 +1,74 @@
+"""The `dinowm` group and what every command shares: the project, the store, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+
+from dinowm import __version__
+from dinowm.config import Project, load_project
+from dinowm.errors import DinowmError
+from dinowm.store import Store
+
+console = Console()
+HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """A click group that turns a DinowmError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DinowmError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+class State:
+    """What every command needs: where dinowm.toml is, lazily loaded."""
+
+    def __init__(self, config: str | None):
+        self.config_arg = config
+        self._project: Project | None = None
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = load_project(self.config_arg)
+        return self._project
+
+    def store(self) -> Store:
+        """runs.db of the project, after marking runs whose supervisor died as lost."""
+        from dinowm.runs import reconcile
+
+        store = Store(self.project.runs_db)
+        reconcile(store)
+        return store
+
+
+def echo_json(value: Any) -> None:
+    """Print JSON (datetimes and paths as strings)."""
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group(cls=Group, context_settings=HELP)
+@click.option("--config", "config", metavar="PATH", default=None,
+              help="dinowm.toml to use (default: $DINOWM_CONFIG, else the nearest one in this "
+                   "folder or its parents).")
+@click.version_option(__version__, prog_name="dinowm")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Train, supervise and record DINO world-model runs.
+
+    \b
+    Examples:
+      dinowm init myproject           write a commented dinowm.toml
+      dinowm config --preset franka_f5_h3 training.batch_size=16
+      dinowm runs                     all runs, newest first
+      dinowm show latest              one run: epochs, incidents, notes
+    """
+    ctx.obj = State(config)

@@ -1,0 +1,93 @@
+"""Project commands: init, presets, config, hardware."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.config import CONFIG_NAME, TEMPLATE, resolve, to_dict
+from dinowm.errors import ConfigError
+
+
+@main.command(context_settings=HELP)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing dinowm.toml.")
+def init(directory: Path, force: bool) -> None:
+    """Write a commented dinowm.toml with the built-in presets into DIRECTORY.
+
+    Example: dinowm init ~/dino_wm_runs
+    """
+    target = directory / CONFIG_NAME
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists; edit it, or pass --force to overwrite it.")
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".toml.tmp")
+    shutil.copyfile(TEMPLATE, tmp)
+    tmp.replace(target)
+    console.print(f"wrote {target}: presets franka_f5_h3, franka_f5_h3_b8, demo. Next: "
+                  f"cd {directory} && dinowm run --preset demo")
+
+
+@main.command(context_settings=HELP)
+@click.pass_obj
+def presets(state: State) -> None:
+    """List the presets of dinowm.toml.
+
+    Example: dinowm presets
+    """
+    from rich.table import Table
+
+    project = state.project
+    table = Table(title=f"presets in {project.config_path}", title_justify="left")
+    for col in ("preset", "extends", "description"):
+        table.add_column(col)
+    for name, body in project.presets.items():
+        mark = " (default)" if name == project.default_preset else ""
+        table.add_row(name + mark, str(body.get("extends", "")), str(body.get("description", "")))
+    console.print(table)
+
+
+@main.command("config", context_settings=HELP)
+@click.option("--preset", "-p", default=None, help="Preset name (default: project default).")
+@click.option("--changed", is_flag=True, help="Only keys that differ from the built-in defaults.")
+@click.option("--keys", "list_keys", is_flag=True, help="List every key with type and meaning.")
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved config as JSON.")
+@click.argument("overrides", nargs=-1)
+@click.pass_obj
+def config_cmd(state: State, preset: str | None, changed: bool, list_keys: bool, as_json: bool,
+               overrides: tuple[str, ...]) -> None:
+    """Show the resolved configuration of a preset with key=value OVERRIDES.
+
+    \b
+    Example:
+      dinowm config --preset franka_f5_h3 training.batch_size=16 frameskip=5
+    """
+    from dinowm import views
+
+    if list_keys:
+        console.print(views.keys_table())
+        return
+    resolved = resolve(state.project, preset, overrides)
+    if as_json:
+        echo_json(to_dict(resolved.config))
+    else:
+        console.print(views.config_table(resolved, show_all=not changed))
+
+
+@main.command(context_settings=HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def hardware(as_json: bool) -> None:
+    """Describe this machine: GPU, driver, CUDA, CPU, RAM, swap ("no GPU" is fine).
+
+    Example: dinowm hardware
+    """
+    from dinowm import hardware as hw_mod, views
+
+    hw = hw_mod.describe()
+    if as_json:
+        echo_json(hw)
+    else:
+        console.print(views.hardware_table(hw))

@@ -1,0 +1,239 @@
+"""Run commands: run, resume, stop, tail, runs, show, note, export-log, reindex."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.errors import ConfigError
+from dinowm.store import Store
+
+
+@main.command("run", context_settings=HELP)
+@click.option("--preset", "-p", default=None, help="Preset name (default: project default).")
+@click.option("--name", default=None, help="A name for the run (default: PRESET-N).")
+@click.option("--note", default=None, help="A first note attached to the run.")
+@click.option("--detach", "-d", is_flag=True,
+              help="Return at once; the supervisor keeps running after the terminal closes.")
+@click.argument("overrides", nargs=-1)
+@click.pass_obj
+def run_cmd(state: State, preset: str | None, name: str | None, note: str | None,
+            detach: bool, overrides: tuple[str, ...]) -> None:
+    """Start a supervised training run of PRESET with key=value OVERRIDES.
+
+    \b
+    Examples:
+      dinowm run --preset demo
+      dinowm run --preset franka_f5_h3 data.path=/data/franka_cube_stack_ds training.batch_size=16
+      dinowm run --preset franka_f5_h3 --detach --note "fan curve JW, 100 W limit"
+    Ctrl-C stops gracefully (checkpoint, status stopped); a second Ctrl-C stops at once.
+    """
+    from dinowm.runs import create_run
+
+    row = create_run(state.project, preset, overrides, name=name, note=note,
+                     argv=["dinowm", *sys.argv[1:]],
+                     warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
+    _launch(state, row, detach)
+
+
+def _launch(state: State, row: dict[str, Any], detach: bool) -> None:
+    from dinowm.supervisor import run_foreground, spawn_detached
+
+    if detach:
+        pid = spawn_detached(state.project, row["id"])
+        console.print(f"run {row['id']} ({row['name']}) started, supervisor pid {pid}\n"
+                      f"  follow:  dinowm tail {row['id']} -f\n  stop:    dinowm stop "
+                      f"{row['id']}\n  folder:  {row['run_dir']}")
+        return
+    console.print(f"run {row['id']} ({row['name']}) in {row['run_dir']}")
+    status = run_foreground(state.project, row["id"])
+    with Store(state.project.runs_db) as store:
+        final = store.run(row["id"])
+    style = "green" if status in ("completed", "stopped") else "red"
+    console.print(f"[{style}]run {row['id']} {status}[/]: epoch {final['epoch']}/"
+                  f"{final['epochs_target']}, attempts {final['attempts']}"
+                  + (f" ({final['exit_reason']})" if final.get("exit_reason") and
+                     status != "completed" else ""))
+    if status not in ("completed", "stopped"):
+        sys.exit(1)
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--detach", "-d", is_flag=True, help="Return at once; supervise in background.")
+@click.argument("overrides", nargs=-1)
+@click.pass_obj
+def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...]) -> None:
+    """Resume RUN from its latest checkpoint, in the same run folder, up to its target epochs.
+
+    OVERRIDES may change resumable keys, e.g. training.epochs=150 to train further.
+
+    \b
+    Examples:
+      dinowm resume latest
+      dinowm resume 20260107-093348 training.epochs=150 --detach
+    """
+    from dinowm.runs import prepare_resume
+
+    with state.store() as store:
+        row = prepare_resume(store, state.project, run, overrides)
+    _launch(state, row, detach)
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--wait", is_flag=True, help="Wait until the run has stopped.")
+@click.pass_obj
+def stop(state: State, run: str, wait: bool) -> None:
+    """Stop RUN gracefully: finish the step, checkpoint, status 'stopped'.
+
+    Example: dinowm stop latest --wait
+    """
+    import time
+
+    from dinowm.runs import request_stop
+    from dinowm.store import ACTIVE
+
+    with state.store() as store:
+        row = request_stop(store, run)
+        console.print(f"stop requested for {row['id']}")
+        deadline = time.monotonic() + 900
+        while wait and row["status"] in ACTIVE and time.monotonic() < deadline:
+            time.sleep(0.5)
+            row = store.run(row["id"])
+        if wait:
+            console.print(f"run {row['id']} is {row['status']}")
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.option("--lines", "-n", default=40, show_default=True, type=click.IntRange(min=0),
+              help="Lines of the end of train.log to show first.")
+@click.pass_obj
+def tail(state: State, run: str, follow: bool, lines: int) -> None:
+    """Show the end of RUN's train.log; -f follows it like tail -f.
+
+    Example: dinowm tail latest -f
+    """
+    from dinowm.tailing import follow_log
+
+    with state.store() as store:
+        row = store.run(run)
+    follow_log(state.project.runs_db, row, lines, follow)
+
+
+@main.command(context_settings=HELP)
+@click.option("--status", default=None, help="Only runs with this status (running, completed, "
+                                               "failed, stopped, lost).")
+@click.option("--limit", "-n", type=int, default=None, help="At most N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def runs(state: State, status: str | None, limit: int | None, as_json: bool) -> None:
+    """List runs, newest first.
+
+    Example: dinowm runs --status running
+    """
+    from dinowm import views
+
+    with state.store() as store:
+        rows = store.runs(status=status, limit=limit)
+    if as_json:
+        echo_json([{k: v for k, v in r.items() if k != "config_json"} for r in rows])
+    else:
+        console.print(views.runs_table(rows))
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_obj
+def show(state: State, run: str, as_json: bool) -> None:
+    """Show one run: overview, epochs, incidents, notes. RUN is an id, a prefix or 'latest'.
+
+    Example: dinowm show latest
+    """
+    from dinowm import views
+
+    with state.store() as store:
+        row = store.run(run)
+        parts = (store.epochs(row["id"]), store.incidents(row["id"]), store.notes(row["id"]),
+                 store.hardware(row["id"]))
+    if as_json:
+        echo_json({"run": row, "epochs": parts[0], "incidents": parts[1], "notes": parts[2],
+                    "hardware": parts[3]})
+    else:
+        console.print(views.run_view(row, *parts))
+
+
+@main.command(context_settings=HELP)
+@click.argument("run")
+@click.argument("text", nargs=-1, required=True)
+@click.pass_obj
+def note(state: State, run: str, text: tuple[str, ...]) -> None:
+    """Attach a dated note to RUN (an id, a prefix or 'latest').
+
+    Example: dinowm note latest "froze at epoch 12, GPU at 48 °C"
+    """
+    with state.store() as store:
+        row = store.run(run)
+        store.add_note(row["id"], " ".join(text))
+    console.print(f"note added to {row['id']}")
+
+
+@main.command("export-log", context_settings=HELP)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("runs", nargs=-1)
+@click.option("--all", "all_runs", is_flag=True, help="Every run, oldest first.")
+@click.option("--lang", default="en", show_default=True, type=click.Choice(["en", "de"]),
+              help="Language of headings and labels (de: those of the hand-kept log).")
+@click.pass_obj
+def export_log(state: State, path: Path, runs: tuple[str, ...], all_runs: bool,
+               lang: str) -> None:
+    """Write the Markdown training log of RUNS (default: the latest run) to PATH.
+
+    Re-exporting to the same file rewrites only the generated blocks between
+    <!-- dinowm:begin ... --> and <!-- dinowm:end ... --> and keeps your own lines.
+    A loss curve (PATH-stem-RUNID-loss.svg) is written next to it from two epochs on.
+
+    \b
+    Examples:
+      dinowm export-log training-log.md
+      dinowm export-log training-log.md 20260107-093348 --lang de
+      dinowm export-log all-runs.md --all
+    """
+    from dinowm.export import export_log as write_log
+
+    if all_runs and runs:
+        raise ConfigError("Give run ids or --all, not both.")
+    with state.store() as store:
+        result = write_log(store, path, runs, all_runs=all_runs, lang=lang)
+    images = f" and {len(result.images)} loss curve{'s' * (len(result.images) != 1)}" \
+        if result.images else ""
+    console.print(f"{'wrote' if result.created else 'updated'} {result.path}: "
+                  f"{len(result.runs)} run{'s' * (len(result.runs) != 1)}{images}")
+
+
+@main.command(context_settings=HELP)
+@click.option("--force", is_flag=True, help="Rebuild even when runs.db is healthy.")
+@click.pass_obj
+def reindex(state: State, force: bool) -> None:
+    """Rebuild runs.db from the run folders (when it was deleted or damaged).
+
+    A damaged runs.db is moved aside as runs.db.damaged-TIME, never deleted.
+
+    Example: dinowm reindex
+    """
+    from dinowm.reindex import reindex as rebuild
+
+    result = rebuild(state.project, force=force)
+    if not result["rebuilt"]:
+        console.print(result["reason"])
+        return
+    moved = f"; the old file is {result['moved_aside']}" if result["moved_aside"] else ""
+    console.print(f"rebuilt {state.project.runs_db} from {len(result['runs'])} run folders "
+                  f"(integrity {result['integrity']}){moved}")

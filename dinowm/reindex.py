@@ -1,0 +1,123 @@
+"""`dinowm reindex`: rebuild runs.db from the run folders (config.json, record.jsonl, events).
+
+The run folder is the durable record: the trainer's events.jsonl, and record.jsonl where the
+store journals everything else it is told (run creation, hardware, status changes, supervisor
+incidents, notes, per-epoch GPU summaries). A damaged runs.db is moved aside, never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from dinowm.config import Project
+from dinowm.events import EVENTS_NAME, read_events
+from dinowm.runs import committed_checkpoints
+from dinowm.store import ACTIVE, RECORD_NAME, Store, StoreError
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    """JSON objects of a journal; a torn or garbled line is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+def move_aside(db: Path) -> Path | None:
+    """Rename runs.db (and its -wal/-shm) to runs.db.damaged-<time>; returns the new name."""
+    if not db.exists():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = db.with_name(f"{db.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{db}{suffix}")
+        if part.exists():
+            os.replace(part, Path(f"{target}{suffix}"))
+    return target
+
+
+def healthy(db: Path) -> bool:
+    """True when runs.db opens and passes PRAGMA integrity_check."""
+    try:
+        with Store(db, migrate=False) as store:
+            return store.integrity() == "ok"
+    except (StoreError, sqlite3.DatabaseError):
+        return False
+
+
+def rebuild_run(store: Store, run_dir: Path) -> str | None:
+    """Replay one run folder into the store; returns the run id (None if not a run folder)."""
+    spec_path = run_dir / "config.json"
+    if not spec_path.exists():
+        return None
+    spec = json.loads(spec_path.read_text())
+    record = _lines(run_dir / RECORD_NAME)
+    created = next((r["row"] for r in record if r["kind"] == "run"), None)
+    run_id = spec["run_id"]
+    row = created or {"id": run_id, "name": spec.get("name") or run_id,
+                      "preset": spec.get("preset"), "config_json": json.dumps(spec["config"]),
+                      "config_hash": spec.get("config_hash", ""), "command": spec.get("command"),
+                      "run_dir": str(run_dir), "created_at": spec.get("created_at") or 0.0,
+                      "epochs_target": spec["config"]["training"]["epochs"]}
+    row = {**row, "run_dir": str(run_dir)}
+    note_ids: dict[int, int] = {}
+    with store.journal_paused():
+        store.create_run(row)
+        for item in record:
+            kind = item["kind"]
+            if kind == "hardware":
+                store.set_hardware(run_id, item["hardware"])
+            elif kind == "update":
+                store.update_run(run_id, **item["fields"])
+            elif kind == "note":
+                note_ids[item["id"]] = store.add_note(run_id, item["text"],
+                                                      item.get("source", "user"), t=item["at"])
+            elif kind == "note_edit" and item["id"] in note_ids:
+                store.update_note(note_ids[item["id"]], item["text"])
+            elif kind == "incident":
+                store.add_incident(run_id, item["incident_kind"], item["summary"],
+                                   item.get("details"), t=item["at"], **item.get("fields", {}))
+        events, _ = read_events(run_dir / EVENTS_NAME, 0)
+        store.ingest(run_id, events)
+        for item in record:
+            if item["kind"] == "epoch_gpu":
+                store.upsert_epoch(run_id, item["epoch"], item["summary"])
+        store.sync_checkpoints(run_id, committed_checkpoints(run_dir))
+        final = store.run(run_id)
+        if final["status"] in ACTIVE:
+            ended = [e for e in events if e["type"] == "end"]
+            status = ended[-1]["status"] if ended else "lost"
+            store.update_run(run_id, status=status, exit_reason=final.get("exit_reason") or
+                             "rebuilt by dinowm reindex")
+    return run_id
+
+
+def reindex(project: Project, force: bool = False) -> dict[str, Any]:
+    """Rebuild runs.db from outputs/*/ when it is missing or damaged (or always with force)."""
+    db = project.runs_db
+    if db.exists() and healthy(db) and not force:
+        return {"rebuilt": False, "reason": "runs.db is healthy (use --force to rebuild)"}
+    moved = move_aside(db) if db.exists() else None
+    runs = []
+    with Store(db) as store:
+        folders = sorted(p for p in project.outputs.glob("*") if p.is_dir()) \
+            if project.outputs.exists() else []
+        for run_dir in folders:
+            run_id = rebuild_run(store, run_dir)
+            if run_id:
+                runs.append(run_id)
+        integrity = store.integrity()
+    return {"rebuilt": True, "runs": runs, "moved_aside": str(moved) if moved else None,
+            "integrity": integrity}

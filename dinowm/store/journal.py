@@ -1,0 +1,47 @@
+"""record.jsonl: what the store is told that events.jsonl does not hold, kept in the run folder.
+
+runs.db is an index; the run folder is the durable record. Every write that `dinowm reindex`
+could not recover from events.jsonl (run creation, hardware, status changes, supervisor
+incidents, notes and their edits, per-epoch GPU summaries) is appended here as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+RECORD_NAME = "record.jsonl"
+# Run columns worth keeping across a rebuild (progress columns come back from events.jsonl).
+DURABLE_FIELDS = frozenset({
+    "status", "exit_reason", "started_at", "ended_at", "attempts", "epochs_target", "name",
+    "batch_size", "grad_accum", "micro_batch", "wandb_id", "wandb_url", "config_json",
+    "config_hash", "created_at", "host"})
+
+
+class Journal:
+    """Appends records to <run_dir>/record.jsonl; a missing run folder is skipped silently."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self._dirs: dict[str, Path | None] = {}
+
+    def remember(self, run_id: str, run_dir: str | None) -> None:
+        """Tell the journal where a run's folder is (saves a query per write)."""
+        self._dirs[run_id] = Path(run_dir) if run_dir else None
+
+    def known(self, run_id: str) -> bool:
+        return run_id in self._dirs
+
+    def append(self, run_id: str, kind: str, **payload: Any) -> None:
+        """One record line; best effort, never raises for a vanished folder."""
+        folder = self._dirs.get(run_id)
+        if self.paused or folder is None or not folder.is_dir():
+            return
+        line = json.dumps({"t": time.time(), "kind": kind, **payload}, default=str)
+        try:
+            with open(folder / RECORD_NAME, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+        except OSError:
+            pass  # the database write already succeeded; the folder is read-only or full

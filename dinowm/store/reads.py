@@ -1,0 +1,87 @@
+"""Read-only queries over many runs at once, for the TUI's polls and export-log."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dinowm.store.sql import LATEST_TELEMETRY_SQL, RUN_TABLE_SQL
+
+
+class BulkReads:
+    """Mixed into Store: one query per table for any number of runs."""
+
+    def run_versions(self) -> dict[str, tuple[float | None, int, str]]:
+        """id → (updated_at, incident count, status) of every run, for a poller to compare."""
+        sql = ("select r.id, r.updated_at, (select count(*) from incidents i where i.run_id = "
+               "r.id), r.status from runs r")
+        return {row[0]: row[1:] for row in self._retry(lambda: self.conn.execute(sql).fetchall())}
+
+    def run_summaries(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """The runs table's columns (no config), for all runs, newest first, or the given ids."""
+        if ids is None:
+            return self.query(RUN_TABLE_SQL + " order by r.created_at desc, r.id desc")
+        rows: list[dict[str, Any]] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            rows += self.query(RUN_TABLE_SQL + f" where r.id in ({','.join('?' * len(chunk))})",
+                               chunk)
+        return rows
+
+    def latest_telemetry(self, run_id: str) -> list[dict[str, Any]]:
+        """The newest sample of each GPU of a run (index seeks only, whatever the run's length)."""
+        return self.query(LATEST_TELEMETRY_SQL, {"r": run_id})
+
+    def runs_oldest_first(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """Run rows in creation order: all runs, or only the given ids."""
+        return self._of_runs("select * from runs", ids, "created_at, id", column="id")
+
+    def hardware_of(self, ids: list[str] | None) -> dict[str, dict[str, Any]]:
+        """run id → hardware row, for the runs that have one (ids None: all runs)."""
+        return {r["run_id"]: r for r in self._of_runs("select * from hardware", ids)}
+
+    def epoch_rows_of(self, ids: list[str] | None) -> dict[str, list[dict[str, Any]]]:
+        """run id → epoch rows in order: the columns of a log, not the bulky metrics_json."""
+        columns = ("run_id, epoch, attempt, train_loss, val_loss, z_err_pred, started_at, "
+                   "ended_at, duration_s, samples_per_s, peak_gpu_mem_mib, max_gpu_temp_c, "
+                   "mean_power_w")
+        # Read in table order and sort here: ORDER BY would visit the rows through the index.
+        # The rows hold metrics_json too; mapping the file spares copying every page.
+        mmap = self.conn.execute("PRAGMA mmap_size").fetchone()[0]
+        self.conn.execute("PRAGMA mmap_size = 1073741824")
+        try:
+            out = self._by_run(f"select {columns} from epochs", ids, None)
+        finally:
+            self.conn.execute(f"PRAGMA mmap_size = {int(mmap)}")
+        for rows in out.values():
+            rows.sort(key=lambda r: r["epoch"])
+        return out
+
+    def incidents_of(self, ids: list[str] | None) -> dict[str, list[dict[str, Any]]]:
+        """run id → incidents in time order."""
+        return self._by_run("select * from incidents", ids, "t, id")
+
+    def notes_of(self, ids: list[str] | None) -> dict[str, list[dict[str, Any]]]:
+        """run id → notes in time order."""
+        return self._by_run("select * from notes", ids, "t, id")
+
+    def checkpoints_of(self, ids: list[str] | None) -> dict[str, list[dict[str, Any]]]:
+        """run id → checkpoint records, newest epoch last."""
+        return self._by_run("select * from checkpoints", ids, "epoch, t")
+
+    def _of_runs(self, select: str, ids: list[str] | None, order: str | None = None,
+                 column: str = "run_id") -> list[dict[str, Any]]:
+        """Rows of `select` whose `column` is one of ids (one JSON parameter), or all rows."""
+        sql, params = select, []
+        if ids is not None:
+            sql += f" where {column} in (select value from json_each(?))"
+            params.append(json.dumps(ids))
+        return self.query(sql + (f" order by {order}" if order else ""), params)
+
+    def _by_run(self, select: str, ids: list[str] | None,
+                order: str | None) -> dict[str, list[dict[str, Any]]]:
+        """run id → rows of `select` in `order`, with an empty list for every id that has none."""
+        out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids or ()}
+        for row in self._of_runs(select, ids, order and f"run_id, {order}"):
+            out.setdefault(row["run_id"], []).append(row)
+        return out

@@ -1,0 +1,83 @@
+"""SQL text of runs.db's queries, and the fold of raw telemetry samples into buckets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fold_samples(run_id: str, gpu: int, start: float, group: list[dict[str, Any]]) -> dict[str, Any]:
+    """One aggregated telemetry row from raw samples of one GPU and bucket."""
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in group if r[key] is not None]
+        return sum(values) / len(values) if values else None
+
+    def count(key: str) -> int:
+        return sum(1 for r in group if r[key] is not None)
+
+    temps = [r["temp_c"] for r in group if r["temp_c"] is not None]
+    throttle = 0
+    for r in group:
+        throttle |= r["throttle"] or 0
+    return {"run_id": run_id, "t": start, "gpu": gpu, "n": len(group), "temp_c": mean("temp_c"),
+            "temp_max_c": max(temps) if temps else None, "power_w": mean("power_w"),
+            "power_limit_w": mean("power_limit_w"), "util_pct": mean("util_pct"),
+            "mem_used_mib": mean("mem_used_mib"), "mem_total_mib": mean("mem_total_mib"),
+            "sm_clock_mhz": mean("sm_clock_mhz"), "fan_pct": mean("fan_pct"),
+            "throttle": throttle, "power_n": count("power_w"), "util_n": count("util_pct")}
+
+
+TELEMETRY_SUMMARY_SQL = """
+select max(coalesce(temp_max_c, temp_c)) as max_gpu_temp_c,
+  sum(power_w * coalesce(power_n, n))
+    / nullif(sum(case when power_w is null then 0 else coalesce(power_n, n) end), 0)
+    as mean_power_w,
+  sum(util_pct * coalesce(util_n, n))
+    / nullif(sum(case when util_pct is null then 0 else coalesce(util_n, n) end), 0)
+    as mean_gpu_util,
+  coalesce(sum(n), 0) as samples
+from telemetry where run_id = ? and t >= ? and t <= ?
+"""
+
+RUN_SUMMARY_SQL = """
+select r.*,
+  (select train_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_train_loss,
+  (select val_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_val_loss,
+  (select z_err_pred from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_z_err_pred,
+  (select min(z_err_pred) from epochs e where e.run_id = r.id) as best_z_err_pred,
+  (select min(val_loss) from epochs e where e.run_id = r.id) as best_val_loss,
+  (select max(max_gpu_temp_c) from epochs e where e.run_id = r.id) as max_gpu_temp_c,
+  (select count(*) from incidents i where i.run_id = r.id) as incident_count
+from runs r
+"""
+
+RUN_TABLE_SQL = """
+select r.id, r.name, r.preset, r.status, r.env, r.created_at, r.started_at, r.ended_at,
+  r.updated_at, r.epochs_target, r.epoch, r.attempts, r.host,
+  (select train_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_train_loss,
+  (select val_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_val_loss,
+  (select z_err_pred from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_z_err_pred,
+  (select mean_power_w from epochs e where e.run_id = r.id order by epoch desc limit 1)
+    as last_mean_power_w,
+  (select min(z_err_pred) from epochs e where e.run_id = r.id) as best_z_err_pred,
+  (select max(max_gpu_temp_c) from epochs e where e.run_id = r.id) as max_gpu_temp_c,
+  (select count(*) from incidents i where i.run_id = r.id) as incident_count
+from runs r
+"""
+
+LATEST_TELEMETRY_SQL = """
+with recursive g(gpu) as (
+  select min(gpu) from telemetry where run_id = :r
+  union all
+  select (select min(gpu) from telemetry where run_id = :r and gpu > g.gpu) from g
+  where g.gpu is not null)
+select t.* from g join telemetry t on t.run_id = :r and t.gpu = g.gpu
+  and t.t = (select max(t) from telemetry where run_id = :r and gpu = g.gpu)
+order by t.gpu
+"""
