@@ -1,9 +1,11 @@
-"""GPU check: the real trainer process at the full franka_f5_h3 model size, a few configs.
+"""GPU check (issue: speed and memory): one short table, under 5 minutes on one GPU.
 
-Builds synthetic franka-layout data at 224 px and an official-layout DINOv2 ViT-S/14 weights
-file with random weights (no download), then runs `python -m dinowm.train` for a fixed number
-of steps per configuration and reads s/step, samples/s and peak GPU memory from events.jsonl.
-Prints one table; writes JSON to --out. `--tiny` runs the same path on CPU in seconds.
+1. `dinowm bench` at batch 8, 16, 32 in fast and reference modes at the full franka_f5_h3
+   model size (synthetic 224 px data, full-size encoder with random weights).
+2. Frozen-feature cache equivalence at full size: losses with and without cached tokens.
+3. A ~60 s supervised `dinowm run` with GPU telemetry, then what runs.db recorded.
+Writes everything to --out (JSON) and prints one table at the end. `--tiny` runs the same path
+on CPU in a minute (a smoke test of this script, not a measurement).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,92 +22,156 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+TINY = ["model.encoder=tiny", "model.img_size=64", "model.encoder_img_size=56",
+        "model.predictor_depth=1", "model.decoder_channels=32", "data.num_workers=0"]
 
-def fake_dinov2_weights(path: Path) -> None:
-    """Random weights in the official key layout (what dinov2_vits14_pretrain.pth holds)."""
-    from dinowm.train.encoder import build_encoder
 
+def sh(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def cache_check(project: Path, overrides: list[str]) -> dict:
+    """Same batches through the model with and without the frozen-feature cache."""
     import torch
 
-    enc = build_encoder("dinov2_vits14", 196, 64, 2, 4)
-    torch.save(enc.state_dict(), path)
+    from dinowm.config import load_project, resolve
+    from dinowm.train.build import build_model, seed_everything
+    from dinowm.train.data import build_datasets, prepare_frames
+    from dinowm.train.features import TokenStore, build_cache
+
+    cfg = resolve(load_project(project / "dinowm.toml"), "franka_f5_h3", overrides).config
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    train, val, _, info = build_datasets(cfg.data.path, frameskip=cfg.frameskip,
+                                         num_hist=cfg.num_hist, num_pred=cfg.num_pred)
+    seed_everything(0)
+    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device).eval()
+    t0 = time.perf_counter()
+    folder = build_cache(model, val, project / "cache", device)
+    build_s = time.perf_counter() - t0
+    val.tokens = TokenStore(folder)
+    batch = [val[i] for i in range(0, min(len(val), 64), 4)][:16]
+    stacked = {k: torch.stack([b[k] for b in batch]).to(device) for k in batch[0]}
+    visual = prepare_frames(stacked["visual"], cfg.model.img_size)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with torch.no_grad(), autocast:
+        plain = model(visual, stacked["proprio"], stacked["action"])
+        cached = model(visual, stacked["proprio"], stacked["action"], tokens=stacked["tokens"])
+    rel = {k: abs(float(plain[k]) - float(cached[k])) / max(abs(float(plain[k])), 1e-12)
+           for k in ("loss", "z_loss", "decoder_recon_loss_reconstructed")}
+    return {"frames_cached": sum(val.lengths), "build_s": build_s, "relative_diff": rel,
+            "within_bf16_tolerance": all(v < 2e-2 for v in rel.values())}
 
 
-def run_config(root: Path, name: str, overrides: list[str], timeout: float) -> dict:
-    from dinowm.config import load_project, resolve, to_dict
-
-    cfg = resolve(load_project(REPO / "dinowm.toml"), "franka_f5_h3", overrides).config
-    run_dir = root / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({"run_id": name, "config": to_dict(cfg)}))
+def supervised(project: Path, overrides: list[str], seconds: float) -> dict:
+    """A real supervised run for about `seconds`, then what runs.db holds about it."""
     t0 = time.time()
-    with open(run_dir / "train.log", "w") as log:
-        proc = subprocess.run([sys.executable, "-m", "dinowm.train", "--run-dir", str(run_dir)],
-                              stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-    events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
-    beats = [e for e in events if e["type"] == "heartbeat" and "step_s" in e]
-    steady = [e["step_s"] for e in beats[len(beats) // 3:]] or [float("nan")]
-    epoch = next((e for e in events if e["type"] == "epoch"), {})
-    err = next((e for e in events if e["type"] == "error"), None)
-    s_step = statistics.median(steady)
-    return {"config": name, "rc": proc.returncode, "steps": len(beats), "s_per_step": s_step,
-            "samples_per_s": cfg.training.batch_size / s_step,
-            "peak_gpu_mib": epoch.get("peak_gpu_mem_mib"), "wall_s": time.time() - t0,
-            "epoch_s": epoch.get("duration_s"), "train_loss": epoch.get("train_loss"),
-            "z_err_pred": epoch.get("z_err_pred"),
-            "error": err and err.get("message")}
+    out = sh("-m", "dinowm", "run", "--preset", "franka_f5_h3", *overrides, cwd=project,
+             timeout=seconds * 4 + 120)
+    conn = sqlite3.connect(project / "runs.db")
+    conn.row_factory = sqlite3.Row
+    run = dict(conn.execute("select * from runs order by created_at desc limit 1").fetchone())
+    epochs = [dict(r) for r in conn.execute("select * from epochs where run_id = ? order by "
+                                            "epoch", [run["id"]])]
+    tel = dict(conn.execute("select count(*) n, max(temp_c) tmax, avg(power_w) pmean, "
+                            "max(power_w) pmax, avg(util_pct) umean, max(mem_used_mib) mem, "
+                            "max(power_limit_w) plimit from telemetry where run_id = ?",
+                            [run["id"]]).fetchone())
+    reasons = 0
+    for (mask,) in conn.execute("select throttle from telemetry where run_id = ?", [run["id"]]):
+        reasons |= mask or 0
+    from dinowm.telemetry import throttle_names
+
+    return {"rc": out.returncode, "status": run["status"], "wall_s": time.time() - t0,
+            "epochs": len(epochs), "samples_per_s": [e["samples_per_s"] for e in epochs],
+            "peak_gpu_mem_mib": max((e["peak_gpu_mem_mib"] or 0) for e in epochs) if epochs
+            else None, "epoch_max_temp_c": [e["max_gpu_temp_c"] for e in epochs],
+            "epoch_mean_power_w": [e["mean_power_w"] for e in epochs], "telemetry": tel,
+            "throttle_reasons": throttle_names(reasons), "stdout_tail": out.stdout[-1500:],
+            "stderr_tail": out.stderr[-1500:]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/dinowm_gpu_check"))
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "gpu_check.json")
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--run-epochs", type=int, default=12)
     ap.add_argument("--tiny", action="store_true", help="CPU smoke test of this script")
     args = ap.parse_args()
     import torch
 
+    from dinowm.train.encoder import build_encoder
     from dinowm.train.synth import write_synthetic_dataset
 
-    args.work.mkdir(parents=True, exist_ok=True)
-    data = args.work / ("data_tiny" if args.tiny else "data_224")
+    project = args.work / "project"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "dinowm.toml").write_text((REPO / "dinowm.toml").read_text())
+    size = 64 if args.tiny else 224
+    data = args.work / f"data_{size}"
     if not data.exists():
-        size, length = (32, 40) if args.tiny else (224, 160)
-        write_synthetic_dataset(data, episodes=6, length=length, image_size=size, seed=0)
+        write_synthetic_dataset(data, episodes=8, length=120, image_size=size, seed=0)
     weights = args.work / "dinov2_vits14_random.pth"
     if not weights.exists():
-        fake_dinov2_weights(weights)
-    base = [f"data.path={data}", "data.synthetic=false", f"model.encoder_weights={weights}",
-            "training.epochs=1", f"training.max_steps_per_epoch={args.steps}",
-            "data.num_workers=4", "training.num_reconstruct_samples=4", "data.split_ratio=0.84"]
+        torch.save(build_encoder("dinov2_vits14", 196, 64, 2, 4).state_dict(), weights)
+    base = [f"data.path={data}", f"model.encoder_weights={weights}", "data.split_ratio=0.875"]
     if args.tiny:
-        base += ["model.encoder=tiny", "model.img_size=32", "model.encoder_img_size=28",
-                 "model.predictor_depth=1", "model.decoder_channels=16", "data.num_workers=0"]
-    configs = [("bf16_b8", ["training.batch_size=8"]), ("bf16_b16", ["training.batch_size=16"]),
-               ("bf16_b32", ["training.batch_size=32"]),
-               ("fp32_b32", ["training.batch_size=32", "training.precision=fp32"])]
-    if args.tiny:
-        configs = configs[:1]
-    rows = []
-    for name, extra in configs:
-        row = run_config(args.work / "runs", name, base + extra, timeout=600)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        base += TINY
+    result: dict = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                    else "cpu", "torch": torch.__version__}
+
+    t0 = time.time()
+    batches = "4" if args.tiny else "8,16,32"
+    bench_json = args.work / "bench.json"
+    out = sh("-m", "dinowm", "bench", "--preset", "franka_f5_h3", "--batch", batches,
+             "--steps", str(args.steps), "--json", str(bench_json), *base, cwd=project)
+    result["bench"] = json.loads(bench_json.read_text()) if bench_json.exists() else {
+        "error": out.stderr[-2000:]}
+    result["bench_s"] = time.time() - t0
+    print(out.stdout[-3000:], flush=True)
+
+    t0 = time.time()
+    result["cache"] = cache_check(project, base)
+    result["cache_s"] = time.time() - t0
+    print(json.dumps(result["cache"]), flush=True)
+
+    epochs = 2 if args.tiny else args.run_epochs
+    result["run"] = supervised(project, [*base, f"training.epochs={epochs}",
+                                         "data.num_workers=" + ("0" if args.tiny else "6"),
+                                         "telemetry.interval_s=1"], 60)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"device": device, "torch": torch.__version__,
-                                    "rows": rows}, indent=1))
-    print(f"\ndevice: {device}, torch {torch.__version__}, {args.steps} steps per config")
-    print(f"{'config':<10} {'rc':>3} {'s/step':>8} {'samples/s':>10} {'peak GiB':>9} "
-          f"{'epoch s':>8} {'z_err_pred':>11}")
-    for r in rows:
-        peak = "-" if r["peak_gpu_mib"] is None else f"{r['peak_gpu_mib'] / 1024:.2f}"
-        print(f"{r['config']:<10} {r['rc']:>3} {r['s_per_step']:>8.4f} {r['samples_per_s']:>10.1f}"
-              f" {peak:>9} {r['epoch_s'] or 0:>8.1f} {r['z_err_pred'] or 0:>11.4f}")
-        if r["error"]:
-            print(f"  error: {r['error'][:300]}")
-    return 0 if all(r["rc"] == 0 for r in rows) else 1
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    _print_table(result)
+    ok = result["run"]["status"] == "completed" and result["cache"]["within_bf16_tolerance"]
+    return 0 if ok else 1
+
+
+def _print_table(r: dict) -> None:
+    print(f"\n== dinowm GPU check: {r['device']}, torch {r['torch']} ==")
+    print(f"{'mode':<10}{'batch':>6}{'s/step':>9}{'samples/s':>11}{'train GiB':>11}"
+          f"{'val GiB':>9}{'loader/s':>10}")
+    for row in r["bench"].get("rows", []):
+        if row.get("status") != "ok":
+            print(f"{row['mode']:<10}{row['batch']:>6}  {row.get('status')}: "
+                  f"{row.get('error', '')[:60]}")
+            continue
+        print(f"{row['mode']:<10}{row['batch']:>6}{row['s_per_step']:>9.4f}"
+              f"{row['samples_per_s']:>11.1f}{row['train_peak_mib'] / 1024:>11.2f}"
+              f"{row['val_peak_mib'] / 1024:>9.2f}{row['loader_samples_per_s']:>10.0f}")
+    print("reference/fast step time:", r["bench"].get("speedup_fast_over_reference"))
+    c = r["cache"]
+    print(f"feature cache: {c['frames_cached']} frames in {c['build_s']:.1f} s, relative loss "
+          f"diff {max(c['relative_diff'].values()):.2e} -> "
+          f"{'OK' if c['within_bf16_tolerance'] else 'MISMATCH'}")
+    run, tel = r["run"], r["run"]["telemetry"]
+    print(f"supervised run: {run['status']} in {run['wall_s']:.0f} s, {run['epochs']} epochs, "
+          f"peak {(run['peak_gpu_mem_mib'] or 0) / 1024:.2f} GiB, samples/s "
+          f"{max(run['samples_per_s'] or [0]):.0f}")
+    print(f"telemetry: {tel['n']} samples, max {tel['tmax']} C, mean {tel['pmean'] or 0:.0f} W "
+          f"(max {tel['pmax'] or 0:.0f} of {tel['plimit'] or 0:.0f} W), util "
+          f"{tel['umean'] or 0:.0f}%, reasons {run['throttle_reasons']}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# GPU check: full-size franka_f5_h3 trainer at batch 8/16/32 (bf16) and 32 (fp32), one table.
-# Needs only python3 with torch, torchvision and numpy (no install). Writes $OUT/gpu_check.json
-# when OUT is set, else bench/results/gpu_check.json.
+# GPU check: bench fast vs reference at batch 8/16/32 (full franka_f5_h3 size), the feature-cache
+# equivalence, and a ~60 s supervised run with telemetry; one table at the end (under 5 min).
+# Needs python3 with torch, torchvision, numpy, rich, click, nvidia-ml-py; sqlite-utils and its
+# small dependencies are installed from .whl/ when present (the lent machine has no network).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 nvidia-smi --query-gpu=name,memory.total,driver_version,temperature.gpu,power.draw --format=csv,noheader || true
-export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD"
-out="${OUT:-bench/results}/gpu_check.json"
-python3 bench/gpu_check.py --out "$out" "$@"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONUNBUFFERED=1
+python3 bench/gpu_check.py --out "${OUT:-bench/results}/gpu_check.json" "$@"
