@@ -6,7 +6,9 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 PY310 ?= $(shell for p in $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) \
   $$(command -v python3.10); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' \
   2>/dev/null && echo "$$p" && break; done)
-PYTEST_ARGS ?=
+# The suite mostly waits on real processes (trainers, supervisors, watchdog budgets): three
+# workers keep two cores busy.
+PYTEST_ARGS ?= -n 3
 
 .PHONY: demo test test-core-py310 setup clean
 
@@ -35,7 +37,7 @@ test-core-py310:
 	  .venv310/bin/python -m pip install -q click rich textual sqlite-utils 'tomli>=2' nvidia-ml-py \
 	    'pytest>=8' pytest-timeout hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
-	.venv310/bin/python -m pytest tests/core -p no:cacheprovider $(PYTEST_ARGS)
+	.venv310/bin/python -m pytest tests/core -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache

@@ -88,8 +88,8 @@ def test_sigkill_during_a_checkpoint_save(project: Project, tmp_path: Path, poin
 def test_freezes_are_detected_and_diagnosed(project: Project, tmp_path: Path, action: str,
                                             activity: str) -> None:
     env = {"DINOWM_FAULT": f"step:4:{action}", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
-    out = project.cli("run", *tiny("training.epochs=1", "training.max_steps_per_epoch=6", *DET),
-                      env=env)
+    out = project.cli("run", *tiny("training.epochs=1", "training.max_steps_per_epoch=6", *DET,
+                                   "watchdog.heartbeat_factor=2"), env=env)
     assert out.returncode == 0, out.stdout[-2000:]
     run = project.run_row()
     assert run["status"] == "completed"
@@ -114,7 +114,8 @@ def test_slow_validation_and_checkpoints_raise_no_false_alarm(project: Project) 
 
 def test_a_fault_in_every_attempt_ends_with_no_progress(project: Project) -> None:
     out = project.cli("run", *tiny("training.epochs=2", "training.max_steps_per_epoch=3",
-                                   "watchdog.heartbeat_floor_s=1.5", "watchdog.max_attempts=6"),
+                                   "watchdog.heartbeat_floor_s=1.5", "watchdog.heartbeat_factor=2",
+                                   "watchdog.max_attempts=6"),
                       env={"DINOWM_FAULT": "step:2:hang"})
     assert out.returncode == 1
     run = project.run_row()

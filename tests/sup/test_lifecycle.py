@@ -13,7 +13,7 @@ from tests.sup.conftest import Project, tiny
 
 def test_detach_stop_resume_tail(project: Project) -> None:
     start = time.monotonic()
-    out = project.cli("run", *tiny("training.epochs=3", "training.max_steps_per_epoch=5"),
+    out = project.cli("run", *tiny("training.epochs=30", "training.max_steps_per_epoch=5"),
                       "--detach", "--name", "bg", "--note", "first try")
     assert out.returncode == 0, out.stderr
     assert time.monotonic() - start < 30 and "dinowm tail" in out.stdout
@@ -22,23 +22,24 @@ def test_detach_stop_resume_tail(project: Project) -> None:
     out = project.cli("stop", run_id, "--wait")
     assert out.returncode == 0 and "stopped" in out.stdout, out.stdout + out.stderr
     run = project.run_row()
-    assert run["status"] == "stopped" and run["epoch"] < 3
+    assert run["status"] == "stopped" and run["epoch"] < 30
     assert project.cli("stop", run_id).returncode == 2  # nothing left to stop
-    out = project.cli("resume", run_id)
+    target = run["epoch"] + 2
+    out = project.cli("resume", run_id, f"training.epochs={target}")
     assert out.returncode == 0, out.stdout[-2000:]
     run = project.run_row()
-    assert run["status"] == "completed" and run["epoch"] == 3 and run["name"] == "bg"
+    assert run["status"] == "completed" and run["epoch"] == target and run["name"] == "bg"
     epochs = [r["epoch"] for r in project.rows(
         "select epoch from epochs where run_id = ? order by epoch", run_id)]
-    assert epochs == [1, 2, 3]
+    assert epochs == list(range(1, target + 1))
     out = project.cli("resume", run_id)
     assert out.returncode != 0 and "training.epochs=" in out.stderr
-    out = project.cli("resume", run_id, "training.epochs=4")
-    assert out.returncode == 0 and project.run_row()["epoch"] == 4
+    out = project.cli("resume", run_id, f"training.epochs={target + 1}")
+    assert out.returncode == 0 and project.run_row()["epoch"] == target + 1
     out = project.cli("resume", run_id, "model.predictor_depth=3")
     assert out.returncode == 2 and "cannot change on resume" in out.stderr
     out = project.cli("tail", run_id, "-n", "5")
-    assert out.returncode == 0 and "run completed at epoch 4" in out.stdout
+    assert out.returncode == 0 and f"run completed at epoch {target + 1}" in out.stdout
     notes = project.rows("select text from notes where run_id = ?", run_id)
     assert notes == [{"text": "first try"}]
 

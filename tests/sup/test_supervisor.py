@@ -27,9 +27,9 @@ def test_demo_run_completes_with_every_epoch_recorded(project: Project) -> None:
     out = project.cli("run", "--preset", "demo", timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = project.run_row()
-    assert run["status"] == "completed" and run["epoch"] == run["epochs_target"] == 6
+    assert run["status"] == "completed" and run["epoch"] == run["epochs_target"] == 5
     rows = project.rows("select * from epochs where run_id = ? order by epoch", run["id"])
-    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
     for r in rows:
         assert r["train_loss"] is not None and r["val_loss"] is not None
         assert r["z_err_pred"] is not None and r["duration_s"] > 0

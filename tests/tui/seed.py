@@ -36,7 +36,9 @@ def seed_project(root: Path) -> Path:
     with Store(project.runs_db) as store:
         for k, (run_id, name, status, overrides, done, target, attempts, offset) in \
                 enumerate(RUNS):
-            resolved = resolve(project, "demo", overrides)
+            # the target is pinned, whatever the demo preset's default becomes
+            pinned = [*overrides, f"training.epochs={target}"]
+            resolved = resolve(project, "demo", list(dict.fromkeys(pinned)))
             run_dir = project.outputs / run_id
             run_dir.mkdir(parents=True)
             (run_dir / "config.json").write_text(json.dumps({
