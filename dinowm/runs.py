@@ -133,7 +133,8 @@ def create_run(project: Project, preset: str | None, overrides: list[str] | tupl
                           "batch_size": cfg.training.batch_size,
                           "grad_accum": cfg.training.grad_accum,
                           "micro_batch": cfg.micro_batch, "host": socket.gethostname(),
-                          "encoder_label": encoder_label(cfg)})
+                          "encoder_label": encoder_label(cfg),
+                          "changed_json": json.dumps(resolved.changed())})
         store.set_hardware(run_id, hw)
         warning = fit_warning(store, cfg, hw)
         if warning and warn:
@@ -234,7 +235,9 @@ def prepare_resume(store: Store, project: Project, ref: str,
         trainer = ProcessRef(run["pid"], run.get("pid_start") or -1)
         if trainer.alive():  # an orphan of a lost supervisor: never two trainers on one folder
             kill_group(run["pid"], None, grace_s=30.0)
+    resumed = read_spec(run_dir).get("resume_overrides", [])
     store.update_run(run["id"], status="created", epochs_target=cfg.training.epochs,
+                     resume_overrides_json=json.dumps(resumed),
                      batch_size=cfg.training.batch_size, grad_accum=cfg.training.grad_accum,
                      micro_batch=cfg.micro_batch, config_json=json.dumps(to_dict(cfg)),
                      config_hash=config_hash(cfg), stop_requested_at=None, ended_at=None,

@@ -16,12 +16,14 @@ def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -
     kind, seq, t = event["type"], event["seq"], event.get("t", time.time())
     runs = db["runs"]
     if kind == "start":
+        start = {k: v for k, v in event.items() if k not in ("seq", "type")}
         runs.update(run_id, {k: event.get(k) for k in ("batches_per_epoch", "batch_size",
                                                       "encoder_label", "micro_batch",
                                                       "grad_accum")
                              if event.get(k) is not None} | {"step": event.get("step", 0),
                                                              "phase": "startup",
-                                                             "last_heartbeat": t})
+                                                             "last_heartbeat": t,
+                                                             "start_json": json.dumps(start)})
     elif kind == "heartbeat":
         fields: dict[str, Any] = {"last_heartbeat": t}
         if "step" in event:

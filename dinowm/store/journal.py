@@ -17,7 +17,7 @@ RECORD_NAME = "record.jsonl"
 DURABLE_FIELDS = frozenset({
     "status", "exit_reason", "started_at", "ended_at", "attempts", "epochs_target", "name",
     "batch_size", "grad_accum", "micro_batch", "wandb_id", "wandb_url", "config_json",
-    "config_hash", "created_at", "host"})
+    "config_hash", "created_at", "host", "changed_json", "resume_overrides_json"})
 
 
 class Journal:

@@ -198,3 +198,11 @@ def m005_probes(db: sqlite_utils.Database) -> None:
     );
     create index probes_lookup on probes(gpu_name, model_hash, batch)
     """)
+
+
+@MIGRATIONS()
+def m006_run_record_columns(db: sqlite_utils.Database) -> None:
+    """What the log needs without reading run folders: value sources, resume overrides, and
+    the trainer's latest start event (parameter counts, dataset)."""
+    for column in ("changed_json", "resume_overrides_json", "start_json"):
+        db.execute(f"alter table runs add column {column} text")

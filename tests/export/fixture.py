@@ -49,7 +49,10 @@ def _create(store: Store, root: Path, run_id: str, name: str, preset: str,
                       "cwd": str(root), "run_dir": str(run_dir), "created_at": created,
                       "epochs_target": cfg.training.epochs, "batch_size": cfg.training.batch_size,
                       "grad_accum": cfg.training.grad_accum, "micro_batch": cfg.micro_batch,
-                      "host": "tsp-jw", "encoder_label": "DINOv2 ViT-S/14 (pretrained)"})
+                      "host": "tsp-jw", "encoder_label": "DINOv2 ViT-S/14 (pretrained)",
+                      "changed_json": json.dumps(resolved.changed()),
+                      "resume_overrides_json": json.dumps(
+                          ["training.epochs=5"] if run_id == RUN_A else [])})
     store.set_hardware(run_id, {
         "collected_at": created, "hostname": "tsp-jw",
         "platform": "Linux-6.8.0-51-generic-x86_64",
@@ -172,11 +175,12 @@ def build(root: Path) -> Path:
                                          "sha256": f"{epoch}" * 64, "size": 301_989_888,
                                          "t": s + EPOCH_S if epoch == 5 else s - 100})
         (a["run_dir"] / "samples" / "epoch_0005.png").write_bytes(b"\x89PNG\r\n")
-        (a["run_dir"] / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in [
-            _start(T0 + 90, 2, 1, 32, 2),
-            {"seq": 3, "t": T0 + 91, "type": "heartbeat", "step": 1, "loss": 0.9},
-            _start(s - 10, 5, 5, 32, 2),
-            {"seq": 90, "t": s + 10, "type": "heartbeat", "step": 2061, "loss": 0.2}]))
+        store.ingest(RUN_A, [_start(T0 + 90, 2, 1, 32, 2),
+                             {"seq": 3, "t": T0 + 91, "type": "heartbeat", "step": 1,
+                              "loss": 0.9},
+                             _start(s - 10, 5, 5, 32, 2),
+                             {"seq": 90, "t": s + 10, "type": "heartbeat", "step": 2061,
+                              "loss": 0.2}])
         _note(store, RUN_A, end + 60, "5 Epochen fertig; nächster Run mit predictor_lr 3e-4",
               source="tui")
         store.update_run(RUN_A, status="completed", exit_reason="completed", started_at=T0 + 2,

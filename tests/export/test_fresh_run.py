@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dinowm.export.record import start_event
 from dinowm.store import Store
 from dinowm.views import fmt_num
+from tests.train.conftest import TINY
 
 # As in tests/train/conftest.py: a model small enough for a few seconds per run on 2 cores.
-TINY = ["model.encoder=tiny", "model.img_size=32", "model.encoder_img_size=28",
-        "model.tiny_dim=16", "model.tiny_depth=1", "model.tiny_heads=2",
-        "model.predictor_depth=1", "model.predictor_heads=2", "model.predictor_dim_head=8",
-        "model.predictor_mlp_dim=32", "model.decoder_channels=16", "model.decoder_res_blocks=1",
-        "model.decoder_res_channels=8", "data.synth_episodes=6", "data.synth_length=30",
-        "data.synth_image_size=32", "data.num_workers=0", "training.batch_size=8",
-        "training.num_reconstruct_samples=2", "training.rollout_horizon=2",
-        "training.precision=fp32", "frameskip=2", "num_hist=2"]
 FAST = ["training.epochs=2", "training.max_steps_per_epoch=3", "watchdog.backoff_s=0"]
 ENV = {"OMP_NUM_THREADS": "1"}
 HEADINGS_EN = ["## Experiment Overview", "## 0. System Hardware", "### GPU", "### CPU", "### RAM",
@@ -67,7 +59,7 @@ def test_fresh_tiny_run_exports_every_section(project_dir: Path, cli) -> None:
     with Store(project_dir / "runs.db") as store:
         run = store.run("latest")
         epochs, hw = store.epochs(run["id"]), store.hardware(run["id"])
-    start = start_event(Path(run["run_dir"]) / "events.jsonl")
+    start = json.loads(run["start_json"])
     assert start is not None and len(epochs) == 2
     cfg = json.loads(run["config_json"])
     for needle in (f"`{run['id']}`", run["name"], run["command"], f"dinowm resume {run['id']}",

@@ -1,42 +1,11 @@
-"""What the export reads: the latest start event, sparse or damaged records, the CLI."""
+"""What the export reads: sparse or damaged records, the CLI."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from dinowm.export import export_log
-from dinowm.export.record import first_start, latest_start, start_event
 from dinowm.store import Store
-
-
-def test_latest_start_reads_backwards_across_blocks(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    lines = [{"seq": 1, "type": "start", "attempt": 1}]
-    lines += [{"seq": i, "type": "heartbeat", "loss": 0.5, "pad": "x" * 50} for i in range(2, 200)]
-    lines += [{"seq": 200, "type": "start", "attempt": 2, "params": {"encoder": 7}}]
-    lines += [{"seq": i, "type": "heartbeat", "pad": "y" * 70} for i in range(201, 260)]
-    path.write_text("".join(json.dumps(e) + "\n" for e in lines) + '{"seq": 260, "type": "sta')
-    for block in (64, 1000, 1 << 20):
-        assert latest_start(path, block=block)["attempt"] == 2, block
-        assert first_start(path, block=block)["attempt"] == 1, block
-    assert latest_start(path, block=64, max_bytes=2000) is None  # bounded: gives up
-    assert latest_start(tmp_path / "missing.jsonl") is None
-    assert first_start(tmp_path / "missing.jsonl") is None
-
-
-def test_start_event_of_a_long_run_reads_only_the_ends(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    beat = json.dumps({"seq": 0, "type": "heartbeat", "loss": 0.123456, "pad": "z" * 150})
-    with open(path, "w") as fh:
-        fh.write(json.dumps({"seq": 1, "type": "phase"}) + "\n")
-        fh.write(json.dumps({"seq": 2, "type": "start", "attempt": 1}) + "\n")
-        fh.write((beat + "\n") * 60_000)  # about 12 MB of heartbeats
-    assert start_event(path)["attempt"] == 1
-    with open(path, "a") as fh:
-        fh.write(json.dumps({"seq": 3, "type": "start", "attempt": 2}) + "\n")
-        fh.write((beat + "\n") * 50)  # the latest start is near the end: it is the one
-    assert start_event(path)["attempt"] == 2
 
 
 def test_sparse_and_damaged_records_export_without_inventing(tmp_path: Path) -> None:
@@ -76,13 +45,3 @@ def test_cli_export_log(tmp_path: Path, cli) -> None:
     out = cli("export-log", "missing/log.md")
     assert out.returncode == 2 and "does not exist" in out.stderr
     assert cli("export-log", "log.md", "--all", "20260107").returncode == 2
-
-
-def test_start_event_in_lines_longer_than_a_block(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    long = {"seq": 1, "type": "heartbeat", "pad": "p" * 5000}
-    path.write_text("".join(json.dumps(e) + "\n" for e in (
-        long, {"seq": 2, "type": "start", "attempt": 1, "pad": "q" * 5000}, long, long)))
-    for block in (100, 4096, 1 << 16):
-        assert latest_start(path, block=block)["attempt"] == 1, block
-        assert first_start(path, block=block)["attempt"] == 1, block
