@@ -4,9 +4,16 @@ from __future__ import annotations
 
 
 class DinowmError(Exception):
-    """An error a user can act on; the CLI prints it as one line and exits with `exit_code`."""
+    """An error a user can act on; the CLI prints it as one line and exits with `exit_code`.
+
+    The message is kept to one line even when it quotes another library's multi-line error
+    (a pickle or TOML parser, an OS error).
+    """
 
     exit_code = 1
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(" ".join(str(message).split()), *args)
 
 
 class ConfigError(DinowmError):

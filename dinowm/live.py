@@ -93,4 +93,4 @@ class Display:
         self.live.update(Group(self.status, self.bars, self.gpu))
 
     def _say(self, line: str) -> None:
-        self.console.print(line)
+        self.console.print(line, soft_wrap=True)  # a log line: never broken mid-line

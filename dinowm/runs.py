@@ -66,6 +66,11 @@ def preflight(cfg: RunConfig) -> None:
                 f"DINOv2 weights not found at {weights}: download https://dl.fbaipublicfiles.com"
                 f"/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth there, or set "
                 f"model.encoder_weights=PATH (model.encoder=tiny trains an untrained encoder).")
+    if not d.synthetic:  # the trainer's own dataset check, so bad files create no run
+        from dinowm.train.datacheck import validate_dataset  # imports torch
+
+        validate_dataset(d.path, d.layout, d.n_rollouts, cfg.frameskip, cfg.num_hist,
+                         cfg.num_pred)
 
 
 def write_spec(run_dir: Path, spec: dict[str, Any]) -> None:

@@ -109,6 +109,7 @@ class WatchdogConfig:
     validation_s: float = opt(900.0, "budget for one validation pass", min=1.0)
     checkpoint_s: float = opt(300.0, "budget for one checkpoint save", min=1.0)
     max_attempts: int = opt(5, "automatic resumes before giving up", min=0)
+    kill_grace_s: float = opt(10.0, "after a stall: seconds from SIGTERM to SIGKILL", min=0.0)
     backoff_s: float = opt(10.0, "first wait before an automatic resume (doubles)", min=0.0)
     backoff_max_s: float = opt(300.0, "longest wait between automatic resumes", min=0.0)
     on_crash: str = opt("resume", "after a crash", choices=("resume", "stop"))

@@ -39,6 +39,7 @@ class Supervisor:
         self.display = display
         self.stop_reason: str | None = None
         self.force_stop = False
+        self.telemetry_stale = False  # NVML stopped answering (a hung driver call)
         self.offset = 0
         self.history: list[Outcome] = []
         self.proc: subprocess.Popen | None = None
@@ -152,6 +153,7 @@ class Supervisor:
                     self._write_telemetry(tele)
                     last_write = time.monotonic()
                 self._ingest(progress, state, mirror, now)
+                self._watch_telemetry(tele, guard, attempt)
                 self._thermal(guard, tele, now)
                 if time.monotonic() - last_db_poll >= 1.0:
                     last_db_poll = time.monotonic()
@@ -188,7 +190,7 @@ class Supervisor:
                                    last_step=progress.last_step)
                 verdict = check(progress, now, cfg.watchdog)
                 if verdict.stalled and state["stop_sent"] is None:
-                    return self._stall(verdict, progress, attempt, tele)
+                    return self._stall(verdict, progress, attempt, tele, cfg)
         finally:
             self.store.update_run(self.run_id, pid=None)
             self._sync_checkpoints()
@@ -229,12 +231,12 @@ class Supervisor:
                        last_step=progress.last_step)
 
     def _stall(self, verdict: Any, progress: Progress, attempt: int,
-               tele: telemetry.TelemetryThread) -> Outcome:
+               tele: telemetry.TelemetryThread, cfg: RunConfig) -> Outcome:
         """Diagnose, record, kill the process group, reap."""
         assert self.proc is not None
         gpu = telemetry.snapshot(timeout=5.0) if tele.sampler.available else None
         diag = diagnosis.collect(self.run_dir, self.proc.pid, gpu=gpu)
-        killed = procinfo.kill_group(self.proc.pid, self.proc, grace_s=10.0)
+        killed = procinfo.kill_group(self.proc.pid, self.proc, grace_s=cfg.watchdog.kill_grace_s)
         message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
         self.store.add_incident(self.run_id, "stall", message,
                                 {**diag, "verdict": verdict.__dict__, "kill": killed},
@@ -273,8 +275,37 @@ class Supervisor:
         if rows:
             self.store.add_telemetry([{**r, "run_id": self.run_id} for r in rows])
 
+    def _watch_telemetry(self, tele: telemetry.TelemetryThread, guard: ThermalGuard,
+                         attempt: int) -> None:
+        """Record when NVML stops answering and when it answers again; training goes on.
+
+        A hung NVML call blocks only the sampler thread. While it hangs the thermal guard has no
+        reading: a thermal pause is lifted rather than left waiting for a temperature that will
+        not come (the GPU's own slowdown and shutdown limits still protect it).
+        """
+        stale = tele.stale()
+        if stale == self.telemetry_stale:
+            return
+        self.telemetry_stale = stale
+        if not stale:
+            self.store.add_incident(self.run_id, "telemetry", "GPU telemetry answering again",
+                                    attempt=attempt)
+            return
+        silent = time.monotonic() - (tele.last_sample_monotonic or tele.started_monotonic or 0)
+        summary = (f"GPU telemetry stalled: NVML has not answered for {silent:.0f} s; "
+                   "training goes on without GPU readings")
+        if guard.paused_since is not None:
+            guard.paused_since, guard.hot_since = None, None
+            self._clear_pause()
+            summary += "; thermal pause lifted (no temperature to wait for)"
+        self.store.add_incident(self.run_id, "telemetry", summary,
+                                {"silent_s": round(silent, 1), "error": tele.error,
+                                 "samples": tele.samples}, attempt=attempt)
+
     def _thermal(self, guard: ThermalGuard, tele: telemetry.TelemetryThread,
                  now: float) -> None:
+        if self.telemetry_stale:
+            return  # the newest rows are old: no decision on them
         latest = tele.latest()
         temps = [r["temp_c"] for r in latest if r.get("temp_c") is not None]
         action = guard.update(max(temps) if temps else None, now)

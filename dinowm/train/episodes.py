@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import pickle
+import warnings
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -69,12 +70,24 @@ def load_pth(file: Path, expected: str, mmap: bool = True) -> Any:
     if not file.is_file():
         raise DataError(f"{file} is missing; expected {expected}")
     try:
-        return torch.load(file, map_location="cpu", weights_only=True,
-                          mmap=mmap and zipfile.is_zipfile(file))
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise DataError(f"{file} cannot be read as a plain tensor file ({reason}); "
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of some files
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(file, map_location="cpu", weights_only=True,
+                              mmap=mmap and zipfile.is_zipfile(file))
+    except Exception as e:  # a damaged pickle can raise nearly anything (struct.error, ...)
+        raise DataError(f"{file} cannot be read as a plain tensor file ({_reason(e)}); "
                         f"expected {expected}, saved with torch.save") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The telling line of an exception's message, short enough to quote in a one-line error."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        # torch's advice to load with weights_only=False is exactly what must not be done
+        told = [line for line in lines if line.startswith(("Unsupported", "Trying to"))]
+        return ("holds Python objects a safe load refuses: " + told[0][:120] if told
+                else "holds Python objects a safe load refuses")
+    return lines[0][:160] if lines else type(exc).__name__
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -101,8 +114,8 @@ def read_metadata_lengths(file: Path) -> list[int] | None:
     try:
         with open(file, "rb") as f:
             meta = _PlainUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
-        raise DataError(f"{file} is not a plain dict of lists of ints ({e}); "
+    except Exception as e:  # a damaged pickle can raise nearly anything (MemoryError, ...)
+        raise DataError(f"{file} is not a plain dict of lists of ints ({_reason(e)}); "
                         "rewrite it as {'episode_lengths': [int, ...]} or delete it") from None
     lengths = meta.get("episode_lengths") if isinstance(meta, dict) else None
     if lengths is None:

@@ -59,7 +59,10 @@ def test_three_sigkills_per_run_end_bit_identical(project: Project, tmp_path: Pa
     killed = runs["killed"]
     assert killed["status"] == "completed" and killed["attempts"] == 4
     assert len((tmp_path / "fired").read_text().split()) == 3
-    assert len(_incidents(project, killed["id"], "crash")) == 3
+    crashes = _incidents(project, killed["id"], "crash")
+    assert len(crashes) == 3 and all("SIGKILL" in c["summary"] for c in crashes)
+    assert all(c["details"]["log_tail"] for c in crashes)
+    assert len(_incidents(project, killed["id"], "resume")) == 3
     assert _epochs(project, killed["id"]) == [1, 2, 3, 4]
     a, b = _final_weights(runs["straight"]), _final_weights(killed)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -13,7 +13,8 @@ from pathlib import Path
 from tests.train.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[2]
-FAST_WATCHDOG = ["watchdog.backoff_s=0", "watchdog.startup_s=120", "telemetry.interval_s=0.2"]
+FAST_WATCHDOG = ["watchdog.backoff_s=0", "watchdog.kill_grace_s=2", "watchdog.startup_s=120",
+                 "telemetry.interval_s=0.2"]
 
 
 class Project:

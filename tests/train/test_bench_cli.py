@@ -8,12 +8,12 @@ from pathlib import Path
 from dinowm.config import load_project, model_hash, resolve
 from dinowm.runs import fit_warning
 from dinowm.store import Store
+from tests.train.conftest import TINY
 
 
 def test_bench_measures_both_modes_and_the_ratio(project_dir: Path, cli) -> None:
     out = cli("bench", "--preset", "demo", "--batch", "4", "--steps", "2", "--warmup", "1",
-              "--json", "bench.json", "model.predictor_depth=1", "model.decoder_channels=16",
-              timeout=600)
+              "--json", "bench.json", *TINY, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads((project_dir / "bench.json").read_text())
     rows = {r["mode"]: r for r in result["rows"]}
