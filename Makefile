@@ -29,7 +29,8 @@ test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-core-py310
 
-# The torch-free core (config, store, CLI basics) on Python 3.10, the user's conda version.
+# The torch-free core (config, store, CLI basics) on Python 3.10, the user's conda version
+# (the 20-second store load test already ran above).
 test-core-py310:
 	@if [ -z "$(PY310)" ]; then echo "test-core-py310: no python3.10 found, skipped"; exit 0; fi; \
 	set -e; test -x .venv310/bin/python || $(PY310) -m venv .venv310; \
@@ -37,7 +38,7 @@ test-core-py310:
 	  .venv310/bin/python -m pip install -q click rich textual sqlite-utils 'tomli>=2' nvidia-ml-py \
 	    'pytest>=8' pytest-timeout hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
-	.venv310/bin/python -m pytest tests/core -p no:cacheprovider
+	.venv310/bin/python -m pytest tests/core -p no:cacheprovider -k 'not for_20_seconds'
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache
