@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ class Ctx:
         """'2026-01-07 09:33' (or with seconds) in the export's time zone, or '-'."""
         if ts is None:
             return "-"
+        if self.tz is None:  # local time through C: a log formats 100,000 of these
+            return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M",
+                                 time.localtime(ts))
         when = dt.datetime.fromtimestamp(ts, self.tz)
         if seconds:
             return when.isoformat(" ", "seconds")[:19]  # without the UTC offset

@@ -74,7 +74,7 @@ class Story:
 
     def progressed(self, t: float) -> dict[str, Any] | None:
         """The first epoch that ended after time t, if any."""
-        return next((e for e in self.rec.epochs if (e.get("ended_at") or 0) > t), None)
+        return next((e for e in self.rec.epochs if (e["ended_at"] or 0) > t), None)
 
     def result(self, incidents: list[dict[str, Any]]) -> tuple[str, str]:
         """(heading mark, result line) after the last of these incidents."""
