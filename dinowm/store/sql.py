@@ -39,8 +39,8 @@ select max(coalesce(temp_max_c, temp_c)) as max_gpu_temp_c,
 from telemetry where run_id = ? and t >= ? and t <= ?
 """
 
-RUN_SUMMARY_SQL = """
-select r.*,
+# Per-run figures derived from the epochs and incidents tables, shared by the run views.
+_DERIVED = """
   (select train_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
     as last_train_loss,
   (select val_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
@@ -48,26 +48,22 @@ select r.*,
   (select z_err_pred from epochs e where e.run_id = r.id order by epoch desc limit 1)
     as last_z_err_pred,
   (select min(z_err_pred) from epochs e where e.run_id = r.id) as best_z_err_pred,
-  (select min(val_loss) from epochs e where e.run_id = r.id) as best_val_loss,
   (select max(max_gpu_temp_c) from epochs e where e.run_id = r.id) as max_gpu_temp_c,
-  (select count(*) from incidents i where i.run_id = r.id) as incident_count
+  (select count(*) from incidents i where i.run_id = r.id) as incident_count"""
+
+# Every column of the run and the derived figures (dinowm show, runs).
+RUN_SUMMARY_SQL = f"""
+select r.*,{_DERIVED},
+  (select min(val_loss) from epochs e where e.run_id = r.id) as best_val_loss
 from runs r
 """
 
-RUN_TABLE_SQL = """
+# The columns a runs table shows, without the bulky config (the TUI's poll).
+RUN_TABLE_SQL = f"""
 select r.id, r.name, r.preset, r.status, r.env, r.created_at, r.started_at, r.ended_at,
-  r.updated_at, r.epochs_target, r.epoch, r.attempts, r.host,
-  (select train_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
-    as last_train_loss,
-  (select val_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)
-    as last_val_loss,
-  (select z_err_pred from epochs e where e.run_id = r.id order by epoch desc limit 1)
-    as last_z_err_pred,
+  r.updated_at, r.epochs_target, r.epoch, r.attempts, r.host,{_DERIVED},
   (select mean_power_w from epochs e where e.run_id = r.id order by epoch desc limit 1)
-    as last_mean_power_w,
-  (select min(z_err_pred) from epochs e where e.run_id = r.id) as best_z_err_pred,
-  (select max(max_gpu_temp_c) from epochs e where e.run_id = r.id) as max_gpu_temp_c,
-  (select count(*) from incidents i where i.run_id = r.id) as incident_count
+    as last_mean_power_w
 from runs r
 """
 

@@ -7,17 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from dinowm import diagnosis, procinfo
 from dinowm.diagnosis import collect, last_lines
+from tests.core.conftest import Spawn, wait_for
 
-Spawn = Callable[..., subprocess.Popen]
 
 # As dinowm.train.runtime does it: faulthandler on SIGUSR1 into <run_dir>/stacks.txt.
 PRELUDE = """
@@ -57,32 +55,9 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def spawn(run_dir: Path) -> Iterator[Spawn]:
-    """Start `python -c code <run_dir>/stacks.txt` in its own session; kill its group after."""
-    started: list[subprocess.Popen] = []
-
-    def start(code: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code),
-                                 str(run_dir / "stacks.txt")],
-                                stdout=subprocess.PIPE, text=True, start_new_session=True)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-        proc.stdout.close()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+def spawn(spawn_process: Spawn, run_dir: Path) -> Spawn:
+    """Start `python -c code <run_dir>/stacks.txt` in its own session; killed at teardown."""
+    return lambda code: spawn_process(code, str(run_dir / "stacks.txt"))
 
 
 def asleep(pid: int) -> None:

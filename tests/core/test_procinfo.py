@@ -4,46 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from dinowm import procinfo
 from dinowm.procinfo import ProcessRef
+from tests.core.conftest import Spawn, wait_for
 
-Spawn = Callable[..., subprocess.Popen]
 
 
 @pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """Start `python -c code` in its own session; kill its whole group at teardown."""
-    started: list[subprocess.Popen] = []
-
-    def start(code: str, *args: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
-                                stdout=subprocess.PIPE, text=True, start_new_session=True)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-        proc.stdout.close()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+def spawn(spawn_process: Spawn) -> Spawn:
+    """Start `python -c code` in its own session; its whole group is killed at teardown."""
+    return spawn_process
 
 
 SLEEPER = """

@@ -55,6 +55,19 @@ def one_line(message: str) -> bool:
     return bool(message.strip()) and "\n" not in message.strip() and "Traceback" not in message
 
 
+def assert_sane(cfg: object) -> None:
+    """What was accepted is sane: every number inside its documented range, no NaN, no inf."""
+    for key, spec in all_keys().items():
+        section, _, name = key.rpartition(".")
+        value = getattr(getattr(cfg, section), name) if section else getattr(cfg, name)
+        if isinstance(value, float):
+            assert value == value and abs(value) != float("inf"), f"{key}={value}"
+        if spec.min is not None and isinstance(value, (int, float)):
+            assert value >= spec.min, f"{key}={value} below {spec.min}"
+        if spec.max is not None and isinstance(value, (int, float)):
+            assert value <= spec.max, f"{key}={value} above {spec.max}"
+
+
 # -- dinowm.toml --------------------------------------------------------------------------------
 
 TOML_VALUES = st.one_of(
@@ -107,17 +120,7 @@ def test_fuzzed_dinowm_toml_is_accepted_or_refused_in_one_line(tmp_path: Path, t
         assert exc.exit_code == 2 and one_line(str(exc)), str(exc)
         assert "dinowm.toml" in str(exc) or "preset" in str(exc) or "=" in str(exc)
         return
-    cfg = resolved.config
-    # what was accepted is sane: every number inside its documented range, no NaN, no inf
-    for key, spec in all_keys().items():
-        section, _, name = key.rpartition(".")
-        value = getattr(getattr(cfg, section), name) if section else getattr(cfg, name)
-        if isinstance(value, float):
-            assert value == value and abs(value) != float("inf"), f"{key}={value}"
-        if spec.min is not None and isinstance(value, (int, float)):
-            assert value >= spec.min, f"{key}={value} below {spec.min}"
-        if spec.max is not None and isinstance(value, (int, float)):
-            assert value <= spec.max, f"{key}={value} above {spec.max}"
+    assert_sane(resolved.config)
 
 
 # -- overrides ----------------------------------------------------------------------------------
@@ -133,15 +136,7 @@ def test_fuzzed_overrides_are_accepted_or_refused_in_one_line(project_dir: Path,
     except ConfigError as exc:
         assert one_line(str(exc)), str(exc)
         return
-    for key, spec in all_keys().items():
-        section, _, name = key.rpartition(".")
-        value = getattr(getattr(cfg, section), name) if section else getattr(cfg, name)
-        if isinstance(value, float):
-            assert value == value and abs(value) != float("inf"), f"{key}={value}"
-        if spec.min is not None and isinstance(value, (int, float)):
-            assert value >= spec.min, f"{key}={value}"
-        if spec.max is not None and isinstance(value, (int, float)):
-            assert value <= spec.max, f"{key}={value}"
+    assert_sane(cfg)
 
 
 def _state(project_dir: Path) -> tuple[list[tuple], list[str]]:
