@@ -80,7 +80,10 @@ def test_random_faults_lose_nothing(tmp_path: Path, seed: int, baseline) -> None
     done.set()
     killer.join(timeout=10)
     run = project.run_row()
-    report = {"seed": seed, "extra_fault": extra, "kills": log, "attempts": run["attempts"],
+    fired = tmp_path / "fired"  # DINOWM_FAULT_ONCE: the planned fault, if the run reached it
+    report = {"seed": seed, "extra_fault": extra,
+              "extra_fired": fired.exists() and extra in fired.read_text().split(),
+              "kills": log, "attempts": run["attempts"],
               "status": run["status"], "exit_reason": run["exit_reason"]}
     ok = (out.returncode == 0 and run["status"] == "completed"
           and _epochs(project, run["id"]) == [1, 2, 3, 4])
