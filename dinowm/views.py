@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -64,22 +65,40 @@ def run_duration(run: dict[str, Any]) -> float | None:
     return (run.get("ended_at") or time.time()) - start
 
 
-def runs_table(runs: list[dict[str, Any]]) -> Table:
-    """The `dinowm runs` table."""
-    table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)}", title_justify="left")
-    for name, justify in (("id", "left"), ("name", "left"), ("preset", "left"),
-                          ("status", "left"), ("epoch", "right"), ("train loss", "right"),
-                          ("val loss", "right"), ("best z_err_pred", "right"),
-                          ("max GPU °C", "right"), ("start", "left"), ("duration", "right")):
-        table.add_column(name, justify=justify, no_wrap=name in ("id", "status", "start"))
+# The runs table's columns: header, justification, and the order in which they give way when
+# the terminal is too narrow (higher goes first); id, status, epoch and the losses always stay.
+RUN_COLUMNS = (("id", "left", 0), ("name", "left", 5), ("preset", "left", 7),
+               ("status", "left", 0), ("epoch", "right", 0), ("train", "right", 0),
+               ("val", "right", 0), ("best z_err", "right", 1), ("°C max", "right", 4),
+               ("start", "left", 6), ("duration", "right", 3))
+
+
+def runs_table(runs: list[dict[str, Any]], width: int = 200) -> Table:
+    """The `dinowm runs` table, dropping the least needed columns to fit `width` cells."""
+    rows = []
     for r in runs:
         temp = r.get("max_gpu_temp_c")
-        table.add_row(r["id"], r.get("name") or "", r.get("preset") or "",
-                      status_text(r["status"]), f"{r['epoch']}/{r.get('epochs_target') or '?'}",
-                      fmt_num(r.get("last_train_loss")), fmt_num(r.get("last_val_loss")),
-                      fmt_num(r.get("best_z_err_pred")), "-" if temp is None else f"{temp:.0f}",
-                      fmt_time(r.get("started_at") or r.get("created_at")),
-                      fmt_duration(run_duration(r)))
+        rows.append([r["id"], r.get("name") or "", r.get("preset") or "",
+                     status_text(r["status"]), f"{r['epoch']}/{r.get('epochs_target') or '?'}",
+                     fmt_num(r.get("last_train_loss")), fmt_num(r.get("last_val_loss")),
+                     fmt_num(r.get("best_z_err_pred")), "-" if temp is None else f"{temp:.0f}",
+                     fmt_time(r.get("started_at") or r.get("created_at")),
+                     fmt_duration(run_duration(r))])
+    need = [max([len(h)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
+                            for c in (row[i] for row in rows)])
+            for i, (h, _, _) in enumerate(RUN_COLUMNS)]
+    keep = list(range(len(RUN_COLUMNS)))
+    for i in sorted(keep, key=lambda k: -RUN_COLUMNS[k][2]):
+        if sum(need[k] + 3 for k in keep) <= width or RUN_COLUMNS[i][2] == 0:
+            break
+        keep.remove(i)
+    table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for k in keep:
+        header, justify, _ = RUN_COLUMNS[k]
+        table.add_column(header, justify=justify, no_wrap=True, min_width=need[k])
+    for row in rows:
+        table.add_row(*(row[k] for k in keep))
     return table
 
 

@@ -145,7 +145,7 @@ def runs(state: State, status: str | None, limit: int | None, as_json: bool) -> 
     if as_json:
         echo_json([{k: v for k, v in r.items() if k != "config_json"} for r in rows])
     else:
-        console.print(views.runs_table(rows))
+        console.print(views.runs_table(rows, console.width))
 
 
 @main.command(context_settings=HELP)

@@ -41,6 +41,17 @@ def test_runs_table_shows_the_columns(project_dir: Path, cli) -> None:
     assert data[0]["best_z_err_pred"] == 0.125
 
 
+def test_runs_table_fits_80_columns_without_cutting_values(project_dir: Path, cli) -> None:
+    _seed(project_dir)
+    out = cli("runs", env={"COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    assert max(len(line) for line in out.stdout.splitlines()) <= 80
+    assert "…" not in out.stdout  # columns give way whole; kept values are never cut
+    for needle in ("20260107-093348-ab12", "running", "2/100", "0.25", "0.3", "0.125"):
+        assert needle in out.stdout, needle
+    assert "franka_f5_h3" not in out.stdout  # the preset column gave way first
+
+
 def test_show_note_and_latest(project_dir: Path, cli) -> None:
     run_id = _seed(project_dir)
     out = cli("note", "latest", "froze", "at", "epoch", "12")
