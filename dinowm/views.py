@@ -209,10 +209,9 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
 
 def epochs_table(epochs: list[dict[str, Any]]) -> Table:
     """Per-epoch losses, z_err_pred, time and GPU figures."""
-    table = Table(title="epochs", title_justify="left")
-    for col in ("epoch", "train loss", "val loss", "z_err_pred", "duration", "samples/s",
-                "max °C", "mean W"):
-        table.add_column(col, justify="right")
+    table = Table(title="epochs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("epoch", "train", "val", "z_err_pred", "time", "samples/s", "°C max", "W mean"):
+        table.add_column(col, justify="right", no_wrap=True)
     for e in epochs:
         table.add_row(str(e["epoch"]), fmt_num(e.get("train_loss")), fmt_num(e.get("val_loss")),
                       fmt_num(e.get("z_err_pred")), fmt_duration(e.get("duration_s")),
