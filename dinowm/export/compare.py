@@ -8,6 +8,7 @@ from typing import Any
 
 from dinowm.export.hyper import ORDER
 from dinowm.export.markdown import Ctx, code, plain, table
+from dinowm.export.progress import at_epoch
 from dinowm.export.record import RunRecord
 from dinowm.export.sections import duration, status
 from dinowm.export.troubleshoot import ACTIONS
@@ -47,11 +48,8 @@ def differing_keys(rows: list[Row]) -> list[str]:
 
 
 def _best(rec: RunRecord, key: str) -> str:
-    values = [(e[key], e["epoch"]) for e in rec.epochs if e[key] is not None]
-    if not values:
-        return "-"
-    value, epoch = min(values)
-    return f"{fmt_num(value)} (Epoch {epoch})"
+    value, epoch = at_epoch(rec.epochs, key, min)
+    return "-" if value is None else f"{fmt_num(value)} (Epoch {epoch})"
 
 
 def _incidents(rec: RunRecord) -> str:

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import shlex
-from operator import itemgetter
 from typing import Any
 
 from dinowm.export.markdown import Ctx, cell, fence, integer, table, table_head
@@ -20,13 +19,17 @@ EPOCH_TAGS = {"oom": "⚠️ OOM", "stall": "⚠️ Freeze", "crash": "💥 Cras
               "lost": "❓ Lost", "gpu_lost": "💥 GPU lost"}
 
 
-def _at(rows: list[dict[str, Any]], key: str, pick: Any = None) -> tuple[Any, Any]:
+def at_epoch(rows: list[dict[str, Any]], key: str, pick: Any = None) -> tuple[Any, Any]:
     """(value, epoch) of the last epoch with a value, or of the first pick (min, max) of all."""
     if pick is None:
         return next(((r[key], r["epoch"]) for r in reversed(rows) if r[key] is not None),
                     (None, None))
-    have = [(r[key], r["epoch"]) for r in rows if r[key] is not None]
-    return pick(have, key=itemgetter(0)) if have else (None, None)
+    values = [r[key] for r in rows]
+    have = [v for v in values if v is not None]
+    if not have:
+        return None, None
+    best = pick(have)  # the first of equal values, as the epoch order has them
+    return best, rows[values.index(best)]["epoch"]  # index() matches by identity first: NaN too
 
 
 def _with_epoch(pair: tuple[Any, Any]) -> str | None:
@@ -45,14 +48,14 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
         (ctx("current_epoch"), f"{run.get('epoch')} / {run.get('epochs_target') or '-'}"),
         (ctx("batches_per_epoch"), integer(run.get("batches_per_epoch"))),
         ("Batch Size", batch), (ctx("step"), integer(run.get("step"))),
-        ("Train Loss", _with_epoch(_at(epochs, "train_loss"))),
-        ("Val Loss", _with_epoch(_at(epochs, "val_loss"))),
-        ("z_err_pred", _with_epoch(_at(epochs, "z_err_pred"))),
-        (ctx("best_val_loss"), _with_epoch(_at(epochs, "val_loss", min))),
-        (ctx("best_z_err_pred"), _with_epoch(_at(epochs, "z_err_pred", min))),
-        ("Samples/s", _with_epoch(_at(epochs, "samples_per_s"))),
-        (ctx("peak_gpu_mem"), _peak(_at(epochs, "peak_gpu_mem_mib", max), " MiB")),
-        (ctx("max_gpu_temp"), _peak(_at(epochs, "max_gpu_temp_c", max), " °C")),
+        ("Train Loss", _with_epoch(at_epoch(epochs, "train_loss"))),
+        ("Val Loss", _with_epoch(at_epoch(epochs, "val_loss"))),
+        ("z_err_pred", _with_epoch(at_epoch(epochs, "z_err_pred"))),
+        (ctx("best_val_loss"), _with_epoch(at_epoch(epochs, "val_loss", min))),
+        (ctx("best_z_err_pred"), _with_epoch(at_epoch(epochs, "z_err_pred", min))),
+        ("Samples/s", _with_epoch(at_epoch(epochs, "samples_per_s"))),
+        (ctx("peak_gpu_mem"), _peak(at_epoch(epochs, "peak_gpu_mem_mib", max), " MiB")),
+        (ctx("max_gpu_temp"), _peak(at_epoch(epochs, "max_gpu_temp_c", max), " °C")),
     ]
     if run["status"] in ACTIVE:
         eta = run.get("eta_s")
@@ -95,30 +98,35 @@ def _latest_sample(ctx: Ctx, rec: RunRecord) -> str | None:
 def _epoch_lines(ctx: Ctx, rec: RunRecord) -> list[str]:
     """One table line per epoch; notes and incidents go to the epoch whose span holds them.
 
-    Written without the generic table(): 1,000 runs of 100 epochs are 100,000 of these lines.
+    Written without the generic table(): 1,000 runs of 100 epochs are 100,000 of these lines,
+    so the usual line is one %-format with the values read once.
     """
     events = sorted([(n["t"], str(n["text"])) for n in rec.notes] +
                     [(i["t"], EPOCH_TAGS[i["kind"]]) for i in rec.incidents
                      if i["kind"] in EPOCH_TAGS] +
                     [(i["t"], "🌡️ " + ctx("thermal_pause")) for i in rec.incidents
                      if i["kind"] == "thermal" and "paus" in i["summary"]])
-    lines, k, attempt, when = [], 0, None, ctx.time
+    lines: list[str] = []
+    append, when, n_events = lines.append, ctx.time, len(events)
+    k, attempt = 0, None
     for e in rec.epochs:
         end = e["ended_at"] or e["started_at"]
-        items = []
-        while k < len(events) and end is not None and events[k][0] <= end:
+        items: list[str] = []
+        while k < n_events and end is not None and events[k][0] <= end:
             items.append(events[k][1])
             k += 1
-        if e["attempt"] not in (None, attempt) and attempt is not None:
-            items.insert(0, ctx("attempt_n", n=e["attempt"]))
-        attempt = e["attempt"] if e["attempt"] is not None else attempt
-        temp, power = e["max_gpu_temp_c"], e["mean_power_w"]
-        took = e["duration_s"]
-        lines.append(f"| {e['epoch']} | {_losses(e['train_loss'], e['val_loss'], e['z_err_pred'])}"
-                     f" | {when(end)} | {'-' if took is None else _seconds(round(took))} | "
-                     f"{'-' if temp is None else round(temp)} | "
-                     f"{'-' if power is None else round(power)} | "
-                     f"{cell('; '.join(items)) if items else ''} |")
+        now = e["attempt"]
+        if now is not None:
+            if attempt is not None and now != attempt:
+                items.insert(0, ctx("attempt_n", n=now))
+            attempt = now
+        train, val, z = e["train_loss"], e["val_loss"], e["z_err_pred"]
+        took, temp, power = e["duration_s"], e["max_gpu_temp_c"], e["mean_power_w"]
+        append("| %d | %s | %s | %s | %s | %s | %s |" % (
+            e["epoch"], _losses(train, val, z), when(end),
+            "-" if took is None else _seconds(round(took)),
+            "-" if temp is None else round(temp), "-" if power is None else round(power),
+            cell("; ".join(items)) if items else ""))
     return lines
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import Any
 
 from dinowm.export.record import RunRecord
 from dinowm.views import fmt_num
@@ -43,7 +42,8 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
     """The SVG document; gaps (an epoch without a value) break the line."""
     epochs = [e["epoch"] for e in rec.epochs]
-    values = [e[key] for e in rec.epochs for key, _, _ in SERIES if e[key] is not None]
+    series = {key: [e[key] for e in rec.epochs] for key, _, _ in SERIES}
+    values = [v for column in series.values() for v in column if v is not None]
     ticks = _nice_ticks(min(values + [0.0]), max(values + [0.0]))
     y0, y1 = ticks[0], ticks[-1]
     x0, x1 = min(epochs), max(epochs)
@@ -81,7 +81,7 @@ def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
     xs = [f"{LEFT + (e - x0) * scale_x:.1f}" for e in epochs]  # shared by the three lines
     bottom = TOP + plot_h
     for key, _, color in SERIES:
-        for segment in _segments(rec.epochs, key):
+        for segment in _segments(series[key]):
             points = " ".join([f"{xs[i]},{bottom - (v - y0) * scale_y:.1f}" for i, v in segment])
             out.append(f'<polyline points="{points}" fill="none" stroke="{color}" '
                        f'stroke-width="1.8"/>')
@@ -100,12 +100,13 @@ def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _segments(rows: list[dict[str, Any]], key: str) -> list[list[tuple[int, float]]]:
-    """Runs of consecutive rows that have a value for key, as (row index, value)."""
+def _segments(values: list[float | None]) -> list[list[tuple[int, float]]]:
+    """Runs of consecutive values that are not None, as (index, value)."""
+    if None not in values:  # the usual case: one line through every epoch
+        return [list(enumerate(values))] if values else []
     segments: list[list[tuple[int, float]]] = []
     current: list[tuple[int, float]] = []
-    for i, row in enumerate(rows):
-        value = row[key]
+    for i, value in enumerate(values):
         if value is None:
             if current:
                 segments.append(current)

@@ -43,35 +43,23 @@ class BulkReads:
 
     def epoch_rows_of(self, ids: list[str] | None) -> dict[str, list[Any]]:
         """run id → epoch rows (read-only mappings) in order: the columns of a log, not the
-        bulky metrics_json."""
-        columns = ("run_id, epoch, attempt, train_loss, val_loss, z_err_pred, started_at, "
-                   "ended_at, duration_s, samples_per_s, peak_gpu_mem_mib, max_gpu_temp_c, "
-                   "mean_power_w")
-        # Read in table order and sort here: ORDER BY would visit the rows through the index.
-        # The rows hold metrics_json too; mapping the file spares copying every page.
-        mmap = self.conn.execute("PRAGMA mmap_size").fetchone()[0]
-        self.conn.execute("PRAGMA mmap_size = 1073741824")
-        sql, params = f"select {columns} from epochs", []
-        if ids is not None:
-            sql += " where run_id in (select value from json_each(?))"
-            params.append(json.dumps(ids))
+        bulky metrics_json.
 
-        def read() -> list[sqlite3.Row]:
-            # sqlite3.Row: built in C and read by name like a dict; a log reads 100,000 of them
+        One indexed query per run: the covering index epochs_summary hands each run's rows
+        over in epoch order, and no row carries its run id (a log reads 100,000 rows).
+        """
+        sql = ("select epoch, attempt, train_loss, val_loss, z_err_pred, started_at, ended_at, "
+               "duration_s, samples_per_s, peak_gpu_mem_mib, max_gpu_temp_c, mean_power_w "
+               "from epochs where run_id = ? order by epoch")
+        if ids is None:
+            ids = [row[0] for row in self.conn.execute("select id from runs")]
+
+        def read() -> dict[str, list[sqlite3.Row]]:
             cursor = self.conn.cursor()
-            cursor.row_factory = sqlite3.Row
-            return cursor.execute(sql, params).fetchall()
+            cursor.row_factory = sqlite3.Row  # built in C, read by name like a dict
+            return {run_id: cursor.execute(sql, (run_id,)).fetchall() for run_id in ids}
 
-        try:
-            rows = self._retry(read)
-        finally:
-            self.conn.execute(f"PRAGMA mmap_size = {int(mmap)}")
-        out: dict[str, list[Any]] = {i: [] for i in ids or ()}
-        for row in rows:
-            out.setdefault(row["run_id"], []).append(row)
-        for group in out.values():
-            group.sort(key=lambda r: r["epoch"])
-        return out
+        return self._retry(read)
 
     def incidents_of(self, ids: list[str] | None) -> dict[str, list[dict[str, Any]]]:
         """run id → incidents in time order."""
