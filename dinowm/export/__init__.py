@@ -57,7 +57,7 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
                           f"{path / 'training-log.md'}.")
     if not path.parent.is_dir():
         raise NotFoundError(f"Folder {path.parent} does not exist; create it first.")
-    ids = [r["id"] for r in store.runs_oldest_first()] if all_runs else \
+    ids = store.run_ids_oldest_first() if all_runs else \
         list(dict.fromkeys(store.run(r)["id"] for r in refs or ["latest"]))
     if not ids:
         raise NotFoundError("There are no runs yet; start one with 'dinowm run --preset demo'.")

@@ -33,6 +33,11 @@ class BulkReads:
         """The newest sample of each GPU of a run (index seeks only, whatever the run's length)."""
         return self.query(LATEST_TELEMETRY_SQL, {"r": run_id})
 
+    def run_ids_oldest_first(self) -> list[str]:
+        """Every run id in creation order (without reading the rows)."""
+        sql = "select id from runs order by created_at, id"
+        return [row[0] for row in self._retry(lambda: self.conn.execute(sql).fetchall())]
+
     def runs_oldest_first(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Run rows in creation order: all runs, or only the given ids."""
         return self._of_runs("select * from runs", ids, "created_at, id", column="id")
