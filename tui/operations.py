@@ -49,7 +49,10 @@ def check_launch(project: Project, preset: str | None, text: str) -> Check:
 def launch(services: Services, preset: str | None, overrides: list[str], name: str | None,
            note: str | None) -> dict[str, Any]:
     """create_run (validates and writes the run folder and row), then a detached supervisor."""
-    row = create_run(services.project, preset, overrides, name=name or None, note=note or None)
+    # The dataset files are checked by the trainer as it starts: checking them here would
+    # import torch into the app (a bad dataset ends the run as failed, with the reason).
+    row = create_run(services.project, preset, overrides, name=name or None, note=note or None,
+                     check_data=False)
     services.spawn(services.project, row["id"])
     return row
 
