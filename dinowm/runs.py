@@ -12,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dinowm import hardware
+from dinowm import hardware, rundir
 from dinowm.config import Project, config_hash, flat_values, from_dict, model_hash, resolve, \
     to_dict, with_values
 from dinowm.errors import ConfigError, DinowmError, NotFoundError
 from dinowm.procinfo import ProcessRef
+from dinowm.rundir import RunLock
 from dinowm.schema import RunConfig
 from dinowm.store import ACTIVE, Store
 
@@ -162,13 +163,16 @@ def create_run(project: Project, preset: str | None, overrides: list[str] | tupl
         return store.run(run_id)
 
 
-def apply_resume_overrides(run_dir: Path, overrides: list[str] | tuple[str, ...],
-                           project: Project) -> RunConfig:
-    """Change resumable keys of a run's config.json (epochs, batch, ...); others are refused."""
+def resumed_spec(run_dir: Path, overrides: list[str] | tuple[str, ...],
+                 project: Project) -> tuple[dict[str, Any], RunConfig]:
+    """A run's config.json with resumable keys changed (epochs, batch, ...); others are refused.
+
+    Nothing is written: the caller writes the spec once every check has passed.
+    """
     spec = read_spec(run_dir)
     cfg = from_dict(spec["config"])
     if not overrides:
-        return cfg
+        return spec, cfg
     changes: dict[str, Any] = {}
     resolved = resolve(project, spec.get("preset"), list(overrides))  # validates the syntax
     new_values = flat_values(resolved.config)
@@ -179,21 +183,29 @@ def apply_resume_overrides(run_dir: Path, overrides: list[str] | tuple[str, ...]
                               f"start a new run with 'dinowm run' instead.")
         changes[key.replace(".", "__")] = new_values[key]
     cfg = with_values(cfg, **changes)
-    spec["config"], spec["config_hash"] = to_dict(cfg), config_hash(cfg)
-    spec.setdefault("resume_overrides", []).extend(overrides)
-    write_spec(run_dir, spec)
-    return cfg
+    spec = {**spec, "config": to_dict(cfg), "config_hash": config_hash(cfg),
+            "resume_overrides": [*spec.get("resume_overrides", []), *overrides]}
+    return spec, cfg
 
 
 def supervisor_alive(run: dict[str, Any]) -> bool:
-    """True when the run's supervisor process (pid and start time) still runs here."""
-    if not run.get("supervisor_pid") or run.get("host") != socket.gethostname():
+    """True when the run has a live supervisor here: its folder lock is held, or the recorded
+    supervisor process (pid and start time) still runs."""
+    if run.get("host") not in (None, socket.gethostname()):
+        return False
+    if run.get("run_dir") and rundir.holder(rundir.supervisor_lock(run["run_dir"])):
+        return True
+    if not run.get("supervisor_pid"):
         return False
     return ProcessRef(run["supervisor_pid"], run.get("supervisor_start") or -1).alive()
 
 
 def reconcile(store: Store) -> list[str]:
-    """Runs marked active whose supervisor is gone become 'lost', with their last log lines."""
+    """Runs marked active whose supervisor is gone become 'lost', with their last log lines.
+
+    The status change is a compare-and-set on the status read here, so a resume that took the
+    run in the meantime is never marked lost.
+    """
     from dinowm.diagnosis import last_lines
 
     lost = []
@@ -209,10 +221,11 @@ def reconcile(store: Store) -> list[str]:
         orphan = trainer is not None and trainer.alive()
         reason = (f"supervisor (pid {run.get('supervisor_pid')}) is gone"
                   + (f"; trainer pid {run['pid']} still runs" if orphan else ""))
+        if not store.update_run_if(run["id"], [run["status"]], status="lost", exit_reason=reason,
+                                   ended_at=time.time(), phase=None):
+            continue  # a resume or the supervisor changed it since it was read
         store.add_incident(run["id"], "lost", reason, {"log_tail": tail, "orphan_trainer": orphan},
                            attempt=run.get("attempts"), epoch=run.get("epoch"))
-        store.update_run(run["id"], status="lost", exit_reason=reason, ended_at=time.time(),
-                         phase=None)
         lost.append(run["id"])
     return lost
 
@@ -223,26 +236,41 @@ def request_stop(store: Store, ref: str) -> dict[str, Any]:
 
     reconcile(store)
     run = store.run(ref)
-    if run["status"] not in ACTIVE:
+    if not store.update_run_if(run["id"], ACTIVE, stop_requested_at=time.time(),
+                               status="stopping"):
+        run = store.run(run["id"])
         raise NotFoundError(f"Run {run['id']} is not running (status {run['status']}); "
                             f"nothing to stop.")
-    store.update_run(run["id"], stop_requested_at=time.time(), status="stopping")
-    if supervisor_alive(run):
-        os.kill(run["supervisor_pid"], signal.SIGTERM)
+    if supervisor_alive(run) and run.get("supervisor_pid"):
+        ProcessRef(run["supervisor_pid"], run.get("supervisor_start") or -1) \
+            .send(signal.SIGTERM)  # it also polls the request; this only makes it prompt
     return store.run(run["id"])
 
 
 def prepare_resume(store: Store, project: Project, ref: str,
-                   overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Check that RUN can resume, apply resumable overrides, clear leftovers; returns the row."""
+                   overrides: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], RunLock]:
+    """Take the run's supervisor lock, check that RUN can resume, apply resumable overrides.
+
+    Returns the updated row and the held lock, which the caller hands to the supervisor. A run
+    with a live supervisor is refused before anything is written: no incident, no status.
+    """
     run = store.run(ref)
-    if run["status"] in ACTIVE and supervisor_alive(run):
-        raise DinowmError(f"Run {run['id']} is already running (supervisor pid "
-                          f"{run['supervisor_pid']}); 'dinowm stop {run['id']}' first.")
     run_dir = Path(run["run_dir"])
-    if not (run_dir / CONFIG_JSON).is_file():
+    if not (run_dir / rundir.SPEC).is_file():
         raise NotFoundError(f"Run folder {run_dir} of {run['id']} is missing; it cannot resume.")
-    cfg = apply_resume_overrides(run_dir, overrides, project)
+    lock = rundir.claim(run_dir, run["id"])
+    try:
+        row = _resume_locked(store, project, store.run(run["id"]), overrides)
+    except BaseException:
+        lock.release()
+        raise
+    return row, lock
+
+
+def _resume_locked(store: Store, project: Project, run: dict[str, Any],
+                   overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    run_dir = Path(run["run_dir"])
+    spec, cfg = resumed_spec(run_dir, overrides, project)
     if run["status"] == "completed" and run["epoch"] >= cfg.training.epochs:
         raise DinowmError(f"Run {run['id']} already completed {run['epoch']}/"
                           f"{cfg.training.epochs} epochs; train further with 'dinowm resume "
@@ -253,9 +281,13 @@ def prepare_resume(store: Store, project: Project, ref: str,
         trainer = ProcessRef(run["pid"], run.get("pid_start") or -1)
         if trainer.alive():  # an orphan of a lost supervisor: never two trainers on one folder
             kill_group(run["pid"], None, grace_s=30.0)
-    resumed = read_spec(run_dir).get("resume_overrides", [])
+    other = rundir.holder(rundir.trainer_lock(run_dir))
+    if other is not None:
+        raise rundir.LockHeld(f"A trainer ({other.describe()}) runs in {run_dir} without a "
+                              f"supervisor; stop it (kill {other.pid}) and resume again.", other)
+    write_spec(run_dir, spec)
     store.update_run(run["id"], status="created", epochs_target=cfg.training.epochs,
-                     resume_overrides_json=json.dumps(resumed),
+                     resume_overrides_json=json.dumps(spec.get("resume_overrides", [])),
                      batch_size=cfg.training.batch_size, grad_accum=cfg.training.grad_accum,
                      micro_batch=cfg.micro_batch, config_json=json.dumps(to_dict(cfg)),
                      config_hash=config_hash(cfg), stop_requested_at=None, ended_at=None,

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dinowm import diagnosis, procinfo, telemetry
+from dinowm import diagnosis, procinfo, rundir, telemetry
 from dinowm.config import Project, from_dict, load_project, to_dict, with_values
 from dinowm.events import EVENTS_NAME, read_events
+from dinowm.rundir import LockHeld, RunLock
 from dinowm.runs import committed_checkpoints, read_spec, write_spec
 from dinowm.schema import RunConfig
 from dinowm.store import Store
@@ -30,7 +31,8 @@ WAL_EVERY_S = 60.0
 class Supervisor:
     """Supervises one run until it completes, stops or fails; survives its trainer's deaths."""
 
-    def __init__(self, project: Project, run_id: str, display: Any = None):
+    def __init__(self, project: Project, run_id: str, display: Any = None,
+                 lock: RunLock | None = None, lock_fd: int | None = None):
         self.project = project
         self.store = Store(project.runs_db)
         self.run = self.store.run(run_id)
@@ -43,6 +45,17 @@ class Supervisor:
         self.offset = 0
         self.history: list[Outcome] = []
         self.proc: subprocess.Popen | None = None
+        self.lock = lock
+        self.lock_fd = lock_fd
+
+    def _hold_lock(self) -> RunLock:
+        """The run's supervisor lock: handed over by the caller, inherited, or taken now."""
+        if self.lock is not None:
+            self.lock.record(os.getpid())
+            return self.lock
+        if self.lock_fd is not None:
+            return RunLock.adopt(rundir.supervisor_lock(self.run_dir), self.lock_fd)
+        return rundir.claim(self.run_dir, self.run_id)
 
     # -- signals -----------------------------------------------------------------------------
 
@@ -64,13 +77,29 @@ class Supervisor:
     # -- the run -----------------------------------------------------------------------------
 
     def supervise(self) -> str:
-        """Run attempts until a final status; returns it."""
+        """Run attempts until a final status; returns it.
+
+        The supervisor lock is taken before anything is written and released only after the
+        final status is: a second supervisor of the run is refused with LockHeld. A stop
+        requested before this supervisor started is kept (the first poll honours it).
+        """
+        try:
+            self.lock = self._hold_lock()
+        except BaseException:
+            self.store.close()
+            raise
+        try:
+            return self._supervise()
+        finally:
+            self.lock.release()
+
+    def _supervise(self) -> str:
         self._install_signals()
         me = procinfo.ProcessRef.of(os.getpid())
         self.store.update_run(self.run_id, status="running", supervisor_pid=me.pid,
                               supervisor_start=me.start, host=socket.gethostname(),
                               started_at=self.run.get("started_at") or time.time(),
-                              ended_at=None, exit_reason=None, stop_requested_at=None)
+                              ended_at=None, exit_reason=None)
         cfg = self._config()
         tele = telemetry.TelemetryThread(telemetry.Sampler(telemetry.visible_gpus(
             os.environ, telemetry.nvml_uuids())), cfg.telemetry.interval_s)
@@ -328,8 +357,7 @@ class Supervisor:
         (self.run_dir / CONTROL_NAME).unlink(missing_ok=True)
 
     def _poll_stop_request(self) -> None:
-        row = self.store.query("select stop_requested_at from runs where id = ?", [self.run_id])
-        if row and row[0]["stop_requested_at"] and self.stop_reason is None:
+        if self.stop_reason is None and self.store.stop_requested(self.run_id):
             self.stop_reason = "stop requested (dinowm stop)"
 
     def _signal_trainer(self, signum: int) -> None:
@@ -357,14 +385,30 @@ class Supervisor:
             self.display = None  # the terminal is gone; keep supervising
 
 
-def spawn_detached(project: Project, run_id: str) -> int:
-    """Start a supervisor in its own session (it outlives the terminal); returns its pid."""
+def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -> int:
+    """Start a supervisor in its own session (it outlives the terminal); returns its pid.
+
+    A held lock (from prepare_resume) passes to the child through an inherited descriptor, so
+    the run is never unlocked between the check and the supervisor's start; the caller's copy
+    is released here.
+    """
     run_dir = project.outputs / run_id
-    with open(run_dir / "supervisor.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "dinowm.supervisor", "--config",
-                                 str(project.config_path), "--run", run_id],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=project.root)
+    argv = [sys.executable, "-m", "dinowm.supervisor", "--config", str(project.config_path),
+            "--run", run_id]
+    fds: tuple[int, ...] = ()
+    if lock is not None:
+        fds = (lock.inheritable_fd(),)
+        argv += ["--lock-fd", str(fds[0])]
+    try:
+        with open(run_dir / rundir.SUPERVISOR_LOG, "ab") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=project.root, pass_fds=fds)
+        if lock is not None:
+            lock.record(proc.pid)
+    finally:
+        if lock is not None:
+            lock.release()
     ref = procinfo.ProcessRef.of(proc.pid)
     with Store(project.runs_db) as store:
         store.update_run(run_id, supervisor_pid=ref.pid, supervisor_start=ref.start,
@@ -372,12 +416,12 @@ def spawn_detached(project: Project, run_id: str) -> int:
     return proc.pid
 
 
-def run_foreground(project: Project, run_id: str) -> str:
+def run_foreground(project: Project, run_id: str, lock: RunLock | None = None) -> str:
     """Supervise in this process with the live display; Ctrl-C stops gracefully."""
     from dinowm.live import Display
 
     with Display() as display:
-        return Supervisor(project, run_id, display=display).supervise()
+        return Supervisor(project, run_id, display=display, lock=lock).supervise()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,8 +431,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dinowm.supervisor")
     parser.add_argument("--config", required=True)
     parser.add_argument("--run", required=True)
+    parser.add_argument("--lock-fd", type=int, default=None,
+                        help="the run's supervisor lock, inherited from 'dinowm resume'")
     args = parser.parse_args(argv)
-    status = Supervisor(load_project(args.config), args.run).supervise()
+    try:
+        status = Supervisor(load_project(args.config), args.run, lock_fd=args.lock_fd).supervise()
+    except LockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0 if status in ("completed", "stopped") else 1
 
 

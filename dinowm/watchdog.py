@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from dinowm.schema import WatchdogConfig
 
-EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 NO_PROGRESS_LIMIT = 3  # consecutive attempts without a new step before giving up
 HEALTHY_STEPS = 200  # an attempt with this many steps resets the backoff
 
@@ -133,6 +133,8 @@ def classify(exit_code: int, end_status: str | None, error: dict | None,
         return "oom", message or "CUDA out of memory"
     if exit_code == EXIT_DISK:
         return "disk_full", message or "disk full"
+    if exit_code == EXIT_LOCKED:
+        return "locked", "another trainer holds the run folder (see train.log)"
     if exit_code < 0:
         name = signal_name or f"signal {-exit_code}"
         hint = " (the host OOM killer or a user; see `dmesg | grep -i oom`)" \
@@ -147,6 +149,8 @@ def decide(outcome: Outcome, history: list[Outcome], cfg: WatchdogConfig,
     if outcome.kind in ("completed", "stopped"):
         return Decision("finish", outcome.kind, outcome.message)
     if outcome.kind == "config":
+        return Decision("finish", "failed", f"{outcome.message} (not retried)")
+    if outcome.kind == "locked":
         return Decision("finish", "failed", f"{outcome.message} (not retried)")
     if outcome.kind == "disk_full":
         return Decision("finish", "failed", f"disk full: {outcome.message}")

@@ -64,11 +64,12 @@ def stop(services: Services, run_id: str) -> dict[str, Any]:
 
 
 def resume(services: Services, run_id: str, overrides: list[str]) -> dict[str, Any]:
-    """prepare_resume (resumable overrides only), then a detached supervisor."""
+    """prepare_resume (takes the run's lock; resumable overrides only), then a detached
+    supervisor; a run another supervisor holds is refused with the CLI's one-line error."""
     with services.store() as store:
         reconcile(store)
-        row = prepare_resume(store, services.project, run_id, overrides)
-    services.spawn(services.project, row["id"])
+        row, lock = prepare_resume(store, services.project, run_id, overrides)
+    services.spawn(services.project, row["id"], lock)  # the lock passes to the supervisor
     return row
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dinowm.config import Project
+from dinowm.rundir import RunLock
 from dinowm.store import Store
 
 
@@ -29,11 +30,12 @@ def nvml_source() -> GpuSource:
     return Sampler()
 
 
-def spawn_supervisor(project: Project, run_id: str) -> int:
-    """A detached supervisor that outlives the app (dinowm.supervisor.spawn_detached)."""
+def spawn_supervisor(project: Project, run_id: str, lock: RunLock | None = None) -> int:
+    """A detached supervisor that outlives the app (dinowm.supervisor.spawn_detached); a
+    resume's held run lock passes to it."""
     from dinowm.supervisor import spawn_detached
 
-    return spawn_detached(project, run_id)
+    return spawn_detached(project, run_id, lock)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Services:
     project: Project
     clock: Callable[[], float] = time.time
     gpu: Callable[[], GpuSource] | None = nvml_source
-    spawn: Callable[[Project, str], int] = spawn_supervisor
+    spawn: Callable[..., int] = spawn_supervisor
     poll_s: float = 2.0
     gpu_interval_s: float = 1.0
     log_poll_s: float = 0.25

@@ -40,17 +40,18 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
     _launch(state, row, detach)
 
 
-def _launch(state: State, row: dict[str, Any], detach: bool) -> None:
+def _launch(state: State, row: dict[str, Any], detach: bool, lock: Any = None) -> None:
+    """Supervise here or detached; a held run lock (a resume's) passes to the supervisor."""
     from dinowm.supervisor import run_foreground, spawn_detached
 
     if detach:
-        pid = spawn_detached(state.project, row["id"])
+        pid = spawn_detached(state.project, row["id"], lock)
         console.print(f"run {row['id']} ({row['name']}) started, supervisor pid {pid}\n"
                       f"  follow:  dinowm tail {row['id']} -f\n  stop:    dinowm stop "
                       f"{row['id']}\n  folder:  {row['run_dir']}")
         return
     console.print(f"run {row['id']} ({row['name']}) in {row['run_dir']}")
-    status = run_foreground(state.project, row["id"])
+    status = run_foreground(state.project, row["id"], lock)
     with Store(state.project.runs_db) as store:
         final = store.run(row["id"])
     style = "green" if status in ("completed", "stopped") else "red"
@@ -73,6 +74,10 @@ def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...]) -> 
     OVERRIDES may change resumable keys, e.g. training.epochs=150 to train further.
 
     \b
+    A run has one supervisor: while another one holds RUN this exits 1 naming it, and changes
+    nothing.
+
+    \b
     Examples:
       dinowm resume latest
       dinowm resume 20260107-093348 training.epochs=150 --detach
@@ -80,8 +85,8 @@ def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...]) -> 
     from dinowm.runs import prepare_resume
 
     with state.store() as store:
-        row = prepare_resume(store, state.project, run, overrides)
-    _launch(state, row, detach)
+        row, lock = prepare_resume(store, state.project, run, overrides)
+    _launch(state, row, detach, lock)
 
 
 @main.command(context_settings=HELP)

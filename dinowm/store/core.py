@@ -133,6 +133,30 @@ class Store(BulkReads):
         if durable:
             self._journal(run_id, "update", fields=durable)
 
+    def update_run_if(self, run_id: str, statuses: Iterable[str], **fields: Any) -> bool:
+        """Set columns of one run only while its status is one of statuses; True if it was.
+
+        A compare-and-set: two processes deciding about the same run (a stop and a finishing
+        supervisor, lost detection and a resume) cannot both act on what they read before.
+        """
+        fields["updated_at"] = time.time()
+        allowed = list(statuses)
+        sets = ", ".join(f"[{k}] = ?" for k in fields)
+        sql = (f"update runs set {sets} where id = ? "
+               f"and status in ({', '.join('?' * len(allowed))})")
+        changed = self.transaction(
+            lambda db: db.execute(sql, [*fields.values(), run_id, *allowed]).rowcount)
+        durable = {k: v for k, v in fields.items() if k in DURABLE_FIELDS}
+        if changed and durable:
+            self._journal(run_id, "update", fields=durable)
+        return bool(changed)
+
+    def stop_requested(self, run_id: str) -> bool:
+        """Whether a user asked this run to stop ('dinowm stop', the TUI's s)."""
+        row = self._retry(lambda: self.conn.execute(
+            "select stop_requested_at from runs where id = ?", [run_id]).fetchone())
+        return bool(row and row[0])
+
     def _journal(self, run_id: str, kind: str, **payload: Any) -> None:
         """Append to the run folder's record.jsonl (see dinowm.store.journal)."""
         if not self.journal.known(run_id):

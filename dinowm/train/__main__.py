@@ -1,7 +1,8 @@
 """`python -m dinowm.train --run-dir DIR`: one trainer process of a run.
 
 Exit codes: 0 completed or stopped, 2 configuration or data error (never retried),
-3 CUDA out of memory, 4 disk full, 1 any other failure. Each failure is also an `error` event.
+3 CUDA out of memory, 4 disk full, 5 the run folder belongs to another supervisor or trainer
+(nothing touched), 1 any other failure. Each failure but 5 is also an `error` event.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import traceback
 from pathlib import Path
 
-EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 
 
 def _error_event(run_dir: Path, kind: str, message: str, **fields: object) -> None:
@@ -49,7 +50,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {run_dir}/config.json not found; create runs with 'dinowm run'.",
               file=sys.stderr)
         return EXIT_CONFIG
+    from dinowm.rundir import LockHeld, hold_trainer
 
+    try:  # before anything touches events or checkpoints; held until this process ends
+        lock = hold_trainer(run_dir, os.getppid())
+    except LockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_LOCKED
+    with lock:
+        return _train(run_dir)
+
+
+def _train(run_dir: Path) -> int:
+    """Train, turning each kind of failure into its exit code and `error` event."""
     import torch
 
     from dinowm.errors import DinowmError

@@ -1,0 +1,209 @@
+"""The run folder, our durable record: every file name in it, its locks, its small readers.
+
+A run has at most one supervisor and one trainer. Each holds an exclusive `flock` on its lock
+file for its whole life; the kernel releases it when the process dies, so a crash never leaves a
+stale lock. The holder writes who it is (pid, host, start time) into the file, which a refused
+process quotes. This module is torch-free: the CLI, the TUI and the trainer all use it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dinowm.errors import DinowmError
+
+SPEC = "config.json"
+EVENTS = "events.jsonl"
+LOG = "train.log"
+SUPERVISOR_LOG = "supervisor.log"
+CONTROL = "control.json"
+STACKS = "stacks.txt"
+CHECKPOINTS = "checkpoints"
+SAMPLES = "samples"
+SUPERVISOR_LOCK = "supervisor.lock"
+TRAINER_LOCK = "trainer.lock"
+
+# A process that only looks (lost detection, a trainer checking its parent) holds a shared lock
+# for microseconds; an acquirer that meets one tries again within this window.
+_CONTENDED_S = 0.5
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a run-folder lock, as it wrote itself into the lock file."""
+
+    pid: int | None
+    host: str | None
+    start: int | None = None
+    since: float | None = None
+    role: str = "supervisor"
+
+    def describe(self) -> str:
+        """'pid 4242 on gpu-box (since 09:33:48)'."""
+        since = f" (since {time.strftime('%H:%M:%S', time.localtime(self.since))})" \
+            if self.since else ""
+        return f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'}{since}"
+
+
+class LockHeld(DinowmError):
+    """Another live process holds the run folder: the caller must not touch it."""
+
+    def __init__(self, message: str, holder: Holder):
+        super().__init__(message)
+        self.holder = holder
+
+
+class RunLock:
+    """An exclusive lock on one lock file of a run folder, held until release or death."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self.fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, path: Path, role: str = "supervisor") -> RunLock:
+        """Take the lock now or raise LockHeld naming the holder; never waits for a holder."""
+        path = Path(path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + _CONTENDED_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    holder = read_holder(path, role)
+                    raise LockHeld(f"{path} is held by {holder.describe()}", holder) from None
+                time.sleep(0.02)
+        lock = cls(path, fd)
+        lock.record(os.getpid(), role)
+        return lock
+
+    @classmethod
+    def adopt(cls, path: Path, fd: int, role: str = "supervisor") -> RunLock:
+        """Take over a lock inherited from the parent (`dinowm resume --detach` hands it on)."""
+        path = Path(path)
+        st, mine = os.fstat(fd), os.stat(path)
+        if (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino):
+            raise DinowmError(f"descriptor {fd} is not the lock file {path}; start the "
+                              f"supervisor through 'dinowm run' or 'dinowm resume'.")
+        try:  # already ours through the shared open file description; this only confirms it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise LockHeld(f"{path} is not held by descriptor {fd}",
+                           read_holder(path, role)) from None
+        os.set_inheritable(fd, False)
+        lock = cls(path, fd)
+        lock.record(os.getpid(), role)
+        return lock
+
+    def record(self, pid: int, role: str = "supervisor") -> None:
+        """Write the holder's identity into the lock file (a child that takes it over too)."""
+        from dinowm.procinfo import ProcessRef
+
+        assert self.fd is not None
+        data = json.dumps({"pid": pid, "host": socket.gethostname(),
+                           "start": ProcessRef.of(pid).start, "since": time.time(),
+                           "role": role}).encode()
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, 0)
+
+    def inheritable_fd(self) -> int:
+        """The descriptor, made inheritable for a child that takes the lock over."""
+        assert self.fd is not None
+        os.set_inheritable(self.fd, True)
+        return self.fd
+
+    def release(self) -> None:
+        """Give the lock up (closing the descriptor is enough; a dead process releases it too)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def read_holder(path: Path, role: str = "supervisor") -> Holder:
+    """The identity written into a lock file (its holder writes it just after locking)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            data: dict[str, Any] = json.loads(Path(path).read_text() or "null") or {}
+        except (OSError, ValueError):
+            data = {}
+        if data.get("pid") or time.monotonic() >= deadline:
+            return Holder(data.get("pid"), data.get("host"), data.get("start"),
+                          data.get("since"), data.get("role", role))
+        time.sleep(0.02)
+
+
+def holder(path: Path) -> Holder | None:
+    """Who holds the lock file now, or None when nobody does (a probe, never a wait)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            return read_holder(path)
+        return None  # closing the descriptor drops the shared lock at once
+    finally:
+        os.close(fd)
+
+
+def supervisor_lock(run_dir: Path) -> Path:
+    """The lock file a run's supervisor holds for its whole life."""
+    return Path(run_dir) / SUPERVISOR_LOCK
+
+
+def trainer_lock(run_dir: Path) -> Path:
+    """The lock file a run's trainer holds before it touches checkpoints or events."""
+    return Path(run_dir) / TRAINER_LOCK
+
+
+def claim(run_dir: Path, run_id: str) -> RunLock:
+    """The run's supervisor lock, or a one-line refusal naming the live supervisor."""
+    try:
+        return RunLock.acquire(supervisor_lock(run_dir))
+    except LockHeld as exc:
+        raise LockHeld(f"Run {run_id} is already supervised by {exc.holder.describe()}; "
+                       f"'dinowm stop {run_id}' stops it, 'dinowm tail {run_id} -f' follows "
+                       f"it.", exc.holder) from None
+
+
+def hold_trainer(run_dir: Path, parent_pid: int) -> RunLock:
+    """The trainer's lock, taken before it touches checkpoints or events.
+
+    A trainer runs only under its own supervisor (its parent holds the supervisor lock) or in a
+    folder no supervisor holds (started by hand); a second trainer is refused either way.
+    """
+    sup = holder(supervisor_lock(run_dir))
+    if sup is not None and (sup.pid != parent_pid or sup.host != socket.gethostname()):
+        raise LockHeld(f"Run folder {run_dir} is supervised by {sup.describe()}; a second "
+                       f"trainer would train the run twice. Follow it with 'dinowm tail', or "
+                       f"'dinowm stop' it first.", sup)
+    try:
+        return RunLock.acquire(trainer_lock(run_dir), role="trainer")
+    except LockHeld as exc:
+        raise LockHeld(f"Run folder {run_dir} already has a trainer ({exc.holder.describe()}); "
+                       f"a second one would train the run twice.", exc.holder) from None
