@@ -17,7 +17,8 @@ from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
 from tui import operations
 from tui.messages import (ActionDone, EditNoteRequested, ExportRequested, GpuSampled,
-                          NewRunRequested, NoteRequested, ResumeRequested, StopRequested)
+                          NewRunRequested, NoteRequested, ResumeRequested, RunsChanged,
+                          StopRequested)
 from tui.notices import report_failure
 from tui.screens.dialogs import ConfirmModal, PromptModal
 from tui.screens.new_run import LaunchSpec, NewRunModal
@@ -176,9 +177,7 @@ class DinowmApp(App[None]):
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, markup=False)
         for screen in self.screen_stack:
-            poll = getattr(screen, "poll_now", None)
-            if poll is not None:
-                poll()
+            screen.post_message(RunsChanged())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         report_failure(self, event)

@@ -1,4 +1,4 @@
-"""Messages (small dataclasses): data up from workers, requests up from screens to the app."""
+"""Messages (small dataclasses): data and requests go up to the app; RunsChanged comes down."""
 
 from __future__ import annotations
 
@@ -53,10 +53,18 @@ class LogLines(Message):
 
 @dataclass
 class ActionDone(Message):
-    """A user action finished (posted by its worker); the screens poll again at once."""
+    """A user action finished (posted by its worker); the app tells the screens to poll."""
 
     text: str
     run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunsChanged(Message, bubble=False):
+    """Sent down by the app after an action: a screen that shows runs polls again at once."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsChanged)
 
 
 # -- requests: a screen asks, the app confirms or prompts, then runs the action in a worker --

@@ -18,7 +18,7 @@ from dinowm.views import fmt_duration, fmt_num
 from tui.cells import progress_bar, status_text
 from tui.feed import fetch_run
 from tui.messages import (EditNoteRequested, ExportRequested, NoteRequested, ResumeRequested,
-                          RunPolled, StopRequested)
+                          RunPolled, RunsChanged, StopRequested)
 from tui.notices import report_failure
 from tui.screens.incident import IncidentScreen
 from tui.services import Services
@@ -117,6 +117,9 @@ class RunScreen(Screen[None]):
         message = fetch_run(self.services, self.run_id, since, with_spec)
         if not get_current_worker().is_cancelled:
             self.post_message(message)
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        self.poll_now()
 
     def on_run_polled(self, message: RunPolled) -> None:
         first = self.run is None

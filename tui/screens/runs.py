@@ -16,7 +16,7 @@ from dinowm.store import ACTIVE, FINAL
 from tui.cells import matches
 from tui.feed import fetch_runs
 from tui.messages import (ExportRequested, NewRunRequested, NoteRequested, ResumeRequested,
-                          RunsPolled, StopRequested)
+                          RunsChanged, RunsPolled, StopRequested)
 from tui.notices import report_failure
 from tui.services import Services
 from tui.widgets.gpu_strip import GpuStrip
@@ -85,6 +85,9 @@ class RunsScreen(Screen[None]):
         message = fetch_runs(self.services, known, reconcile_now)
         if not get_current_worker().is_cancelled:
             self.post_message(message)
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        self.poll_now()
 
     def on_runs_polled(self, message: RunsPolled) -> None:
         self.apply(message)
