@@ -101,7 +101,8 @@ async def test_stop_confirm_resume_quit_and_reopen(live_project: Path) -> None:
         await pilot.press("s")
         confirm = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal)
                                  and app.screen)
-        assert "long" in screen_text(app) and run_id in screen_text(app)
+        await wait_for(pilot, lambda: "long" in screen_text(app) and run_id in screen_text(app),
+                       what="the question on screen")
         await pilot.press("y")
         await wait_for(pilot, lambda: "stopped" in cell(app, run_id, "status"), timeout=60,
                        what="stopped in the table")
