@@ -16,7 +16,9 @@ from textual.worker import Worker, get_current_worker
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
 from tui import operations
-from tui.messages import ActionDone, GpuSampled
+from tui.messages import (ActionDone, EditNoteRequested, ExportRequested, GpuSampled,
+                          NewRunRequested, NoteRequested, ResumeRequested, RunsChanged,
+                          StopRequested)
 from tui.notices import report_failure
 from tui.screens.dialogs import ConfirmModal, PromptModal
 from tui.screens.new_run import LaunchSpec, NewRunModal
@@ -79,9 +81,9 @@ class DinowmApp(App[None]):
             for strip in screen.query(GpuStrip):
                 strip.rows, strip.reason = message.rows, message.reason
 
-    # -- actions shared by the screens -------------------------------------------------------
+    # -- actions the screens request ---------------------------------------------------------
 
-    def ask_new_run(self) -> None:
+    def on_new_run_requested(self, message: NewRunRequested) -> None:
         """The new-run modal, then launch in a worker."""
 
         def start(spec: LaunchSpec | None) -> None:
@@ -92,45 +94,50 @@ class DinowmApp(App[None]):
         self.push_screen(NewRunModal(self.services.project, self.services.initial_overrides),
                          start)
 
-    def ask_stop(self, run: dict[str, Any]) -> None:
+    def on_stop_requested(self, message: StopRequested) -> None:
         """Confirm, then request a graceful stop."""
+        run_id = message.run_id
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.stop_run(run["id"])
+                self.stop_run(run_id)
 
         self.push_screen(ConfirmModal(
-            "Stop run", f"Stop {run.get('name') or ''} ({run['id']})? It finishes the step, "
+            "Stop run", f"Stop {message.name} ({run_id})? It finishes the step, "
                         f"saves a checkpoint and ends as 'stopped'; resume it later.", "Stop"),
             answer)
 
-    def ask_resume(self, run: dict[str, Any]) -> None:
+    def on_resume_requested(self, message: ResumeRequested) -> None:
         """Optional resumable overrides (e.g. training.epochs=150), then resume."""
+        run_id = message.run_id
 
         def answer(text: str | None) -> None:
             if text is not None:
-                self.resume_run(run["id"], text)
+                self.resume_run(run_id, text)
 
         self.push_screen(PromptModal(
-            "Resume run", f"Resume {run.get('name') or ''} ({run['id']}) from its latest "
+            "Resume run", f"Resume {message.name} ({run_id}) from its latest "
                           f"checkpoint. Overrides (optional, resumable keys only):",
             placeholder="training.epochs=150", allow_empty=True), answer)
 
-    def ask_note(self, run_id: str) -> None:
+    def on_note_requested(self, message: NoteRequested) -> None:
         """A note on a run."""
+        run_id = message.run_id
         self.push_screen(PromptModal("Add note", f"Note on run {run_id}:",
                                      placeholder="lr too high; fan curve JW"),
                          lambda text: text is not None and self.note_run(run_id, text))
 
-    def ask_edit_note(self, note: dict[str, Any]) -> None:
+    def on_edit_note_requested(self, message: EditNoteRequested) -> None:
         """Edit a note's text."""
-        self.push_screen(PromptModal("Edit note", f"Note {note['id']} on run {note['run_id']}:",
-                                     value=note["text"]),
-                         lambda text: text is not None and self.edit_note(note["id"], text,
-                                                                          note["run_id"]))
+        note_id, run_id = message.note_id, message.run_id
+        self.push_screen(PromptModal("Edit note", f"Note {note_id} on run {run_id}:",
+                                     value=message.text),
+                         lambda text: text is not None and self.edit_note(note_id, text,
+                                                                          run_id))
 
-    def ask_export(self, run_ids: list[str]) -> None:
-        """Where to write the Markdown log of run_ids."""
+    def on_export_requested(self, message: ExportRequested) -> None:
+        """Where to write the Markdown log of the requested runs."""
+        run_ids = message.run_ids
         what = f"{len(run_ids)} run{'s' * (len(run_ids) != 1)}" if run_ids else "all runs"
         self.push_screen(PromptModal("Export log", f"Markdown training log of {what} to:",
                                      value="training_log.md"),
@@ -170,9 +177,7 @@ class DinowmApp(App[None]):
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, markup=False)
         for screen in self.screen_stack:
-            poll = getattr(screen, "poll_now", None)
-            if poll is not None:
-                poll()
+            screen.post_message(RunsChanged())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         report_failure(self, event)

@@ -1,4 +1,4 @@
-"""Messages that carry data up from workers and widgets (small dataclasses)."""
+"""Messages (small dataclasses): data and requests go up to the app; RunsChanged comes down."""
 
 from __future__ import annotations
 
@@ -53,7 +53,62 @@ class LogLines(Message):
 
 @dataclass
 class ActionDone(Message):
-    """A user action finished; the screens poll again at once."""
+    """A user action finished (posted by its worker); the app tells the screens to poll."""
 
     text: str
+    run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunsChanged(Message, bubble=False):
+    """Sent down by the app after an action: a screen that shows runs polls again at once."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsChanged)
+
+
+# -- requests: a screen asks, the app confirms or prompts, then runs the action in a worker --
+
+
+@dataclass
+class NewRunRequested(Message):
+    """Open the new-run modal and launch what it returns."""
+
+
+@dataclass
+class StopRequested(Message):
+    """Confirm, then ask the run's supervisor for a graceful stop."""
+
+    run_id: str
+    name: str = ""
+
+
+@dataclass
+class ResumeRequested(Message):
+    """Prompt for resumable overrides, then resume the run from its latest checkpoint."""
+
+    run_id: str
+    name: str = ""
+
+
+@dataclass
+class NoteRequested(Message):
+    """Prompt for a note on a run and add it."""
+
+    run_id: str
+
+
+@dataclass
+class EditNoteRequested(Message):
+    """Prompt with a note's text and save the edit."""
+
+    note_id: int
+    run_id: str
+    text: str
+
+
+@dataclass
+class ExportRequested(Message):
+    """Prompt for a path and write the Markdown training log of run_ids (all runs if empty)."""
+
     run_ids: list[str] = field(default_factory=list)

@@ -9,8 +9,10 @@ from pathlib import Path
 from dinowm.procinfo import ProcessRef
 from tests.tui.conftest import LIVE, aio, db_rows, keep_env, screen_text, wait_for
 from tui.app import build_app
+from tui.messages import ResumeRequested, StopRequested
 from tui.screens.dialogs import ConfirmModal, PromptModal
 from tui.screens.new_run import NewRunModal
+from tui.screens.run import RunScreen
 from tui.widgets.runs_table import RunsTable
 
 
@@ -99,7 +101,8 @@ async def test_stop_confirm_resume_quit_and_reopen(live_project: Path) -> None:
         await pilot.press("s")
         confirm = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal)
                                  and app.screen)
-        assert "long" in screen_text(app) and run_id in screen_text(app)
+        await wait_for(pilot, lambda: "long" in screen_text(app) and run_id in screen_text(app),
+                       what="the question on screen")
         await pilot.press("y")
         await wait_for(pilot, lambda: "stopped" in cell(app, run_id, "status"), timeout=60,
                        what="stopped in the table")
@@ -130,6 +133,46 @@ async def test_stop_confirm_resume_quit_and_reopen(live_project: Path) -> None:
         await wait_for(pilot, lambda: isinstance(again.screen, ConfirmModal))
         await pilot.press("y")
         await wait_for(pilot, lambda: "stopped" in cell(again, run_id, "status"), timeout=60)
+
+
+@aio
+async def test_stop_and_resume_requested_by_a_screen_message(live_project: Path) -> None:
+    """A screen only posts StopRequested / ResumeRequested: the app confirms and acts."""
+    app = app_for(live_project)
+    async with app.run_test(size=(120, 40)) as pilot:
+        run_id = await launch(pilot, "asked", " training.epochs=50")
+        await wait_for(pilot, lambda: db_rows(
+            live_project, "select 1 from runs where id = ? and status = 'running' and step >= 1",
+            run_id), timeout=90, what="training steps")
+        screen = RunScreen(app.services, run_id)
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.run and screen.run["status"] == "running")
+
+        screen.post_message(StopRequested(run_id, "asked"))
+        confirm = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal)
+                                 and app.screen, what="the app's stop confirmation")
+        assert confirm.question.startswith(f"Stop asked ({run_id})?")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.run["status"] == "stopped", timeout=60,
+                       what="stopped on the run screen")
+        assert app.screen is screen and confirm not in app.screen_stack
+        assert db_rows(live_project, "select status from runs where id = ?", run_id) == [
+            {"status": "stopped"}]
+
+        screen.post_message(ResumeRequested(run_id, "asked"))
+        prompt = await wait_for(pilot, lambda: isinstance(app.screen, PromptModal)
+                                and app.screen, what="the app's resume prompt")
+        assert prompt.label.startswith(f"Resume asked ({run_id}) from its latest checkpoint")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: db_rows(
+            live_project, "select 1 from runs where id = ? and status = 'running' and "
+            "supervisor_pid is not null", run_id), timeout=60, what="running again")
+        await wait_for(pilot, lambda: screen.run["status"] == "running")
+
+        screen.post_message(StopRequested(run_id, "asked"))
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.run["status"] == "stopped", timeout=60)
 
 
 @aio

@@ -11,9 +11,12 @@ from dinowm.store import Store
 from tests.tui.conftest import FakeGpu, aio, db_rows, screen_text, wait_for
 from tests.tui.seed import NOW, RUNS
 from tui.app import build_app
+from tui.messages import (EditNoteRequested, ExportRequested, NewRunRequested, NoteRequested,
+                          ResumeRequested, StopRequested)
 from tui.screens.compare import CompareScreen
-from tui.screens.dialogs import PromptModal
+from tui.screens.dialogs import ConfirmModal, PromptModal
 from tui.screens.incident import IncidentScreen
+from tui.screens.new_run import NewRunModal
 from tui.screens.run import RunScreen
 from tui.widgets.gpu_strip import GpuStrip
 from tui.widgets.runs_table import RunsTable
@@ -113,6 +116,58 @@ async def test_stall_incident_readable_in_full_and_notes_edit(seeded: Path) -> N
                                               "lr 1e-3 diverged at epoch 5"))
         await wait_for(pilot, lambda: "diverged at epoch 5" in screen_text(app)
                        and "user (edited)" in screen_text(app), what="the edited note shown")
+
+
+@aio
+async def test_requests_posted_by_screens_get_the_apps_dialogs_and_workers(seeded: Path) -> None:
+    """Screens only post requests: the app answers each with its dialog, then its worker; its
+    RunsChanged brings the result to the run screen (which has no poll due for an hour)."""
+    app = app_for(seeded)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        app.screen.post_message(NewRunRequested())
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunModal), what="new-run modal")
+        await pilot.press("escape")
+        screen = RunScreen(app.services, B8)
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.run)
+
+        async def dialog(message, kind):
+            screen.post_message(message)
+            return await wait_for(pilot, lambda: isinstance(app.screen, kind) and app.screen,
+                                  what=f"the app's answer to {type(message).__name__}")
+
+        confirm = await dialog(StopRequested(B8, "b8"), ConfirmModal)
+        assert confirm.question.startswith(f"Stop b8 ({B8})?")
+        await pilot.press("n")
+        prompt = await dialog(ResumeRequested(B8, "b8"), PromptModal)
+        assert prompt.label.startswith(f"Resume b8 ({B8}) from its latest checkpoint")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert db_rows(seeded, "select status from runs where id = ?", B8) == [
+            {"status": "stopped"}]
+
+        prompt = await dialog(NoteRequested(B8), PromptModal)
+        prompt.query_one(Input).value = "asked by message"
+        await pilot.press("enter")
+        note = await wait_for(pilot, lambda: next((n for n in screen.notes.values()
+                                                   if n["text"] == "asked by message"), None),
+                              what="the new note on the run screen")
+        prompt = await dialog(EditNoteRequested(note["id"], B8, note["text"]), PromptModal)
+        assert prompt.query_one(Input).value == "asked by message"
+        prompt.query_one(Input).value = "edited by message"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.notes[str(note["id"])]["text"]
+                       == "edited by message", what="the edited note on the run screen")
+
+        prompt = await dialog(ExportRequested([B8]), PromptModal)
+        assert prompt.label == "Markdown training log of 1 run to:"
+        log = seeded.parent / "asked.md"
+        prompt.query_one(Input).value = str(log)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: log.exists(), what="the export")
+        assert B8 in log.read_text() and "edited by message" in log.read_text()
+        assert not [n for n in app.notices if n[0] == "error"], app.notices
 
 
 @aio

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -17,7 +17,8 @@ from dinowm.store import ACTIVE
 from dinowm.views import fmt_duration, fmt_num
 from tui.cells import progress_bar, status_text
 from tui.feed import fetch_run
-from tui.messages import RunPolled
+from tui.messages import (EditNoteRequested, ExportRequested, NoteRequested, ResumeRequested,
+                          RunPolled, RunsChanged, StopRequested)
 from tui.notices import report_failure
 from tui.screens.incident import IncidentScreen
 from tui.services import Services
@@ -26,9 +27,6 @@ from tui.widgets.log_tail import LogTail
 from tui.widgets.run_plots import RunPlots
 from tui.widgets.run_tables import (KeyedTable, epoch_rows, incident_rows, note_rows,
                                     params_table_rows)
-
-if TYPE_CHECKING:
-    from tui.app import DinowmApp
 
 TABS = ("epochs", "plots", "config", "incidents", "notes", "log")
 MAX_SAMPLES = 50_000
@@ -76,10 +74,6 @@ class RunScreen(Screen[None]):
         self.notes: dict[str, dict[str, Any]] = {}
         self.epochs: list[dict[str, Any]] = []
 
-    @property
-    def dinowm(self) -> DinowmApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("loading…", id="run-head")
@@ -123,6 +117,9 @@ class RunScreen(Screen[None]):
         message = fetch_run(self.services, self.run_id, since, with_spec)
         if not get_current_worker().is_cancelled:
             self.post_message(message)
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        self.poll_now()
 
     def on_run_polled(self, message: RunPolled) -> None:
         first = self.run is None
@@ -188,14 +185,14 @@ class RunScreen(Screen[None]):
             self.notify(f"{self.run['id']} is {self.run['status']}: nothing to stop.",
                         severity="warning")
         elif self.run:
-            self.dinowm.ask_stop(self.run)
+            self.post_message(StopRequested(self.run_id, self.run.get("name") or ""))
 
     def action_resume(self) -> None:
         if self.run:
-            self.dinowm.ask_resume(self.run)
+            self.post_message(ResumeRequested(self.run_id, self.run.get("name") or ""))
 
     def action_note(self) -> None:
-        self.dinowm.ask_note(self.run_id)
+        self.post_message(NoteRequested(self.run_id))
 
     def action_edit_note(self) -> None:
         key = self.query_one("#note-list", KeyedTable).current_key
@@ -203,10 +200,11 @@ class RunScreen(Screen[None]):
             self.action_tab("notes")
             self.notify("No note to edit: add one with a.", severity="warning")
             return
-        self.dinowm.ask_edit_note(self.notes[key])
+        note = self.notes[key]
+        self.post_message(EditNoteRequested(note["id"], note["run_id"], note["text"]))
 
     def action_export(self) -> None:
-        self.dinowm.ask_export([self.run_id])
+        self.post_message(ExportRequested([self.run_id]))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         report_failure(self, event)

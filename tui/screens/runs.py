@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -15,14 +15,12 @@ from textual.worker import Worker, get_current_worker
 from dinowm.store import ACTIVE, FINAL
 from tui.cells import matches
 from tui.feed import fetch_runs
-from tui.messages import RunsPolled
+from tui.messages import (ExportRequested, NewRunRequested, NoteRequested, ResumeRequested,
+                          RunsChanged, RunsPolled, StopRequested)
 from tui.notices import report_failure
 from tui.services import Services
 from tui.widgets.gpu_strip import GpuStrip
 from tui.widgets.runs_table import RunRow, RunsTable
-
-if TYPE_CHECKING:
-    from tui.app import DinowmApp
 
 STATUS_FILTERS = ("all", "active", *ACTIVE, *FINAL)
 SORT_CYCLE = ("start", "status", "name", "epoch", "val", "zbest", "duration")
@@ -53,10 +51,6 @@ class RunsScreen(Screen[None]):
         self.polls = 0
         self.loaded = False
         self.status_filter = "all"
-
-    @property
-    def dinowm(self) -> DinowmApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -91,6 +85,9 @@ class RunsScreen(Screen[None]):
         message = fetch_runs(self.services, known, reconcile_now)
         if not get_current_worker().is_cancelled:
             self.post_message(message)
+
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        self.poll_now()
 
     def on_runs_polled(self, message: RunsPolled) -> None:
         self.apply(message)
@@ -190,29 +187,29 @@ class RunsScreen(Screen[None]):
             self.app.push_screen(RunScreen(self.services, run["id"]))
 
     def action_new_run(self) -> None:
-        self.dinowm.ask_new_run()
+        self.post_message(NewRunRequested())
 
     def action_stop(self) -> None:
         run = self.current()
         if run and run["status"] not in ACTIVE:
             self.notify(f"{run['name']} is {run['status']}: nothing to stop.", severity="warning")
         elif run:
-            self.dinowm.ask_stop(run)
+            self.post_message(StopRequested(run["id"], run.get("name") or ""))
 
     def action_resume(self) -> None:
         run = self.current()
         if run:
-            self.dinowm.ask_resume(run)
+            self.post_message(ResumeRequested(run["id"], run.get("name") or ""))
 
     def action_note(self) -> None:
         run = self.current()
         if run:
-            self.dinowm.ask_note(run["id"])
+            self.post_message(NoteRequested(run["id"]))
 
     def action_export(self) -> None:
         ids = self.selection()
         if ids:
-            self.dinowm.ask_export(ids)
+            self.post_message(ExportRequested(ids))
 
     def action_mark(self) -> None:
         table = self.query_one(RunsTable)
