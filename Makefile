@@ -10,7 +10,7 @@ PY310 ?= $(shell for p in $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.1
 # workers keep two cores busy.
 PYTEST_ARGS ?= -n 3
 
-.PHONY: demo test test-core-py310 setup clean
+.PHONY: demo test test-core-py310 lint setup clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,11 @@ test-core-py310:
 	    'pytest>=8' pytest-timeout hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
 	.venv310/bin/python -m pytest tests/core -p no:cacheprovider -k 'not for_20_seconds'
+
+# The architecture's import contracts (pyproject.toml [tool.importlinter]); make test runs them
+# too, through tests/test_architecture.py.
+lint: setup
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache

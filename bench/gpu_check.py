@@ -82,7 +82,7 @@ def supervised(project: Path, overrides: list[str], seconds: float) -> dict:
     reasons = 0
     for (mask,) in conn.execute("select throttle from telemetry where run_id = ?", [run["id"]]):
         reasons |= mask or 0
-    from dinowm.telemetry import throttle_names
+    from dinowm.supervise.telemetry import throttle_names
 
     return {"rc": out.returncode, "status": run["status"], "wall_s": time.time() - t0,
             "epochs": len(epochs), "samples_per_s": [e["samples_per_s"] for e in epochs],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dinowm.errors import ConfigError
+from dinowm.rundir import SPEC
 from dinowm.schema import SECTIONS, Key, RunConfig, all_keys
 
 if sys.version_info >= (3, 11):
@@ -168,14 +169,14 @@ def build(values: dict[str, Any]) -> RunConfig:
 
 def from_dict(doc: dict[str, Any]) -> RunConfig:
     """A RunConfig from its to_dict() form (config.json of a run), validated again."""
-    flat = dict(_flatten(doc, "config.json"))
+    flat = dict(_flatten(doc, SPEC))
     keys = all_keys()
     unknown = [k for k in flat if k not in keys]
     if unknown:
-        raise ConfigError(f"config.json has unknown key '{unknown[0]}'; it was written by "
+        raise ConfigError(f"{SPEC} has unknown key '{unknown[0]}'; it was written by "
                           f"another dinowm version.")
     values = {k: key.default for k, key in keys.items()}
-    values.update({k: _coerce(keys[k], v, "config.json") for k, v in flat.items()})
+    values.update({k: _coerce(keys[k], v, SPEC) for k, v in flat.items()})
     return build(values)
 
 

@@ -23,8 +23,6 @@ from typing import Any
 
 from dinowm.faults import fault
 
-EVENTS_NAME = "events.jsonl"
-
 
 def last_seq(path: Path) -> int:
     """Highest seq in an events file; a torn last line (no newline) is cut off first."""

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _counts: dict[str, int] = {}
@@ -67,12 +68,15 @@ def _claim(key: str) -> bool:
     return True
 
 
-def _fire(action: str) -> None:
-    if action == "oom":
-        import torch
+# Actions that need a library only the trainer loads (torch's OOM error): registered by
+# dinowm.train, so that this module, which the store uses too, stays torch-free.
+ACTIONS: dict[str, Callable[[], None]] = {}
 
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 442.00 MiB "
-                                          "(injected by DINOWM_FAULT)")
+
+def _fire(action: str) -> None:
+    if action in ACTIONS:
+        ACTIONS[action]()
+        return
     if action == "enospc":
         raise OSError(errno.ENOSPC, "No space left on device (injected by DINOWM_FAULT)")
     if action.startswith("sleep="):

@@ -2,7 +2,7 @@
 
 A run has at most one supervisor and one trainer. Each holds an exclusive `flock` on its lock
 file for its whole life; the kernel releases it when the process dies, so a crash never leaves a
-stale lock. The holder writes who it is (pid, host, start time) into the file, which a refused
+stale lock. The holder writes who it is (pid, host, since when) into the file, which a refused
 process quotes. This module is torch-free: the CLI, the TUI and the trainer all use it.
 """
 
@@ -20,16 +20,25 @@ from typing import Any
 
 from dinowm.errors import DinowmError
 
+# A run's status, as runs.db and the run folder's record.jsonl keep it.
+ACTIVE = ("created", "running", "resuming", "stopping")
+FINAL = ("completed", "stopped", "failed", "lost")
+
 SPEC = "config.json"
 EVENTS = "events.jsonl"
 LOG = "train.log"
+RECORD = "record.jsonl"
 SUPERVISOR_LOG = "supervisor.log"
 CONTROL = "control.json"
 STACKS = "stacks.txt"
 CHECKPOINTS = "checkpoints"
-SAMPLES = "samples"
+LATEST_CHECKPOINT = "model_latest.pth"  # in CHECKPOINTS, beside epoch_NNNN.pth; each + .json
+SAMPLES = "samples"  # epoch_NNNN.png
 SUPERVISOR_LOCK = "supervisor.lock"
 TRAINER_LOCK = "trainer.lock"
+
+TAIL_BLOCK = 64 * 1024
+MAX_TAIL_BYTES = 1024 * 1024
 
 # A process that only looks (lost detection, a trainer checking its parent) holds a shared lock
 # for microseconds; an acquirer that meets one tries again within this window.
@@ -42,7 +51,6 @@ class Holder:
 
     pid: int | None
     host: str | None
-    start: int | None = None
     since: float | None = None
     role: str = "supervisor"
 
@@ -111,11 +119,8 @@ class RunLock:
 
     def record(self, pid: int, role: str = "supervisor") -> None:
         """Write the holder's identity into the lock file (a child that takes it over too)."""
-        from dinowm.procinfo import ProcessRef
-
         assert self.fd is not None
-        data = json.dumps({"pid": pid, "host": socket.gethostname(),
-                           "start": ProcessRef.of(pid).start, "since": time.time(),
+        data = json.dumps({"pid": pid, "host": socket.gethostname(), "since": time.time(),
                            "role": role}).encode()
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
@@ -148,8 +153,8 @@ def read_holder(path: Path, role: str = "supervisor") -> Holder:
         except (OSError, ValueError):
             data = {}
         if data.get("pid") or time.monotonic() >= deadline:
-            return Holder(data.get("pid"), data.get("host"), data.get("start"),
-                          data.get("since"), data.get("role", role))
+            return Holder(data.get("pid"), data.get("host"), data.get("since"),
+                          data.get("role", role))
         time.sleep(0.02)
 
 
@@ -207,3 +212,71 @@ def hold_trainer(run_dir: Path, parent_pid: int) -> RunLock:
     except LockHeld as exc:
         raise LockHeld(f"Run folder {run_dir} already has a trainer ({exc.holder.describe()}); "
                        f"a second one would train the run twice.", exc.holder) from None
+
+
+def last_lines(path: Path, n: int, block: int = TAIL_BLOCK,
+               max_bytes: int = MAX_TAIL_BYTES) -> list[str]:
+    """The last n lines of a text file, read backwards in blocks (at most max_bytes of it)."""
+    if n <= 0:
+        return []
+    chunks: list[bytes] = []
+    with open(path, "rb") as fh:
+        end = pos = fh.seek(0, os.SEEK_END)
+        breaks = 0
+        while pos > 0 and breaks <= n and end - pos < max_bytes:
+            size = min(block, pos)
+            pos -= size
+            fh.seek(pos)
+            chunks.append(fh.read(size))
+            breaks += chunks[-1].count(b"\n")
+    lines = b"".join(reversed(chunks)).decode("utf-8", "replace").splitlines()
+    if pos > 0 and lines:
+        lines[0] = "…" + lines[0]  # the file goes on before: this line is cut
+    return lines[-n:]
+
+
+def log_tail(run_dir: Path, n: int) -> list[str]:
+    """The last n lines of the run's train.log ([] while there is none)."""
+    try:
+        return last_lines(Path(run_dir) / LOG, n)
+    except FileNotFoundError:
+        return []
+
+
+def write_spec(run_dir: Path, spec: dict[str, Any]) -> None:
+    """config.json, atomically (the trainer reads it at every start)."""
+    tmp = Path(run_dir) / f".{SPEC}.tmp"
+    tmp.write_text(json.dumps(spec, indent=1, sort_keys=True))
+    os.replace(tmp, Path(run_dir) / SPEC)
+
+
+def read_spec(run_dir: Path) -> dict[str, Any]:
+    """The run's config.json: run id, name, preset, overrides, the resolved config."""
+    try:
+        return json.loads((Path(run_dir) / SPEC).read_text())
+    except (OSError, ValueError) as exc:
+        raise DinowmError(f"{run_dir}/{SPEC} cannot be read ({exc}); the run folder "
+                          f"is damaged.") from None
+
+
+def sample_path(run_dir: Path, epoch: int) -> Path:
+    """The reconstruction grid of an epoch."""
+    return Path(run_dir) / SAMPLES / f"epoch_{epoch:04d}.png"
+
+
+def committed_checkpoints(run_dir: Path) -> list[dict[str, Any]]:
+    """Checkpoint files of a run folder whose manifest (the commit marker) matches their size."""
+    rows = []
+    for manifest in sorted((Path(run_dir) / CHECKPOINTS).glob("*.pth.json")):
+        data_file = manifest.with_suffix("")
+        try:
+            meta = json.loads(manifest.read_text())
+            if data_file.stat().st_size != meta.get("size"):
+                continue
+        except (OSError, ValueError):
+            continue
+        rows.append({"path": str(data_file), "epoch": meta.get("epoch"),
+                     "kind": "latest" if data_file.name == LATEST_CHECKPOINT else "epoch",
+                     "step": meta.get("step"), "sha256": meta.get("sha256"),
+                     "size": meta.get("size"), "t": meta.get("time")})
+    return rows

@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.text import Text
 
-from dinowm.store import ACTIVE
-from dinowm.views import STATUS_STYLE, fmt_duration, fmt_num, fmt_time
+from dinowm.formats import fmt_duration, fmt_num, fmt_time, status_text
+from dinowm.rundir import ACTIVE
 
 FRESH_S = 30.0  # a GPU sample older than this is not "now"
 BAR = 6
@@ -80,12 +80,6 @@ def progress_bar(done: int, total: int | None, width: int = BAR) -> Text:
     text.append("━" * filled, style="green")
     text.append("━" * (width - filled), style="grey37")
     return text
-
-
-def status_text(status: str) -> Text:
-    """Symbol and colour of a status."""
-    symbol, style = STATUS_STYLE.get(status, ("·", ""))
-    return Text(f"{symbol} {status}", style=style)
 
 
 def run_texts(values: dict[str, Any]) -> dict[str, Text]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from dinowm import rundir
 from dinowm.errors import DinowmError
-from dinowm.runs import CONFIG_JSON, reconcile
-from dinowm.store import ACTIVE
+from dinowm.rundir import ACTIVE
+from dinowm.runs import reconcile
 from tui.messages import RunPolled, RunsPolled
 from tui.services import Services
 
@@ -30,13 +30,13 @@ def fetch_runs(services: Services, known: dict[str, tuple[Any, ...]],
     return RunsPolled(versions, rows, telemetry, full=full)
 
 
-def read_spec(run: dict[str, Any]) -> dict[str, Any] | None:
-    """outputs/<id>/config.json (resolved config, 'changed' sources), or None if unreadable."""
+def _spec(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's config.json (resolved config, 'changed' sources), or None if unreadable."""
     if not run.get("run_dir"):
         return None
     try:
-        return json.loads((Path(run["run_dir"]) / CONFIG_JSON).read_text())
-    except (OSError, ValueError):
+        return rundir.read_spec(run["run_dir"])
+    except DinowmError:
         return None
 
 
@@ -52,7 +52,7 @@ def fetch_run(services: Services, run_id: str, telemetry_since: float | None,
                                     else telemetry_since)
     if telemetry_since is not None:
         telemetry = [t for t in telemetry if t["t"] > telemetry_since]
-    spec = read_spec(run) if with_spec else None
+    spec = _spec(run) if with_spec else None
     if with_spec and spec is None:
         try:
             spec = {"config": json.loads(run.get("config_json") or "{}"), "changed": {},
@@ -70,7 +70,7 @@ def fetch_compare(services: Services, run_ids: list[str]) -> list[dict[str, Any]
     with services.store() as store:
         for run_id in run_ids:
             run = store.run(run_id)
-            spec = read_spec(run) or {"config": json.loads(run.get("config_json") or "{}")}
+            spec = _spec(run) or {"config": json.loads(run.get("config_json") or "{}")}
             out.append({"run": run, "config": flatten(spec.get("config") or {}),
                         "epochs": store.epochs(run["id"])})
     return out

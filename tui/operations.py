@@ -9,7 +9,8 @@ from typing import Any
 
 from dinowm.config import Project, flat_values, resolve
 from dinowm.errors import ConfigError, DinowmError
-from dinowm.runs import create_run, preflight, prepare_resume, reconcile, request_stop
+from dinowm.runs import create_run, prepare_resume, reconcile, request_stop, resolve_run
+from dinowm.trials import check_dataset_files
 from tui.services import Services
 
 
@@ -35,8 +36,7 @@ def check_launch(project: Project, preset: str | None, text: str) -> Check:
     """Resolve preset + overrides as `dinowm run` would, without writing anything."""
     try:
         overrides = parse_overrides(text)
-        resolved = resolve(project, preset, overrides)
-        preflight(resolved.config)
+        resolved = resolve_run(project, preset, overrides)
         base = flat_values(resolve(project, preset, ()).config)
     except DinowmError as exc:
         return Check(False, str(exc))
@@ -48,11 +48,11 @@ def check_launch(project: Project, preset: str | None, text: str) -> Check:
 
 def launch(services: Services, preset: str | None, overrides: list[str], name: str | None,
            note: str | None) -> dict[str, Any]:
-    """create_run (validates and writes the run folder and row), then a detached supervisor."""
-    # The dataset files are checked by the trainer as it starts: checking them here would
-    # import torch into the app (a bad dataset ends the run as failed, with the reason).
-    row = create_run(services.project, preset, overrides, name=name or None, note=note or None,
-                     check_data=False)
+    """Validate (the dataset files too, in a child process: the app never imports torch),
+    write the run folder and row, then start a detached supervisor."""
+    resolved = resolve_run(services.project, preset, overrides)
+    check_dataset_files(resolved.config)
+    row = create_run(services.project, resolved, name=name or None, note=note or None)
     services.spawn(services.project, row["id"])
     return row
 

@@ -13,7 +13,7 @@ from dinowm.store import Store
 
 
 class GpuSource(Protocol):
-    """What the GPU strip samples: dinowm.telemetry.Sampler or a test double."""
+    """What the GPU strip samples: dinowm.supervise.telemetry.Sampler or a test double."""
 
     available: bool
     reason: str
@@ -24,16 +24,16 @@ class GpuSource(Protocol):
 
 
 def nvml_source() -> GpuSource:
-    """NVML through dinowm.telemetry; opening it may block, so call this in a thread."""
-    from dinowm.telemetry import Sampler
+    """NVML through dinowm.supervise.telemetry; opening it may block, so call this in a thread."""
+    from dinowm.supervise.telemetry import Sampler
 
     return Sampler()
 
 
 def spawn_supervisor(project: Project, run_id: str, lock: RunLock | None = None) -> int:
-    """A detached supervisor that outlives the app (dinowm.supervisor.spawn_detached); a
+    """A detached supervisor that outlives the app (dinowm.supervise.supervisor.spawn_detached); a
     resume's held run lock passes to it."""
-    from dinowm.supervisor import spawn_detached
+    from dinowm.supervise.supervisor import spawn_detached
 
     return spawn_detached(project, run_id, lock)
 

@@ -38,10 +38,10 @@ def data_check(path: Path, layout: str, frameskip: int, num_hist: int, num_pred:
 
     Example: dinowm data check /data/franka_cube_stack_ds --frameskip 5 --num-hist 3
     """
-    from dinowm import dataviews
-    from dinowm.train.data import check_dataset
+    from dinowm.cli import dataviews
+    from dinowm.trials import dataset_summary
 
-    summary = check_dataset(path, layout, frameskip, num_hist, num_pred)
+    summary = dataset_summary(path, layout, frameskip, num_hist, num_pred)
     if summary.get("episodes") is None and summary.get("problems"):
         raise DataError(summary["problems"][0])
     if as_json:
@@ -63,9 +63,9 @@ def data_synth(path: Path, episodes: int, length: int, image_size: int, seed: in
 
     Example: dinowm data synth data/synthetic_push --episodes 16 --length 80
     """
-    from dinowm.train.synth import write_synthetic_dataset
+    from dinowm.trials import write_synthetic
 
-    info = write_synthetic_dataset(path, episodes=episodes, length=length,
-                                   image_size=image_size, seed=seed)
+    info = write_synthetic(path, episodes=episodes, length=length, image_size=image_size,
+                           seed=seed)
     console.print(f"wrote {info['episodes']} episodes ({min(info['lengths'])}-"
                   f"{max(info['lengths'])} frames, {image_size} px) to {path}")

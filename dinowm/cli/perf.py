@@ -51,7 +51,7 @@ def bench(state: State, preset: str | None, batches: str, modes: str, steps: int
       dinowm bench --preset demo --batch 8,16
       dinowm bench --preset franka_f5_h3 --batch 8,16,32 --json bench.json
     """
-    from dinowm.benchrun import bench as run_bench
+    from dinowm.trials import bench as run_bench
 
     sizes = _ints(batches)
     result = run_bench(state.project, preset, list(overrides), sizes, modes.split(","), steps,
@@ -97,9 +97,9 @@ def probe(state: State, preset: str | None, margin: float, max_batch: int,
 
     Example: dinowm probe --preset franka_f5_h3
     """
-    from dinowm import hardware
-    from dinowm.benchrun import probe as run_probe
     from dinowm.config import model_hash, resolve
+    from dinowm.supervise import hardware
+    from dinowm.trials import probe as run_probe
 
     gpu = hardware.gpu_description()
     if not gpu["gpus"]:

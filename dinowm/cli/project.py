@@ -65,7 +65,7 @@ def config_cmd(state: State, preset: str | None, changed: bool, list_keys: bool,
     Example:
       dinowm config --preset franka_f5_h3 training.batch_size=16 frameskip=5
     """
-    from dinowm import views
+    from dinowm.cli import views
 
     if list_keys:
         console.print(views.keys_table())
@@ -84,7 +84,8 @@ def hardware(as_json: bool) -> None:
 
     Example: dinowm hardware
     """
-    from dinowm import hardware as hw_mod, views
+    from dinowm.cli import views
+    from dinowm.supervise import hardware as hw_mod
 
     hw = hw_mod.describe()
     if as_json:

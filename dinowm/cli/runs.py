@@ -32,9 +32,12 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
       dinowm run --preset franka_f5_h3 --detach --note "fan curve JW, 100 W limit"
     Ctrl-C stops gracefully (checkpoint, status stopped); a second Ctrl-C stops at once.
     """
-    from dinowm.runs import create_run
+    from dinowm.runs import create_run, resolve_run
+    from dinowm.trials import check_dataset_files
 
-    row = create_run(state.project, preset, overrides, name=name, note=note,
+    resolved = resolve_run(state.project, preset, overrides)
+    check_dataset_files(resolved.config)  # bad files are refused before a run exists
+    row = create_run(state.project, resolved, name=name, note=note,
                      argv=["dinowm", *sys.argv[1:]],
                      warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
     _launch(state, row, detach)
@@ -42,7 +45,7 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
 
 def _launch(state: State, row: dict[str, Any], detach: bool, lock: Any = None) -> None:
     """Supervise here or detached; a held run lock (a resume's) passes to the supervisor."""
-    from dinowm.supervisor import run_foreground, spawn_detached
+    from dinowm.supervise.supervisor import run_foreground, spawn_detached
 
     if detach:
         pid = spawn_detached(state.project, row["id"], lock)
@@ -100,8 +103,8 @@ def stop(state: State, run: str, wait: bool) -> None:
     """
     import time
 
+    from dinowm.rundir import ACTIVE
     from dinowm.runs import request_stop
-    from dinowm.store import ACTIVE
 
     with state.store() as store:
         row = request_stop(store, run)
@@ -125,7 +128,7 @@ def tail(state: State, run: str, follow: bool, lines: int) -> None:
 
     Example: dinowm tail latest -f
     """
-    from dinowm.tailing import follow_log
+    from dinowm.cli.tailing import follow_log
 
     with state.store() as store:
         row = store.run(run)
@@ -143,7 +146,7 @@ def runs(state: State, status: str | None, limit: int | None, as_json: bool) -> 
 
     Example: dinowm runs --status running
     """
-    from dinowm import views
+    from dinowm.cli import views
 
     with state.store() as store:
         rows = store.runs(status=status, limit=limit)
@@ -162,7 +165,7 @@ def show(state: State, run: str, as_json: bool) -> None:
 
     Example: dinowm show latest
     """
-    from dinowm import views
+    from dinowm.cli import views
 
     with state.store() as store:
         row = store.run(run)
@@ -233,7 +236,7 @@ def reindex(state: State, force: bool) -> None:
 
     Example: dinowm reindex
     """
-    from dinowm.reindex import reindex as rebuild
+    from dinowm.store.reindex import reindex as rebuild
 
     result = rebuild(state.project, force=force)
     if not result["rebuilt"]:

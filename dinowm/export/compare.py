@@ -12,7 +12,7 @@ from dinowm.export.progress import at_epoch
 from dinowm.export.record import RunRecord
 from dinowm.export.sections import duration, status
 from dinowm.export.troubleshoot import ACTIONS
-from dinowm.views import fmt_duration, fmt_num
+from dinowm.formats import fmt_duration, fmt_num
 
 # Hyperparameters: what shapes the data, the model and the optimisation (not supervision).
 HYPER_SECTIONS = ("", "data", "training", "model")

@@ -8,11 +8,12 @@ import os
 import shlex
 from typing import Any
 
+from dinowm import rundir
 from dinowm.export.markdown import Ctx, cell, fence, integer, table, table_head
 from dinowm.export.record import RunRecord
 from dinowm.export.svg import curve_name, has_curve
-from dinowm.store import ACTIVE
-from dinowm.views import fmt_duration, fmt_num
+from dinowm.formats import fmt_duration, fmt_num
+from dinowm.rundir import ACTIVE
 
 EPOCH_TAGS = {"oom": "⚠️ OOM", "stall": "⚠️ Freeze", "crash": "💥 Crash",
               "exception": "💥 Exception", "disk_full": "💥 Disk full", "config": "💥 Config",
@@ -88,7 +89,7 @@ def _latest_sample(ctx: Ctx, rec: RunRecord) -> str | None:
     if rec.folder != "ok" or not rec.epochs or rec.run_dir is None:
         return None
     epoch = rec.epochs[-1]["epoch"]
-    path = rec.run_dir / "samples" / f"epoch_{epoch:04d}.png"
+    path = rundir.sample_path(rec.run_dir, epoch)
     if not path.is_file():
         return None
     link = os.path.relpath(path, ctx.folder)

@@ -6,8 +6,8 @@ from typing import Any
 
 from dinowm.export.markdown import Ctx, code, gigabytes, integer, plain, table
 from dinowm.export.record import RunRecord
-from dinowm.store import ACTIVE
-from dinowm.views import STATUS_STYLE, fmt_duration
+from dinowm.formats import STATUS_STYLE, fmt_duration
+from dinowm.rundir import ACTIVE
 
 
 def status(rec: RunRecord, reason: bool = True) -> str:

@@ -6,7 +6,7 @@ import math
 from html import escape
 
 from dinowm.export.record import RunRecord
-from dinowm.views import fmt_num
+from dinowm.formats import fmt_num
 
 WIDTH, HEIGHT = 640, 360
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 44

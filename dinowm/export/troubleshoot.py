@@ -8,7 +8,7 @@ from typing import Any
 
 from dinowm.export.markdown import Ctx, code, fence, table
 from dinowm.export.record import RunRecord
-from dinowm.store import ACTIVE
+from dinowm.rundir import ACTIVE
 
 PROBLEMS = ("oom", "stall", "crash", "exception", "disk_full", "config", "data", "lost",
             "gpu_lost")

@@ -1,7 +1,6 @@
 """runs.db: the only package that speaks SQL (sqlite-utils, WAL, BEGIN IMMEDIATE, migrations)."""
 
 from dinowm.store.apply import apply_event
-from dinowm.store.core import ACTIVE, FINAL, Store, StoreError
-from dinowm.store.journal import RECORD_NAME
+from dinowm.store.core import Store, StoreError
 
-__all__ = ["ACTIVE", "FINAL", "RECORD_NAME", "Store", "StoreError", "apply_event"]
+__all__ = ["Store", "StoreError", "apply_event"]

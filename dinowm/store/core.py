@@ -23,8 +23,6 @@ from dinowm.store.sql import RUN_SUMMARY_SQL, TELEMETRY_SUMMARY_SQL, fold_sample
 
 T = TypeVar("T")
 
-ACTIVE = ("created", "running", "resuming", "stopping")
-FINAL = ("completed", "stopped", "failed", "lost")
 _RETRY_S = 120.0
 
 
@@ -101,8 +99,8 @@ class Store(BulkReads):
 
         return self._retry(attempt)
 
-    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a read-only query as dicts."""
+    def _query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query as dicts (the store's own; callers use the named reads)."""
         return self._retry(lambda: list(self.db.query(sql, params)))
 
     def checkpoint_wal(self) -> None:
@@ -176,24 +174,34 @@ class Store(BulkReads):
     def run(self, ref: str) -> dict[str, Any]:
         """A run by id, unique id prefix, exact name, or 'latest'."""
         if ref == "latest":
-            rows = self.query("select * from runs order by created_at desc, id desc limit 1")
+            rows = self._query("select * from runs order by created_at desc, id desc limit 1")
             if not rows:
                 raise NotFoundError("There are no runs yet; start one with "
                                     "'dinowm run --preset demo'.")
             return rows[0]
-        rows = self.query("select * from runs where id = ?", [ref])
+        rows = self._query("select * from runs where id = ?", [ref])
         if not rows:
-            rows = self.query("select * from runs where id like ? escape '\\' order by id",
+            rows = self._query("select * from runs where id like ? escape '\\' order by id",
                               [ref.replace("\\", "\\\\").replace("%", "\\%")
                                .replace("_", "\\_") + "%"])
         if not rows:
-            rows = self.query("select * from runs where name = ? order by created_at", [ref])
+            rows = self._query("select * from runs where name = ? order by created_at", [ref])
         if len(rows) == 1:
             return rows[0]
         if not rows:
             raise NotFoundError(f"No run matches '{ref}'; 'dinowm runs' lists the run ids.")
         ids = ", ".join(r["id"] for r in rows[:5])
         raise NotFoundError(f"'{ref}' matches {len(rows)} runs ({ids}); give more of the id.")
+
+    def runs_with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
+        """Full rows of the runs whose status is one of statuses (e.g. the active ones)."""
+        wanted = list(statuses)
+        return self._query(f"select * from runs where status in ({','.join('?' * len(wanted))})",
+                           wanted)
+
+    def count_runs(self, preset: str) -> int:
+        """How many runs of a preset exist (names default to PRESET-N)."""
+        return self._query("select count(*) as n from runs where preset = ?", [preset])[0]["n"]
 
     def runs(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs with their summary columns, newest first."""
@@ -205,7 +213,7 @@ class Store(BulkReads):
         sql += " order by r.created_at desc, r.id desc"
         if limit:
             sql += f" limit {int(limit)}"
-        return self.query(sql, params)
+        return self._query(sql, params)
 
     def set_hardware(self, run_id: str, hw: dict[str, Any]) -> None:
         """Record the machine a run ran on (one row per run)."""
@@ -216,7 +224,7 @@ class Store(BulkReads):
 
     def hardware(self, run_id: str) -> dict[str, Any] | None:
         """The hardware row of a run."""
-        rows = self.query("select * from hardware where run_id = ?", [run_id])
+        rows = self._query("select * from hardware where run_id = ?", [run_id])
         return rows[0] if rows else None
 
     # -- epochs, telemetry, incidents, notes, checkpoints -------------------------------------
@@ -227,7 +235,7 @@ class Store(BulkReads):
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """Epoch rows of a run, in order."""
-        return self.query("select * from epochs where run_id = ? order by epoch", [run_id])
+        return self._query("select * from epochs where run_id = ? order by epoch", [run_id])
 
     def add_telemetry(self, rows: list[dict[str, Any]]) -> None:
         """One transaction for a batch of GPU samples (run_id, t, gpu, temp_c, ...)."""
@@ -236,12 +244,12 @@ class Store(BulkReads):
 
     def telemetry(self, run_id: str, since: float = 0.0) -> list[dict[str, Any]]:
         """GPU samples of a run in time order."""
-        return self.query("select * from telemetry where run_id = ? and t >= ? order by t, gpu",
+        return self._query("select * from telemetry where run_id = ? and t >= ? order by t, gpu",
                           [run_id, since])
 
     def telemetry_summary(self, run_id: str, t0: float, t1: float) -> dict[str, Any]:
         """Max temperature, mean power and mean utilisation of a run's GPUs between t0 and t1."""
-        return self.query(TELEMETRY_SUMMARY_SQL, [run_id, t0, t1])[0]
+        return self._query(TELEMETRY_SUMMARY_SQL, [run_id, t0, t1])[0]
 
     def aggregate_telemetry(self, run_id: str, before: float, bucket_s: float) -> int:
         """Fold raw samples older than `before` into one row per GPU and bucket; returns rows folded.
@@ -284,7 +292,7 @@ class Store(BulkReads):
 
     def incidents(self, run_id: str) -> list[dict[str, Any]]:
         """Incidents of a run in time order."""
-        return self.query("select * from incidents where run_id = ? order by t, id", [run_id])
+        return self._query("select * from incidents where run_id = ? order by t, id", [run_id])
 
     def add_note(self, run_id: str, text: str, source: str = "user",
                  t: float | None = None) -> int:
@@ -299,7 +307,7 @@ class Store(BulkReads):
 
     def notes(self, run_id: str) -> list[dict[str, Any]]:
         """Notes of a run in time order."""
-        return self.query("select * from notes where run_id = ? order by t, id", [run_id])
+        return self._query("select * from notes where run_id = ? order by t, id", [run_id])
 
     def add_checkpoint(self, run_id: str, row: dict[str, Any]) -> None:
         """Record a committed checkpoint file (path, epoch, step, sha256, size)."""
@@ -308,7 +316,7 @@ class Store(BulkReads):
 
     def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """Checkpoint records of a run, newest epoch last."""
-        return self.query("select * from checkpoints where run_id = ? order by epoch, t",
+        return self._query("select * from checkpoints where run_id = ? order by epoch, t",
                           [run_id])
 
     # -- events --------------------------------------------------------------------------------
@@ -335,7 +343,7 @@ class Store(BulkReads):
 
         count, epochs = self.transaction(body)
         for epoch in epochs:  # the GPU summary comes from telemetry, which reindex cannot see
-            row = self.query("select max_gpu_temp_c, mean_power_w, mean_gpu_util from epochs "
+            row = self._query("select max_gpu_temp_c, mean_power_w, mean_gpu_util from epochs "
                              "where run_id = ? and epoch = ?", [run_id, epoch])
             if row and any(v is not None for v in row[0].values()):
                 self._journal(run_id, "epoch_gpu", epoch=epoch, summary=row[0])
@@ -347,7 +355,7 @@ class Store(BulkReads):
 
     def probes(self, gpu_name: str, model_hash: str) -> list[dict[str, Any]]:
         """Probe trials of one GPU model and model shape, newest first."""
-        return self.query("select * from probes where gpu_name = ? and model_hash = ? "
+        return self._query("select * from probes where gpu_name = ? and model_hash = ? "
                           "order by t desc", [gpu_name, model_hash])
 
     def sync_checkpoints(self, run_id: str, rows: list[dict[str, Any]]) -> None:

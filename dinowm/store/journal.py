@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RECORD_NAME = "record.jsonl"
+from dinowm import rundir
+
 # Run columns worth keeping across a rebuild (progress columns come back from events.jsonl).
 DURABLE_FIELDS = frozenset({
     "status", "exit_reason", "started_at", "ended_at", "attempts", "epochs_target", "name",
@@ -41,7 +42,7 @@ class Journal:
             return
         line = json.dumps({"t": time.time(), "kind": kind, **payload}, default=str)
         try:
-            with open(folder / RECORD_NAME, "a", encoding="utf-8") as fh:
+            with open(folder / rundir.RECORD, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
         except OSError:
             pass  # the database write already succeeded; the folder is read-only or full

@@ -21,17 +21,17 @@ class BulkReads:
     def run_summaries(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
         """The runs table's columns (no config), for all runs, newest first, or the given ids."""
         if ids is None:
-            return self.query(RUN_TABLE_SQL + " order by r.created_at desc, r.id desc")
+            return self._query(RUN_TABLE_SQL + " order by r.created_at desc, r.id desc")
         rows: list[dict[str, Any]] = []
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
-            rows += self.query(RUN_TABLE_SQL + f" where r.id in ({','.join('?' * len(chunk))})",
+            rows += self._query(RUN_TABLE_SQL + f" where r.id in ({','.join('?' * len(chunk))})",
                                chunk)
         return rows
 
     def latest_telemetry(self, run_id: str) -> list[dict[str, Any]]:
         """The newest sample of each GPU of a run (index seeks only, whatever the run's length)."""
-        return self.query(LATEST_TELEMETRY_SQL, {"r": run_id})
+        return self._query(LATEST_TELEMETRY_SQL, {"r": run_id})
 
     def run_ids_oldest_first(self) -> list[str]:
         """Every run id in creation order (without reading the rows)."""
@@ -85,7 +85,7 @@ class BulkReads:
         if ids is not None:
             sql += f" where {column} in (select value from json_each(?))"
             params.append(json.dumps(ids))
-        return self.query(sql + (f" order by {order}" if order else ""), params)
+        return self._query(sql + (f" order by {order}" if order else ""), params)
 
     def _by_run(self, select: str, ids: list[str] | None,
                 order: str | None) -> dict[str, list[dict[str, Any]]]:

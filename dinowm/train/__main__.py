@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import resource
 import signal
@@ -17,15 +16,18 @@ import sys
 import traceback
 from pathlib import Path
 
+from dinowm import rundir
+from dinowm.rundir import LockHeld, hold_trainer
+
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 
 
 def _error_event(run_dir: Path, kind: str, message: str, **fields: object) -> None:
     """Best effort: the supervisor classifies from the exit code and train.log otherwise."""
     try:
-        from dinowm.events import EVENTS_NAME, EventWriter
+        from dinowm.events import EventWriter
 
-        writer = EventWriter(run_dir / EVENTS_NAME)
+        writer = EventWriter(run_dir / rundir.EVENTS)
         writer.emit("error", durable=True, kind=kind, message=message, **fields)
         writer.close()
     except OSError:
@@ -46,11 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("DINOWM_FSIZE_LIMIT"):
         limit = int(os.environ["DINOWM_FSIZE_LIMIT"])
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    if not (run_dir / "config.json").is_file():
-        print(f"error: {run_dir}/config.json not found; create runs with 'dinowm run'.",
+    if not (run_dir / rundir.SPEC).is_file():
+        print(f"error: {run_dir}/{rundir.SPEC} not found; create runs with 'dinowm run'.",
               file=sys.stderr)
         return EXIT_CONFIG
-    from dinowm.rundir import LockHeld, hold_trainer
 
     try:  # before anything touches events or checkpoints; held until this process ends
         lock = hold_trainer(run_dir, os.getppid())
@@ -77,7 +78,7 @@ def _train(run_dir: Path) -> int:
         return EXIT_CONFIG if exc.exit_code == 2 else EXIT_FAIL
     except torch.cuda.OutOfMemoryError as exc:
         traceback.print_exc()
-        spec = json.loads((run_dir / "config.json").read_text())["config"]["training"]
+        spec = rundir.read_spec(run_dir)["config"]["training"]
         peak = (torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
         _error_event(run_dir, "oom", str(exc).splitlines()[0], batch_size=spec["batch_size"],
                      grad_accum=spec["grad_accum"], peak_gpu_mem_mib=peak,

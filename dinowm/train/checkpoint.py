@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from dinowm import __version__
+from dinowm import __version__, rundir
 from dinowm.errors import DinowmError
 from dinowm.faults import fault
 
-LATEST = "model_latest.pth"
+LATEST = rundir.LATEST_CHECKPOINT
 FORMAT = 1
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from dinowm import rundir
 from dinowm.config import config_hash, from_dict, to_dict
 from dinowm.errors import ConfigError
 from dinowm.faults import fault
@@ -33,7 +34,7 @@ def train(run_dir: Path) -> str:
 
     # -- data and model ---------------------------------------------------------------------
     ensure_dataset(cfg)
-    folder = run_dir / "checkpoints"
+    folder = run_dir / rundir.CHECKPOINTS
     swept = ckpt.sweep_temp_files(folder)
     resumed = ckpt.load_latest(folder)
     for name, reason in (resumed.skipped if resumed else []):
@@ -148,7 +149,7 @@ def train(run_dir: Path) -> str:
         if t.rollout_horizon and len(val_ds):
             metrics.update(rollout_metrics(model, val_ds, rt, cfg))
         if t.num_reconstruct_samples and images is not None:
-            path = reconstruction_grid(images, run_dir / "samples", epoch,
+            path = reconstruction_grid(images, run_dir / rundir.SAMPLES, epoch,
                                        t.num_reconstruct_samples)
             metrics["samples_path"] = str(path)
         epoch_end = time.time()

@@ -15,12 +15,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dinowm.events import EVENTS_NAME, EventWriter
+from dinowm import rundir
+from dinowm.events import EventWriter
 from dinowm.schema import RunConfig
 from dinowm.train.data import prepare_frames
 
-CONTROL_NAME = "control.json"
-STACKS_NAME = "stacks.txt"
 LOG_EVERY_S = 10.0
 
 
@@ -29,13 +28,13 @@ class Runtime:
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        self.spec = json.loads((self.run_dir / "config.json").read_text())
+        self.spec = rundir.read_spec(self.run_dir)
         self.run_id: str = self.spec["run_id"]
         self.attempt = int(os.environ.get("DINOWM_ATTEMPT", "1"))
-        self.events = EventWriter(self.run_dir / EVENTS_NAME)
+        self.events = EventWriter(self.run_dir / rundir.EVENTS)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.stop_requested = False
-        self._stacks = open(self.run_dir / STACKS_NAME, "a")
+        self._stacks = open(self.run_dir / rundir.STACKS, "a")
         self._last_log = 0.0
         self._step_times: list[float] = []
         self._install_signals()
@@ -179,7 +178,7 @@ class Runtime:
 
     def wait_while_paused(self) -> None:
         """Hold between steps while the supervisor's control file asks for a pause."""
-        control = self.run_dir / CONTROL_NAME
+        control = self.run_dir / rundir.CONTROL
         if not control.exists():
             return
         announced = 0.0

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dinowm.cli import main
-from dinowm.procinfo import ProcessRef
 from dinowm.store import Store
+from dinowm.supervise.procinfo import ProcessRef
 
 
 def _seed(project_dir: Path) -> str:

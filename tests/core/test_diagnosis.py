@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dinowm import diagnosis, procinfo
-from dinowm.diagnosis import collect, last_lines
+from dinowm.rundir import last_lines
+from dinowm.supervise import diagnosis, procinfo
+from dinowm.supervise.diagnosis import collect
 from tests.core.conftest import Spawn, wait_for
-
 
 # As dinowm.train.runtime does it: faulthandler on SIGUSR1 into <run_dir>/stacks.txt.
 PRELUDE = """
@@ -238,6 +238,6 @@ def test_last_lines_cuts_a_line_longer_than_the_limit(tmp_path: Path) -> None:
 
 
 def test_no_torch_in_the_supervisors_diagnosis() -> None:
-    code = "import sys, dinowm.diagnosis; print('torch' in sys.modules)"
+    code = "import sys, dinowm.supervise.diagnosis; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

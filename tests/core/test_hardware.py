@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from dinowm import hardware
+from dinowm.supervise import hardware
 
 
 class FakeNVMLError(Exception):

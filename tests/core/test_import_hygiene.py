@@ -15,7 +15,7 @@ def _modules_after(stmt: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module", ["tui.app", "dinowm.cli", "dinowm.store", "dinowm.config",
-                                    "dinowm.hardware", "dinowm.views",
+                                    "dinowm.supervise.hardware", "dinowm.cli.views",
                                     "dinowm.export"])
 def test_no_torch(module: str) -> None:
     assert "torch" not in _modules_after(f"import {module}")

@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from dinowm import procinfo
-from dinowm.procinfo import ProcessRef
+from dinowm.supervise import procinfo
+from dinowm.supervise.procinfo import ProcessRef
 from tests.core.conftest import Spawn, wait_for
-
 
 
 @pytest.fixture

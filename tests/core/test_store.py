@@ -25,12 +25,12 @@ def _run(store: Store, run_id: str, **extra: object) -> None:
 def test_open_is_wal_and_migrations_are_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
     with Store(path) as store:
-        assert store.query("pragma journal_mode")[0]["journal_mode"] == "wal"
+        assert store._query("pragma journal_mode")[0]["journal_mode"] == "wal"
         tables = set(store.db.table_names())
     assert {"runs", "hardware", "epochs", "telemetry", "incidents", "notes",
             "checkpoints"} <= tables
     with Store(path) as store:  # second open applies nothing and loses nothing
-        applied = store.query("select count(*) n from _sqlite_migrations")[0]["n"]
+        applied = store._query("select count(*) n from _sqlite_migrations")[0]["n"]
         assert applied == len(MIGRATIONS.applied(store.db)) >= 2
         assert MIGRATIONS.pending(store.db) == []
         assert store.integrity() == "ok"

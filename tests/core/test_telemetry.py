@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from dinowm import telemetry
 from dinowm.store import Store
-from dinowm.telemetry import Sampler, TelemetryThread, snapshot, throttle_names, visible_gpus
+from dinowm.supervise import telemetry
+from dinowm.supervise.telemetry import (Sampler, TelemetryThread, snapshot, throttle_names,
+                                        visible_gpus)
 from tests.core.nvml_fake import UUIDS, FakeGPU, FakeNVMLError, fake_pynvml
 
 MIB = 2**20
@@ -106,7 +107,7 @@ def test_visible_gpus(value: str | None, expected: list[int]) -> None:
 
 
 def test_telemetry_never_imports_torch() -> None:
-    code = "import sys, dinowm.telemetry; print('torch' in sys.modules)"
+    code = "import sys, dinowm.supervise.telemetry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dinowm.wandb_mirror import NOT_INSTALLED, Mirror
+from dinowm.supervise.wandb_mirror import NOT_INSTALLED, Mirror
 
 
 class FakeRun:

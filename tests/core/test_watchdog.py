@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dinowm.schema import ThermalConfig, WatchdogConfig
-from dinowm.thermal import ThermalGuard
-from dinowm.watchdog import Outcome, Progress, check, classify, decide, p99
+from dinowm.supervise.thermal import ThermalGuard
+from dinowm.supervise.watchdog import Outcome, Progress, check, classify, decide, p99
 
 CFG = WatchdogConfig(heartbeat_floor_s=10.0, heartbeat_factor=5.0, startup_s=100.0,
                      validation_s=50.0, checkpoint_s=20.0, max_attempts=3, backoff_s=2.0,

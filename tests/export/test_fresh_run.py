@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dinowm.formats import fmt_num
 from dinowm.store import Store
-from dinowm.views import fmt_num
 from tests.train.conftest import TINY
 
 # As in tests/train/conftest.py: a model small enough for a few seconds per run on 2 cores.

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dinowm.procinfo import ProcessRef
+from dinowm.supervise.procinfo import ProcessRef
 from tests.faults.test_faults import DET, _all_checkpoints_verify, _epochs, _final_weights
 from tests.sup.conftest import Project, tiny
 

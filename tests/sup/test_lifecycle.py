@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from dinowm.procinfo import ProcessRef
+from dinowm.supervise.procinfo import ProcessRef
 from tests.sup.conftest import Project, tiny
 
 

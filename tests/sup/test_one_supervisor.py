@@ -11,10 +11,10 @@ from pathlib import Path
 
 from dinowm import rundir
 from dinowm.config import load_project
-from dinowm.procinfo import ProcessRef
 from dinowm.runs import prepare_resume, reconcile, request_stop
 from dinowm.store import Store
-from dinowm.supervisor import spawn_detached
+from dinowm.supervise.procinfo import ProcessRef
+from dinowm.supervise.supervisor import spawn_detached
 from tests.sup.conftest import Project, tiny
 
 REFUSED = "is already supervised by pid"

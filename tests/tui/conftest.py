@@ -7,6 +7,7 @@ import functools
 import io
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +18,8 @@ from rich.console import Console
 from textual.app import App
 from textual.pilot import Pilot
 
-from dinowm.procinfo import ProcessRef, kill_group
 from dinowm.store import Store
+from dinowm.supervise.procinfo import ProcessRef, kill_group
 from tests.train.conftest import TINY
 from tests.tui.seed import NOW, seed_project
 
@@ -75,8 +76,8 @@ def live_project(tmp_path: Path) -> Iterator[Path]:
     db = tmp_path / "runs.db"
     if not db.exists():
         return
-    with Store(db) as store:
-        rows = store.query("select supervisor_pid, supervisor_start, pid, pid_start from runs")
+    rows = db_rows(tmp_path / "dinowm.toml",
+                   "select supervisor_pid, supervisor_start, pid, pid_start from runs")
     for row in rows:
         for pid, start in ((row["supervisor_pid"], row["supervisor_start"]),
                            (row["pid"], row["pid_start"])):
@@ -109,8 +110,13 @@ async def wait_for(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 
 
 def db_rows(config: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
     """Rows of runs.db next to config (a fresh connection each time)."""
-    with Store(config.parent / "runs.db") as store:
-        return store.query(sql, list(params))
+    Store(config.parent / "runs.db").close()  # creates and migrates it like the app would
+    conn = sqlite3.connect(config.parent / "runs.db", timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
 
 
 def keep_env() -> dict[str, str]:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dinowm.procinfo import ProcessRef
+from dinowm.supervise.procinfo import ProcessRef
 from tests.tui.conftest import LIVE, aio, db_rows, keep_env, screen_text, wait_for
 from tui.app import build_app
 from tui.messages import ResumeRequested, StopRequested

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TextArea
 
-from dinowm.views import fmt_time
+from dinowm.formats import fmt_time
 from tui.widgets.gpu_strip import GpuStrip
 
 ORDER = ("summary", "verdict", "stuck_frame", "process", "zombies", "children", "stacks",

@@ -13,9 +13,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 
-from dinowm.store import ACTIVE
-from dinowm.views import fmt_duration, fmt_num
-from tui.cells import progress_bar, status_text
+from dinowm import rundir
+from dinowm.formats import fmt_duration, fmt_num, status_text
+from dinowm.rundir import ACTIVE
+from tui.cells import progress_bar
 from tui.feed import fetch_run
 from tui.messages import (EditNoteRequested, ExportRequested, NoteRequested, ResumeRequested,
                           RunPolled, RunsChanged, StopRequested)
@@ -142,7 +143,7 @@ class RunScreen(Screen[None]):
             self.query_one(RunPlots).show_gpu(self.samples, run.get("started_at"))
         log = self.query_one(LogTail)
         if first and run.get("run_dir"):
-            log.path = Path(run["run_dir"]) / "train.log"
+            log.path = Path(run["run_dir"]) / rundir.LOG
             log.follow(log.path)
 
     # -- actions -----------------------------------------------------------------------------

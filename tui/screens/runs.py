@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
-from dinowm.store import ACTIVE, FINAL
+from dinowm.rundir import ACTIVE, FINAL
 from tui.cells import matches
 from tui.feed import fetch_runs
 from tui.messages import (ExportRequested, NewRunRequested, NoteRequested, ResumeRequested,

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from dinowm.telemetry import throttle_names
+from dinowm.supervise.telemetry import throttle_names
 from tui.cells import temp_style
 
 

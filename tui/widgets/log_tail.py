@@ -9,7 +9,7 @@ from textual import on, work
 from textual.widgets import Log
 from textual.worker import get_current_worker
 
-from dinowm.diagnosis import last_lines
+from dinowm.rundir import last_lines
 from tui.messages import LogLines
 
 CHUNK = 1024 * 1024  # bytes read per step while catching up

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual_plotext import PlotextPlot
 
-from dinowm.telemetry import throttle_names
+from dinowm.supervise.telemetry import throttle_names
 
 IDLE = 0x1  # gpu_idle is not a slowdown worth marking
 POINTS = 240

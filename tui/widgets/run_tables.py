@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from tui.widgets.table import Table
 
-from dinowm.views import fmt_duration, fmt_num, fmt_time
+from dinowm.formats import fmt_duration, fmt_num, fmt_time
+from tui.widgets.table import Table
 
 SOURCE_RANK = {"override": 0, "resume": 0}
 

@@ -7,14 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dinowm.diagnosis import last_lines
-from dinowm.store import ACTIVE, Store
+from dinowm import rundir
+from dinowm.rundir import ACTIVE, last_lines
+from dinowm.store import Store
 
 
 def follow_log(db_path: Path, run: dict[str, Any], lines: int, follow: bool,
                poll_s: float = 0.5) -> None:
     """Print the last `lines` lines; with follow, stream appended bytes until the run ends."""
-    path = Path(run["run_dir"]) / "train.log"
+    path = Path(run["run_dir"]) / rundir.LOG
     for line in last_lines(path, lines):
         sys.stdout.write(line + "\n")
     sys.stdout.flush()

@@ -10,15 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dinowm import procinfo
-from dinowm.hardware import call_with_timeout
+from dinowm import rundir
+from dinowm.rundir import last_lines
+from dinowm.supervise import procinfo
+from dinowm.supervise.bounded import call_with_timeout
 
 T = TypeVar("T")
 
-STACKS_NAME = "stacks.txt"  # as dinowm.train.runtime writes it (that module imports torch)
-LOG_NAME = "train.log"
-BLOCK = 64 * 1024
-MAX_TAIL_BYTES = 1024 * 1024
 MAX_DUMP_BYTES = 256 * 1024
 STEP_S = 0.25  # budget of each /proc or file step that a stuck kernel could block
 POLL_S = 0.02
@@ -30,27 +28,6 @@ THREAD_RE = re.compile(r"^(Current thread|Thread) (0x[0-9a-fA-F]+)(.*?)\s*"
                        r"\(most recent call first\):\s*$")
 FRAME_RE = re.compile(r'^\s+File "(.*)", line (\d+|\?\?\?) in (.*?)\s*$')
 STDLIB_RE = re.compile(r"^<frozen |/lib/python\d\.\d+/(?!(site|dist)-packages/)")
-
-
-def last_lines(path: Path, n: int, block: int = BLOCK,
-               max_bytes: int = MAX_TAIL_BYTES) -> list[str]:
-    """The last n lines of a text file, read backwards in blocks (at most max_bytes of it)."""
-    if n <= 0:
-        return []
-    chunks: list[bytes] = []
-    with open(path, "rb") as fh:
-        end = pos = fh.seek(0, os.SEEK_END)
-        breaks = 0
-        while pos > 0 and breaks <= n and end - pos < max_bytes:
-            size = min(block, pos)
-            pos -= size
-            fh.seek(pos)
-            chunks.append(fh.read(size))
-            breaks += chunks[-1].count(b"\n")
-    lines = b"".join(reversed(chunks)).decode("utf-8", "replace").splitlines()
-    if pos > 0 and lines:
-        lines[0] = "…" + lines[0]  # the file goes on before: this line is cut
-    return lines[-n:]
 
 
 def parse_stacks(text: str) -> list[dict[str, Any]]:
@@ -126,7 +103,7 @@ def classify(state: str | None, before: list[dict[str, Any]], after: list[dict[s
 def _bounded(fn: Callable[[], T], timeout: float, what: str) -> tuple[T | None, str | None]:
     """(value, None), or (None, reason) when fn failed or a stuck kernel call held it."""
     try:
-        return call_with_timeout(fn, timeout), None
+        return call_with_timeout(fn, timeout, what), None
     except TimeoutError:
         return None, f"{what} did not answer within {timeout:g} s"
     except OSError as exc:
@@ -236,15 +213,15 @@ def collect(run_dir: Path, pid: int, *, stacks_wait_s: float = 3.0, sample_s: fl
     activity = process["activity"]
     stacks, note = None, f"process is {activity}: no stacks"
     if ref and activity not in ("gone", "zombie"):
-        text, note = _stacks(ref, run_dir / STACKS_NAME, activity == "stopped", stacks_wait_s,
+        text, note = _stacks(ref, run_dir / rundir.STACKS, activity == "stopped", stacks_wait_s,
                              process["signals_sent"])
         process["continued"] = "SIGCONT" in process["signals_sent"]
         if text is not None:
             stacks = {"text": text, "threads": parse_stacks(text)}
     family, family_note = _bounded(lambda: (procinfo.zombies(pid), procinfo.descendants(pid)),
                                    STEP_S, "/proc")
-    result, error = _bounded(lambda: _log_tail(run_dir / LOG_NAME, log_lines), STEP_S,
-                             str(run_dir / LOG_NAME))
+    result, error = _bounded(lambda: _log_tail(run_dir / rundir.LOG, log_lines), STEP_S,
+                             str(run_dir / rundir.LOG))
     tail, log_note = result if result else ([], error)
     out = {"pid": pid, "start": ref.start if ref else None, "collected_at": time.time(),
            "process": process, "stacks": stacks, "stacks_note": note,

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dinowm.hardware import call_with_timeout, gpu_description
+from dinowm.supervise.bounded import call_with_timeout
+from dinowm.supervise.hardware import gpu_description
 
 # NVML clocks-event reason bits (nvmlClocksEventReason*; the older name is ClocksThrottleReason).
 THROTTLE_REASONS: dict[int, str] = {

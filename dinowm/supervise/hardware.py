@@ -6,37 +6,12 @@ import os
 import platform
 import socket
 import sys
-import threading
 import time
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-
-def call_with_timeout(fn: Callable[[], T], timeout: float) -> T:
-    """Run fn in a daemon thread; raise TimeoutError if it does not return in time.
-
-    NVML can block forever inside a wedged driver; a daemon thread left behind is the price.
-    """
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="nvml-call", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError(f"NVML did not answer within {timeout:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+from dinowm.supervise.bounded import call_with_timeout
 
 
 def _text(value: Any) -> str:

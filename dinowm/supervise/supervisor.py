@@ -12,18 +12,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dinowm import diagnosis, procinfo, rundir, telemetry
+from dinowm import rundir
 from dinowm.config import Project, from_dict, load_project, to_dict, with_values
-from dinowm.events import EVENTS_NAME, read_events
-from dinowm.rundir import LockHeld, RunLock
-from dinowm.runs import committed_checkpoints, read_spec, write_spec
+from dinowm.events import read_events
+from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec, write_spec
 from dinowm.schema import RunConfig
 from dinowm.store import Store
-from dinowm.thermal import ThermalGuard
-from dinowm.wandb_mirror import Mirror
-from dinowm.watchdog import Outcome, Progress, check, classify, decide
+from dinowm.supervise import diagnosis, procinfo, telemetry
+from dinowm.supervise.thermal import ThermalGuard
+from dinowm.supervise.wandb_mirror import Mirror
+from dinowm.supervise.watchdog import Outcome, Progress, check, classify, decide
 
-CONTROL_NAME = "control.json"
 TICK_S = 0.25
 WAL_EVERY_S = 60.0
 
@@ -161,7 +160,7 @@ class Supervisor:
         started = time.time()
         progress = Progress(attempt_started=started, phase_since=started)
         guard = ThermalGuard(cfg.thermal)
-        log = open(self.run_dir / "train.log", "ab", buffering=0)
+        log = open(self.run_dir / rundir.LOG, "ab", buffering=0)
         log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n"
                   .encode())
         env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1"}
@@ -228,7 +227,7 @@ class Supervisor:
 
     def _ingest(self, progress: Progress, state: dict[str, Any], mirror: Mirror,
                 now: float) -> None:
-        events, self.offset = read_events(self.run_dir / EVENTS_NAME, self.offset)
+        events, self.offset = read_events(self.run_dir / rundir.EVENTS, self.offset)
         if not events:
             return
         self.store.ingest(self.run_id, events)
@@ -252,7 +251,7 @@ class Supervisor:
         sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
         kind, message = classify(rc, state["end"], state["error"], sig)
         if kind in ("signal", "crash") and state["error"] is None:
-            tail = diagnosis.last_lines(self.run_dir / "train.log", 30)
+            tail = rundir.log_tail(self.run_dir, 30)
             self.store.add_incident(self.run_id, "crash", message,
                                     {"exit_code": rc, "log_tail": tail},
                                     step=progress.last_step)
@@ -345,7 +344,7 @@ class Supervisor:
         if action == "pause":
             reason = (f"GPU at {max(temps):.0f} °C > {cfg.max_temp_c:.0f} °C for "
                       f"{cfg.hold_s:.0f} s; pausing until < {cfg.resume_temp_c:.0f} °C")
-            (self.run_dir / CONTROL_NAME).write_text(json.dumps({"pause": True,
+            (self.run_dir / rundir.CONTROL).write_text(json.dumps({"pause": True,
                                                                  "reason": reason}))
         else:
             reason = f"GPU at {max(temps):.0f} °C: resuming"
@@ -354,7 +353,7 @@ class Supervisor:
                                 {"temps": temps, "throttle": reasons, "action": action})
 
     def _clear_pause(self) -> None:
-        (self.run_dir / CONTROL_NAME).unlink(missing_ok=True)
+        (self.run_dir / rundir.CONTROL).unlink(missing_ok=True)
 
     def _poll_stop_request(self) -> None:
         if self.stop_reason is None and self.store.stop_requested(self.run_id):
@@ -393,7 +392,7 @@ def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -
     is released here.
     """
     run_dir = project.outputs / run_id
-    argv = [sys.executable, "-m", "dinowm.supervisor", "--config", str(project.config_path),
+    argv = [sys.executable, "-m", "dinowm.supervise.supervisor", "--config", str(project.config_path),
             "--run", run_id]
     fds: tuple[int, ...] = ()
     if lock is not None:
@@ -418,17 +417,17 @@ def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -
 
 def run_foreground(project: Project, run_id: str, lock: RunLock | None = None) -> str:
     """Supervise in this process with the live display; Ctrl-C stops gracefully."""
-    from dinowm.live import Display
+    from dinowm.supervise.live import Display
 
     with Display() as display:
         return Supervisor(project, run_id, display=display, lock=lock).supervise()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m dinowm.supervisor --config PATH --run ID`: a detached supervisor."""
+    """`python -m dinowm.supervise.supervisor --config PATH --run ID`: a detached supervisor."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m dinowm.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m dinowm.supervise.supervisor")
     parser.add_argument("--config", required=True)
     parser.add_argument("--run", required=True)
     parser.add_argument("--lock-fd", type=int, default=None,

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dinowm import rundir
 from dinowm.config import Project
-from dinowm.events import EVENTS_NAME, read_events
-from dinowm.runs import committed_checkpoints
-from dinowm.store import ACTIVE, RECORD_NAME, Store, StoreError
+from dinowm.events import read_events
+from dinowm.rundir import ACTIVE
+from dinowm.store import Store, StoreError
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -59,11 +60,11 @@ def healthy(db: Path) -> bool:
 
 def rebuild_run(store: Store, run_dir: Path) -> str | None:
     """Replay one run folder into the store; returns the run id (None if not a run folder)."""
-    spec_path = run_dir / "config.json"
+    spec_path = run_dir / rundir.SPEC
     if not spec_path.exists():
         return None
     spec = json.loads(spec_path.read_text())
-    record = _lines(run_dir / RECORD_NAME)
+    record = _lines(run_dir / rundir.RECORD)
     created = next((r["row"] for r in record if r["kind"] == "run"), None)
     run_id = spec["run_id"]
     row = created or {"id": run_id, "name": spec.get("name") or run_id,
@@ -89,12 +90,12 @@ def rebuild_run(store: Store, run_dir: Path) -> str | None:
             elif kind == "incident":
                 store.add_incident(run_id, item["incident_kind"], item["summary"],
                                    item.get("details"), t=item["at"], **item.get("fields", {}))
-        events, _ = read_events(run_dir / EVENTS_NAME, 0)
+        events, _ = read_events(run_dir / rundir.EVENTS, 0)
         store.ingest(run_id, events)
         for item in record:
             if item["kind"] == "epoch_gpu":
                 store.upsert_epoch(run_id, item["epoch"], item["summary"])
-        store.sync_checkpoints(run_id, committed_checkpoints(run_dir))
+        store.sync_checkpoints(run_id, rundir.committed_checkpoints(run_dir))
         final = store.run(run_id)
         if final["status"] in ACTIVE:
             ended = [e for e in events if e["type"] == "end"]

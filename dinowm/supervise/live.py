@@ -9,8 +9,8 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
-from dinowm.telemetry import throttle_names
-from dinowm.views import fmt_duration, fmt_num, status_text
+from dinowm.formats import fmt_duration, fmt_num, status_text
+from dinowm.supervise.telemetry import throttle_names
 
 
 def gpu_line(rows: list[dict[str, Any]]) -> Text:

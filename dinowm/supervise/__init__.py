@@ -1,0 +1,1 @@
+"""Supervision: the supervisor process and what it watches with (progress, processes, GPU)."""

@@ -1,0 +1,58 @@
+"""`python -m dinowm.train.tools NAME JSON`: the trainer's dataset code for torch-free callers.
+
+The CLI and the TUI never import torch: they run these in a child process (dinowm.trials) and
+read one JSON object from stdout: {"ok": true, "result": ...} or {"ok": false, "error": the
+one-line message, "exit_code": n}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from typing import Any, Callable
+
+from dinowm.errors import DinowmError
+
+
+def _validate(a: dict[str, Any]) -> dict[str, Any]:
+    from dinowm.train.datacheck import validate_dataset
+
+    _, report = validate_dataset(a["path"], a["layout"], a["n_rollouts"], a["frameskip"],
+                                 a["num_hist"], a["num_pred"])
+    return {"warnings": report.warnings}
+
+
+def _check(a: dict[str, Any]) -> dict[str, Any]:
+    from dinowm.train.datacheck import check_dataset
+
+    return check_dataset(a["path"], a["layout"], a["frameskip"], a["num_hist"], a["num_pred"])
+
+
+def _synth(a: dict[str, Any]) -> dict[str, Any]:
+    from dinowm.train.synth import write_synthetic_dataset
+
+    return write_synthetic_dataset(a["path"], episodes=a["episodes"], length=a["length"],
+                                   image_size=a["image_size"], seed=a["seed"])
+
+
+TOOLS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "validate": _validate, "check": _check, "synth": _synth}
+
+
+def main(argv: list[str]) -> int:
+    name, args = argv[0], json.loads(argv[1])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = TOOLS[name](args)
+        out: dict[str, Any] = {"ok": True, "result": result}
+    except DinowmError as exc:
+        out = {"ok": False, "error": str(exc), "exit_code": exc.exit_code,
+               "kind": type(exc).__name__}
+    print(json.dumps(out, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,158 @@
+"""The architecture holds by structure: contracts, no cycles, one home per run-folder name."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+
+from dinowm import rundir
+from dinowm.schema import SECTIONS, all_keys
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = [*sorted((REPO / "dinowm").rglob("*.py")), *sorted((REPO / "tui").rglob("*.py"))]
+MAX_FLAT = 10
+
+
+def test_import_linter_contracts_hold() -> None:
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or \
+        shutil.which("lint-imports")
+    assert lint, "lint-imports is missing: pip install -e '.[test]' installs import-linter"
+    out = subprocess.run([lint, "--no-cache"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout and "5 kept" in out.stdout
+
+
+def cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Strongly connected sets of modules (Tarjan), type-only imports included."""
+    succ = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in succ[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for module in sorted(succ):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles_not_even_type_only() -> None:
+    graph = grimp.build_graph("dinowm", "tui", exclude_type_checking_imports=False)
+    assert cycles(graph) == []
+
+
+def test_the_detector_sees_a_cycle(tmp_path: Path, monkeypatch) -> None:
+    pkg = tmp_path / "cyc"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                              "    from cyc import b\n")
+    (pkg / "b.py").write_text("from cyc import a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cycles(grimp.build_graph("cyc", cache_dir=None)) == [["cyc.a", "cyc.b"]]
+
+
+def test_few_modules_sit_flat_in_the_package() -> None:
+    flat = sorted(p.stem for p in (REPO / "dinowm").glob("*.py")
+                  if p.stem not in ("__init__", "__main__"))
+    assert len(flat) <= MAX_FLAT, flat
+
+
+def test_run_folder_names_are_spelled_only_in_rundir() -> None:
+    names = {rundir.SPEC, rundir.EVENTS, rundir.LOG, rundir.SUPERVISOR_LOG, rundir.CONTROL,
+             rundir.STACKS, rundir.RECORD, rundir.SUPERVISOR_LOCK, rundir.TRAINER_LOCK,
+             rundir.LATEST_CHECKPOINT}
+    found = []
+    for path in SOURCES:
+        if path.name == "rundir.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+    assert found == []
+
+
+def reads(tree: ast.AST) -> set[tuple[str, str]]:
+    """(section, key) pairs a module reads: cfg.section.key, an alias of cfg.section, a
+    ["section"]["key"] subscript of the spec, or the dotted name 'section.key'."""
+    classes = {cls.__name__: name for name, cls in SECTIONS.items()}
+    aliases: dict[str, str] = {}  # a name bound to a section: t = cfg.training; cfg: ThermalConfig
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and \
+                node.value.attr in SECTIONS:
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    aliases[target.id] = node.value.attr
+        elif isinstance(node, (ast.arg, ast.AnnAssign)) and \
+                isinstance(node.annotation, ast.Name) and node.annotation.id in classes:
+            name = node.arg if isinstance(node, ast.arg) else getattr(node.target, "id", None)
+            if name:
+                aliases[name] = classes[node.annotation.id]
+    found: set[tuple[str, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            base = node.value
+            if isinstance(base, ast.Attribute) and base.attr in SECTIONS:
+                found.add((base.attr, node.attr))
+            elif isinstance(base, ast.Attribute) and base.attr in aliases:  # self.cfg.hold_s
+                found.add((aliases[base.attr], node.attr))
+            elif isinstance(base, ast.Name) and base.id in aliases:
+                found.add((aliases[base.id], node.attr))
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Subscript):
+            inner, key = node.value.slice, node.slice
+            if isinstance(inner, ast.Constant) and isinstance(key, ast.Constant) and \
+                    inner.value in SECTIONS:
+                found.add((inner.value, key.value))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                node.value.count(".") == 1:
+            found.add(tuple(node.value.split(".")))  # type: ignore[arg-type]
+    return found
+
+
+def test_every_key_of_dinowm_toml_is_read_somewhere() -> None:
+    read: set[tuple[str, str]] = set()
+    for path in SOURCES:
+        if path.name not in ("schema.py", "config.py"):
+            read |= reads(ast.parse(path.read_text()))
+    top = {node.attr for path in SOURCES if path.name not in ("schema.py", "config.py")
+           for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Attribute)}
+    unread = [k for k in all_keys()
+              if (tuple(k.split(".")) not in read if "." in k else k not in top)]
+    assert unread == []
+
+
+def test_the_key_reader_finds_each_form() -> None:
+    tree = ast.parse("a = cfg.perf.compile\nt = cfg.training\nt.epochs\n"
+                     "def f(w: WatchdogConfig): return w.backoff_s\n"
+                     "spec['config']['watchdog']['oom']\nx = 'thermal.hold_s'\n"
+                     "rep.facts['image']['channels_last']\n")
+    assert reads(tree) >= {("perf", "compile"), ("training", "epochs"), ("watchdog", "oom"),
+                           ("watchdog", "backoff_s"),
+                           ("thermal", "hold_s")}
+    assert ("image", "channels_last") not in reads(tree) or "image" not in SECTIONS
+    assert ("perf", "channels_last") not in reads(tree)
