@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,44 @@ from dinowm.store import Store
 from dinowm.supervise import diagnosis, procinfo, telemetry
 from dinowm.supervise.thermal import ThermalGuard
 from dinowm.supervise.wandb_mirror import Mirror
-from dinowm.supervise.watchdog import Outcome, Progress, check, classify, decide
+from dinowm.supervise.watchdog import Outcome, Progress, Verdict, check, classify, decide
 
 TICK_S = 0.25
 WAL_EVERY_S = 60.0
+
+
+@dataclass
+class AttemptState:
+    """What one attempt knows: its trainer, its progress, and what the trainer said last."""
+
+    number: int
+    cfg: RunConfig
+    proc: subprocess.Popen
+    guard: ThermalGuard
+    progress: Progress = field(default_factory=lambda: Progress(attempt_started=time.time(),
+                                                                 phase_since=time.time()))
+    error: dict[str, Any] | None = None  # the trainer's `error` event
+    end: str | None = None  # the status of its `end` event
+    stop_sent: float | None = None  # when SIGTERM went to the trainer (monotonic)
+
+    def outcome(self, kind: str, message: str, **fields: Any) -> Outcome:
+        """How this attempt ended, with its progress."""
+        return Outcome(kind, message, self.progress.steps, self.proc.returncode,
+                       last_step=self.progress.last_step, **fields)
+
+
+@dataclass
+class Duty:
+    """Periodic work of the tick loop (telemetry rows, the stop poll, WAL housekeeping)."""
+
+    every_s: float
+    work: Callable[[], None]
+    due: float = field(default_factory=time.monotonic)
+
+    def run_if_due(self, now: float) -> None:
+        if now - self.due >= self.every_s:
+            self.due = now
+            self.work()
 
 
 class Supervisor:
@@ -157,87 +193,109 @@ class Supervisor:
     def _attempt(self, cfg: RunConfig, attempt: int, tele: telemetry.TelemetryThread,
                  mirror: Mirror) -> Outcome:
         """One trainer process from spawn to exit (or to the kill after a stall)."""
-        started = time.time()
-        progress = Progress(attempt_started=started, phase_since=started)
-        guard = ThermalGuard(cfg.thermal)
-        log = open(self.run_dir / rundir.LOG, "ab", buffering=0)
-        log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n"
-                  .encode())
-        env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dinowm.train", "--run-dir", str(self.run_dir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True, cwd=self.run_dir)
-        log.close()
-        ref = procinfo.ProcessRef.of(self.proc.pid)
-        self.store.update_run(self.run_id, pid=ref.pid, pid_start=ref.start)
-        state: dict[str, Any] = {"error": None, "end": None, "stop_sent": None}
-        last_write = last_db_poll = last_wal = time.monotonic()
+        state = AttemptState(attempt, cfg, self._spawn(attempt), ThermalGuard(cfg.thermal))
+        self.proc = state.proc
+        duties = [Duty(1.0, lambda: self._write_telemetry(tele)),
+                  Duty(1.0, self._poll_stop_request),
+                  Duty(WAL_EVERY_S, lambda: self._housekeeping(cfg))]
         try:
             while True:
                 time.sleep(TICK_S)
                 now = time.time()
-                if time.monotonic() - last_write >= 1.0:
-                    self._write_telemetry(tele)
-                    last_write = time.monotonic()
-                self._ingest(progress, state, mirror, now)
-                self._watch_telemetry(tele, guard, attempt)
-                self._thermal(guard, tele, now)
-                if time.monotonic() - last_db_poll >= 1.0:
-                    last_db_poll = time.monotonic()
-                    self._poll_stop_request()
-                if time.monotonic() - last_wal >= WAL_EVERY_S:
-                    last_wal = time.monotonic()
-                    self._housekeeping(cfg)
-                if self.stop_reason is not None:
-                    if self.force_stop:
-                        procinfo.kill_group(self.proc.pid, self.proc, grace_s=0.0)
-                        return Outcome("stopped", f"forced stop ({self.stop_reason})",
-                                       progress.steps, self.proc.returncode,
-                                       last_step=progress.last_step)
-                    if state["stop_sent"] is None:
-                        self._signal_trainer(signal.SIGTERM)
-                        state["stop_sent"] = time.monotonic()
-                    elif time.monotonic() - state["stop_sent"] > cfg.watchdog.checkpoint_s + \
-                            cfg.watchdog.heartbeat_floor_s:
-                        procinfo.kill_group(self.proc.pid, self.proc, grace_s=5.0)
+                for duty in duties:
+                    duty.run_if_due(time.monotonic())
+                self._ingest(state, mirror, now)
+                self._watch_telemetry(tele, state.guard, attempt)
+                self._thermal(state.guard, tele, now)
+                outcome = self._stop(state)
                 if self.display is not None:
                     self._show(tele)
-                rc = self.proc.poll()
-                if rc is not None:
-                    self._ingest(progress, state, mirror, time.time())
-                    procinfo.kill_group(self.proc.pid, None, grace_s=1.0)  # leftover workers
-                    return self._outcome(rc, state, progress, cfg)
-                if state["stop_sent"] is None and tele.sampler.lost:
-                    self._write_telemetry(tele)
-                    procinfo.kill_group(self.proc.pid, self.proc, grace_s=10.0)
-                    msg = f"GPU lost: {tele.sampler.lost}"
-                    self.store.add_incident(self.run_id, "gpu_lost", msg, tele.sampler.lost,
-                                            attempt=attempt)
-                    return Outcome("lost_gpu", msg, progress.steps, self.proc.returncode,
-                                   last_step=progress.last_step)
-                verdict = check(progress, now, cfg.watchdog)
-                if verdict.stalled and state["stop_sent"] is None:
-                    return self._stall(verdict, progress, attempt, tele, cfg)
+                outcome = outcome or self._exited(state, mirror) or \
+                    self._gpu_lost(state, tele) or self._stalled(state, tele, now)
+                if outcome is not None:
+                    return outcome
         finally:
             self.store.update_run(self.run_id, pid=None)
             self._sync_checkpoints()
 
     # -- pieces of an attempt ---------------------------------------------------------------
 
-    def _ingest(self, progress: Progress, state: dict[str, Any], mirror: Mirror,
-                now: float) -> None:
+    def _spawn(self, attempt: int) -> subprocess.Popen:
+        """The trainer in its own session, its output appended to train.log."""
+        with open(self.run_dir / rundir.LOG, "ab", buffering=0) as log:
+            log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} "
+                      f"---\n".encode())
+            env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1"}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dinowm.train", "--run-dir", str(self.run_dir)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, cwd=self.run_dir)
+        ref = procinfo.ProcessRef.of(proc.pid)
+        self.store.update_run(self.run_id, pid=ref.pid, pid_start=ref.start)
+        return proc
+
+    def _stop(self, a: AttemptState) -> Outcome | None:
+        """A stop asked for: SIGTERM (checkpoint, then exit), a kill past the budget, or at
+        once after a second signal."""
+        if self.stop_reason is None:
+            return None
+        if self.force_stop:
+            procinfo.kill_group(a.proc.pid, a.proc, grace_s=0.0)
+            return a.outcome("stopped", f"forced stop ({self.stop_reason})")
+        w = a.cfg.watchdog
+        if a.stop_sent is None:
+            self._signal_trainer(signal.SIGTERM)
+            a.stop_sent = time.monotonic()
+        elif time.monotonic() - a.stop_sent > w.checkpoint_s + w.heartbeat_floor_s:
+            procinfo.kill_group(a.proc.pid, a.proc, grace_s=5.0)
+        return None
+
+    def _exited(self, a: AttemptState, mirror: Mirror) -> Outcome | None:
+        """The trainer's exit, classified from its code and its last events."""
+        rc = a.proc.poll()
+        if rc is None:
+            return None
+        self._ingest(a, mirror, time.time())
+        procinfo.kill_group(a.proc.pid, None, grace_s=1.0)  # leftover workers
+        sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
+        kind, message = classify(rc, a.end, a.error, sig)
+        if kind in ("signal", "crash") and a.error is None:
+            self.store.add_incident(self.run_id, "crash", message,
+                                    {"exit_code": rc, "log_tail": rundir.log_tail(self.run_dir,
+                                                                                  30)},
+                                    step=a.progress.last_step)
+        return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
+
+    def _gpu_lost(self, a: AttemptState, tele: telemetry.TelemetryThread) -> Outcome | None:
+        """NVML says the GPU is gone: stop the trainer instead of waiting for a stall."""
+        if a.stop_sent is not None or not tele.sampler.lost:
+            return None
+        self._write_telemetry(tele)
+        procinfo.kill_group(a.proc.pid, a.proc, grace_s=10.0)
+        msg = f"GPU lost: {tele.sampler.lost}"
+        self.store.add_incident(self.run_id, "gpu_lost", msg, tele.sampler.lost,
+                                attempt=a.number)
+        return a.outcome("lost_gpu", msg)
+
+    def _stalled(self, a: AttemptState, tele: telemetry.TelemetryThread,
+                 now: float) -> Outcome | None:
+        verdict = check(a.progress, now, a.cfg.watchdog)
+        if not verdict.stalled or a.stop_sent is not None:
+            return None
+        return self._stall(verdict, a, tele)
+
+    def _ingest(self, a: AttemptState, mirror: Mirror, now: float) -> None:
         events, self.offset = read_events(self.run_dir / rundir.EVENTS, self.offset)
         if not events:
             return
         self.store.ingest(self.run_id, events)
         for event in events:
-            progress.observe(event, now)
+            a.progress.observe(event, now)
             kind = event["type"]
             if kind == "error":
-                state["error"] = event
+                a.error = event
             elif kind == "end":
-                state["end"] = event.get("status")
+                a.end = event.get("status")
             elif kind == "epoch":
                 mirror.log({"epoch": event["epoch"], **event.get("metrics", {}),
                             "z_err_pred": event.get("z_err_pred")}, step=event["epoch"])
@@ -246,31 +304,17 @@ class Supervisor:
             elif kind == "start" and self.display is not None:
                 self.display.start(event)
 
-    def _outcome(self, rc: int, state: dict[str, Any], progress: Progress,
-                 cfg: RunConfig) -> Outcome:
-        sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
-        kind, message = classify(rc, state["end"], state["error"], sig)
-        if kind in ("signal", "crash") and state["error"] is None:
-            tail = rundir.log_tail(self.run_dir, 30)
-            self.store.add_incident(self.run_id, "crash", message,
-                                    {"exit_code": rc, "log_tail": tail},
-                                    step=progress.last_step)
-        return Outcome(kind, message, progress.steps, rc, micro_batch=cfg.micro_batch,
-                       last_step=progress.last_step)
-
-    def _stall(self, verdict: Any, progress: Progress, attempt: int,
-               tele: telemetry.TelemetryThread, cfg: RunConfig) -> Outcome:
+    def _stall(self, verdict: Verdict, a: AttemptState,
+               tele: telemetry.TelemetryThread) -> Outcome:
         """Diagnose, record, kill the process group, reap."""
-        assert self.proc is not None
         gpu = telemetry.snapshot(timeout=5.0) if tele.sampler.available else None
-        diag = diagnosis.collect(self.run_dir, self.proc.pid, gpu=gpu)
-        killed = procinfo.kill_group(self.proc.pid, self.proc, grace_s=cfg.watchdog.kill_grace_s)
+        diag = diagnosis.collect(self.run_dir, a.proc.pid, gpu=gpu)
+        killed = procinfo.kill_group(a.proc.pid, a.proc, grace_s=a.cfg.watchdog.kill_grace_s)
         message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
         self.store.add_incident(self.run_id, "stall", message,
                                 {**diag, "verdict": verdict.__dict__, "kill": killed},
-                                attempt=attempt, step=progress.last_step)
-        return Outcome("stall", message, progress.steps, self.proc.returncode,
-                       last_step=progress.last_step)
+                                attempt=a.number, step=a.progress.last_step)
+        return a.outcome("stall", message)
 
     def _halve_batch(self, cfg: RunConfig, outcome: Outcome) -> None:
         """OOM policy: same effective batch, half the micro-batch (grad_accum doubled)."""
