@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -21,6 +20,7 @@ from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec, w
 from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.supervise import diagnosis, procinfo, telemetry
+from dinowm.supervise.gpuwatch import GpuWatch
 from dinowm.supervise.thermal import ThermalGuard
 from dinowm.supervise.wandb_mirror import Mirror
 from dinowm.supervise.watchdog import Outcome, Progress, Verdict, check, classify, decide
@@ -76,7 +76,6 @@ class Supervisor:
         self.display = display
         self.stop_reason: str | None = None
         self.force_stop = False
-        self.telemetry_stale = False  # NVML stopped answering (a hung driver call)
         self.offset = 0
         self.history: list[Outcome] = []
         self.proc: subprocess.Popen | None = None
@@ -136,41 +135,35 @@ class Supervisor:
                               started_at=self.run.get("started_at") or time.time(),
                               ended_at=None, exit_reason=None)
         cfg = self._config()
-        tele = telemetry.TelemetryThread(telemetry.Sampler(telemetry.visible_gpus(
-            os.environ, telemetry.nvml_uuids())), cfg.telemetry.interval_s)
-        tele.start()
-        if not tele.sampler.available:
-            self.store.add_incident(self.run_id, "telemetry",
-                                    f"GPU telemetry unavailable: {tele.sampler.reason}")
+        gpu = GpuWatch(self.store, self.run_id, self.run_dir, cfg.telemetry.interval_s)
+        gpu.start()
         mirror = Mirror(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity,
                         self.run.get("name") or self.run_id, self.run_id,
                         self.run.get("wandb_id"), to_dict(cfg), self.run_dir)
         status, reason = "failed", "supervisor error"
         try:
-            status, reason = self._attempts(tele, mirror)
+            status, reason = self._attempts(gpu, mirror)
         finally:
-            tele.stop()
-            self._write_telemetry(tele)
+            gpu.stop()
             mirror.finish(timeout_s=10)
             wandb = mirror.status()
-            self._clear_pause()
             self.store.update_run(self.run_id, status=status, exit_reason=reason,
                                   ended_at=time.time(), phase=None, pid=None,
                                   wandb_id=wandb.get("wandb_id") or self.run.get("wandb_id"),
                                   wandb_url=wandb.get("url") or self.run.get("wandb_url"))
             if self.display is not None:
-                self._show(tele)
+                self._show(gpu)
             self.store.checkpoint_wal()
             self.store.close()
         return status
 
-    def _attempts(self, tele: telemetry.TelemetryThread, mirror: Mirror) -> tuple[str, str]:
+    def _attempts(self, gpu: GpuWatch, mirror: Mirror) -> tuple[str, str]:
         resumes = 0
         while True:
             cfg = self._config()
             attempt = (self.store.run(self.run_id)["attempts"] or 0) + 1
             self.store.update_run(self.run_id, attempts=attempt)
-            outcome = self._attempt(cfg, attempt, tele, mirror)
+            outcome = self._attempt(cfg, attempt, gpu, mirror)
             if self.stop_reason is not None and outcome.kind not in ("completed", "config"):
                 return "stopped", self.stop_reason
             decision = decide(outcome, self.history, cfg.watchdog, resumes)
@@ -186,16 +179,15 @@ class Supervisor:
                                     {"delay_s": decision.delay_s, "after": outcome.kind},
                                     attempt=attempt)
             self.store.update_run(self.run_id, status="resuming", phase=None)
-            if not self._sleep(decision.delay_s, tele):
+            if not self._sleep(decision.delay_s, gpu):
                 return "stopped", self.stop_reason or "stopped"
             self.store.update_run(self.run_id, status="running")
 
-    def _attempt(self, cfg: RunConfig, attempt: int, tele: telemetry.TelemetryThread,
-                 mirror: Mirror) -> Outcome:
+    def _attempt(self, cfg: RunConfig, attempt: int, gpu: GpuWatch, mirror: Mirror) -> Outcome:
         """One trainer process from spawn to exit (or to the kill after a stall)."""
         state = AttemptState(attempt, cfg, self._spawn(attempt), ThermalGuard(cfg.thermal))
         self.proc = state.proc
-        duties = [Duty(1.0, lambda: self._write_telemetry(tele)),
+        duties = [Duty(1.0, gpu.write_rows),
                   Duty(1.0, self._poll_stop_request),
                   Duty(WAL_EVERY_S, lambda: self._housekeeping(cfg))]
         try:
@@ -205,13 +197,13 @@ class Supervisor:
                 for duty in duties:
                     duty.run_if_due(time.monotonic())
                 self._ingest(state, mirror, now)
-                self._watch_telemetry(tele, state.guard, attempt)
-                self._thermal(state.guard, tele, now)
+                gpu.watch(state.guard, attempt)
+                gpu.heat(state.guard, now)
                 outcome = self._stop(state)
                 if self.display is not None:
-                    self._show(tele)
+                    self._show(gpu)
                 outcome = outcome or self._exited(state, mirror) or \
-                    self._gpu_lost(state, tele) or self._stalled(state, tele, now)
+                    self._gpu_lost(state, gpu) or self._stalled(state, gpu, now)
                 if outcome is not None:
                     return outcome
         finally:
@@ -266,23 +258,22 @@ class Supervisor:
                                     step=a.progress.last_step)
         return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
 
-    def _gpu_lost(self, a: AttemptState, tele: telemetry.TelemetryThread) -> Outcome | None:
+    def _gpu_lost(self, a: AttemptState, gpu: GpuWatch) -> Outcome | None:
         """NVML says the GPU is gone: stop the trainer instead of waiting for a stall."""
-        if a.stop_sent is not None or not tele.sampler.lost:
+        if a.stop_sent is not None or not gpu.lost:
             return None
-        self._write_telemetry(tele)
+        gpu.write_rows()
         procinfo.kill_group(a.proc.pid, a.proc, grace_s=10.0)
-        msg = f"GPU lost: {tele.sampler.lost}"
-        self.store.add_incident(self.run_id, "gpu_lost", msg, tele.sampler.lost,
+        msg = f"GPU lost: {gpu.lost}"
+        self.store.add_incident(self.run_id, "gpu_lost", msg, gpu.lost,
                                 attempt=a.number)
         return a.outcome("lost_gpu", msg)
 
-    def _stalled(self, a: AttemptState, tele: telemetry.TelemetryThread,
-                 now: float) -> Outcome | None:
+    def _stalled(self, a: AttemptState, gpu: GpuWatch, now: float) -> Outcome | None:
         verdict = check(a.progress, now, a.cfg.watchdog)
         if not verdict.stalled or a.stop_sent is not None:
             return None
-        return self._stall(verdict, a, tele)
+        return self._stall(verdict, a, gpu)
 
     def _ingest(self, a: AttemptState, mirror: Mirror, now: float) -> None:
         events, self.offset = read_events(self.run_dir / rundir.EVENTS, self.offset)
@@ -304,11 +295,10 @@ class Supervisor:
             elif kind == "start" and self.display is not None:
                 self.display.start(event)
 
-    def _stall(self, verdict: Verdict, a: AttemptState,
-               tele: telemetry.TelemetryThread) -> Outcome:
+    def _stall(self, verdict: Verdict, a: AttemptState, gpu: GpuWatch) -> Outcome:
         """Diagnose, record, kill the process group, reap."""
-        gpu = telemetry.snapshot(timeout=5.0) if tele.sampler.available else None
-        diag = diagnosis.collect(self.run_dir, a.proc.pid, gpu=gpu)
+        snapshot = telemetry.snapshot(timeout=5.0) if gpu.available else None
+        diag = diagnosis.collect(self.run_dir, a.proc.pid, gpu=snapshot)
         killed = procinfo.kill_group(a.proc.pid, a.proc, grace_s=a.cfg.watchdog.kill_grace_s)
         message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
         self.store.add_incident(self.run_id, "stall", message,
@@ -342,63 +332,6 @@ class Supervisor:
         """The record lists exactly the committed checkpoints on disk."""
         self.store.sync_checkpoints(self.run_id, committed_checkpoints(self.run_dir))
 
-    def _write_telemetry(self, tele: telemetry.TelemetryThread) -> None:
-        rows = tele.drain()
-        if rows:
-            self.store.add_telemetry([{**r, "run_id": self.run_id} for r in rows])
-
-    def _watch_telemetry(self, tele: telemetry.TelemetryThread, guard: ThermalGuard,
-                         attempt: int) -> None:
-        """Record when NVML stops answering and when it answers again; training goes on.
-
-        A hung NVML call blocks only the sampler thread. While it hangs the thermal guard has no
-        reading: a thermal pause is lifted rather than left waiting for a temperature that will
-        not come (the GPU's own slowdown and shutdown limits still protect it).
-        """
-        stale = tele.stale()
-        if stale == self.telemetry_stale:
-            return
-        self.telemetry_stale = stale
-        if not stale:
-            self.store.add_incident(self.run_id, "telemetry", "GPU telemetry answering again",
-                                    attempt=attempt)
-            return
-        silent = time.monotonic() - (tele.last_sample_monotonic or tele.started_monotonic or 0)
-        summary = (f"GPU telemetry stalled: NVML has not answered for {silent:.0f} s; "
-                   "training goes on without GPU readings")
-        if guard.paused_since is not None:
-            guard.paused_since, guard.hot_since = None, None
-            self._clear_pause()
-            summary += "; thermal pause lifted (no temperature to wait for)"
-        self.store.add_incident(self.run_id, "telemetry", summary,
-                                {"silent_s": round(silent, 1), "error": tele.error,
-                                 "samples": tele.samples}, attempt=attempt)
-
-    def _thermal(self, guard: ThermalGuard, tele: telemetry.TelemetryThread,
-                 now: float) -> None:
-        if self.telemetry_stale:
-            return  # the newest rows are old: no decision on them
-        latest = tele.latest()
-        temps = [r["temp_c"] for r in latest if r.get("temp_c") is not None]
-        action = guard.update(max(temps) if temps else None, now)
-        if action is None:
-            return
-        reasons = sorted({n for r in latest for n in telemetry.throttle_names(r.get("throttle"))})
-        cfg = guard.cfg
-        if action == "pause":
-            reason = (f"GPU at {max(temps):.0f} °C > {cfg.max_temp_c:.0f} °C for "
-                      f"{cfg.hold_s:.0f} s; pausing until < {cfg.resume_temp_c:.0f} °C")
-            (self.run_dir / rundir.CONTROL).write_text(json.dumps({"pause": True,
-                                                                 "reason": reason}))
-        else:
-            reason = f"GPU at {max(temps):.0f} °C: resuming"
-            self._clear_pause()
-        self.store.add_incident(self.run_id, "thermal", reason,
-                                {"temps": temps, "throttle": reasons, "action": action})
-
-    def _clear_pause(self) -> None:
-        (self.run_dir / rundir.CONTROL).unlink(missing_ok=True)
-
     def _poll_stop_request(self) -> None:
         if self.stop_reason is None and self.store.stop_requested(self.run_id):
             self.stop_reason = "stop requested (dinowm stop)"
@@ -407,23 +340,23 @@ class Supervisor:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signum)
 
-    def _sleep(self, seconds: float, tele: telemetry.TelemetryThread) -> bool:
+    def _sleep(self, seconds: float, gpu: GpuWatch) -> bool:
         """Back-off wait that a stop request interrupts; False when stopped."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.stop_reason is not None:
                 return False
             time.sleep(min(TICK_S, max(deadline - time.monotonic(), 0)))
-            self._write_telemetry(tele)
+            gpu.write_rows()
             self._poll_stop_request()
         return self.stop_reason is None
 
     def _config(self) -> RunConfig:
         return from_dict(read_spec(self.run_dir)["config"])
 
-    def _show(self, tele: telemetry.TelemetryThread) -> None:
+    def _show(self, gpu: GpuWatch) -> None:
         try:
-            self.display.update(self.store.run(self.run_id), tele.latest())
+            self.display.update(self.store.run(self.run_id), gpu.latest())
         except OSError:
             self.display = None  # the terminal is gone; keep supervising
 
