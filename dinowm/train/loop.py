@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -15,21 +14,20 @@ from dinowm.faults import fault
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import build_model, build_optimizers, seed_everything
-from dinowm.train.data import EpochSampler, ReferenceDataset, SliceDataset, build_datasets
+from dinowm.train.data import EpochSampler, SliceDataset, build_datasets
 from dinowm.train.features import attach_cache
+from dinowm.train.mode import Mode
 from dinowm.train.model import WorldModel
 from dinowm.train.runtime import Runtime, ensure_dataset
 from dinowm.train.samples import reconstruction_grid
 from dinowm.train.state import Accum, TrainState, latest_checkpoint, restore, save
-
-TRAIN_DECODE_EVERY = 10  # predicted-frame decode (a metric only) on every 10th training step
 
 
 def train(run_dir: Path) -> str:
     """Train the run in `run_dir` up to its target epochs; returns 'completed' or 'stopped'."""
     rt = Runtime(run_dir)
     cfg: RunConfig = from_dict(rt.spec["config"])
-    t, device = cfg.training, rt.device
+    t, device, mode = cfg.training, rt.device, Mode.of(cfg)
     rt.phase("startup", epoch=None)
 
     # -- setup: data, model, optimisers, and where a resume stands ----------------------------
@@ -46,18 +44,17 @@ def train(run_dir: Path) -> str:
         rt.log(f"data warning: {warning}")
     seed_everything(cfg.seed)
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device)
+    mode.prepare(model, device)  # before the optimisers, whose states follow the parameters
     optimizers = build_optimizers(model, cfg, device)
     state = restore(resumed, rt.run_id, model, optimizers) if resumed else TrainState()
-    reference = cfg.perf.mode == "reference"
-    setup_speed(model, cfg, device)
-    if cfg.data.cache_features and not reference:
+    if mode.cache_features:
         rt.phase("startup", epoch=None)
         attach_cache(model, train_ds, val_ds, run_dir.parent / ".feature_cache", device, rt.log)
     sampler = EpochSampler(len(train_ds), seed=cfg.seed)
-    loader = rt.loader(ReferenceDataset(train_ds, cfg.model.img_size) if reference else train_ds,
-                       cfg.micro_batch, sampler=sampler)
-    val_loader = rt.loader(ReferenceDataset(val_ds, cfg.model.img_size) if reference else val_ds,
-                           cfg.micro_batch, sampler=None)
+    loader = rt.loader(mode.dataset(train_ds, cfg.model.img_size), cfg.micro_batch,
+                       sampler=sampler)
+    val_loader = rt.loader(mode.dataset(val_ds, cfg.model.img_size), cfg.micro_batch,
+                           sampler=None)
     steps_per_epoch = math.ceil(len(train_ds) / t.batch_size)
     if t.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
@@ -67,7 +64,7 @@ def train(run_dir: Path) -> str:
              params=model.parameter_counts(), encoder_label=model.encoder.label, dataset=info,
              config_hash=config_hash(cfg), resumed_from=str(resumed.path) if resumed else None,
              swept_temp_files=swept)
-    autocast = rt.autocast("fp32" if reference else t.precision)
+    autocast = rt.autocast(mode.precision)
 
     while state.epoch <= t.epochs:
         # -- train one epoch (a resume starts mid-epoch, after the samples it trained on) -----
@@ -88,7 +85,7 @@ def train(run_dir: Path) -> str:
             fault("step")
             fault("global_step", at=state.step + 1)
             n = sum(b["visual"].shape[0] for b in group)
-            decode = reference or (state.step % TRAIN_DECODE_EVERY) == 0
+            decode = state.step % mode.decode_every == 0
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             for micro in group:
@@ -98,7 +95,7 @@ def train(run_dir: Path) -> str:
                 with autocast:
                     out = model(visual, proprio, action, decode_pred=decode,
                                 image_metrics_on=decode, tokens=rt.tokens(micro),
-                                keep_pred_graph=reference)
+                                keep_pred_graph=mode.keep_pred_graph)
                 (out["loss"] * (visual.shape[0] / n)).backward()  # the mean over all n samples
                 state.accum.add(out, visual.shape[0])
             for opt in optimizers.values():
@@ -122,10 +119,10 @@ def train(run_dir: Path) -> str:
         # -- validation, rollout, reconstructions -------------------------------------------
         rt.phase("validation", epoch=state.epoch)
         fault("validation")
-        val, images = validate(model, val_loader, rt, cfg)
+        val, images = validate(model, val_loader, rt, cfg, mode)
         metrics = {**state.accum.means("train"), **val}
         if t.rollout_horizon and len(val_ds):
-            metrics.update(rollout_metrics(model, val_ds, rt, cfg))
+            metrics.update(rollout_metrics(model, val_ds, rt, cfg, mode))
         if t.num_reconstruct_samples and images is not None:
             path = reconstruction_grid(images, run_dir / "samples", state.epoch,
                                        t.num_reconstruct_samples)
@@ -148,23 +145,21 @@ def train(run_dir: Path) -> str:
     return "completed"
 
 
-def validate(model: WorldModel, loader: DataLoader, rt: Runtime,
-             cfg: RunConfig) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
+def validate(model: WorldModel, loader: DataLoader, rt: Runtime, cfg: RunConfig,
+             mode: Mode) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
     """Mean val metrics over the whole val split, and the first batch's images for the grid.
 
-    Fast mode runs under no_grad; reference mode keeps autograd on and the previous batch's
-    outputs alive, as the public code does.
+    Reference mode keeps autograd on and the previous batch's outputs alive, as the public
+    code does.
     """
     model.eval()
     accum, images = Accum(), None
-    reference = cfg.perf.mode == "reference"
-    autocast = rt.autocast("fp32" if reference else cfg.training.precision)
-    grad = torch.enable_grad() if reference else torch.no_grad()
+    autocast = rt.autocast(mode.precision)
     for i, micro in enumerate(loader):
         visual, proprio, action = rt.to_device(micro, cfg.model.img_size)
-        with autocast, grad:
+        with autocast, mode.validation_grad():
             out = model(visual, proprio, action, decode_pred=True, return_images=i == 0,
-                        tokens=rt.tokens(micro), keep_pred_graph=reference)
+                        tokens=rt.tokens(micro), keep_pred_graph=mode.keep_pred_graph)
         if i == 0:
             images = {"true": visual.float().cpu(),
                       "reconstructed": out.pop("visual_reconstructed").float().cpu(),
@@ -177,7 +172,7 @@ def validate(model: WorldModel, loader: DataLoader, rt: Runtime,
 
 @torch.no_grad()
 def rollout_metrics(model: WorldModel, val_ds: SliceDataset, rt: Runtime, cfg: RunConfig,
-                    max_sequences: int = 8) -> dict[str, float]:
+                    mode: Mode, max_sequences: int = 8) -> dict[str, float]:
     """Open-loop rollout error over a few val windows long enough for the horizon (bounded)."""
     horizon = cfg.training.rollout_horizon
     frames = cfg.num_hist + horizon
@@ -192,17 +187,7 @@ def rollout_metrics(model: WorldModel, val_ds: SliceDataset, rt: Runtime, cfg: R
     batch = {k: torch.stack([w[k] for w in windows]) for k in windows[0]}
     visual, proprio, action = rt.to_device(batch, cfg.model.img_size)  # (S, frames, ...)
     model.eval()
-    with rt.autocast("fp32" if cfg.perf.mode == "reference" else cfg.training.precision):
+    with rt.autocast(mode.precision):
         errs = model.rollout_error(visual, proprio, action, horizon)
     model.train()
     return {f"val_{k}": float(v) for k, v in errs.items()}
-
-
-def setup_speed(model: Any, cfg: Any, device: torch.device) -> None:
-    """Fast path settings (channels-last decoder, torch.compile) or the reference costs."""
-    if cfg.perf.mode == "reference":
-        model.predictor.set_attention("explicit")
-        return
-    if cfg.perf.compile:
-        model.predictor.compile()  # in place: state_dict keys stay the same
-        model.decoder.compile()
