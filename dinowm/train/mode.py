@@ -25,6 +25,7 @@ class Mode:
     keep_pred_graph: bool  # keep that decode's unused autograd graph alive, as the public code
     cache_features: bool  # read the frozen encoder's tokens from the on-disk cache
     compile: bool  # torch.compile the predictor and decoder
+    channels_last: bool  # channels-last decoder convolutions (applied on CUDA only)
 
     @classmethod
     def of(cls, cfg: RunConfig) -> Mode:
@@ -36,13 +37,16 @@ class Mode:
                    decode_every=1 if reference else TRAIN_DECODE_EVERY,
                    keep_pred_graph=reference,
                    cache_features=fast and cfg.data.cache_features,
-                   compile=fast and cfg.perf.compile)
+                   compile=fast and cfg.perf.compile,
+                   channels_last=fast and cfg.perf.channels_last)
 
     def prepare(self, model: WorldModel, device: torch.device) -> None:
         """Set the model up for this mode, before its optimisers are built."""
         if self.reference:
             model.predictor.set_attention("explicit")
-        if self.compile:
+        if self.channels_last and device.type == "cuda":  # CPU runs keep their exact kernels
+            model.decoder.to_channels_last()
+        if self.compile:  # after the layout change, so the compiled graphs see it
             model.predictor.compile()  # in place: state_dict keys stay the same
             model.decoder.compile()
 

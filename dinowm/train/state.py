@@ -82,6 +82,7 @@ def restore(resumed: ckpt.Loaded, run_id: str, model: WorldModel,
         load_model_state(model, state["model"])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optim"][name])
+            match_layouts(opt)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise ConfigError(f"Checkpoint {resumed.path} does not fit this run "
                           f"({str(exc).splitlines()[0][:160]}); restore the run's "
@@ -89,6 +90,19 @@ def restore(resumed: ckpt.Loaded, run_id: str, model: WorldModel,
     set_rng_state(state["rng"])
     return TrainState(epoch=state["epoch"], step=state["step"], samples=state["samples_done"],
                       accum=Accum(state["accum"]))
+
+
+def match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded optimiser state tensor its parameter's memory layout.
+
+    Fused Adam pairs a parameter with its states element by element in memory order: states
+    saved with perf.channels_last on and loaded with it off (or the reverse) would mix weights.
+    """
+    for param, per_param in opt.state.items():
+        for key, value in per_param.items():
+            if (isinstance(value, torch.Tensor) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                per_param[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def save(rt: Runtime, cfg: RunConfig, model: WorldModel, optimizers: Optimizers, stats: Stats,

@@ -50,3 +50,19 @@ def test_reference_mode_turns_every_fast_setting_off(tiny_run, tmp_path: Path) -
         assert torch.is_grad_enabled()
     mode.prepare(model, torch.device("cpu"))
     assert all(layer.attn.mode == "explicit" for layer in model.predictor.layers)
+
+
+def test_channels_last_applies_to_the_decoder_on_cuda_only(tiny_run, tmp_path: Path) -> None:
+    cfg, model, _ = _tiny(tiny_run, tmp_path, perf__channels_last=True)
+    weight = model.decoder.upsample[0].weight  # (C, in_dim, 3, 3)
+    Mode.of(cfg).prepare(model, torch.device("cpu"))
+    assert not model.decoder.channels_last and weight.is_contiguous()
+    # Only the device's type decides: the conversion itself runs on CPU tensors too.
+    Mode.of(with_values(cfg, perf__mode="reference")).prepare(model, torch.device("cuda"))
+    assert not model.decoder.channels_last
+    Mode.of(with_values(cfg, perf__channels_last=False)).prepare(model, torch.device("cuda"))
+    assert not model.decoder.channels_last
+    Mode.of(cfg).prepare(model, torch.device("cuda"))
+    assert model.decoder.channels_last
+    assert model.decoder.upsample[0].weight is weight  # the optimisers' Parameter objects
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
