@@ -1,10 +1,63 @@
-"""TrainState across a restart: what restore() gives back."""
+"""TrainState across a restart: the checkpoint it writes, what restore() gives back."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 import torch
 
-from dinowm.train.state import match_layouts
+from dinowm.config import from_dict
+from dinowm.errors import ConfigError
+from dinowm.train import checkpoint as ckpt
+from dinowm.train.build import build_model, build_optimizers, seed_everything
+from dinowm.train.data import build_datasets
+from dinowm.train.state import Accum, TrainState, match_layouts, restore, save
+from dinowm.train.synth import write_synthetic_dataset
+
+# Checkpoint format 1: what every checkpoint ever written holds (old ones must keep loading).
+FORMAT_1_KEYS = {"format", "run_id", "config", "epoch", "samples_done", "step", "accum", "model",
+                 "optim", "rng", "stats"}
+
+
+def _parts(tiny_run, tmp_path: Path):
+    run_dir = tiny_run("state", [])
+    cfg = from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, episodes=4, length=30, image_size=32, seed=0)
+    _, _, stats, info = build_datasets(data, frameskip=cfg.frameskip, num_hist=cfg.num_hist,
+                                       num_pred=cfg.num_pred)
+    seed_everything(0)
+    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"])
+    optimizers = build_optimizers(model, cfg, torch.device("cpu"))
+    fired: list[dict] = []
+    rt = SimpleNamespace(run_dir=run_dir, run_id="state", checkpoint=lambda **f: fired.append(f))
+    return rt, cfg, model, optimizers, stats, fired
+
+
+def test_save_writes_format_1_and_restore_gives_the_state_back(tiny_run, tmp_path: Path) -> None:
+    rt, cfg, model, optimizers, stats, fired = _parts(tiny_run, tmp_path)
+    accum = Accum()
+    accum.add({"loss": torch.tensor(0.5), "image": torch.zeros(2)}, 8)
+    accum.steps, accum.seconds = 1, 2.5
+    state = TrainState(epoch=2, step=7, samples=8, accum=accum)
+    save(rt, cfg, model, optimizers, stats, state, kind="latest")
+    folder = rt.run_dir / "checkpoints"
+    loaded = ckpt.load_latest(folder)
+    assert set(loaded.state) == FORMAT_1_KEYS and loaded.state["format"] == 1
+    assert (loaded.manifest["epoch"], loaded.manifest["next_epoch"]) == (2, 2)
+    assert fired[0]["kind"] == "latest" and fired[0]["path"] == str(folder / ckpt.LATEST)
+    back = restore(loaded, "state", model, optimizers)
+    assert (back.epoch, back.step, back.samples) == (2, 7, 8)
+    assert back.accum.state() == accum.state() and back.accum.means("train") == {"train_loss": 0.5}
+    state.next_epoch()
+    save(rt, cfg, model, optimizers, stats, state, kind="epoch")
+    assert (folder / "epoch_0002.pth").exists() and fired[1]["epoch"] == 2
+    assert (state.epoch, state.samples, state.accum.steps) == (3, 0, 0)
+    with pytest.raises(ConfigError, match="does not fit this run.*belongs to run state"):
+        restore(ckpt.load_latest(folder), "another", model, optimizers)
 
 
 def test_optimiser_states_take_their_parameters_layout() -> None:
