@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -18,9 +20,9 @@ from dinowm.train.data import EpochSampler, SliceDataset, build_datasets
 from dinowm.train.features import attach_cache
 from dinowm.train.mode import Mode
 from dinowm.train.model import WorldModel
+from dinowm.train.resume import latest_checkpoint, restore, save
 from dinowm.train.runtime import Runtime, ensure_dataset
 from dinowm.train.samples import reconstruction_grid
-from dinowm.train.state import Accum, TrainState, latest_checkpoint, restore, save
 
 
 def train(run_dir: Path) -> str:
@@ -46,7 +48,10 @@ def train(run_dir: Path) -> str:
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device)
     mode.prepare(model, device)  # before the optimisers, whose states follow the parameters
     optimizers = build_optimizers(model, cfg, device)
-    state = restore(resumed, rt.run_id, model, optimizers) if resumed else TrainState()
+    state = TrainState()
+    if resumed:
+        restore(resumed, rt.run_id, model, optimizers)  # weights, optimiser and RNG states
+        state = TrainState.from_checkpoint(resumed.state)
     if mode.cache_features:
         rt.phase("startup", epoch=None)
         attach_cache(model, train_ds, val_ds, run_dir.parent / ".feature_cache", device, rt.log)
@@ -77,7 +82,7 @@ def train(run_dir: Path) -> str:
         first_step = state.accum.steps
         epoch_start = time.time() - state.accum.seconds
         while state.accum.steps < steps_per_epoch:
-            # One optimiser step: grad_accum micro-batches of visual (b, F, 3, img, img).
+            # One optimiser step over n samples: grad_accum micro-batches of b samples each.
             group = [b for _, b in zip(range(t.grad_accum), batches)]
             if not group:
                 break
@@ -85,10 +90,11 @@ def train(run_dir: Path) -> str:
             fault("step")
             fault("global_step", at=state.step + 1)
             n = sum(b["visual"].shape[0] for b in group)
-            decode = state.step % mode.decode_every == 0
+            decode = state.step % mode.decode_every == 0  # predicted frames: metrics only
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             for micro in group:
+                # visual (b, F, 3, img, img) in [-1, 1], proprio (b, F, P), action (b, F, fs*A)
                 visual, proprio, action = rt.to_device(micro, cfg.model.img_size)
                 # Reference mode: `out` keeps the previous step's unused decode graph alive
                 # through this forward, as the public code's variables do.
@@ -110,7 +116,7 @@ def train(run_dir: Path) -> str:
                          remaining=(t.epochs - state.epoch + 1) * steps_per_epoch
                          - state.accum.steps)
             if rt.stop_requested:
-                save(rt, cfg, model, optimizers, stats, state, kind="latest")
+                save(rt, cfg, model, optimizers, stats, state.checkpoint(), kind="latest")
                 rt.end("stopped", epoch=state.epoch - 1, step=state.step)
                 return "stopped"
             rt.wait_while_paused()
@@ -137,7 +143,7 @@ def train(run_dir: Path) -> str:
         state.next_epoch()
         if done % t.save_every_x_epoch == 0 or done == t.epochs or rt.stop_requested:
             rt.phase("checkpoint", epoch=done)
-            save(rt, cfg, model, optimizers, stats, state, kind="epoch")
+            save(rt, cfg, model, optimizers, stats, state.checkpoint(), kind="epoch")
         if rt.stop_requested:
             rt.end("stopped", epoch=done, step=state.step)
             return "stopped"
@@ -191,3 +197,57 @@ def rollout_metrics(model: WorldModel, val_ds: SliceDataset, rt: Runtime, cfg: R
         errs = model.rollout_error(visual, proprio, action, horizon)
     model.train()
     return {f"val_{k}": float(v) for k, v in errs.items()}
+
+
+class Accum:
+    """Sample-weighted running sums of an epoch's metrics (restored on a mid-epoch resume)."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.sums: dict[str, float] = dict(state.get("sums", {}))
+        self.weights: dict[str, int] = dict(state.get("weights", {}))
+        self.steps: int = state.get("steps", 0)
+        self.samples: int = state.get("samples", 0)
+        self.seconds: float = state.get("seconds", 0.0)
+
+    def add(self, out: dict[str, torch.Tensor], n: int) -> None:
+        """Add the scalar outputs of a forward pass over `n` samples."""
+        for key, value in out.items():
+            if value.dim() == 0:
+                self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * n
+                self.weights[key] = self.weights.get(key, 0) + n
+        self.samples += n
+
+    def means(self, prefix: str) -> dict[str, float]:
+        """Sample-weighted means, keys as `{prefix}_{metric}`, sorted."""
+        return {f"{prefix}_{k}": self.sums[k] / self.weights[k] for k in sorted(self.sums)}
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint stores under "accum"."""
+        return {"sums": self.sums, "weights": self.weights, "steps": self.steps,
+                "samples": self.samples, "seconds": self.seconds}
+
+
+@dataclass
+class TrainState:
+    """The counters a checkpoint carries besides weights, optimiser and RNG states."""
+
+    epoch: int = 1  # the epoch being trained, 1-based
+    step: int = 0  # optimiser steps since the run began
+    samples: int = 0  # samples of this epoch already trained on (a resume skips them)
+    accum: Accum = field(default_factory=Accum)  # this epoch's metric sums, steps and seconds
+
+    @classmethod
+    def from_checkpoint(cls, saved: dict[str, Any]) -> TrainState:
+        """Where a checkpoint stood."""
+        return cls(epoch=saved["epoch"], step=saved["step"], samples=saved["samples_done"],
+                   accum=Accum(saved["accum"]))
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The counters under a checkpoint's keys (format 1)."""
+        return {"epoch": self.epoch, "samples_done": self.samples, "step": self.step,
+                "accum": self.accum.state()}
+
+    def next_epoch(self) -> None:
+        """Move to the start of the next epoch."""
+        self.epoch, self.samples, self.accum = self.epoch + 1, 0, Accum()

@@ -1,4 +1,4 @@
-"""TrainState across a restart: the checkpoint it writes, what restore() gives back."""
+"""TrainState across a restart: the checkpoint save() writes, what restore() gives back."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from dinowm.errors import ConfigError
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import build_model, build_optimizers, seed_everything
 from dinowm.train.data import build_datasets
-from dinowm.train.state import Accum, TrainState, match_layouts, restore, save
+from dinowm.train.loop import Accum, TrainState
+from dinowm.train.resume import match_layouts, restore, save
 from dinowm.train.synth import write_synthetic_dataset
 
 # Checkpoint format 1: what every checkpoint ever written holds (old ones must keep loading).
@@ -43,17 +44,18 @@ def test_save_writes_format_1_and_restore_gives_the_state_back(tiny_run, tmp_pat
     accum.add({"loss": torch.tensor(0.5), "image": torch.zeros(2)}, 8)
     accum.steps, accum.seconds = 1, 2.5
     state = TrainState(epoch=2, step=7, samples=8, accum=accum)
-    save(rt, cfg, model, optimizers, stats, state, kind="latest")
+    save(rt, cfg, model, optimizers, stats, state.checkpoint(), kind="latest")
     folder = rt.run_dir / "checkpoints"
     loaded = ckpt.load_latest(folder)
     assert set(loaded.state) == FORMAT_1_KEYS and loaded.state["format"] == 1
     assert (loaded.manifest["epoch"], loaded.manifest["next_epoch"]) == (2, 2)
     assert fired[0]["kind"] == "latest" and fired[0]["path"] == str(folder / ckpt.LATEST)
-    back = restore(loaded, "state", model, optimizers)
+    restore(loaded, "state", model, optimizers)
+    back = TrainState.from_checkpoint(loaded.state)
     assert (back.epoch, back.step, back.samples) == (2, 7, 8)
     assert back.accum.state() == accum.state() and back.accum.means("train") == {"train_loss": 0.5}
     state.next_epoch()
-    save(rt, cfg, model, optimizers, stats, state, kind="epoch")
+    save(rt, cfg, model, optimizers, stats, state.checkpoint(), kind="epoch")
     assert (folder / "epoch_0002.pth").exists() and fired[1]["epoch"] == 2
     assert (state.epoch, state.samples, state.accum.steps) == (3, 0, 0)
     with pytest.raises(ConfigError, match="does not fit this run.*belongs to run state"):
