@@ -108,7 +108,7 @@ def attach_cache(model: Any, train_ds: SliceDataset, val_ds: SliceDataset, root:
 class TokenStore:
     """Memory-mapped per-episode token files with a small per-process cache."""
 
-    def __init__(self, folder: Path, cache: int = 64):
+    def __init__(self, folder: Path, cache: int = 64) -> None:
         self.folder, self.cache = Path(folder), cache
         self._open: OrderedDict[int, torch.Tensor] = OrderedDict()
 
