@@ -58,6 +58,14 @@ class Resolved:
         return [k for k, s in self.sources.items() if s == "override"]
 
 
+def data_path(cfg: RunConfig) -> Path:
+    """The run's dataset folder; an empty data.path is refused, naming the fix."""
+    if not cfg.data.path:
+        raise ConfigError("data.path is empty: point it at the dataset, e.g. "
+                          "data.path=/path/to/franka_cube_stack_ds (or use --preset demo).")
+    return Path(cfg.data.path)
+
+
 def find_config(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Path:
     """The dinowm.toml to use: --config, then $DINOWM_CONFIG, then cwd and its parents."""
     given = explicit or os.environ.get("DINOWM_CONFIG")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
-from dinowm.config import (Project, Resolved, config_hash, flat_values, from_dict, model_hash,
-                           resolve, to_dict, with_values)
+from dinowm.config import (Project, Resolved, config_hash, data_path, flat_values, from_dict,
+                           model_hash, resolve, to_dict, with_values)
 from dinowm.errors import ConfigError, DinowmError, NotFoundError
 from dinowm.rundir import ACTIVE, RunLock, read_spec, write_spec
 from dinowm.schema import RunConfig
@@ -54,10 +54,7 @@ def dinov2_weights_path(cfg: RunConfig) -> Path:
 def preflight(cfg: RunConfig) -> None:
     """Errors a run would hit in its first seconds, found before anything is written."""
     d = cfg.data
-    if not d.path:
-        raise ConfigError("data.path is empty: point it at the dataset, e.g. "
-                          "data.path=/path/to/franka_cube_stack_ds (or use --preset demo).")
-    if not d.synthetic and not Path(d.path).is_dir():
+    if not d.synthetic and not data_path(cfg).is_dir():
         raise ConfigError(f"data.path={d.path} does not exist; fix the path, or set "
                           f"data.synthetic=true to generate the built-in synthetic data there.")
     if cfg.model.encoder == "dinov2_vits14":

@@ -19,7 +19,7 @@ import torch
 from dinowm.config import from_dict, with_values
 from dinowm.train.build import build_model, build_optimizers, seed_everything
 from dinowm.train.data import ReferenceDataset, build_datasets, prepare_frames
-from dinowm.train.loop import setup_speed
+from dinowm.train.mode import Mode
 
 
 def _peak_mib(device: torch.device) -> float:
@@ -45,7 +45,7 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
         split_ratio=cfg.data.split_ratio, split_seed=cfg.data.split_seed)
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"],
                         load_weights=False).to(device)
-    setup_speed(model, cfg, device)
+    Mode.of(cfg).prepare(model, device)
     optimizers = build_optimizers(model, cfg, device)
     b = spec["batch"]
     source = ReferenceDataset(train_ds, cfg.model.img_size) if reference else train_ds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ class EpochSampler(Sampler[int]):
         """(n,) int64: the order of `epoch`."""
         return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.permutation(self.epoch)[self.start_index :].tolist())
 
     def __len__(self) -> int:
@@ -88,6 +89,7 @@ class EpochSampler(Sampler[int]):
                 "start_index": self.start_index}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue where state_dict() stood; DataError for another dataset or seed."""
         if (state["n"], state["seed"]) != (self.n, self.seed):
             raise DataError(f"sampler state is for {state['n']} samples with seed {state['seed']}, "
                             f"this dataset has {self.n} with seed {self.seed}; resume on the "

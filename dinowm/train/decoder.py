@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -44,6 +45,14 @@ class Decoder(nn.Module):
         # the second to RGB (56 -> 224 px); no output activation.
         self.upsample = upsampler(in_dim, in_dim, channels, res_blocks, res_channels)
         self.to_image = upsampler(in_dim, 3, channels, res_blocks, res_channels)
+        self.channels_last = False
+
+    def to_channels_last(self) -> None:
+        """Store weights and inputs NHWC, the layout cuDNN's fastest convolutions use."""
+        self.to(memory_format=torch.channels_last)  # in place: the same Parameter objects
+        self.channels_last = True
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)  # (N, in_dim, h, w), NHWC
         return self.to_image(self.upsample(x))  # (N, 3, 16h, 16w)

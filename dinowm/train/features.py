@@ -95,10 +95,20 @@ def build_cache(model: Any, dataset: SliceDataset, root: Path, device: torch.dev
     return folder
 
 
+def attach_cache(model: Any, train_ds: SliceDataset, val_ds: SliceDataset, root: Path,
+                 device: torch.device, log: Callable[[str], None]) -> Path:
+    """Build (or reuse) the cache of the run's frames; both splits then read tokens from it."""
+    folder = build_cache(model, train_ds, root, device,
+                         progress=lambda i, n: log(f"feature cache: episode {i}/{n}"))
+    train_ds.tokens = val_ds.tokens = TokenStore(folder)  # the splits share one FrameStore
+    log(f"feature cache: {folder}")
+    return folder
+
+
 class TokenStore:
     """Memory-mapped per-episode token files with a small per-process cache."""
 
-    def __init__(self, folder: Path, cache: int = 64):
+    def __init__(self, folder: Path, cache: int = 64) -> None:
         self.folder, self.cache = Path(folder), cache
         self._open: OrderedDict[int, torch.Tensor] = OrderedDict()
 

@@ -112,6 +112,7 @@ class Runtime:
         self.events.emit("phase", phase=phase, epoch=epoch)
 
     def start(self, attempt_epoch: int, **fields: Any) -> None:
+        """The attempt's first event: what it runs with, and where it resumes."""
         self.events.emit("start", durable=True, attempt=self.attempt, pid=os.getpid(),
                          epoch=attempt_epoch, device=str(self.device),
                          torch=torch.__version__, python=sys.version.split()[0], **fields)
@@ -160,18 +161,22 @@ class Runtime:
                  f"{fields['duration_s']:.1f}s")
 
     def checkpoint(self, **fields: Any) -> None:
+        """A committed checkpoint: its path, kind, epoch, step, sha256 and size."""
         self.events.emit("checkpoint", durable=True, **fields)
         self.log(f"checkpoint {fields['path']} ({fields['size'] / 2**20:.1f} MiB)")
 
     def incident(self, kind: str, summary: str, **details: Any) -> None:
+        """Something the run survived, for the run's history."""
         self.events.emit("incident", durable=True, kind=kind, summary=summary, details=details)
         self.log(f"{kind}: {summary}")
 
     def end(self, status: str, epoch: int, step: int) -> None:
+        """The attempt's last event: completed or stopped."""
         self.events.emit("end", durable=True, status=status, epoch=epoch, step=step)
         self.log(f"run {status} at epoch {epoch}, step {step}")
 
     def error(self, kind: str, message: str, **fields: Any) -> None:
+        """A failure that ends the attempt."""
         self.events.emit("error", durable=True, kind=kind, message=message, **fields)
 
     # -- thermal pause -----------------------------------------------------------------------
@@ -200,12 +205,10 @@ def _f(value: float | None) -> str:
 
 def ensure_dataset(cfg: RunConfig) -> None:
     """Generate the built-in synthetic dataset at data.path on first use (demo preset)."""
-    from dinowm.errors import ConfigError, DataError
+    from dinowm.config import data_path
+    from dinowm.errors import DataError
 
-    path = Path(cfg.data.path) if cfg.data.path else None
-    if path is None:
-        raise ConfigError("data.path is empty: set it to the dataset folder, e.g. "
-                          "data.path=/path/to/franka_cube_stack_ds (or use --preset demo).")
+    path = data_path(cfg)
     if cfg.data.synthetic and not path.exists():
         from dinowm.train.synth import write_synthetic_dataset
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from dinowm.errors import ConfigError
 from dinowm.train.encoder import Encoder, build_encoder, load_dinov2_weights
@@ -217,6 +218,33 @@ def test_optional_outputs() -> None:
     assert images["visual_pred"].shape == (2, 3, 3, 64, 64)
     with pytest.raises(ValueError, match="expected 4 frames"):
         model(*tiny_batch(frames=5))
+
+
+def test_channels_last_decoder_matches_the_default_layout() -> None:
+    model = tiny_model().eval()
+    z = model.encode(*tiny_batch()).detach().requires_grad_()  # (2, 4, 16, 42)
+    keys = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+
+    def decode() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.decoder.zero_grad(set_to_none=True)
+        images = model.decode(z)  # (2, 4, 3, 64, 64)
+        images.square().mean().backward()
+        return images.detach(), [p.grad.clone() for p in model.decoder.parameters()]
+
+    default, default_grads = decode()
+    model.decoder.to_channels_last()
+    convs = [m.weight for m in model.decoder.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not convs[0].is_contiguous()  # the 3x3 weights really changed layout
+    grid = z[0, :, :, :32].detach().reshape(4, 4, 4, 32).permute(0, 3, 1, 2).contiguous()
+    assert model.decoder(grid).is_contiguous(memory_format=torch.channels_last)
+    nhwc, nhwc_grads = decode()
+    assert nhwc.shape == default.shape == (2, 4, 3, 64, 64)
+    torch.testing.assert_close(nhwc, default, rtol=1e-5, atol=1e-6)
+    for a, b in zip(nhwc_grads, default_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    state = model.decoder.state_dict()
+    assert state.keys() == keys.keys() and all(torch.equal(state[k], keys[k]) for k in keys)
 
 
 def test_image_metrics_stay_fp32_under_autocast() -> None:

@@ -1,0 +1,59 @@
+"""What perf.mode changes, decided once: the fast path, or the public code's costs (reference)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from dinowm.schema import RunConfig
+from dinowm.train.data import ReferenceDataset, SliceDataset
+from dinowm.train.model import WorldModel
+
+TRAIN_DECODE_EVERY = 10  # fast mode decodes predicted frames (a metric only) every 10th step
+
+
+@dataclass(frozen=True)
+class Mode:
+    """The choices perf.mode (and the perf.* settings it allows) make for the loop."""
+
+    reference: bool  # perf.mode=reference: the public DINO-WM code's costs, for comparison
+    precision: str  # autocast precision: training.precision, or fp32 in reference mode
+    decode_every: int  # decode the predicted frames on every N-th training step
+    keep_pred_graph: bool  # keep that decode's unused autograd graph alive, as the public code
+    cache_features: bool  # read the frozen encoder's tokens from the on-disk cache
+    compile: bool  # torch.compile the predictor and decoder
+    channels_last: bool  # channels-last decoder convolutions (applied on CUDA only)
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> Mode:
+        """The mode of a run; reference mode turns every fast-path setting off."""
+        reference = cfg.perf.mode == "reference"
+        fast = not reference
+        return cls(reference=reference,
+                   precision="fp32" if reference else cfg.training.precision,
+                   decode_every=1 if reference else TRAIN_DECODE_EVERY,
+                   keep_pred_graph=reference,
+                   cache_features=fast and cfg.data.cache_features,
+                   compile=fast and cfg.perf.compile,
+                   channels_last=fast and cfg.perf.channels_last)
+
+    def prepare(self, model: WorldModel, device: torch.device) -> None:
+        """Set the model up for this mode, before its optimisers are built."""
+        if self.reference:
+            model.predictor.set_attention("explicit")
+        if self.channels_last and device.type == "cuda":  # CPU runs keep their exact kernels
+            model.decoder.to_channels_last()
+        if self.compile:  # after the layout change, so the compiled graphs see it
+            model.predictor.compile()  # in place: state_dict keys stay the same
+            model.decoder.compile()
+
+    def dataset(self, ds: SliceDataset, img_size: int) -> Dataset:
+        """Reference mode transforms each sample's whole episode, as the public loader."""
+        return ReferenceDataset(ds, img_size) if self.reference else ds
+
+    def validation_grad(self) -> contextlib.AbstractContextManager:
+        """no_grad, or autograd on in reference mode, as the public code validates."""
+        return torch.enable_grad() if self.reference else torch.no_grad()
