@@ -142,8 +142,8 @@ class PerfConfig:
 
     mode: str = opt("fast", "fast, or reference (the public code's costs, for comparison)",
                     choices=("fast", "reference"))
-    compile: bool = opt(False, "torch.compile the predictor and decoder")
-    channels_last: bool = opt(True, "channels-last decoder convolutions on CUDA")
+    compile: bool = opt(False, "torch.compile the predictor and decoder (fast mode)")
+    channels_last: bool = opt(True, "channels-last decoder convolutions on CUDA (fast mode)")
 
 
 @dataclass(frozen=True)
