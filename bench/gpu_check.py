@@ -132,6 +132,13 @@ def main() -> int:
     result["bench_s"] = time.time() - t0
     print(out.stdout[-3000:], flush=True)
 
+    # perf.channels_last alone: the same fast trial with the setting off (on is the default).
+    off_json = args.work / "bench_channels_first.json"
+    sh("-m", "dinowm", "bench", "--preset", "franka_f5_h3", "--batch", batches.split(",")[-1],
+       "--mode", "fast", "--steps", str(args.steps), "--json", str(off_json), *base,
+       "perf.channels_last=false", cwd=project)
+    result["channels_first"] = json.loads(off_json.read_text()) if off_json.exists() else None
+
     t0 = time.time()
     result["cache"] = cache_check(project, base)
     result["cache_s"] = time.time() - t0
@@ -161,6 +168,13 @@ def _print_table(r: dict) -> None:
               f"{row['samples_per_s']:>11.1f}{row['train_peak_mib'] / 1024:>11.2f}"
               f"{row['val_peak_mib'] / 1024:>9.2f}{row['loader_samples_per_s']:>10.0f}")
     print("reference/fast step time:", r["bench"].get("speedup_fast_over_reference"))
+    off = [x for x in (r.get("channels_first") or {}).get("rows", []) if x.get("status") == "ok"]
+    on = [x for x in r["bench"].get("rows", []) if x.get("status") == "ok"
+          and x["mode"] == "fast" and off and x["batch"] == off[0]["batch"]]
+    if off and on:
+        print(f"perf.channels_last at batch {off[0]['batch']}: off {off[0]['s_per_step']:.4f} "
+              f"s/step, on {on[0]['s_per_step']:.4f} s/step (off/on "
+              f"{off[0]['s_per_step'] / on[0]['s_per_step']:.2f}x)")
     c = r["cache"]
     print(f"feature cache: {c['frames_cached']} frames in {c['build_s']:.1f} s, relative loss "
           f"diff {max(c['relative_diff'].values()):.2e} -> "
