@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures defined next to the helpers they belong to, registered here once for every folder.
+pytest_plugins = ["tests.support.process"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
