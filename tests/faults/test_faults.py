@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dinowm.train import checkpoint as ckpt
-from tests.sup.conftest import Project, tiny
+from tests.support.supervised import Project, tiny
 
 DET = ["training.deterministic=true", "watchdog.heartbeat_floor_s=3"]
 

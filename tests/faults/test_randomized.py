@@ -25,7 +25,7 @@ import torch
 
 from dinowm.supervise.procinfo import ProcessRef
 from tests.faults.test_faults import DET, _all_checkpoints_verify, _epochs, _final_weights
-from tests.sup.conftest import Project, tiny
+from tests.support.supervised import Project, tiny
 
 SEEDS = int(os.environ.get("DINOWM_FAULT_SEEDS", "2"))
 EXTRA = ["global_step:{s}:hang", "global_step:{s}:busy", "global_step:{s}:sigstop",

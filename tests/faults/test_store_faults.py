@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from dinowm.store import Store
-from tests.sup.conftest import Project, tiny
+from tests.support.supervised import Project, tiny
 
 LOAD = Path(__file__).resolve().parents[1] / "core" / "store_load.py"
 

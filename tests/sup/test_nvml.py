@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from tests.core.nvml_fake import UUIDS, FakeGPU, write_pynvml
-from tests.sup.conftest import Project, tiny
+from tests.support.supervised import Project, tiny
 
 
 def _incidents(project: Project, run_id: str, kind: str) -> list[dict]:

@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 
 from dinowm.store import Store
 from dinowm.supervise.procinfo import ProcessRef, kill_group
-from tests.train.conftest import TINY
+from tests.support.trainer import TINY
 from tests.tui.seed import NOW, seed_project
 
 REPO = Path(__file__).resolve().parents[2]
