@@ -19,7 +19,7 @@ from dinowm.store import Store
 from dinowm.supervise import telemetry
 from dinowm.supervise.telemetry import (Sampler, TelemetryThread, snapshot, throttle_names,
                                         visible_gpus)
-from tests.core.nvml_fake import UUIDS, FakeGPU, FakeNVMLError, fake_pynvml
+from tests.support.nvml_fake import UUIDS, FakeGPU, FakeNVMLError, fake_pynvml
 from tests.support.process import wait_until
 
 MIB = 2**20

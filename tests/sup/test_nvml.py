@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from tests.core.nvml_fake import UUIDS, FakeGPU, write_pynvml
+from tests.support.nvml_fake import UUIDS, FakeGPU, write_pynvml
 from tests.support.supervised import Project, tiny
 
 
