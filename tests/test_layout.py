@@ -1,4 +1,4 @@
-"""The tests tree holds by structure: shared helpers only in tests/support/.
+"""The tests tree holds by structure: one folder per package, shared helpers in tests/support/.
 
 A test module imports nothing from another test module or from a conftest: what two folders
 share lives in tests/support/, and fixtures are registered once, in tests/conftest.py.
@@ -94,3 +94,17 @@ def test_the_checker_resolves_relative_imports(source: str) -> None:
 ])
 def test_the_checker_lets_tests_support_through(source: str) -> None:
     assert foreign_test_imports(source, "tests.support.supervised") == []
+
+
+# Folders of tests/ that are no package's: the flat modules of dinowm/, cross-cutting fault
+# injection (docs/RELIABILITY.md), the shared helpers.
+NOT_A_PACKAGE = {"core", "faults", "support"}
+
+
+def test_the_tests_tree_mirrors_the_package_tree() -> None:
+    packages = {p.parent.name for p in (REPO / "dinowm").glob("*/__init__.py")} | {"tui"}
+    folders = {p.name for p in TESTS.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == packages | NOT_A_PACKAGE, (
+        f"one tests/ folder per package: missing {sorted(packages - folders)}, "
+        f"unexpected {sorted(folders - packages - NOT_A_PACKAGE)}")
+    assert all((TESTS / f / "__init__.py").exists() for f in folders)  # distinct module names
