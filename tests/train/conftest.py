@@ -1,4 +1,5 @@
-"""The trainer tests' fixture: a tiny run folder in this test's folder (tests/support/trainer.py)."""
+"""The trainer tests' fixture: a tiny run folder in this test's folder (tests/support/trainer.py
+has the helpers)."""
 
 from __future__ import annotations
 
