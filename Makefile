@@ -29,8 +29,13 @@ test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-core-py310
 
-# The torch-free core (config, store, CLI basics) on Python 3.10, the user's conda version
-# (the 20-second store load test already ran above).
+# The torch-free tests on Python 3.10, the user's conda version: the flat modules, the store,
+# the CLI basics and the supervisor's parts; not the supervised runs in tests/supervise/, which
+# spawn the trainer (torch), nor the 20-second store load test (it already ran above).
+PY310_TESTS = tests/core tests/store tests/cli tests/supervise \
+  --ignore=tests/supervise/test_lifecycle.py --ignore=tests/supervise/test_nvml.py \
+  --ignore=tests/supervise/test_one_supervisor.py --ignore=tests/supervise/test_supervisor.py
+
 test-core-py310:
 	@if [ -z "$(PY310)" ]; then echo "test-core-py310: no python3.10 found, skipped"; exit 0; fi; \
 	set -e; test -x .venv310/bin/python || $(PY310) -m venv .venv310; \
@@ -38,7 +43,7 @@ test-core-py310:
 	  .venv310/bin/python -m pip install -q click rich textual sqlite-utils 'tomli>=2' nvidia-ml-py \
 	    'pytest>=8' pytest-timeout hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
-	.venv310/bin/python -m pytest tests/core -p no:cacheprovider -k 'not for_20_seconds'
+	.venv310/bin/python -m pytest $(PY310_TESTS) -p no:cacheprovider -k 'not for_20_seconds'
 
 # The architecture's import contracts (pyproject.toml [tool.importlinter]); make test runs them
 # too, through tests/test_architecture.py.

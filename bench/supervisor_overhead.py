@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dinowm.config import load_project, resolve, to_dict  # noqa: E402
-from tests.train.conftest import TINY  # noqa: E402
+from tests.support.trainer import TINY  # noqa: E402
 
 OVERRIDES = [*TINY, "training.epochs=3", "training.max_steps_per_epoch=40",
              "data.synth_episodes=8", "training.num_reconstruct_samples=0"]

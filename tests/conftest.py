@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.supervised import Project
+
+# Fixtures defined next to the helpers they belong to, registered here once for every folder.
+pytest_plugins = ["tests.support.process"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -47,7 +52,5 @@ def cli():
 
 @pytest.fixture
 def project(tmp_path: Path):
-    """A project folder for supervised runs (see tests/sup/conftest.py: Project)."""
-    from tests.sup.conftest import Project
-
+    """A project folder for supervised runs (tests/support/supervised.py: Project)."""
     return Project(tmp_path)

@@ -13,7 +13,7 @@ import pytest
 
 from dinowm import rundir
 from dinowm.rundir import LockHeld, RunLock
-from tests.core.conftest import Spawn, wait_for
+from tests.support.process import Spawn, wait_until
 
 HOLD = """
 import sys, time
@@ -82,7 +82,7 @@ def test_a_lock_handed_to_a_child_stays_held_without_a_gap(tmp_path: Path) -> No
         with pytest.raises(LockHeld):
             RunLock.acquire(path)
         assert child.stdout.readline().strip() == "adopted"
-        wait_for(lambda: rundir.holder(path).pid == child.pid)
+        wait_until(lambda: rundir.holder(path).pid == child.pid)
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)

@@ -11,9 +11,9 @@ from dinowm.errors import DinowmError
 from dinowm.export import export_log
 from dinowm.export.blocks import merge, parse
 from dinowm.store import Store
-from tests.export import fixture
+from tests.support import export_fixture
 
-A = fixture.RUN_A
+A = export_fixture.RUN_A
 
 
 def _merge(old: str | None, new: list, **kwargs: object) -> str:
@@ -69,16 +69,17 @@ def test_damaged_markers_are_an_error_not_a_clobber(text: str, needle: str) -> N
 def test_user_paragraph_survives_more_epochs(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
-    db = fixture.build(root)
+    db = export_fixture.build(root)
     out = tmp_path / "run.md"
-    kwargs = {"tz": dt.timezone.utc, "now": fixture.NOW}
+    kwargs = {"tz": dt.timezone.utc, "now": export_fixture.NOW}
     with Store(db) as store:
         export_log(store, out, [A], **kwargs)
         mine = "\nMy analysis: the freeze came right after the thermal pause.\n\n"
         text = out.read_text().replace("<!-- dinowm:begin commands",
                                        mine + "<!-- dinowm:begin commands")
         out.write_text(text)
-        fixture._epoch(store, A, 6, 5, fixture.NOW - 3000, (0.1801, 0.1833, 0.1402))
+        export_fixture.add_epoch(store, A, 6, 5, export_fixture.NOW - 3000,
+                                 (0.1801, 0.1833, 0.1402))
         store.update_run(A, epoch=6, epochs_target=6)
         export_log(store, out, [A], **kwargs)
     again = out.read_text()
@@ -92,7 +93,7 @@ def test_user_paragraph_survives_more_epochs(tmp_path: Path) -> None:
 def test_damaged_file_stops_the_export_before_writing(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
-    db = fixture.build(root)
+    db = export_fixture.build(root)
     out = tmp_path / "run.md"
     out.write_text("<!-- dinowm:begin overview run=x -->\nmine\n")
     with Store(db) as store, pytest.raises(DinowmError, match="no end marker"):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from dinowm.formats import fmt_num
 from dinowm.store import Store
-from tests.train.conftest import TINY
+from tests.support.trainer import TINY
 
-# As in tests/train/conftest.py: a model small enough for a few seconds per run on 2 cores.
+# As in tests/support/trainer.py: a model small enough for a few seconds per run on 2 cores.
 FAST = ["training.epochs=2", "training.max_steps_per_epoch=3", "watchdog.backoff_s=0"]
 ENV = {"OMP_NUM_THREADS": "1"}
 HEADINGS_EN = ["## Experiment Overview", "## 0. System Hardware", "### GPU", "### CPU", "### RAM",

@@ -15,7 +15,7 @@ import pytest
 
 from dinowm.export import export_log
 from dinowm.store import Store
-from tests.export import fixture
+from tests.support import export_fixture
 
 GOLDEN = Path(__file__).with_name("golden")
 ROOT = "/home/jw/dino_wm"  # the fixture's folder as the golden files show it
@@ -37,7 +37,7 @@ def _check(produced: Path, golden: Path, root: Path) -> None:
 def record(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
-    return fixture.build(root)
+    return export_fixture.build(root)
 
 
 @pytest.mark.parametrize("lang", ["en", "de"])
@@ -45,18 +45,18 @@ def test_one_run_matches_golden(record: Path, tmp_path: Path, lang: str) -> None
     out = tmp_path / "log" / "run.md"
     out.parent.mkdir()
     with Store(record) as store:
-        result = export_log(store, out, [fixture.RUN_A], lang=lang, tz=dt.timezone.utc,
-                            now=fixture.NOW)
-    assert result.images == [out.with_name(f"run-{fixture.RUN_A}-loss.svg")]
+        result = export_log(store, out, [export_fixture.RUN_A], lang=lang, tz=dt.timezone.utc,
+                            now=export_fixture.NOW)
+    assert result.images == [out.with_name(f"run-{export_fixture.RUN_A}-loss.svg")]
     root = record.parent
     _check(out, GOLDEN / f"run.{lang}.md", root)
     if lang == "en":
-        _check(result.images[0], GOLDEN / f"run-{fixture.RUN_A}-loss.svg", root)
+        _check(result.images[0], GOLDEN / f"run-{export_fixture.RUN_A}-loss.svg", root)
 
 
 def test_two_runs_match_golden(record: Path, tmp_path: Path) -> None:
     out = tmp_path / "all.md"
     with Store(record) as store:
-        result = export_log(store, out, all_runs=True, tz=dt.timezone.utc, now=fixture.NOW)
-    assert result.runs == [fixture.RUN_A, fixture.RUN_B]
+        result = export_log(store, out, all_runs=True, tz=dt.timezone.utc, now=export_fixture.NOW)
+    assert result.runs == [export_fixture.RUN_A, export_fixture.RUN_B]
     _check(out, GOLDEN / "all.en.md", record.parent)

@@ -12,7 +12,7 @@ import dinowm.export as export
 from dinowm.errors import DinowmError
 from dinowm.export.parallel import fork_map
 from dinowm.store import Store
-from tests.export import fixture
+from tests.support import export_fixture
 
 
 def test_fork_map_keeps_order() -> None:
@@ -37,7 +37,7 @@ def test_forked_export_equals_single_process(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "project"
     root.mkdir()
-    db = fixture.build(root)
+    db = export_fixture.build(root)
     texts = []
     for per_worker in (1000, 1):
         monkeypatch.setattr(export, "RUNS_PER_WORKER", per_worker)
@@ -45,7 +45,7 @@ def test_forked_export_equals_single_process(tmp_path: Path,
         out = tmp_path / f"all{per_worker}.md"
         with Store(db) as store:
             result = export.export_log(store, out, all_runs=True, tz=dt.timezone.utc,
-                                       now=fixture.NOW)
+                                       now=export_fixture.NOW)
         assert len(result.images) == 2 and all(p.exists() for p in result.images)
         texts.append(out.read_text().replace(out.stem, "all"))
     assert texts[0] == texts[1]

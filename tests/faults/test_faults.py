@@ -10,14 +10,8 @@ import pytest
 import torch
 
 from dinowm.train import checkpoint as ckpt
-from tests.sup.conftest import Project, tiny
-
-DET = ["training.deterministic=true", "watchdog.heartbeat_floor_s=3"]
-
-
-def _epochs(project: Project, run_id: str) -> list[int]:
-    return [r["epoch"] for r in project.rows(
-        "select epoch from epochs where run_id = ? order by epoch", run_id)]
+from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
+from tests.support.supervised import Project, tiny
 
 
 def _incidents(project: Project, run_id: str, kind: str) -> list[dict]:
@@ -25,18 +19,6 @@ def _incidents(project: Project, run_id: str, kind: str) -> list[dict]:
     for r in rows:
         r["details"] = json.loads(r["details_json"] or "{}")
     return rows
-
-
-def _final_weights(run: dict) -> dict[str, torch.Tensor]:
-    state = torch.load(Path(run["run_dir"]) / "checkpoints" / ckpt.LATEST, weights_only=True)
-    return {f"{p}.{k}": v for p, sd in state["model"].items() for k, v in sd.items()}
-
-
-def _all_checkpoints_verify(run: dict) -> None:
-    folder = Path(run["run_dir"]) / "checkpoints"
-    assert not list(folder.glob(".*.tmp")), "temp files left behind"
-    for path in ckpt.candidates(folder):
-        ckpt.load(path)  # raises when a kept checkpoint does not verify
 
 
 def _kill_plan(seed: int, kills: int, total_steps: int) -> str:
@@ -63,10 +45,10 @@ def test_three_sigkills_per_run_end_bit_identical(project: Project, tmp_path: Pa
     assert len(crashes) == 3 and all("SIGKILL" in c["summary"] for c in crashes)
     assert all(c["details"]["log_tail"] for c in crashes)
     assert len(_incidents(project, killed["id"], "resume")) == 3
-    assert _epochs(project, killed["id"]) == [1, 2, 3, 4]
-    a, b = _final_weights(runs["straight"]), _final_weights(killed)
+    assert epochs(project, killed["id"]) == [1, 2, 3, 4]
+    a, b = final_weights(runs["straight"]), final_weights(killed)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    _all_checkpoints_verify(killed)
+    all_checkpoints_verify(killed)
 
 
 @pytest.mark.parametrize("point", ["ckpt_mid_write", "ckpt_before_rename", "ckpt_after_rename",
@@ -78,8 +60,8 @@ def test_sigkill_during_a_checkpoint_save(project: Project, tmp_path: Path, poin
     assert out.returncode == 0, out.stdout[-2000:]
     run = project.run_row()
     assert run["status"] == "completed" and run["attempts"] == 2
-    assert _epochs(project, run["id"]) == [1, 2, 3]
-    _all_checkpoints_verify(run)
+    assert epochs(project, run["id"]) == [1, 2, 3]
+    all_checkpoints_verify(run)
     on_disk = {str(p) for p in (Path(run["run_dir"]) / "checkpoints").glob("*.pth")}
     for row in project.rows("select * from checkpoints where run_id = ?", run["id"]):
         if row["path"] in on_disk:
@@ -136,7 +118,7 @@ def test_disk_full_fails_cleanly_keeping_the_previous_checkpoint(project: Projec
     run = project.run_row()
     assert run["status"] == "failed" and run["exit_reason"].startswith("disk full")
     assert run["attempts"] == 1  # never retried
-    _all_checkpoints_verify(run)
+    all_checkpoints_verify(run)
     assert ckpt.load_latest(Path(run["run_dir"]) / "checkpoints").manifest["epoch"] >= 1
 
 

@@ -24,8 +24,8 @@ import pytest
 import torch
 
 from dinowm.supervise.procinfo import ProcessRef
-from tests.faults.test_faults import DET, _all_checkpoints_verify, _epochs, _final_weights
-from tests.sup.conftest import Project, tiny
+from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
+from tests.support.supervised import Project, tiny
 
 SEEDS = int(os.environ.get("DINOWM_FAULT_SEEDS", "2"))
 EXTRA = ["global_step:{s}:hang", "global_step:{s}:busy", "global_step:{s}:sigstop",
@@ -39,7 +39,7 @@ ARGS = ["training.epochs=4", "training.max_steps_per_epoch=6", *DET,
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
     project = Project(tmp_path_factory.mktemp("baseline"))
     assert project.cli("run", *tiny(*ARGS)).returncode == 0
-    return _final_weights(project.run_row())
+    return final_weights(project.run_row())
 
 
 def _killer(project: Project, rng: random.Random, kills: int, done: threading.Event,
@@ -86,10 +86,10 @@ def test_random_faults_lose_nothing(tmp_path: Path, seed: int, baseline) -> None
               "kills": log, "attempts": run["attempts"],
               "status": run["status"], "exit_reason": run["exit_reason"]}
     ok = (out.returncode == 0 and run["status"] == "completed"
-          and _epochs(project, run["id"]) == [1, 2, 3, 4])
+          and epochs(project, run["id"]) == [1, 2, 3, 4])
     if ok:
-        _all_checkpoints_verify(run)
-        weights = _final_weights(run)
+        all_checkpoints_verify(run)
+        weights = final_weights(run)
         ok = all(torch.equal(baseline[k], weights[k]) for k in baseline)
     report["survived_bit_identical"] = ok
     if os.environ.get("DINOWM_FAULT_REPORT"):

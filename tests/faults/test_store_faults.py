@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from dinowm.store import Store
-from tests.sup.conftest import Project, tiny
+from tests.support import store_load
+from tests.support.supervised import Project, tiny
 
-LOAD = Path(__file__).resolve().parents[1] / "core" / "store_load.py"
+LOAD = Path(store_load.__file__)  # run as a script, one process per role
 
 
 def test_writers_and_a_reader_with_one_writer_killed_mid_transaction(tmp_path: Path) -> None:

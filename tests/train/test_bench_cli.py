@@ -8,7 +8,7 @@ from pathlib import Path
 from dinowm.config import load_project, model_hash, resolve
 from dinowm.runs import fit_warning
 from dinowm.store import Store
-from tests.train.conftest import TINY
+from tests.support.trainer import TINY
 
 
 def test_bench_measures_both_modes_and_the_ratio(project_dir: Path, cli) -> None:

@@ -13,7 +13,7 @@ import torch
 
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.synth import write_synthetic_dataset
-from tests.train.conftest import events, run_trainer
+from tests.support.trainer import events, run_trainer
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:

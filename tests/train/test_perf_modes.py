@@ -13,7 +13,7 @@ from dinowm.train.build import build_model, seed_everything
 from dinowm.train.data import ReferenceDataset, build_datasets, prepare_frames
 from dinowm.train.features import TokenStore, build_cache
 from dinowm.train.synth import write_synthetic_dataset
-from tests.train.conftest import events, run_trainer
+from tests.support.trainer import events, run_trainer
 
 
 @pytest.fixture

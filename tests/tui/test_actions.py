@@ -7,31 +7,19 @@ import sys
 from pathlib import Path
 
 from dinowm.supervise.procinfo import ProcessRef
-from tests.tui.conftest import LIVE, aio, db_rows, keep_env, screen_text, wait_for
-from tui.app import build_app
+from tests.support.tui import (LIVE, aio, app_for, cell, db_rows, keep_env, pilot_wait_for,
+                               screen_text)
 from tui.messages import ResumeRequested, StopRequested
 from tui.screens.dialogs import ConfirmModal, PromptModal
 from tui.screens.new_run import NewRunModal
 from tui.screens.run import RunScreen
-from tui.widgets.runs_table import RunsTable
-
-
-def app_for(config: Path, **services: object):
-    """The real app with fast polling and the tiny trainer's overrides in the modal."""
-    return build_app(config, gpu=None, poll_s=0.3, initial_overrides=tuple(LIVE), **services)
-
-
-def cell(app, run_id: str, column: str) -> str:
-    """Plain text of one runs-table cell, or '' while the row is not shown."""
-    table = app.screen.query_one(RunsTable)
-    return table.texts(run_id)[column].plain if run_id in table.rows else ""
 
 
 async def open_modal(pilot) -> NewRunModal:
     await pilot.press("n")
-    modal = await wait_for(pilot, lambda: isinstance(pilot.app.screen, NewRunModal)
-                           and pilot.app.screen, what="the new-run modal")
-    await wait_for(pilot, lambda: modal.last is not None, what="the first validation")
+    modal = await pilot_wait_for(pilot, lambda: isinstance(pilot.app.screen, NewRunModal)
+                                 and pilot.app.screen, what="the new-run modal")
+    await pilot_wait_for(pilot, lambda: modal.last is not None, what="the first validation")
     return modal
 
 
@@ -40,14 +28,14 @@ async def launch(pilot, name: str, extra: str = "") -> str:
     modal = await open_modal(pilot)
     modal.query_one("#overrides").focus()
     await pilot.press("end", *extra)
-    await wait_for(pilot, lambda: modal.last and modal.last.text.endswith(extra)
-                   and modal.last.check.ok, what=f"valid overrides {extra!r}")
+    await pilot_wait_for(pilot, lambda: modal.last and modal.last.text.endswith(extra)
+                         and modal.last.check.ok, what=f"valid overrides {extra!r}")
     modal.query_one("#name").value = name
     modal.query_one("#note").value = "from the tui"
     await pilot.press("ctrl+s")
-    rows = await wait_for(pilot, lambda: db_rows(pilot.app.services.project.config_path,
-                                                 "select * from runs where name = ?", name),
-                          what=f"run {name} in runs.db")
+    rows = await pilot_wait_for(pilot, lambda: db_rows(pilot.app.services.project.config_path,
+                                                       "select * from runs where name = ?", name),
+                                what=f"run {name} in runs.db")
     return rows[0]["id"]
 
 
@@ -56,8 +44,8 @@ async def test_launch_watch_complete_note_and_export(live_project: Path) -> None
     app = app_for(live_project)
     async with app.run_test(size=(120, 40)) as pilot:
         run_id = await launch(pilot, "tiny")
-        await wait_for(pilot, lambda: "completed" in cell(app, run_id, "status"), timeout=120,
-                       what="the run to complete in the table")
+        await pilot_wait_for(pilot, lambda: "completed" in cell(app, run_id, "status"), timeout=120,
+                             what="the run to complete in the table")
         assert cell(app, run_id, "epoch").startswith("  2/2")
         assert cell(app, run_id, "val") != "-"
         row = db_rows(live_project, "select * from runs where id = ?", run_id)[0]
@@ -65,23 +53,23 @@ async def test_launch_watch_complete_note_and_export(live_project: Path) -> None
         assert "training.max_steps_per_epoch=3" in row["command"]
 
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
         await pilot.press(*"lr fine", "enter")
-        notes = await wait_for(pilot, lambda: db_rows(
+        notes = await pilot_wait_for(pilot, lambda: db_rows(
             live_project, "select text from notes where run_id = ? order by id", run_id))
-        await wait_for(pilot, lambda: len(db_rows(
+        await pilot_wait_for(pilot, lambda: len(db_rows(
             live_project, "select 1 from notes where run_id = ?", run_id)) == 2)
         notes = db_rows(live_project, "select text from notes where run_id = ? order by id",
                         run_id)
         assert [n["text"] for n in notes] == ["from the tui", "lr fine"]
 
         await pilot.press("e")
-        prompt = await wait_for(pilot, lambda: isinstance(app.screen, PromptModal)
-                                and app.screen)
+        prompt = await pilot_wait_for(pilot, lambda: isinstance(app.screen, PromptModal)
+                                      and app.screen)
         prompt.query_one("#prompt").value = "log.md"
         await pilot.press("enter")
         log = live_project.parent / "log.md"
-        await wait_for(pilot, lambda: log.exists() or any(
+        await pilot_wait_for(pilot, lambda: log.exists() or any(
             s == "error" for s, _ in app.notices), timeout=60, what="the export")
         assert log.exists(), app.notices
         assert run_id in log.read_text() and "tiny" in log.read_text()
@@ -93,46 +81,46 @@ async def test_stop_confirm_resume_quit_and_reopen(live_project: Path) -> None:
     app = app_for(live_project)
     async with app.run_test(size=(120, 40)) as pilot:
         run_id = await launch(pilot, "long", " training.epochs=50")
-        await wait_for(pilot, lambda: db_rows(
+        await pilot_wait_for(pilot, lambda: db_rows(
             live_project, "select 1 from runs where id = ? and status = 'running' and step >= 1",
             run_id), timeout=90, what="training steps")
-        await wait_for(pilot, lambda: "running" in cell(app, run_id, "status"))
+        await pilot_wait_for(pilot, lambda: "running" in cell(app, run_id, "status"))
 
         await pilot.press("s")
-        confirm = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal)
-                                 and app.screen)
-        await wait_for(pilot, lambda: "long" in screen_text(app) and run_id in screen_text(app),
-                       what="the question on screen")
+        confirm = await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal)
+                                       and app.screen)
+        await pilot_wait_for(pilot, lambda: "long" in screen_text(app)
+                             and run_id in screen_text(app), what="the question on screen")
         await pilot.press("y")
-        await wait_for(pilot, lambda: "stopped" in cell(app, run_id, "status"), timeout=60,
-                       what="stopped in the table")
+        await pilot_wait_for(pilot, lambda: "stopped" in cell(app, run_id, "status"), timeout=60,
+                             what="stopped in the table")
         assert confirm not in app.screen_stack
         row = db_rows(live_project, "select * from runs where id = ?", run_id)[0]
         assert row["status"] == "stopped" and row["epoch"] < 50
 
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: db_rows(
+        await pilot_wait_for(pilot, lambda: db_rows(
             live_project, "select 1 from runs where id = ? and status = 'running' and "
             "supervisor_pid is not null", run_id), timeout=60, what="running again")
-        await wait_for(pilot, lambda: "running" in cell(app, run_id, "status"))
+        await pilot_wait_for(pilot, lambda: "running" in cell(app, run_id, "status"))
         await pilot.press("q")
     row = db_rows(live_project, "select * from runs where id = ?", run_id)[0]
     assert ProcessRef(row["supervisor_pid"], row["supervisor_start"]).alive()  # quit ≠ stop
 
     again = app_for(live_project)
     async with again.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: "running" in cell(again, run_id, "status"),
-                       what="the run live after reopening")
+        await pilot_wait_for(pilot, lambda: "running" in cell(again, run_id, "status"),
+                             what="the run live after reopening")
         steps = db_rows(live_project, "select step from runs where id = ?", run_id)[0]["step"]
-        await wait_for(pilot, lambda: db_rows(
+        await pilot_wait_for(pilot, lambda: db_rows(
             live_project, "select step from runs where id = ?", run_id)[0]["step"] > steps,
             timeout=60, what="the resumed run to make progress")
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(again.screen, ConfirmModal))
+        await pilot_wait_for(pilot, lambda: isinstance(again.screen, ConfirmModal))
         await pilot.press("y")
-        await wait_for(pilot, lambda: "stopped" in cell(again, run_id, "status"), timeout=60)
+        await pilot_wait_for(pilot, lambda: "stopped" in cell(again, run_id, "status"), timeout=60)
 
 
 @aio
@@ -141,38 +129,38 @@ async def test_stop_and_resume_requested_by_a_screen_message(live_project: Path)
     app = app_for(live_project)
     async with app.run_test(size=(120, 40)) as pilot:
         run_id = await launch(pilot, "asked", " training.epochs=50")
-        await wait_for(pilot, lambda: db_rows(
+        await pilot_wait_for(pilot, lambda: db_rows(
             live_project, "select 1 from runs where id = ? and status = 'running' and step >= 1",
             run_id), timeout=90, what="training steps")
         screen = RunScreen(app.services, run_id)
         await app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.run and screen.run["status"] == "running")
+        await pilot_wait_for(pilot, lambda: screen.run and screen.run["status"] == "running")
 
         screen.post_message(StopRequested(run_id, "asked"))
-        confirm = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal)
-                                 and app.screen, what="the app's stop confirmation")
+        confirm = await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal)
+                                       and app.screen, what="the app's stop confirmation")
         assert confirm.question.startswith(f"Stop asked ({run_id})?")
         await pilot.press("y")
-        await wait_for(pilot, lambda: screen.run["status"] == "stopped", timeout=60,
-                       what="stopped on the run screen")
+        await pilot_wait_for(pilot, lambda: screen.run["status"] == "stopped", timeout=60,
+                             what="stopped on the run screen")
         assert app.screen is screen and confirm not in app.screen_stack
         assert db_rows(live_project, "select status from runs where id = ?", run_id) == [
             {"status": "stopped"}]
 
         screen.post_message(ResumeRequested(run_id, "asked"))
-        prompt = await wait_for(pilot, lambda: isinstance(app.screen, PromptModal)
-                                and app.screen, what="the app's resume prompt")
+        prompt = await pilot_wait_for(pilot, lambda: isinstance(app.screen, PromptModal)
+                                      and app.screen, what="the app's resume prompt")
         assert prompt.label.startswith(f"Resume asked ({run_id}) from its latest checkpoint")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: db_rows(
+        await pilot_wait_for(pilot, lambda: db_rows(
             live_project, "select 1 from runs where id = ? and status = 'running' and "
             "supervisor_pid is not null", run_id), timeout=60, what="running again")
-        await wait_for(pilot, lambda: screen.run["status"] == "running")
+        await pilot_wait_for(pilot, lambda: screen.run["status"] == "running")
 
         screen.post_message(StopRequested(run_id, "asked"))
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("y")
-        await wait_for(pilot, lambda: screen.run["status"] == "stopped", timeout=60)
+        await pilot_wait_for(pilot, lambda: screen.run["status"] == "stopped", timeout=60)
 
 
 @aio
@@ -182,7 +170,7 @@ async def test_invalid_override_shows_the_cli_error_and_starts_nothing(
     async with app.run_test(size=(80, 24)) as pilot:
         modal = await open_modal(pilot)
         await pilot.press("end", *" training.batch_sise=4")
-        await wait_for(pilot, lambda: modal.error, what="the config error")
+        await pilot_wait_for(pilot, lambda: modal.error, what="the config error")
         cli = subprocess.run([sys.executable, "-m", "dinowm", "run", "--preset", "demo", *LIVE,
                               "training.batch_sise=4"], cwd=live_project.parent,
                              capture_output=True, text=True, env=keep_env(), timeout=60)
@@ -195,7 +183,7 @@ async def test_invalid_override_shows_the_cli_error_and_starts_nothing(
         await pilot.pause(0.3)
         assert app.screen is modal
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not isinstance(app.screen, NewRunModal))
+        await pilot_wait_for(pilot, lambda: not isinstance(app.screen, NewRunModal))
     assert db_rows(live_project, "select * from runs") == []
     assert not (live_project.parent / "outputs").exists() or \
         not list((live_project.parent / "outputs").iterdir())

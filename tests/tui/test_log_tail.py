@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.app import App, ComposeResult
 
-from tests.tui.conftest import aio, wait_for
+from tests.support.tui import aio, pilot_wait_for
 from tui.widgets.log_tail import LogTail, read_start, split_lines
 
 GIB = 2**30
@@ -56,16 +56,16 @@ async def test_follows_appends_and_replacement(tmp_path: Path) -> None:
     app = TailApp(path)
     async with app.run_test(size=(80, 24)) as pilot:
         log = app.query_one(LogTail)
-        await wait_for(pilot, lambda: log.line_count == 50)
+        await pilot_wait_for(pilot, lambda: log.line_count == 50)
         assert log.lines[0] == "line 950" and log.lines[-1] == "line 999"
         with open(path, "ab") as fh:
             fh.write(b"epoch 7 do")
         await pilot.pause(0.2)
         with open(path, "ab") as fh:
             fh.write(b"ne\nstep 1\n")
-        await wait_for(pilot, lambda: log.lines[-1] == "step 1")
+        await pilot_wait_for(pilot, lambda: log.lines[-1] == "step 1")
         assert log.lines[-2] == "epoch 7 done"
         path.unlink()
-        await wait_for(pilot, lambda: log.lines[-1].startswith("(waiting for"))
+        await pilot_wait_for(pilot, lambda: log.lines[-1].startswith("(waiting for"))
         path.write_text("--- attempt 2 started ---\n")
-        await wait_for(pilot, lambda: list(log.lines) == ["--- attempt 2 started ---"])
+        await pilot_wait_for(pilot, lambda: list(log.lines) == ["--- attempt 2 started ---"])

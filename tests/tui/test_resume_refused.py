@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.tui.conftest import LIVE, aio, db_rows, keep_env, wait_for
-from tests.tui.test_actions import app_for, cell
+from tests.support.tui import LIVE, aio, app_for, cell, db_rows, keep_env, pilot_wait_for
 from tui.screens.dialogs import PromptModal
 
 
@@ -26,16 +25,17 @@ async def test_resume_from_the_tui_while_a_cli_resume_holds_the_run(live_project
     try:
         app = app_for(live_project)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: "running" in cell(app, run_id, "status"), timeout=90,
-                           what="the CLI's resume running in the table")
+            await pilot_wait_for(pilot, lambda: "running" in cell(app, run_id, "status"),
+                                 timeout=90, what="the CLI's resume running in the table")
             before = db_rows(live_project, "select * from runs where id = ?", run_id)[0]
             ours = "select id, kind from incidents where run_id = ? and kind != 'telemetry'"
             incidents = db_rows(live_project, ours, run_id)
             await pilot.press("r")
-            await wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
+            await pilot_wait_for(pilot, lambda: isinstance(app.screen, PromptModal))
             await pilot.press(*"training.epochs=300", "enter")
-            errors = await wait_for(pilot, lambda: [t for s, t in app.notices if s == "error"],
-                                    timeout=30, what="the refusal")
+            errors = await pilot_wait_for(pilot, lambda: [t for s, t in app.notices
+                                                          if s == "error"],
+                                          timeout=30, what="the refusal")
             assert errors == [f"Run {run_id} is already supervised by pid "
                               f"{before['supervisor_pid']} on {before['host']}"
                               + errors[0].split(before["host"], 1)[1]]

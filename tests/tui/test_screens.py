@@ -8,8 +8,8 @@ from pathlib import Path
 from textual.widgets import DataTable, Input, TextArea
 
 from dinowm.store import Store
-from tests.tui.conftest import FakeGpu, aio, db_rows, screen_text, wait_for
-from tests.tui.seed import NOW, RUNS
+from tests.support.tui import FakeGpu, aio, db_rows, pilot_wait_for, screen_text
+from tests.support.tui_seed import NOW, RUNS
 from tui.app import build_app
 from tui.messages import (EditNoteRequested, ExportRequested, NewRunRequested, NoteRequested,
                           ResumeRequested, StopRequested)
@@ -29,7 +29,7 @@ def app_for(config: Path, **services: object):
 
 
 async def loaded(pilot) -> RunsTable:
-    await wait_for(pilot, lambda: getattr(pilot.app.screen, "loaded", False))
+    await pilot_wait_for(pilot, lambda: getattr(pilot.app.screen, "loaded", False))
     return pilot.app.screen.query_one(RunsTable)
 
 
@@ -48,8 +48,8 @@ async def test_a_poll_moves_only_the_changed_row(seeded: Path) -> None:
             store.upsert_epoch(B8, 3, {"train_loss": 0.5, "val_loss": 0.55, "z_err_pred": 0.2})
             store.update_run(B8, epoch=3)
         app.screen.poll_now()
-        await wait_for(pilot, lambda: table.versions != versions, what="an update")
-        await wait_for(pilot, lambda: table.rendered > rendered, what="a repaint")
+        await pilot_wait_for(pilot, lambda: table.versions != versions, what="an update")
+        await pilot_wait_for(pilot, lambda: table.rendered > rendered, what="a repaint")
         changed = {i for i in table.versions if table.versions[i] != versions.get(i)}
         assert changed == {B8} and table.rendered == rendered + 1  # one row formatted again
         assert table.order == order_before
@@ -58,7 +58,7 @@ async def test_a_poll_moves_only_the_changed_row(seeded: Path) -> None:
         with Store(seeded.parent / "runs.db") as store:  # an incident alone also shows
             store.add_incident(BASELINE, "thermal", "GPU at 84 °C")
         app.screen.poll_now()
-        await wait_for(pilot, lambda: table.texts(BASELINE)["incidents"].plain == "1")
+        await pilot_wait_for(pilot, lambda: table.texts(BASELINE)["incidents"].plain == "1")
         assert table.versions[B8] == versions[B8] + 1
 
 
@@ -93,10 +93,10 @@ async def test_stall_incident_readable_in_full_and_notes_edit(seeded: Path) -> N
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
         await pilot.press("down", "down", "enter")
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
-                                and app.screen.run and app.screen)
+        screen = await pilot_wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
+                                      and app.screen.run and app.screen)
         await pilot.press("4", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, IncidentScreen))
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, IncidentScreen))
         text = app.screen.query_one(TextArea).text
         assert "no progress" not in text and "stall: no heartbeat for 95 s" in text
         for needle in ("── stuck_frame", "loop.py:100 frame_0", "── stacks", "frame_59",
@@ -106,16 +106,16 @@ async def test_stall_incident_readable_in_full_and_notes_edit(seeded: Path) -> N
         await pilot.press("escape")
         assert app.screen is screen
         await pilot.press("5", "E")
-        prompt = await wait_for(pilot, lambda: isinstance(app.screen, PromptModal)
-                                and app.screen)
+        prompt = await pilot_wait_for(pilot, lambda: isinstance(app.screen, PromptModal)
+                                      and app.screen)
         assert prompt.query_one(Input).value == "lr 1e-3 to see if it diverges"
         prompt.query_one(Input).value = "lr 1e-3 diverged at epoch 5"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: db_rows(seeded, "select 1 from notes where text = ? and "
-                                              "edited_at is not null",
-                                              "lr 1e-3 diverged at epoch 5"))
-        await wait_for(pilot, lambda: "diverged at epoch 5" in screen_text(app)
-                       and "user (edited)" in screen_text(app), what="the edited note shown")
+        await pilot_wait_for(pilot, lambda: db_rows(seeded, "select 1 from notes where text = ? "
+                                                    "and edited_at is not null",
+                                                    "lr 1e-3 diverged at epoch 5"))
+        await pilot_wait_for(pilot, lambda: "diverged at epoch 5" in screen_text(app)
+                             and "user (edited)" in screen_text(app), what="the edited note shown")
 
 
 @aio
@@ -126,16 +126,17 @@ async def test_requests_posted_by_screens_get_the_apps_dialogs_and_workers(seede
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot)
         app.screen.post_message(NewRunRequested())
-        await wait_for(pilot, lambda: isinstance(app.screen, NewRunModal), what="new-run modal")
+        await pilot_wait_for(pilot, lambda: isinstance(app.screen, NewRunModal),
+                             what="new-run modal")
         await pilot.press("escape")
         screen = RunScreen(app.services, B8)
         await app.push_screen(screen)
-        await wait_for(pilot, lambda: screen.run)
+        await pilot_wait_for(pilot, lambda: screen.run)
 
         async def dialog(message, kind):
             screen.post_message(message)
-            return await wait_for(pilot, lambda: isinstance(app.screen, kind) and app.screen,
-                                  what=f"the app's answer to {type(message).__name__}")
+            return await pilot_wait_for(pilot, lambda: isinstance(app.screen, kind) and app.screen,
+                                        what=f"the app's answer to {type(message).__name__}")
 
         confirm = await dialog(StopRequested(B8, "b8"), ConfirmModal)
         assert confirm.question.startswith(f"Stop b8 ({B8})?")
@@ -143,29 +144,29 @@ async def test_requests_posted_by_screens_get_the_apps_dialogs_and_workers(seede
         prompt = await dialog(ResumeRequested(B8, "b8"), PromptModal)
         assert prompt.label.startswith(f"Resume b8 ({B8}) from its latest checkpoint")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is screen)
+        await pilot_wait_for(pilot, lambda: app.screen is screen)
         assert db_rows(seeded, "select status from runs where id = ?", B8) == [
             {"status": "stopped"}]
 
         prompt = await dialog(NoteRequested(B8), PromptModal)
         prompt.query_one(Input).value = "asked by message"
         await pilot.press("enter")
-        note = await wait_for(pilot, lambda: next((n for n in screen.notes.values()
-                                                   if n["text"] == "asked by message"), None),
-                              what="the new note on the run screen")
+        note = await pilot_wait_for(pilot, lambda: next((n for n in screen.notes.values()
+                                                         if n["text"] == "asked by message"), None),
+                                    what="the new note on the run screen")
         prompt = await dialog(EditNoteRequested(note["id"], B8, note["text"]), PromptModal)
         assert prompt.query_one(Input).value == "asked by message"
         prompt.query_one(Input).value = "edited by message"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.notes[str(note["id"])]["text"]
-                       == "edited by message", what="the edited note on the run screen")
+        await pilot_wait_for(pilot, lambda: screen.notes[str(note["id"])]["text"]
+                             == "edited by message", what="the edited note on the run screen")
 
         prompt = await dialog(ExportRequested([B8]), PromptModal)
         assert prompt.label == "Markdown training log of 1 run to:"
         log = seeded.parent / "asked.md"
         prompt.query_one(Input).value = str(log)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: log.exists(), what="the export")
+        await pilot_wait_for(pilot, lambda: log.exists(), what="the export")
         assert B8 in log.read_text() and "edited by message" in log.read_text()
         assert not [n for n in app.notices if n[0] == "error"], app.notices
 
@@ -180,17 +181,17 @@ async def test_compare_two_marked_runs(seeded: Path) -> None:
         await pilot.press("down", "space", "space")  # b8 and lr-high
         assert table.texts(B8)["mark"].plain == "●"
         await pilot.press("c")
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen)
-                                and app.screen)
+        screen = await pilot_wait_for(pilot, lambda: isinstance(app.screen, CompareScreen)
+                                      and app.screen)
         diff = screen.query_one("#diff-table", DataTable)
-        await wait_for(pilot, lambda: diff.row_count)
+        await pilot_wait_for(pilot, lambda: diff.row_count)
         rows = {str(r.key.value): diff.get_row(r.key) for r in diff.ordered_rows}
         assert rows["training.batch_size"][1:] == ["16", "8"]  # lr-high, b8 (oldest first)
         assert rows["training.predictor_lr"][1:] == ["0.001", "0.0005"]
         assert "frameskip" not in rows
         await pilot.press("2")
-        await wait_for(pilot, lambda: "lr-high train" in screen_text(app)
-                       and "b8 val" in screen_text(app), what="the overlaid curves")
+        await pilot_wait_for(pilot, lambda: "lr-high train" in screen_text(app)
+                             and "b8 val" in screen_text(app), what="the overlaid curves")
 
 
 @aio
@@ -202,10 +203,10 @@ async def test_errors_are_notifications(seeded: Path) -> None:
         await pilot.press("s")
         assert app.notices[-1] == ("warning", "baseline is completed: nothing to stop.")
         await pilot.press("r", "enter")
-        await wait_for(pilot, lambda: any(s == "error" for s, _ in app.notices))
+        await pilot_wait_for(pilot, lambda: any(s == "error" for s, _ in app.notices))
         assert "already completed 6/6 epochs" in app.notices[-1][1]
         await pilot.press("r", *"model.predictor_depth=3", "enter")
-        await wait_for(pilot, lambda: "cannot change on resume" in app.notices[-1][1])
+        await pilot_wait_for(pilot, lambda: "cannot change on resume" in app.notices[-1][1])
         assert app.is_running and isinstance(app.screen.query_one(RunsTable), RunsTable)
         assert db_rows(seeded, "select status from runs where id = ?", BASELINE) == [
             {"status": "completed"}]
@@ -221,12 +222,12 @@ async def test_gpu_strip_shows_the_gpu_or_no_gpu(seeded: Path) -> None:
         app = build_app(seeded, gpu=source, clock=lambda: NOW, poll_s=3600)
         async with app.run_test(size=(80, 24)) as pilot:
             strip = app.screen.query_one(GpuStrip)
-            await wait_for(pilot, lambda: expected in str(strip.render()))
+            await pilot_wait_for(pilot, lambda: expected in str(strip.render()))
             await loaded(pilot)
             await pilot.press("enter")
-            run_screen = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
-                                        and app.screen)
-            await wait_for(pilot, lambda: expected in str(
+            run_screen = await pilot_wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
+                                              and app.screen)
+            await pilot_wait_for(pilot, lambda: expected in str(
                 run_screen.query_one(GpuStrip).render()))
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui.conftest import FakeGpu, aio, screen_text, wait_for
-from tests.tui.seed import NOW, RUNS
+from tests.support.tui import FakeGpu, aio, pilot_wait_for, screen_text
+from tests.support.tui_seed import NOW, RUNS
 from tui.app import build_app
 from tui.screens.new_run import NewRunModal
 from tui.screens.run import RunScreen
@@ -48,13 +48,13 @@ def app_for(config: Path, **services: object):
 
 async def ready(pilot, app) -> None:
     """Runs loaded, the GPU strip filled, the footer drawn."""
-    await wait_for(pilot, lambda: getattr(app.screen, "loaded", False) and app.gpu_rows)
+    await pilot_wait_for(pilot, lambda: getattr(app.screen, "loaded", False) and app.gpu_rows)
     await settled(pilot, app)
 
 
 async def settled(pilot, app) -> None:
     """Wait until the footer shows keys and two renderings 0.1 s apart agree."""
-    await wait_for(pilot, lambda: screen_text(app).splitlines()[-1].strip(), what="footer")
+    await pilot_wait_for(pilot, lambda: screen_text(app).splitlines()[-1].strip(), what="footer")
     previous = ""
     while (text := screen_text(app)) != previous:
         previous = text
@@ -78,10 +78,10 @@ async def test_run_screen(seeded: Path, size: tuple[int, int], tab: str) -> None
     async with app.run_test(size=size) as pilot:
         await ready(pilot, app)
         await pilot.press("down", "down", "enter")  # lr-high: running, 2 incidents, a note
-        screen = await wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
-                                and app.screen.run is not None and app.screen)
+        screen = await pilot_wait_for(pilot, lambda: isinstance(app.screen, RunScreen)
+                                      and app.screen.run is not None and app.screen)
         assert screen.run_id == RUNS[1][0]
-        await wait_for(pilot, lambda: screen.query_one(LogTail).line_count >= 4)
+        await pilot_wait_for(pilot, lambda: screen.query_one(LogTail).line_count >= 4)
         await pilot.press(tab)
         await settled(pilot, app)
         check(f"run_{size[0]}x{size[1]}", screen_text(app), seeded.parent)
@@ -94,8 +94,8 @@ async def test_new_run_modal(seeded: Path, size: tuple[int, int]) -> None:
     async with app.run_test(size=size) as pilot:
         await ready(pilot, app)
         await pilot.press("n")
-        modal = await wait_for(pilot, lambda: isinstance(app.screen, NewRunModal)
-                               and app.screen)
-        await wait_for(pilot, lambda: modal.last is not None)
+        modal = await pilot_wait_for(pilot, lambda: isinstance(app.screen, NewRunModal)
+                                     and app.screen)
+        await pilot_wait_for(pilot, lambda: modal.last is not None)
         await settled(pilot, app)
         check(f"new_run_{size[0]}x{size[1]}", screen_text(app), seeded.parent)

@@ -13,8 +13,9 @@ import pytest
 from dinowm.errors import NotFoundError
 from dinowm.store.migrations import MIGRATIONS
 from dinowm.store import Store
+from tests.support import store_load
 
-HERE = Path(__file__).parent
+LOAD = Path(store_load.__file__)  # run as a script, one process per role
 
 
 def _run(store: Store, run_id: str, **extra: object) -> None:
@@ -110,7 +111,7 @@ def test_four_writers_and_a_reader_for_20_seconds(tmp_path: Path) -> None:
     for role in roles:
         run_id = "epochs" if role == "reader" else role
         procs.append(subprocess.Popen(
-            [sys.executable, str(HERE / "store_load.py"), str(db), role, run_id, "20",
+            [sys.executable, str(LOAD), str(db), role, run_id, "20",
              str(tmp_path / f"{role}.ack")], stderr=subprocess.PIPE, text=True))
     for role, proc in zip(roles, procs):
         _, err = proc.communicate(timeout=120)

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from dinowm.supervise.wandb_mirror import NOT_INSTALLED, Mirror
+from tests.support.process import wait_until
+
+WAIT = {"timeout": 5.0, "interval": 0.005}  # wait_until: 5 s, polled every 5 ms
 
 
 class FakeRun:
@@ -67,13 +70,6 @@ def release() -> Iterator[threading.Event]:
 def make(mode: str = "offline", wandb_id: str | None = None, **kwargs: Any) -> Mirror:
     return Mirror(mode, project="dino_wm", entity="", run_name="franka-1", run_id="r1",
                   wandb_id=wandb_id, config={"lr": 1e-4}, run_dir=Path("outputs/r1"), **kwargs)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 def test_disabled_never_imports_wandb(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,7 +158,8 @@ def _flood_and_abandon(mirror: Mirror) -> None:
 def test_hung_init_never_blocks_the_caller(fake: FakeWandb, release: threading.Event) -> None:
     fake.on_init = release.wait
     mirror = make(timeout_s=0.05, queue_size=100)
-    wait_for(lambda: mirror.status()["state"].startswith("hung: wandb.init has not returned"))
+    wait_until(lambda: mirror.status()["state"].startswith("hung: wandb.init has not returned"),
+               **WAIT)
     assert mirror.wandb_id is not None
     _flood_and_abandon(mirror)
     assert mirror.status()["dropped"] == 10_000 - 100
@@ -180,7 +177,8 @@ def test_hung_log_never_blocks_the_caller(fake: FakeWandb, release: threading.Ev
     mirror = make(timeout_s=0.05, queue_size=100)
     mirror.log({"loss": 1.0}, step=0)
     assert entered.wait(5)
-    wait_for(lambda: mirror.status()["state"].startswith("hung: wandb.log has not returned"))
+    wait_until(lambda: mirror.status()["state"].startswith("hung: wandb.log has not returned"),
+               **WAIT)
     _flood_and_abandon(mirror)
     assert mirror.status()["dropped"] == 10_000 - 100
     assert "wandb.log" in mirror.status()["state"]
@@ -205,7 +203,7 @@ def test_exception_in_log_becomes_a_status(fake: FakeWandb) -> None:
     fake.on_log = boom
     mirror = make()
     mirror.log({"loss": 1.0}, step=0)
-    wait_for(lambda: mirror.status()["state"].startswith("failed"))
+    wait_until(lambda: mirror.status()["state"].startswith("failed"), **WAIT)
     mirror.log({"loss": 1.0}, step=1)  # ignored now, and never raises
     mirror.finish(timeout_s=5)
     status = mirror.status()

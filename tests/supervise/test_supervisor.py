@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 
-from tests.sup.conftest import Project, tiny
+from tests.support.supervised import Project, tiny
 
 
 def _epochs(project: Project, run_id: str) -> list[int]:

@@ -19,9 +19,11 @@ from dinowm.store import Store
 from dinowm.supervise import telemetry
 from dinowm.supervise.telemetry import (Sampler, TelemetryThread, snapshot, throttle_names,
                                         visible_gpus)
-from tests.core.nvml_fake import UUIDS, FakeGPU, FakeNVMLError, fake_pynvml
+from tests.support.nvml_fake import UUIDS, FakeGPU, FakeNVMLError, fake_pynvml
+from tests.support.process import wait_until
 
 MIB = 2**20
+WAIT = {"timeout": 5.0, "interval": 0.005}  # wait_until: 5 s, polled every 5 ms
 
 
 @pytest.fixture
@@ -36,18 +38,10 @@ def install(monkeypatch: pytest.MonkeyPatch) -> Callable[..., types.ModuleType]:
     return put
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll until predicate() holds; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
-
-
 def collect(thread: TelemetryThread, at_least: int) -> list[dict[str, Any]]:
     """Drain the thread until at least that many rows came."""
     rows: list[dict[str, Any]] = []
-    wait_for(lambda: rows.extend(thread.drain()) or len(rows) >= at_least)
+    wait_until(lambda: rows.extend(thread.drain()) or len(rows) >= at_least, **WAIT)
     return rows
 
 
@@ -248,11 +242,11 @@ def test_hanging_nvml_makes_the_thread_stale_without_blocking_the_caller(
     thread = TelemetryThread(Sampler([0]), interval_s=0.01)
     thread.start()
     try:
-        wait_for(lambda: thread.samples >= 2)
+        wait_until(lambda: thread.samples >= 2, **WAIT)
         assert thread.last_sample_monotonic is not None
         assert not thread.stale(thread.last_sample_monotonic + 0.04)
         gpu.hang.set()  # the next temperature read blocks inside "the driver"
-        wait_for(thread.stale)
+        wait_until(thread.stale, **WAIT)
         assert thread.samples == gpu.calls["temp"]
         before = thread.latest()
         assert before and before[0]["temp_c"] == 64  # the last good row is still served

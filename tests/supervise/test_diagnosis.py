@@ -15,7 +15,7 @@ import pytest
 from dinowm.rundir import last_lines
 from dinowm.supervise import diagnosis, procinfo
 from dinowm.supervise.diagnosis import collect
-from tests.core.conftest import Spawn, wait_for
+from tests.support.process import Spawn, wait_until
 
 # As dinowm.train.runtime does it: faulthandler on SIGUSR1 into <run_dir>/stacks.txt.
 PRELUDE = """
@@ -62,7 +62,7 @@ def spawn(spawn_process: Spawn, run_dir: Path) -> Spawn:
 
 def asleep(pid: int) -> None:
     """Wait until pid sleeps (it prints "ready" just before it goes to sleep)."""
-    wait_for(lambda: procinfo.ProcessRef.of(pid).state() == "S")
+    wait_until(lambda: procinfo.ProcessRef.of(pid).state() == "S")
 
 
 def test_sleeping_process_is_blocked_in_its_function(spawn: Spawn, run_dir: Path) -> None:
@@ -97,7 +97,7 @@ def test_stopped_process_is_continued_to_dump_its_stacks(spawn: Spawn, run_dir: 
     assert child.stdout.readline() == "ready\n"
     ref = procinfo.ProcessRef.of(child.pid)
     os.kill(child.pid, signal.SIGSTOP)
-    wait_for(lambda: ref.state() == "T")
+    wait_until(lambda: ref.state() == "T")
     diag = collect(run_dir, child.pid, **FAST)
     assert diag["process"]["activity"] == "stopped" and diag["process"]["state"] == "T"
     assert diag["process"]["signals_sent"] == ["SIGCONT", "SIGUSR1"]
@@ -110,7 +110,7 @@ def test_stopped_process_is_continued_to_dump_its_stacks(spawn: Spawn, run_dir: 
 def test_unreaped_child_is_named_in_the_summary(spawn: Spawn, run_dir: Path) -> None:
     parent = spawn(ZOMBIE_PARENT)
     dead = int(parent.stdout.readline())
-    wait_for(lambda: procinfo.ProcessRef.of(dead).state() == "Z")
+    wait_until(lambda: procinfo.ProcessRef.of(dead).state() == "Z")
     asleep(parent.pid)
     diag = collect(run_dir, parent.pid, **FAST)
     comm = procinfo.threads(parent.pid)[0]["name"]
@@ -152,7 +152,7 @@ def test_collect_is_bounded_when_nothing_is_dumped(spawn: Spawn, run_dir: Path) 
 def test_gone_and_zombie_processes(spawn: Spawn, run_dir: Path) -> None:
     child = spawn("pass")
     ref = procinfo.ProcessRef.of(child.pid)
-    wait_for(lambda: ref.state() == "Z")
+    wait_until(lambda: ref.state() == "Z")
     diag = collect(run_dir, child.pid, **FAST)
     assert diag["process"]["activity"] == "zombie" and diag["stacks"] is None
     assert diag["summary"].startswith(f"zombie: pid {child.pid} has exited")

@@ -8,8 +8,8 @@ import json
 import os
 from pathlib import Path
 
-from tests.core.nvml_fake import UUIDS, FakeGPU, write_pynvml
-from tests.sup.conftest import Project, tiny
+from tests.support.nvml_fake import UUIDS, FakeGPU, write_pynvml
+from tests.support.supervised import Project, tiny
 
 
 def _incidents(project: Project, run_id: str, kind: str) -> list[dict]:

@@ -15,7 +15,7 @@ from dinowm.runs import prepare_resume, reconcile, request_stop
 from dinowm.store import Store
 from dinowm.supervise.procinfo import ProcessRef
 from dinowm.supervise.supervisor import spawn_detached
-from tests.sup.conftest import Project, tiny
+from tests.support.supervised import Project, tiny
 
 REFUSED = "is already supervised by pid"
 # Each racer imports the CLI first, then waits for the go file: the five start within

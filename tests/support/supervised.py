@@ -9,8 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-
-from tests.train.conftest import TINY
+from tests.support.trainer import TINY
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_WATCHDOG = ["watchdog.backoff_s=0", "watchdog.kill_grace_s=2", "watchdog.startup_s=120",

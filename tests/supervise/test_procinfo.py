@@ -10,7 +10,7 @@ import pytest
 
 from dinowm.supervise import procinfo
 from dinowm.supervise.procinfo import ProcessRef
-from tests.core.conftest import Spawn, wait_for
+from tests.support.process import Spawn, wait_until
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_reused_pid_is_not_the_same_process(spawn: Spawn) -> None:
     assert child.stdout.readline() == "ready\n"
     ref = ProcessRef.of(child.pid)
     impostor = ProcessRef(child.pid, ref.start - 1)  # what a reused pid looks like
-    wait_for(lambda: ref.state() == "S")
+    wait_until(lambda: ref.state() == "S")
     assert ref.alive()
     assert not impostor.alive() and impostor.state() is None
     assert impostor.send(signal.SIGKILL) is False
@@ -68,7 +68,7 @@ def test_reused_pid_is_not_the_same_process(spawn: Spawn) -> None:
 def test_zombie_and_finished_process_are_not_alive(spawn: Spawn) -> None:
     child = spawn("pass")
     ref = ProcessRef.of(child.pid)
-    wait_for(lambda: ref.state() == "Z")
+    wait_until(lambda: ref.state() == "Z")
     os.kill(child.pid, 0)  # succeeds on a zombie: why alive() reads the state
     assert not ref.alive()
     assert child.wait(timeout=10) == 0
@@ -90,7 +90,7 @@ def test_threads_and_cpu_seconds(spawn: Spawn) -> None:
         time.sleep(600)
     """)
     assert child.stdout.readline() == "ready\n"
-    wait_for(lambda: {t["state"] for t in procinfo.threads(child.pid)} == {"S"})
+    wait_until(lambda: {t["state"] for t in procinfo.threads(child.pid)} == {"S"})
     threads = procinfo.threads(child.pid)
     assert len(threads) == 3 and threads[0]["tid"] == child.pid
     assert threads[0]["ticks"] >= 0.15 * procinfo.TICKS
@@ -103,7 +103,7 @@ def test_threads_and_cpu_seconds(spawn: Spawn) -> None:
 def test_descendants_and_unreaped_zombie(spawn: Spawn) -> None:
     parent = spawn(PARENT)
     dead, live = map(int, parent.stdout.readline().split())
-    wait_for(lambda: ProcessRef.of(dead).state() == "Z")
+    wait_until(lambda: ProcessRef.of(dead).state() == "Z")
     family = {row["pid"]: row for row in procinfo.descendants(parent.pid)}
     assert set(family) == {dead, live}
     assert family[live]["ppid"] == parent.pid and "time.sleep(600)" in family[live]["cmdline"]
@@ -142,7 +142,7 @@ def test_kill_group_continues_a_stopped_process_so_it_can_handle_sigterm(
     """)
     assert child.stdout.readline() == "ready\n"
     os.kill(child.pid, signal.SIGSTOP)
-    wait_for(lambda: ProcessRef.of(child.pid).state() == "T")
+    wait_until(lambda: ProcessRef.of(child.pid).state() == "T")
     result = procinfo.kill_group(child.pid, child, grace_s=5.0)
     assert result["signals"] == ["SIGTERM", "SIGCONT"] and not result["killed"]
     assert result["returncode"] == 3 and result["seconds"] < 5.0

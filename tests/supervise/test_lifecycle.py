@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from dinowm.supervise.procinfo import ProcessRef
-from tests.sup.conftest import Project, tiny
+from tests.support.supervised import Project, tiny
 
 
 def test_detach_stop_resume_tail(project: Project) -> None:

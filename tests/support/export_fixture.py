@@ -1,4 +1,4 @@
-"""A fixed record for the golden tests: two runs with every kind of incident, built via Store.
+"""A fixed record for the export tests: two runs with every kind of incident, built via Store.
 
 Run A (completed, 5 epochs) went through an OOM, a thermal pause, a freeze, a SIGKILL, a lost
 supervisor, a user resume and a skipped checkpoint. Run B is still running and its run folder
@@ -70,8 +70,9 @@ def _note(store: Store, run_id: str, t: float, text: str, source: str = "user") 
     store.transaction(lambda db: db["notes"].update(note_id, {"t": t}))
 
 
-def _epoch(store: Store, run_id: str, epoch: int, attempt: int, start: float,
-           losses: tuple[float, float, float], batch: int = 32) -> None:
+def add_epoch(store: Store, run_id: str, epoch: int, attempt: int, start: float,
+              losses: tuple[float, float, float], batch: int = 32) -> None:
+    """One epoch row of the run with these (train, val, z) losses and fixed measurements."""
     train, val, z = losses
     store.upsert_epoch(run_id, epoch, {
         "attempt": attempt, "train_loss": train, "val_loss": val, "z_err_pred": z,
@@ -133,13 +134,13 @@ def build(root: Path) -> Path:
         inc(RUN_A, "resume", "resuming (attempt 2) after 10 s: CUDA out of memory",
             {"delay_s": 10.0, "after": "oom"}, attempt=1, t=T0 + 62)
         s = T0 + 100
-        _epoch(store, RUN_A, 1, 2, s, (0.4123, 0.3561, 0.2711))
+        add_epoch(store, RUN_A, 1, 2, s, (0.4123, 0.3561, 0.2711))
         inc(RUN_A, "thermal", "GPU at 84 °C > 82 °C for 10 s; pausing until < 75 °C",
             {"temps": [84.0], "throttle": ["sw_thermal"], "action": "pause"}, t=s + 1800)
         inc(RUN_A, "thermal", "GPU at 74 °C: resuming", {"temps": [74.0], "throttle": [],
                                                         "action": "resume"}, t=s + 1900)
         _note(store, RUN_A, s + 2000, "Lüfterkurve JW aktiv, Power Limit 100 W")
-        _epoch(store, RUN_A, 2, 2, s + EPOCH_S, (0.2874, 0.2650, 0.2015))
+        add_epoch(store, RUN_A, 2, 2, s + EPOCH_S, (0.2874, 0.2650, 0.2015))
         t = s + 2 * EPOCH_S + 700
         inc(RUN_A, "stall", "stall: no progress for 95 s in phase 'train' (limit 60 s); blocked",
             _stall_details(t), attempt=2, epoch=3, step=1260, t=t)
@@ -147,7 +148,7 @@ def build(root: Path) -> Path:
             {"delay_s": 10.0, "after": "stall"}, attempt=2, t=t + 12)
         _note(store, RUN_A, t + 60, "Freeze bei Epoch 3, GPU nur 48 °C | kein OOM")
         s = t + 100
-        _epoch(store, RUN_A, 3, 3, s, (0.2311, 0.2208, 0.1702))
+        add_epoch(store, RUN_A, 3, 3, s, (0.2311, 0.2208, 0.1702))
         t = s + EPOCH_S + 300
         inc(RUN_A, "crash", "trainer killed by SIGKILL (the host OOM killer or a user; see "
             "`dmesg | grep -i oom`)", {"exit_code": -9, "log_tail": [
@@ -156,7 +157,7 @@ def build(root: Path) -> Path:
         inc(RUN_A, "resume", "resuming (attempt 4) after 20 s: trainer killed by SIGKILL",
             {"delay_s": 20.0, "after": "signal"}, attempt=3, t=t + 1)
         s = t + 60
-        _epoch(store, RUN_A, 4, 4, s, (0.2040, 0.1987, 0.1533))
+        add_epoch(store, RUN_A, 4, 4, s, (0.2040, 0.1987, 0.1533))
         t = s + EPOCH_S + 30
         inc(RUN_A, "lost", "supervisor (pid 48100) is gone", {"log_tail": [
             "2026-01-07 11:34:05 run 20260107-093348-ab12 attempt 4: checkpoint epoch 4"],
@@ -166,7 +167,7 @@ def build(root: Path) -> Path:
         inc(RUN_A, "checkpoint_skipped", "epoch_0004.pth unusable, fell back: sha256 mismatch",
             {}, attempt=5, t=t + 3610)
         s = t + 3700
-        _epoch(store, RUN_A, 5, 5, s, (0.1894, 0.1901, 0.1466))
+        add_epoch(store, RUN_A, 5, 5, s, (0.1894, 0.1901, 0.1466))
         end = s + EPOCH_S + 20
         for epoch in (4, 5):
             store.add_checkpoint(RUN_A, {"path": f"{a['run_dir']}/checkpoints/"
@@ -196,8 +197,8 @@ def _build_b(store: Store, root: Path) -> None:
     t0 = T0 + 6 * 86400 + 2352.0  # 2026-01-13 10:12:48
     _create(store, root, RUN_B, "franka_f5_h3_b8-1", "franka_f5_h3_b8",
             ["data.path=/data/franka_cube_stack_ds", "training.predictor_lr=0.0003"], t0, False)
-    _epoch(store, RUN_B, 1, 1, t0 + 120, (0.3977, 0.3402, 0.2650))
-    _epoch(store, RUN_B, 2, 1, t0 + 120 + EPOCH_S, (0.2790, 0.2581, 0.1980))
+    add_epoch(store, RUN_B, 1, 1, t0 + 120, (0.3977, 0.3402, 0.2650))
+    add_epoch(store, RUN_B, 2, 1, t0 + 120 + EPOCH_S, (0.2790, 0.2581, 0.1980))
     store.add_incident(RUN_B, "thermal", "GPU at 83 °C > 82 °C for 10 s; pausing until < 75 °C",
                        {"temps": [83.0], "throttle": [], "action": "pause"}, t=t0 + 2000)
     _note(store, RUN_B, t0 + 10, "gleiche Daten, predictor_lr 3e-4")

@@ -1,4 +1,4 @@
-"""A load generator for runs.db, run as a separate process by test_store.py.
+"""A load generator for runs.db, run as a separate process by the store tests (one per role).
 
 usage: store_load.py DB ROLE RUN_ID SECONDS ACKFILE
 Every write the store acknowledges is appended to ACKFILE; any error ends the process with 1.

@@ -1,4 +1,4 @@
-"""Helpers of the process tests (procinfo, diagnosis): real children in their own sessions."""
+"""Real child processes in their own sessions, and waiting on a condition in plain code."""
 
 from __future__ import annotations
 
@@ -36,9 +36,13 @@ def spawn_process() -> Iterator[Spawn]:
         proc.stdout.close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll until predicate() holds; fail the test at the deadline."""
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0,
+               interval: float = 0.01) -> None:
+    """Poll predicate() every `interval` seconds until it holds; fail the test at the deadline.
+
+    For plain code; a Textual app under a Pilot waits with tests.support.tui.pilot_wait_for.
+    """
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
+        time.sleep(interval)
