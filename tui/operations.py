@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dinowm import rundir
 from dinowm.config import Project, flat_values, resolve
 from dinowm.errors import ConfigError, DinowmError
 from dinowm.runs import create_run, prepare_resume, reconcile, request_stop, resolve_run
@@ -53,7 +54,7 @@ def launch(services: Services, preset: str | None, overrides: list[str], name: s
     resolved = resolve_run(services.project, preset, overrides)
     check_dataset_files(resolved.config)
     row = create_run(services.project, resolved, name=name or None, note=note or None)
-    services.spawn(services.project, row["id"])
+    services.spawn(services.project, row["id"], rundir.claim(row["run_dir"], row["id"]))
     return row
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from dinowm import rundir
 from dinowm.cli.base import HELP, State, console, echo_json, main
 from dinowm.errors import ConfigError
+from dinowm.rundir import RunLock
 from dinowm.store import Store
 
 
@@ -40,11 +42,12 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
     row = create_run(state.project, resolved, name=name, note=note,
                      argv=["dinowm", *sys.argv[1:]],
                      warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
-    _launch(state, row, detach)
+    _launch(state, row, detach, rundir.claim(row["run_dir"], row["id"]))
 
 
-def _launch(state: State, row: dict[str, Any], detach: bool, lock: Any = None) -> None:
-    """Supervise here or detached; a held run lock (a resume's) passes to the supervisor."""
+def _launch(state: State, row: dict[str, Any], detach: bool, lock: RunLock) -> None:
+    """Supervise here or detached; the run's lock, held since the run was created or the
+    resume was checked, passes to the supervisor."""
     from dinowm.supervise.supervisor import run_foreground, spawn_detached
 
     if detach:

@@ -165,3 +165,14 @@ def test_stop_racing_resume_ends_in_one_consistent_state(project: Project) -> No
     assert final["pid"] is None and not rundir.holder(rundir.supervisor_lock(final["run_dir"]))
     reconcile(Store(project.root / "runs.db"))
     assert project.run_row()["status"] == "stopped"
+
+
+def test_a_new_run_is_held_from_its_creation(project: Project) -> None:
+    out = project.cli("run", *tiny("training.epochs=50"), "--detach")
+    assert out.returncode == 0, out.stderr
+    run_id = project.run_row()["id"]
+    out = project.cli("resume", run_id)  # at once: the supervisor may not have started yet
+    assert out.returncode == 1 and REFUSED in out.stderr, out.stdout + out.stderr
+    assert counts(project, run_id) == (project.run_row()["attempts"], 0)
+    out = project.cli("stop", run_id, "--wait")
+    assert out.returncode == 0 and project.run_row()["status"] == "stopped", out.stdout
