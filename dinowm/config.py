@@ -376,6 +376,11 @@ def _check_consistency(c: RunConfig) -> None:
     if c.training.grad_accum > c.training.batch_size:
         raise ConfigError(f"training.grad_accum={c.training.grad_accum} exceeds "
                           f"training.batch_size={c.training.batch_size}; lower grad_accum.")
+    ranks = c.dist.nproc_per_node
+    if ranks > 1 and c.training.batch_size < ranks * c.training.grad_accum:
+        raise ConfigError(f"training.batch_size={c.training.batch_size} is smaller than "
+                          f"dist.nproc_per_node={ranks} x training.grad_accum="
+                          f"{c.training.grad_accum}; raise the batch or use fewer ranks.")
     if c.thermal.resume_temp_c >= c.thermal.max_temp_c:
         raise ConfigError(f"thermal.resume_temp_c={c.thermal.resume_temp_c} must be below "
                           f"thermal.max_temp_c={c.thermal.max_temp_c}.")

@@ -35,6 +35,7 @@ CHECKPOINTS = "checkpoints"
 LATEST_CHECKPOINT = "model_latest.pth"  # in CHECKPOINTS, beside epoch_NNNN.pth; each + .json
 SAMPLES = "samples"  # epoch_NNNN.png
 SUPERVISOR_LOCK = "supervisor.lock"
+RANKS = "ranks"  # per-rank output and heartbeats of a run on several GPUs
 TRAINER_LOCK = "trainer.lock"
 
 TAIL_BLOCK = 64 * 1024
@@ -181,9 +182,14 @@ def supervisor_lock(run_dir: Path) -> Path:
     return Path(run_dir) / SUPERVISOR_LOCK
 
 
-def trainer_lock(run_dir: Path) -> Path:
-    """The lock file a run's trainer holds before it touches checkpoints or events."""
-    return Path(run_dir) / TRAINER_LOCK
+def trainer_lock(run_dir: Path, rank: int = 0) -> Path:
+    """The lock file a run's trainer (one per rank) holds before it touches anything."""
+    return Path(run_dir) / (TRAINER_LOCK if rank == 0 else f"trainer.rank{rank}.lock")
+
+
+def rank_log(run_dir: Path, rank: int) -> Path:
+    """Where a rank other than 0 writes its output (rank 0 writes train.log)."""
+    return Path(run_dir) / RANKS / f"rank{rank}.log"
 
 
 def claim(run_dir: Path, run_id: str) -> RunLock:
@@ -196,19 +202,36 @@ def claim(run_dir: Path, run_id: str) -> RunLock:
                        f"it.", exc.holder) from None
 
 
-def hold_trainer(run_dir: Path, parent_pid: int) -> RunLock:
-    """The trainer's lock, taken before it touches checkpoints or events.
+def _ancestors(pid: int, depth: int = 4) -> list[int]:
+    """pid's parent, grandparent, ... (a rank's parent is torchrun, whose parent supervises)."""
+    chain = []
+    for _ in range(depth):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        if pid <= 1:
+            break
+        chain.append(pid)
+    return chain
 
-    A trainer runs only under its own supervisor (its parent holds the supervisor lock) or in a
-    folder no supervisor holds (started by hand); a second trainer is refused either way.
+
+def hold_trainer(run_dir: Path, rank: int = 0, pid: int | None = None) -> RunLock:
+    """The trainer's lock (one per rank), taken before it touches checkpoints or events.
+
+    A trainer runs only under its own supervisor (the supervisor lock's holder is its parent,
+    or torchrun's parent) or in a folder no supervisor holds (started by hand); a second
+    trainer is refused either way.
     """
     sup = holder(supervisor_lock(run_dir))
-    if sup is not None and (sup.pid != parent_pid or sup.host != socket.gethostname()):
+    mine = _ancestors(pid or os.getpid())
+    if sup is not None and (sup.pid not in mine or sup.host != socket.gethostname()):
         raise LockHeld(f"Run folder {run_dir} is supervised by {sup.describe()}; a second "
                        f"trainer would train the run twice. Follow it with 'dinowm tail', or "
                        f"'dinowm stop' it first.", sup)
     try:
-        return RunLock.acquire(trainer_lock(run_dir), role="trainer")
+        return RunLock.acquire(trainer_lock(run_dir, rank), role="trainer")
     except LockHeld as exc:
         raise LockHeld(f"Run folder {run_dir} already has a trainer ({exc.holder.describe()}); "
                        f"a second one would train the run twice.", exc.holder) from None

@@ -147,6 +147,16 @@ class PerfConfig:
 
 
 @dataclass(frozen=True)
+class DistConfig:
+    """Several GPUs of one machine: torchrun ranks under one supervisor."""
+
+    nproc_per_node: int = opt(1, "training processes, one per GPU (without CUDA: gloo ranks on "
+                                 "the CPU); training.batch_size stays the global batch", min=1)
+    timeout_s: float = opt(120.0, "collective timeout: a rank waiting longer fails with torch's "
+                                  "own message (below the watchdog's budget)", min=1.0)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A fully resolved, validated run configuration."""
 
@@ -163,6 +173,7 @@ class RunConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
     @property
     def num_frames(self) -> int:
@@ -193,8 +204,9 @@ class RunConfig:
 
     @property
     def micro_batch(self) -> int:
-        """Samples per forward pass."""
-        return max(1, self.training.batch_size // self.training.grad_accum)
+        """Samples per forward pass of one rank (the global batch over ranks and accumulation)."""
+        return max(1, self.training.batch_size // (self.training.grad_accum
+                                                   * self.dist.nproc_per_node))
 
     @property
     def encoder_untrained(self) -> bool:
@@ -236,7 +248,7 @@ def _key(name: str, f: dataclasses.Field) -> Key:
 def _section_classes() -> dict[str, type]:
     return {"data": DataConfig, "training": TrainingConfig, "model": ModelConfig,
             "wandb": WandbConfig, "watchdog": WatchdogConfig, "telemetry": TelemetryConfig,
-            "thermal": ThermalConfig, "perf": PerfConfig}
+            "thermal": ThermalConfig, "perf": PerfConfig, "dist": DistConfig}
 
 
 SECTIONS: dict[str, type] = _section_classes()

@@ -185,7 +185,7 @@ class Supervisor:
 
     def _attempt(self, cfg: RunConfig, attempt: int, gpu: GpuWatch, mirror: Mirror) -> Outcome:
         """One trainer process from spawn to exit (or to the kill after a stall)."""
-        state = AttemptState(attempt, cfg, self._spawn(attempt), ThermalGuard(cfg.thermal))
+        state = AttemptState(attempt, cfg, self._spawn(attempt, cfg), ThermalGuard(cfg.thermal))
         self.proc = state.proc
         duties = [Duty(1.0, gpu.write_rows),
                   Duty(1.0, self._poll_stop_request),
@@ -212,14 +212,16 @@ class Supervisor:
 
     # -- pieces of an attempt ---------------------------------------------------------------
 
-    def _spawn(self, attempt: int) -> subprocess.Popen:
-        """The trainer in its own session, its output appended to train.log."""
+    def _spawn(self, attempt: int, cfg: RunConfig) -> subprocess.Popen:
+        """The trainer in its own session, its output appended to train.log; with
+        dist.nproc_per_node > 1, torchrun starting one rank per GPU (never restarting one: the
+        supervisor decides about resumes)."""
         with open(self.run_dir / rundir.LOG, "ab", buffering=0) as log:
             log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} "
                       f"---\n".encode())
             env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1"}
             proc = subprocess.Popen(
-                [sys.executable, "-m", "dinowm.train", "--run-dir", str(self.run_dir)],
+                [*trainer_command(cfg), "--run-dir", str(self.run_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, cwd=self.run_dir)
         ref = procinfo.ProcessRef.of(proc.pid)
@@ -359,6 +361,15 @@ class Supervisor:
             self.display.update(self.store.run(self.run_id), gpu.latest())
         except OSError:
             self.display = None  # the terminal is gone; keep supervising
+
+
+def trainer_command(cfg: RunConfig) -> list[str]:
+    """How a trainer starts: one process, or torchrun with one rank per GPU on this machine."""
+    ranks = cfg.dist.nproc_per_node
+    if ranks == 1:
+        return [sys.executable, "-m", "dinowm.train"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={ranks}", "--max-restarts=0", "-m", "dinowm.train"]
 
 
 def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -> int:

@@ -53,13 +53,27 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
 
+    rank = int(os.environ.get("RANK", "0"))  # set by torchrun when dist.nproc_per_node > 1
+    if rank != 0:  # rank 0 alone writes train.log; the others keep their output apart
+        _redirect_output(rundir.rank_log(run_dir, rank))
     try:  # before anything touches events or checkpoints; held until this process ends
-        lock = hold_trainer(run_dir, os.getppid())
+        lock = hold_trainer(run_dir, rank)
     except LockHeld as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_LOCKED
     with lock:
         return _train(run_dir)
+
+
+def _redirect_output(path: Path) -> None:
+    """stdout and stderr of this process appended to path."""
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def _train(run_dir: Path) -> int:

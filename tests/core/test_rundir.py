@@ -95,9 +95,21 @@ def test_a_trainer_runs_only_under_its_own_supervisor(tmp_path: Path,
     proc = spawn_process(HOLD, str(rundir.supervisor_lock(tmp_path)))
     assert proc.stdout.readline().strip() == "held"
     with pytest.raises(LockHeld) as err:
-        rundir.hold_trainer(tmp_path, parent_pid=os.getpid())
+        rundir.hold_trainer(tmp_path)  # this process does not descend from the holder
     assert f"supervised by pid {proc.pid}" in str(err.value)
-    with rundir.hold_trainer(tmp_path, parent_pid=proc.pid):  # the supervisor's own child
-        with pytest.raises(LockHeld) as err:
-            rundir.hold_trainer(tmp_path, parent_pid=proc.pid)
-        assert "already has a trainer" in str(err.value)
+
+
+def test_each_rank_of_the_supervisors_own_trainer_gets_its_lock(tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with RunLock.acquire(rundir.supervisor_lock(tmp_path)):  # this process supervises
+            assert os.getpid() in rundir._ancestors(child.pid)
+            with rundir.hold_trainer(tmp_path, 0, pid=child.pid), \
+                    rundir.hold_trainer(tmp_path, 1, pid=child.pid):
+                with pytest.raises(LockHeld) as err:
+                    rundir.hold_trainer(tmp_path, 1, pid=child.pid)
+                assert "already has a trainer" in str(err.value)
+    finally:
+        child.kill()
+        child.wait()
+    assert rundir.trainer_lock(tmp_path, 1).name == "trainer.rank1.lock"
