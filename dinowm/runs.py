@@ -83,6 +83,28 @@ def fit_warning(store: Store, cfg: RunConfig, hw: dict[str, Any]) -> str | None:
             f"memory")
 
 
+def gpu_ranks(value: str, env: dict[str, str] | None = None) -> int:
+    """`--gpus N|auto`: the number of ranks, one per visible GPU; refused without a GPU."""
+    from dinowm.supervise.hardware import gpu_description
+    from dinowm.supervise.telemetry import visible_gpus
+
+    env = dict(os.environ) if env is None else env
+    desc = gpu_description()
+    visible = len(visible_gpus(env, [g["uuid"] for g in desc["gpus"]]))
+    if value != "auto" and (not value.isdigit() or int(value) < 1):
+        raise ConfigError(f"--gpus {value}: give a number of GPUs (1, 2, ...) or 'auto'.")
+    if visible == 0:
+        raise ConfigError(f"--gpus {value}: no GPU is visible on this machine (NVML: "
+                          f"{desc.get('nvml')}); on the CPU, dist.nproc_per_node=N trains N gloo "
+                          f"ranks.")
+    wanted = visible if value == "auto" else int(value)
+    if wanted > visible:
+        raise ConfigError(f"--gpus {value}: only {visible} GPU{'s' * (visible != 1)} visible "
+                          f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')}"
+                          f"); use --gpus {visible} or --gpus auto.")
+    return wanted
+
+
 def resolve_run(project: Project, preset: str | None,
                 overrides: list[str] | tuple[str, ...]) -> Resolved:
     """The configuration a new run would train with, checked as far as it can be without
@@ -241,11 +263,11 @@ def _resume_locked(store: Store, project: Project, run: dict[str, Any],
                           f"{cfg.training.epochs} epochs; train further with 'dinowm resume "
                           f"{run['id']} training.epochs={cfg.training.epochs + 50}'.")
     if run.get("pid") and run.get("host") == socket.gethostname():
-        from dinowm.supervise.procinfo import kill_group
+        from dinowm.supervise.procinfo import kill_tree
 
         trainer = ProcessRef(run["pid"], run.get("pid_start") or -1)
         if trainer.alive():  # an orphan of a lost supervisor: never two trainers on one folder
-            kill_group(run["pid"], None, grace_s=30.0)
+            kill_tree(run["pid"], None, grace_s=30.0)
     other = rundir.holder(rundir.trainer_lock(run_dir))
     if other is not None:
         raise rundir.LockHeld(f"A trainer ({other.describe()}) runs in {run_dir} without a "

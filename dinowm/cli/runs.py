@@ -21,10 +21,13 @@ from dinowm.store import Store
 @click.option("--note", default=None, help="A first note attached to the run.")
 @click.option("--detach", "-d", is_flag=True,
               help="Return at once; the supervisor keeps running after the terminal closes.")
+@click.option("--gpus", default=None, metavar="N|auto",
+              help="Train on N GPUs of this machine (one torchrun rank each; auto = all "
+                   "visible); sets dist.nproc_per_node.")
 @click.argument("overrides", nargs=-1)
 @click.pass_obj
 def run_cmd(state: State, preset: str | None, name: str | None, note: str | None,
-            detach: bool, overrides: tuple[str, ...]) -> None:
+            detach: bool, gpus: str | None, overrides: tuple[str, ...]) -> None:
     """Start a supervised training run of PRESET with key=value OVERRIDES.
 
     \b
@@ -32,11 +35,14 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
       dinowm run --preset demo
       dinowm run --preset franka_f5_h3 data.path=/data/franka_cube_stack_ds training.batch_size=16
       dinowm run --preset franka_f5_h3 --detach --note "fan curve JW, 100 W limit"
+      dinowm run --preset franka_f5_h3 --gpus auto   (training.batch_size stays global)
     Ctrl-C stops gracefully (checkpoint, status stopped); a second Ctrl-C stops at once.
     """
-    from dinowm.runs import create_run, resolve_run
+    from dinowm.runs import create_run, gpu_ranks, resolve_run
     from dinowm.trials import check_dataset_files
 
+    if gpus is not None:
+        overrides = (*overrides, f"dist.nproc_per_node={gpu_ranks(gpus)}")
     resolved = resolve_run(state.project, preset, overrides)
     check_dataset_files(resolved.config)  # bad files are refused before a run exists
     row = create_run(state.project, resolved, name=name, note=note,

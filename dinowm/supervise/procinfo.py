@@ -220,42 +220,69 @@ def _reap(leader: int, popen: subprocess.Popen | None) -> tuple[bool, int | None
     return bool(done), os.waitstatus_to_exitcode(status) if done else None
 
 
-def _wait_group(pgid: int, leader: int, popen: subprocess.Popen | None, deadline: float,
-                exited: bool = False, code: int | None = None) -> tuple[bool, int | None]:
-    """Poll until the leader has exited and the group is empty, or until deadline."""
+def _wait_groups(pgids: list[int], leader: int, popen: subprocess.Popen | None,
+                 deadline: float, exited: bool = False,
+                 code: int | None = None) -> tuple[bool, int | None]:
+    """Poll until the leader has exited and the groups are empty, or until deadline."""
     while True:
         if not exited:
             exited, code = _reap(leader, popen)
-        if (exited and not group_members(pgid)) or time.monotonic() >= deadline:
+        if (exited and not any(group_members(g) for g in pgids)) or \
+                time.monotonic() >= deadline:
             return exited, code
         time.sleep(POLL_S)
 
 
 def kill_group(pgid: int, popen: subprocess.Popen | None, grace_s: float,
-               kill_wait_s: float = 5.0) -> dict[str, Any]:
+               kill_wait_s: float = 5.0, extra_groups: tuple[int, ...] = ()) -> dict[str, Any]:
     """SIGTERM (+SIGCONT) the group, SIGKILL what is left after grace_s, reap; every wait bounded.
 
-    Returns {pgid, signals, exited, killed, returncode, seconds, survivors}; survivors are
-    members still there kill_wait_s after SIGKILL, with their threads in D state (a stuck driver
-    or file system: SIGKILL does not finish until the kernel call returns).
+    extra_groups are signalled and waited for alongside (the ranks torchrun starts each lead a
+    session of their own). Returns {pgid, signals, exited, killed, returncode, seconds,
+    survivors}; survivors are members still there kill_wait_s after SIGKILL, with their threads
+    in D state (a stuck driver or file system: SIGKILL does not finish until the kernel call
+    returns).
     """
     t0 = time.monotonic()
     leader = popen.pid if popen is not None else pgid
+    groups = [pgid, *[g for g in extra_groups if g != pgid]]
     sent: list[str] = []
-    if _signal_group(pgid, signal.SIGTERM, sent):
-        _signal_group(pgid, signal.SIGCONT, sent)  # a stopped process acts on SIGTERM only now
-        exited, code = _wait_group(pgid, leader, popen, t0 + grace_s)
+
+    def signal_all(signum: signal.Signals) -> bool:
+        done = [_signal_group(g, signum, []) for g in groups]
+        if any(done):
+            sent.append(signum.name)
+        return any(done)
+
+    if signal_all(signal.SIGTERM):
+        signal_all(signal.SIGCONT)  # a stopped process acts on SIGTERM only now
+        exited, code = _wait_groups(groups, leader, popen, t0 + grace_s)
     else:  # no such group: nothing to wait for
         exited, code = _reap(leader, popen)
-    killed = bool(group_members(pgid))
+    killed = any(group_members(g) for g in groups)
     if killed:
-        _signal_group(pgid, signal.SIGKILL, sent)
-        exited, code = _wait_group(pgid, leader, popen, time.monotonic() + kill_wait_s,
-                                   exited, code)
+        signal_all(signal.SIGKILL)
+        exited, code = _wait_groups(groups, leader, popen, time.monotonic() + kill_wait_s,
+                                    exited, code)
     survivors = []
-    for member in group_members(pgid):
+    for member in (m for g in groups for m in group_members(g)):
         stuck = [t for t in threads(member) if t["state"] == "D"]
         survivors.append({"pid": member, "state": _state(member), "d_threads": stuck})
-    return {"pgid": pgid, "signals": sent, "exited": exited and not survivors,
-            "killed": killed, "returncode": code, "seconds": round(time.monotonic() - t0, 3),
-            "survivors": survivors}
+    return {"pgid": pgid, "signals": sent,
+            "exited": exited and not survivors, "killed": killed, "returncode": code,
+            "seconds": round(time.monotonic() - t0, 3), "survivors": survivors}
+
+
+def kill_tree(pid: int, popen: subprocess.Popen | None, grace_s: float,
+              kill_wait_s: float = 5.0) -> dict[str, Any]:
+    """kill_group of pid's group and of every group its descendants lead (torchrun's ranks)."""
+    table = _table()
+    children: dict[int, list[dict[str, Any]]] = {}
+    for row in table:
+        children.setdefault(row["ppid"], []).append(row)
+    groups, todo = set(), [pid]
+    while todo:
+        for row in children.get(todo.pop(), []):
+            groups.add(row["pgid"])
+            todo.append(row["pid"])
+    return kill_group(pid, popen, grace_s, kill_wait_s, tuple(sorted(groups - {pid})))

@@ -21,6 +21,7 @@ from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.supervise import diagnosis, procinfo, telemetry
 from dinowm.supervise.gpuwatch import GpuWatch
+from dinowm.supervise.ranks import first_failure
 from dinowm.supervise.thermal import ThermalGuard
 from dinowm.supervise.wandb_mirror import Mirror
 from dinowm.supervise.watchdog import Outcome, Progress, Verdict, check, classify, decide
@@ -234,14 +235,14 @@ class Supervisor:
         if self.stop_reason is None:
             return None
         if self.force_stop:
-            procinfo.kill_group(a.proc.pid, a.proc, grace_s=0.0)
+            procinfo.kill_tree(a.proc.pid, a.proc, grace_s=0.0)
             return a.outcome("stopped", f"forced stop ({self.stop_reason})")
         w = a.cfg.watchdog
         if a.stop_sent is None:
             self._signal_trainer(signal.SIGTERM)
             a.stop_sent = time.monotonic()
         elif time.monotonic() - a.stop_sent > w.checkpoint_s + w.heartbeat_floor_s:
-            procinfo.kill_group(a.proc.pid, a.proc, grace_s=5.0)
+            procinfo.kill_tree(a.proc.pid, a.proc, grace_s=5.0)
         return None
 
     def _exited(self, a: AttemptState, mirror: Mirror) -> Outcome | None:
@@ -250,13 +251,22 @@ class Supervisor:
         if rc is None:
             return None
         self._ingest(a, mirror, time.time())
-        procinfo.kill_group(a.proc.pid, None, grace_s=1.0)  # leftover workers
+        procinfo.kill_tree(a.proc.pid, None, grace_s=1.0)  # leftover workers
         sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
+        failed = first_failure(rundir.log_tail(self.run_dir, 200)) \
+            if a.cfg.dist.nproc_per_node > 1 and rc != 0 else None
+        if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
+            rc, sig = failed.exit_code, failed.signal_name
         kind, message = classify(rc, a.end, a.error, sig)
+        if failed is not None and a.error is None:  # name the rank that failed first
+            who = f"rank {failed.rank} (pid {failed.pid})"
+            message = message.replace("trainer", who, 1) if message.startswith("trainer") \
+                else f"{who}: {message}"
         if kind in ("signal", "crash") and a.error is None:
             self.store.add_incident(self.run_id, "crash", message,
                                     {"exit_code": rc, "log_tail": rundir.log_tail(self.run_dir,
-                                                                                  30)},
+                                                                                  30),
+                                     "rank": failed.rank if failed else None},
                                     step=a.progress.last_step)
         return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
 
@@ -265,7 +275,7 @@ class Supervisor:
         if a.stop_sent is not None or not gpu.lost:
             return None
         gpu.write_rows()
-        procinfo.kill_group(a.proc.pid, a.proc, grace_s=10.0)
+        procinfo.kill_tree(a.proc.pid, a.proc, grace_s=10.0)
         msg = f"GPU lost: {gpu.lost}"
         self.store.add_incident(self.run_id, "gpu_lost", msg, gpu.lost,
                                 attempt=a.number)
@@ -301,7 +311,8 @@ class Supervisor:
         """Diagnose, record, kill the process group, reap."""
         snapshot = telemetry.snapshot(timeout=5.0) if gpu.available else None
         diag = diagnosis.collect(self.run_dir, a.proc.pid, gpu=snapshot)
-        killed = procinfo.kill_group(a.proc.pid, a.proc, grace_s=a.cfg.watchdog.kill_grace_s)
+        killed = procinfo.kill_tree(a.proc.pid, a.proc,
+                                    grace_s=a.cfg.watchdog.kill_grace_s)
         message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
         self.store.add_incident(self.run_id, "stall", message,
                                 {**diag, "verdict": verdict.__dict__, "kill": killed},

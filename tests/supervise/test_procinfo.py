@@ -171,3 +171,20 @@ def test_kill_group_kills_members_left_after_the_leader_and_reaps_without_popen(
 def test_kill_group_of_a_group_that_is_gone() -> None:
     result = procinfo.kill_group(2**22 + 1, None, grace_s=5.0)
     assert result["signals"] == [] and not result["killed"] and result["seconds"] < 1.0
+
+
+def test_kill_tree_reaches_children_that_lead_sessions_of_their_own(spawn: Spawn) -> None:
+    # torchrun starts every rank with start_new_session=True: killing the launcher's group
+    # alone would leave the ranks running.
+    launcher = spawn("""
+        import subprocess, sys, time
+        ranks = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                                  start_new_session=True) for _ in range(2)]
+        print(" ".join(str(r.pid) for r in ranks), flush=True)
+        time.sleep(600)
+    """)
+    ranks = [ProcessRef.of(int(pid)) for pid in launcher.stdout.readline().split()]
+    assert all(procinfo.group_members(r.pid) == [r.pid] for r in ranks)  # own groups
+    result = procinfo.kill_tree(launcher.pid, launcher, grace_s=2.0)
+    assert result["exited"] and not result["killed"] and result["survivors"] == []
+    wait_until(lambda: not any(r.alive() for r in ranks))
