@@ -201,8 +201,12 @@ def _log_tail(path: Path, n: int) -> tuple[list[str], str | None]:
 
 
 def collect(run_dir: Path, pid: int, *, stacks_wait_s: float = 3.0, sample_s: float = 1.0,
-            log_lines: int = 40, gpu: dict | None = None) -> dict[str, Any]:
-    """The stall diagnosis stored as an incident (a JSON-able dict); every step is bounded."""
+            log_lines: int = 40, gpu: dict | None = None,
+            stacks_path: Path | None = None) -> dict[str, Any]:
+    """The stall diagnosis stored as an incident (a JSON-able dict); every step is bounded.
+
+    stacks_path: where the process dumps its stacks on SIGUSR1 (a rank other than 0 has its own
+    file; the default is the run's stacks.txt)."""
     t0 = time.monotonic()
     run_dir = Path(run_dir)
     try:
@@ -213,7 +217,8 @@ def collect(run_dir: Path, pid: int, *, stacks_wait_s: float = 3.0, sample_s: fl
     activity = process["activity"]
     stacks, note = None, f"process is {activity}: no stacks"
     if ref and activity not in ("gone", "zombie"):
-        text, note = _stacks(ref, run_dir / rundir.STACKS, activity == "stopped", stacks_wait_s,
+        text, note = _stacks(ref, stacks_path or run_dir / rundir.STACKS, activity == "stopped",
+                             stacks_wait_s,
                              process["signals_sent"])
         process["continued"] = "SIGCONT" in process["signals_sent"]
         if text is not None:

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dinowm import rundir
+from dinowm.supervise import diagnosis
 
 _ROOT = re.compile(r"Root Cause \(first observed failure\):(.*?)(?:={20,}|\Z)", re.S)
 _RANK = re.compile(r"^\s*rank\s*:\s*(\d+)", re.M)
@@ -49,3 +55,37 @@ def first_failure(log_lines: list[str]) -> RankFailure | None:
     if rank is None or code is None:
         return None
     return RankFailure(int(rank.group(1)), int(code.group(1)), int(code.group(2)))
+
+
+def lagging(beats: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rank behind the others: the lowest step; among equals, the one not waiting in a
+    collective, then the one silent longest."""
+    if not beats:
+        return None
+    return min(beats, key=lambda b: (b.get("step") or 0, bool(b.get("collective")),
+                                     b.get("t") or 0))
+
+
+def diagnose(run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None,
+             sample_s: float = 1.0) -> dict[str, Any]:
+    """The stall diagnosis of a run on several ranks: every rank's process, stacks and place,
+    the lagging rank named against the others."""
+    now = time.time()
+    ranks = []
+    for beat in beats:
+        diag = diagnosis.collect(run_dir, beat["pid"], gpu=gpu if beat["rank"] == 0 else None,
+                                 sample_s=sample_s,
+                                 stacks_path=rundir.rank_stacks(run_dir, beat["rank"]))
+        ranks.append({**diag, "rank": beat["rank"], "step": beat.get("step"),
+                      "phase": beat.get("phase"), "collective": beat.get("collective"),
+                      "silent_s": round(now - float(beat.get("t") or now), 1)})
+    behind = lagging(beats)
+    lines = []
+    for r in ranks:
+        waits = f", waiting in {r['collective']}" if r["collective"] else ""
+        lines.append(f"rank {r['rank']} (pid {r['pid']}) at step {r['step']} in {r['phase']}"
+                     f"{waits}, silent {r['silent_s']:.0f} s: {r['summary']}")
+    lead = f"rank {behind['rank']} lagging" if behind is not None else "no rank heartbeats"
+    return {"ranks": ranks, "lagging_rank": behind["rank"] if behind else None,
+            "summary": f"{lead}; " + "; ".join(lines),
+            "log_tail": rundir.log_tail(run_dir, 40)}

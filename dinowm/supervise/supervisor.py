@@ -19,12 +19,13 @@ from dinowm.events import read_events
 from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec, write_spec
 from dinowm.schema import RunConfig
 from dinowm.store import Store
-from dinowm.supervise import diagnosis, procinfo, telemetry
+from dinowm.supervise import diagnosis, procinfo, ranks, telemetry
 from dinowm.supervise.gpuwatch import GpuWatch
 from dinowm.supervise.ranks import first_failure
 from dinowm.supervise.thermal import ThermalGuard
 from dinowm.supervise.wandb_mirror import Mirror
-from dinowm.supervise.watchdog import Outcome, Progress, Verdict, check, classify, decide
+from dinowm.supervise.watchdog import (Outcome, Progress, Verdict, check, check_ranks, classify,
+                                       decide)
 
 TICK_S = 0.25
 WAL_EVERY_S = 60.0
@@ -282,10 +283,18 @@ class Supervisor:
         return a.outcome("lost_gpu", msg)
 
     def _stalled(self, a: AttemptState, gpu: GpuWatch, now: float) -> Outcome | None:
-        verdict = check(a.progress, now, a.cfg.watchdog)
+        if a.cfg.dist.nproc_per_node > 1:  # any rank's silence is the run's
+            verdict = check_ranks(a.progress, self._rank_beats(a), now, a.cfg.watchdog)
+        else:
+            verdict = check(a.progress, now, a.cfg.watchdog)
         if not verdict.stalled or a.stop_sent is not None:
             return None
         return self._stall(verdict, a, gpu)
+
+    def _rank_beats(self, a: AttemptState) -> list[dict[str, Any]]:
+        """This attempt's rank heartbeats (files left by an earlier attempt are not)."""
+        return [b for b in rundir.read_rank_heartbeats(self.run_dir)
+                if float(b.get("t") or 0) >= a.progress.attempt_started]
 
     def _ingest(self, a: AttemptState, mirror: Mirror, now: float) -> None:
         events, self.offset = read_events(self.run_dir / rundir.EVENTS, self.offset)
@@ -310,7 +319,9 @@ class Supervisor:
     def _stall(self, verdict: Verdict, a: AttemptState, gpu: GpuWatch) -> Outcome:
         """Diagnose, record, kill the process group, reap."""
         snapshot = telemetry.snapshot(timeout=5.0) if gpu.available else None
-        diag = diagnosis.collect(self.run_dir, a.proc.pid, gpu=snapshot)
+        beats = self._rank_beats(a) if a.cfg.dist.nproc_per_node > 1 else []
+        diag = ranks.diagnose(self.run_dir, beats, snapshot) if beats else \
+            diagnosis.collect(self.run_dir, a.proc.pid, gpu=snapshot)
         killed = procinfo.kill_tree(a.proc.pid, a.proc,
                                     grace_s=a.cfg.watchdog.kill_grace_s)
         message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"

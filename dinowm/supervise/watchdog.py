@@ -59,9 +59,11 @@ class Verdict:
     phase: str
     age_s: float
     limit_s: float
+    rank: int | None = None  # the silent rank, when one rank of several went quiet
 
     def describe(self) -> str:
-        return (f"no progress for {self.age_s:.0f} s in phase '{self.phase}' "
+        who = f"rank {self.rank}: " if self.rank is not None else ""
+        return (f"{who}no progress for {self.age_s:.0f} s in phase '{self.phase}' "
                 f"(limit {self.limit_s:.0f} s)")
 
 
@@ -88,6 +90,25 @@ def check(progress: Progress, now: float, cfg: WatchdogConfig) -> Verdict:
     limit = budgets.get(progress.phase) or step_limit(progress, cfg)
     age = now - progress.last_beat
     return Verdict(age > limit, progress.phase, age, limit)
+
+
+def check_ranks(progress: Progress, beats: list[dict], now: float,
+                cfg: WatchdogConfig) -> Verdict:
+    """A run on several ranks: stalled when rank 0's events stall or any rank's own heartbeat
+    is older than its phase's budget (the quietest rank is named)."""
+    run = check(progress, now, cfg)
+    if run.stalled or progress.last_step is None:
+        return run
+    budgets = {"validation": cfg.validation_s, "checkpoint": cfg.checkpoint_s,
+               "startup": cfg.startup_s}
+    worst = run
+    for beat in beats:
+        phase = beat.get("phase") or "train"
+        limit = budgets.get(phase) or step_limit(progress, cfg)
+        age = now - float(beat.get("t") or now)
+        if age > limit and (not worst.stalled or age - limit > worst.age_s - worst.limit_s):
+            worst = Verdict(True, phase, age, limit, rank=beat["rank"])
+    return worst
 
 
 @dataclass(frozen=True)

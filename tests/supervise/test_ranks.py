@@ -45,3 +45,50 @@ def test_the_root_cause_of_a_real_torchrun_failure(tmp_path: Path, how: str, cod
 
 def test_no_report_no_failure() -> None:
     assert first_failure(["epoch 1 done", "Traceback (most recent call last):"]) is None
+
+
+def test_the_lagging_rank_is_behind_or_not_in_a_collective() -> None:
+    from dinowm.supervise.ranks import lagging
+
+    beats = [{"rank": 0, "step": 12, "collective": "all_reduce", "t": 100.0},
+             {"rank": 1, "step": 12, "t": 90.0}]
+    assert lagging(beats)["rank"] == 1
+    beats[0]["step"] = 11
+    assert lagging(beats)["rank"] == 0
+    assert lagging([]) is None
+
+
+def test_a_stopped_rank_is_diagnosed_with_its_stacks(tmp_path: Path, spawn_process) -> None:
+    import json
+    import os
+    import signal as sig
+    import time
+
+    from dinowm import rundir
+    from dinowm.supervise.ranks import diagnose
+
+    (tmp_path / rundir.RANKS).mkdir()
+    code = """
+        import faulthandler, signal, sys, time
+        faulthandler.register(signal.SIGUSR1, file=open(sys.argv[1], "a"), all_threads=True)
+        print("ready", flush=True)
+        def waiting_in_all_reduce():
+            time.sleep(600)
+        waiting_in_all_reduce()
+    """
+    procs = [spawn_process(code, str(rundir.rank_stacks(tmp_path, r))) for r in (0, 1)]
+    assert all(p.stdout.readline().strip() == "ready" for p in procs)
+    os.kill(procs[1].pid, sig.SIGSTOP)
+    now = time.time()
+    beats = [{"rank": 0, "pid": procs[0].pid, "step": 7, "phase": "train", "t": now,
+              "collective": "all_reduce"},
+             {"rank": 1, "pid": procs[1].pid, "step": 7, "phase": "train", "t": now - 30}]
+    for b in beats:
+        rundir.rank_heartbeat(tmp_path, b["rank"]).write_text(json.dumps(b))
+    assert rundir.read_rank_heartbeats(tmp_path) == beats
+    diag = diagnose(tmp_path, beats, None, sample_s=0.3)
+    assert diag["lagging_rank"] == 1
+    assert diag["summary"].startswith("rank 1 lagging; rank 0 (pid ")
+    assert "waiting in all_reduce" in diag["summary"] and "stopped (SIGSTOP)" in diag["summary"]
+    for r in diag["ranks"]:
+        assert "waiting_in_all_reduce" in r["stacks"]["text"], r["stacks_note"]

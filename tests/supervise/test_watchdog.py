@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dinowm.schema import ThermalConfig, WatchdogConfig
 from dinowm.supervise.thermal import ThermalGuard
-from dinowm.supervise.watchdog import Outcome, Progress, check, classify, decide, p99
+from dinowm.supervise.watchdog import (Outcome, Progress, check, check_ranks, classify, decide,
+                                       p99)
 
 CFG = WatchdogConfig(heartbeat_floor_s=10.0, heartbeat_factor=5.0, startup_s=100.0,
                      validation_s=50.0, checkpoint_s=20.0, max_attempts=3, backoff_s=2.0,
@@ -101,3 +102,16 @@ def test_thermal_guard_pauses_after_hold_and_resumes_below() -> None:
     assert g.update(74.0, 30.0) == "resume"
     off = ThermalGuard(ThermalConfig(enabled=False))
     assert off.update(120.0, 0.0) is None and off.update(120.0, 100.0) is None
+
+
+def test_any_ranks_silence_is_a_stall_of_the_run_and_names_the_rank() -> None:
+    p = _progress(step_s=0.1)  # rank 0's last event at t=51: budget 10 s (the floor)
+    beats = [{"rank": 0, "step": 50, "phase": "train", "t": 55.0, "collective": "all_reduce"},
+             {"rank": 1, "step": 50, "phase": "train", "t": 45.0}]
+    assert not check_ranks(p, beats[:1], 58.0, CFG).stalled
+    v = check_ranks(p, beats, 58.0, CFG)  # rank 1 silent 13 s > 10 s
+    assert v.stalled and v.rank == 1 and v.describe().startswith("rank 1: no progress for 13 s")
+    beats[1]["phase"] = "validation"  # a rank validating has the validation budget (50 s)
+    assert not check_ranks(p, beats, 58.0, CFG).stalled
+    run = check_ranks(p, beats, 62.0, CFG)  # rank 0's own events stale: the run's verdict
+    assert run.stalled and run.rank is None
