@@ -145,7 +145,8 @@ class DinowmApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
     def launch(self, spec: LaunchSpec) -> None:
-        row = operations.launch(self.services, spec.preset, spec.overrides, spec.name, spec.note)
+        row = operations.launch(self.services, spec.preset, spec.overrides, spec.name, spec.note,
+                                spec.gpus)
         self.post_message(ActionDone(f"run {row['id']} ({row['name']}) started", [row["id"]]))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stop")

@@ -10,7 +10,8 @@ from typing import Any
 from dinowm import rundir
 from dinowm.config import Project, flat_values, resolve
 from dinowm.errors import ConfigError, DinowmError
-from dinowm.runs import create_run, prepare_resume, reconcile, request_stop, resolve_run
+from dinowm.runs import (create_run, gpu_ranks, prepare_resume, reconcile, request_stop,
+                         resolve_run)
 from dinowm.trials import check_dataset_files
 from tui.services import Services
 
@@ -48,9 +49,11 @@ def check_launch(project: Project, preset: str | None, text: str) -> Check:
 
 
 def launch(services: Services, preset: str | None, overrides: list[str], name: str | None,
-           note: str | None) -> dict[str, Any]:
+           note: str | None, gpus: str = "") -> dict[str, Any]:
     """Validate (the dataset files too, in a child process: the app never imports torch),
     write the run folder and row, then start a detached supervisor."""
+    if gpus:  # as `dinowm run --gpus`: one rank per GPU (NVML is asked here, in a worker)
+        overrides = [*overrides, f"dist.nproc_per_node={gpu_ranks(gpus)}"]
     resolved = resolve_run(services.project, preset, overrides)
     check_dataset_files(resolved.config)
     row = create_run(services.project, resolved, name=name or None, note=note or None)

@@ -1,4 +1,5 @@
-"""The new-run modal: preset, overrides validated live with the CLI's messages, name, note."""
+"""The new-run modal: preset, overrides validated live with the CLI's messages, name, note,
+and the number of GPUs (one torchrun rank each, as `dinowm run --gpus`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class LaunchSpec:
     overrides: list[str]
     name: str
     note: str
+    gpus: str = ""  # "" = dist.nproc_per_node as resolved; N or "auto" = one rank per GPU
 
 
 @dataclass
@@ -66,6 +68,7 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
             with Horizontal(classes="fields"):
                 yield Input(placeholder="name (default PRESET-N)", id="name")
                 yield Input(placeholder="first note", id="note")
+                yield Input(placeholder="GPUs: 1", id="gpus", restrict=r"[0-9a-z]*")
             with Horizontal(classes="buttons"):
                 yield Button("Start (^s)", variant="success", id="start", disabled=True,
                                  compact=True)
@@ -132,7 +135,8 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
             return
         self.dismiss(LaunchSpec(current[0], parse_overrides(current[1]),
                                 self.query_one("#name", Input).value.strip(),
-                                self.query_one("#note", Input).value.strip()))
+                                self.query_one("#note", Input).value.strip(),
+                                self.query_one("#gpus", Input).value.strip()))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

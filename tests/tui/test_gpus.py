@@ -1,0 +1,37 @@
+"""The new-run modal's GPU count: `dinowm run --gpus` from the TUI, refused without a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.tui import aio, app_for, db_rows, pilot_wait_for
+from tui.screens.new_run import NewRunModal
+
+
+@aio
+async def test_gpus_without_a_gpu_are_refused_with_the_clis_line(live_project: Path) -> None:
+    app = app_for(live_project)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("n")
+        modal = await pilot_wait_for(pilot, lambda: isinstance(app.screen, NewRunModal)
+                                     and app.screen, what="the new-run modal")
+        await pilot_wait_for(pilot, lambda: modal.last and modal.last.check.ok,
+                             what="a valid configuration")
+        modal.query_one("#gpus").focus()
+        await pilot.press(*"2x!")
+        assert modal.query_one("#gpus").value == "2x"  # only digits and letters get in
+        await pilot.press("ctrl+s")
+        errors = await pilot_wait_for(pilot, lambda: [t for s, t in app.notices
+                                                      if s == "error"], what="the refusal")
+        assert errors == ["--gpus 2x: give a number of GPUs (1, 2, ...) or 'auto'."]
+        await pilot.press("n")
+        modal = await pilot_wait_for(pilot, lambda: isinstance(app.screen, NewRunModal)
+                                     and app.screen, what="the modal again")
+        await pilot_wait_for(pilot, lambda: modal.last and modal.last.check.ok)
+        modal.query_one("#gpus").focus()
+        await pilot.press("2", "ctrl+s")
+        await pilot_wait_for(pilot, lambda: len([t for s, t in app.notices if s == "error"])
+                             == 2, what="the second refusal")
+        last = [t for s, t in app.notices if s == "error"][-1]
+        assert last.startswith("--gpus 2: no GPU is visible on this machine (NVML: ")
+    assert db_rows(live_project, "select * from runs") == []  # nothing created
