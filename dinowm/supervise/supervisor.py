@@ -254,22 +254,32 @@ class Supervisor:
         self._ingest(a, mirror, time.time())
         procinfo.kill_tree(a.proc.pid, None, grace_s=1.0)  # leftover workers
         sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
-        failed = first_failure(rundir.log_tail(self.run_dir, 200)) \
+        failed = first_failure(self._attempt_log(a.number)) \
             if a.cfg.dist.nproc_per_node > 1 and rc != 0 else None
+        error = a.error
         if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
             rc, sig = failed.exit_code, failed.signal_name
-        kind, message = classify(rc, a.end, a.error, sig)
-        if failed is not None and a.error is None:  # name the rank that failed first
+            if failed.rank != 0:  # rank 0's error then only echoes the loss of its peer
+                error = None
+        kind, message = classify(rc, a.end, error, sig)
+        if failed is not None and error is None:  # name the rank that failed first
             who = f"rank {failed.rank} (pid {failed.pid})"
             message = message.replace("trainer", who, 1) if message.startswith("trainer") \
                 else f"{who}: {message}"
-        if kind in ("signal", "crash") and a.error is None:
+        if kind in ("signal", "crash") and error is None:
             self.store.add_incident(self.run_id, "crash", message,
                                     {"exit_code": rc, "log_tail": rundir.log_tail(self.run_dir,
                                                                                   30),
                                      "rank": failed.rank if failed else None},
                                     step=a.progress.last_step)
         return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
+
+    def _attempt_log(self, attempt: int, lines: int = 400) -> list[str]:
+        """The end of train.log, from this attempt's first line on."""
+        tail = rundir.log_tail(self.run_dir, lines)
+        marker = f"--- attempt {attempt} started"
+        starts = [i for i, line in enumerate(tail) if line.startswith(marker)]
+        return tail[starts[-1]:] if starts else tail
 
     def _gpu_lost(self, a: AttemptState, gpu: GpuWatch) -> Outcome | None:
         """NVML says the GPU is gone: stop the trainer instead of waiting for a stall."""
