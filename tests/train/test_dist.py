@@ -127,7 +127,8 @@ def test_a_fault_with_a_rank_fires_in_that_rank_only(monkeypatch) -> None:
 # -- runs on two gloo ranks ---------------------------------------------------------------
 
 def test_two_ranks_train_like_one_with_the_same_global_batch(tiny_run) -> None:
-    # 125 training samples, batch 8: the last step's 5 samples split 3 + 2.
+    # 121 training samples, batch 8: the last step has 1 sample, rank 0's; rank 1 runs a
+    # stand-in sample with loss weight 0.
     common = ["training.epochs=2", "training.deterministic=true", "model.predictor_dropout=0",
               "dist.timeout_s=60"]
     one = tiny_run("one", common)
@@ -149,7 +150,7 @@ def test_two_ranks_train_like_one_with_the_same_global_batch(tiny_run) -> None:
     assert [e["epoch"] for e in evs if e["type"] == "epoch"] == [1, 2]
     start = next(e for e in evs if e["type"] == "start")
     assert (start["world_size"], start["micro_batch"], start["batch_size"]) == (2, 4, 8)
-    assert start["train_samples"] == 125
+    assert start["train_samples"] == 121
     last = [e for e in evs if e["type"] == "epoch"][-1]
     ref = [e for e in events(one) if e["type"] == "epoch"][-1]
     assert last["metrics"]["train_loss"] == pytest.approx(ref["metrics"]["train_loss"], rel=1e-5)
@@ -166,9 +167,12 @@ def test_two_ranks_train_like_one_with_the_same_global_batch(tiny_run) -> None:
 
 
 def test_two_ranks_resume_exactly_after_a_stop_and_a_kill(tiny_run) -> None:
-    # Dropout on: each rank's own RNG stream must come back from the checkpoint.
+    # Dropout on: each rank's own RNG stream must come back from the checkpoint. Batch 16 of
+    # 2 micro-batches of 4 per rank (no_sync on the first); 121 samples: 8 steps an epoch, the
+    # last one's 9 samples split 5 (4 + 1) and 4.
     common = ["training.epochs=2", "training.deterministic=true", "dist.nproc_per_node=2",
-              "dist.timeout_s=30", "training.num_reconstruct_samples=0"]
+              "dist.timeout_s=30", "training.num_reconstruct_samples=0",
+              "training.batch_size=16", "training.grad_accum=2"]
     straight = tiny_run("straight", common)
     _run2(straight)
     broken = tiny_run("broken", common)
@@ -185,13 +189,13 @@ def test_two_ranks_resume_exactly_after_a_stop_and_a_kill(tiny_run) -> None:
     end = events(broken)[-1]
     assert (end["type"], end["status"], end["step"]) == ("end", "stopped", 3), out[-3000:]
     manifest = ckpt.verify(broken / "checkpoints" / ckpt.LATEST)
-    assert (manifest["next_epoch"], manifest["samples_done"]) == (1, 24)
+    assert (manifest["next_epoch"], manifest["samples_done"]) == (1, 48)
     saved = torch.load(broken / "checkpoints" / ckpt.LATEST, weights_only=True)
     assert len(saved["ranks"]) == 2 and not torch.equal(saved["ranks"][0]["rng"]["torch"],
                                                         saved["ranks"][1]["rng"]["torch"])
-    # 2. Resumed mid-epoch, then rank 1 is SIGKILLed at step 20 (epoch 2 of 16 steps each):
-    #    rank 0's collective fails, torchrun ends the attempt.
-    proc = _torchrun(broken, {"DINOWM_FAULT": "global_step:20:sigkill@1"})
+    # 2. Resumed mid-epoch, then rank 1 is SIGKILLed at step 12 (in epoch 2): rank 0's
+    #    collective fails, torchrun ends the attempt.
+    proc = _torchrun(broken, {"DINOWM_FAULT": "global_step:12:sigkill@1"})
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0
     assert ckpt.verify(broken / "checkpoints" / ckpt.LATEST)["next_epoch"] == 2
