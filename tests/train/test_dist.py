@@ -210,3 +210,17 @@ def test_two_ranks_resume_exactly_after_a_stop_and_a_kill(tiny_run) -> None:
     assert seqs == list(range(1, len(seqs) + 1))
     ends = [json.dumps(e) for e in evs if e["type"] == "end"]
     assert len(ends) == 2  # the stop and the completion; the killed attempt wrote none
+
+
+def test_a_failing_rank_records_its_error_in_its_heartbeat_not_in_events(tiny_run) -> None:
+    run_dir = tiny_run("oom", ["dist.nproc_per_node=2", "dist.timeout_s=30"])
+    proc = _torchrun(run_dir, {"DINOWM_FAULT": "global_step:2:oom@1"})
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    failed = rundir.read_rank_heartbeats(run_dir)[1]
+    assert failed["phase"] == "failed" and failed["error"]["kind"] == "oom", out[-3000:]
+    assert failed["error"]["exit_code"] == 3 and failed["step"] == 1
+    # events.jsonl is rank 0's alone: its seq has no gap or repeat, and no oom in it
+    evs = events(run_dir)
+    assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1))
+    assert not any(e["type"] == "error" and e["kind"] == "oom" for e in evs)
