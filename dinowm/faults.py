@@ -6,6 +6,8 @@ raise (RuntimeError), hang (sleep forever), busy (spin forever), sigkill / sigst
 exit (os._exit(1)), spam (write 10 MB to stdout and go on), zombie (spawn a child that exits and is never reaped), deadlock (wait on a
 lock this thread holds). A fault fires in the first process that reaches it; set
 DINOWM_FAULT_ONCE=path to a file so that a resumed attempt does not fire it again.
+With several ranks (torchrun) a fault fires in every rank that reaches it; `action@R`
+(e.g. global_step:3:sigkill@1) fires only in rank R (the RANK variable; 0 without torchrun).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 _counts: dict[str, int] = {}
 _plan: list[tuple[str, int, str]] | None = None
+_RANK = "@"
 _children: list[subprocess.Popen] = []
 
 
@@ -30,6 +33,9 @@ def _parse() -> list[tuple[str, int, str]]:
     plan = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         point, n, action = item.split(":")
+        action, _, rank = action.partition(_RANK)
+        if rank and int(rank) != int(os.environ.get("RANK", "0")):
+            continue  # planned for another rank
         plan.append((point, 0 if n == "*" else int(n), action))
     return plan
 

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -213,6 +214,32 @@ def rank_stacks(run_dir: Path, rank: int) -> Path:
 def rank_log(run_dir: Path, rank: int) -> Path:
     """Where a rank other than 0 writes its output (rank 0 writes train.log)."""
     return Path(run_dir) / RANKS / f"rank{rank}.log"
+
+
+def rank_heartbeat(run_dir: Path, rank: int) -> Path:
+    """Rank N's heartbeat file of a run on several ranks (each rank rewrites it atomically).
+
+    One JSON object: rank, pid, world, step, epoch, phase, t (unix time); `collective` (a name)
+    while the rank is inside a collective the trainer calls; phase "failed" with `error`
+    {kind, message, exit_code} when the rank's trainer ended on an error.
+    """
+    return Path(run_dir) / RANKS / f"rank{rank}.json"
+
+
+def read_rank_heartbeats(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """Every rank's last heartbeat by rank ({} for a one-process run); unreadable files skipped."""
+    beats: dict[int, dict[str, Any]] = {}
+    for path in (Path(run_dir) / RANKS).glob("rank*.json"):
+        match = re.fullmatch(r"rank(\d+)\.json", path.name)
+        if not match:
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            beats[int(match.group(1))] = data
+    return dict(sorted(beats.items()))
 
 
 def claim(run_dir: Path, run_id: str) -> RunLock:

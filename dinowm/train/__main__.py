@@ -20,10 +20,32 @@ from dinowm import rundir
 from dinowm.rundir import LockHeld, hold_trainer
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+_EXIT_OF = {"config": EXIT_CONFIG, "oom": EXIT_OOM, "disk_full": EXIT_DISK}
 
 
 def _error_event(run_dir: Path, kind: str, message: str, **fields: object) -> None:
-    """Best effort: the supervisor classifies from the exit code and train.log otherwise."""
+    """Best effort: the supervisor classifies from the exit code and train.log otherwise.
+
+    Of several ranks, rank 0 alone writes events; every rank records its failure in its
+    heartbeat file (phase "failed", error {kind, message, exit_code}).
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        try:
+            import time
+
+            from dinowm.train.dist import write_heartbeat
+
+            record = rundir.read_rank_heartbeats(run_dir).get(rank, {"rank": rank})
+            record.update(pid=os.getpid(), phase="failed", t=time.time(),
+                          error={"kind": kind, "message": message[:2000],
+                                 "exit_code": _EXIT_OF.get(kind, EXIT_FAIL)})
+            record.pop("collective", None)
+            write_heartbeat(rundir.rank_heartbeat(run_dir, rank), record)
+        except OSError:
+            pass
+        if rank != 0:
+            return
     try:
         from dinowm.events import EventWriter
 

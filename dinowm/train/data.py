@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,8 @@ from dinowm.train.episodes import FrameStore
 from dinowm.train.normalize import (Stats, check_stats, compute_stats, constant_columns,
                                     identity_stats, normalise)
 
-__all__ = ["SliceDataset", "EpochSampler", "build_datasets", "check_dataset", "validate_dataset",
+__all__ = ["SliceDataset", "EpochSampler", "RankBatches", "Step", "plan_steps", "rank_share",
+           "build_datasets", "check_dataset", "validate_dataset",
            "split_episodes", "prepare_frames", "reference_sample", "ReferenceDataset"]
 
 
@@ -95,6 +96,73 @@ class EpochSampler(Sampler[int]):
                             f"this dataset has {self.n} with seed {self.seed}; resume on the "
                             "same data and settings")
         self.set_epoch(state["epoch"], state["start_index"])
+
+
+class Step(NamedTuple):
+    """One optimiser step as one rank sees it."""
+
+    n: int  # samples of the whole step, over all ranks (the loss is their mean)
+    batches: list[list[int]]  # this rank's micro-batches (dataset indices), at most grad_accum
+    standin: bool  # no sample of this step is this rank's: one stand-in sample, loss weight 0
+
+
+def rank_share(n: int, world: int, rank: int) -> tuple[int, int]:
+    """[lo, hi) of `rank` in n items split as evenly as possible (the first n % world get one
+    more), contiguous and in rank order, so the shares cover 0..n exactly once."""
+    lo = rank * (n // world) + min(rank, n % world)
+    return lo, lo + n // world + (rank < n % world)
+
+
+def plan_steps(order: Sequence[int], micro: int, grad_accum: int, world: int = 1,
+               rank: int = 0) -> list[Step]:
+    """This rank's part of each optimiser step over `order` (the epoch's global order).
+
+    A step takes the next grad_accum * world * micro samples of the order (the last step the
+    rest); rank r trains on its even share of them (rank_share), in micro-batches of at most
+    `micro`. Every sample of the order is in exactly one rank's share; the last step, when
+    shorter, gives ranks shares differing by at most one sample. A rank whose share is empty
+    (fewer samples left than ranks) runs one stand-in sample with loss weight 0, so that it
+    still takes part in the gradient all-reduce. With one rank this is the order cut in
+    micro-batches, grad_accum of them a step.
+    """
+    size = grad_accum * world * micro
+    steps = []
+    for s in range(0, len(order), size):
+        chunk = list(order[s : s + size])
+        lo, hi = rank_share(len(chunk), world, rank)
+        mine = chunk[lo:hi]
+        if mine:
+            steps.append(Step(len(chunk), [mine[i : i + micro]
+                                           for i in range(0, len(mine), micro)], False))
+        else:
+            steps.append(Step(len(chunk), [chunk[:1]], True))
+    return steps
+
+
+class RankBatches(Sampler[list[int]]):
+    """The loader's batch sampler: this rank's micro-batches of the sampler's epoch, in order."""
+
+    def __init__(self, sampler: EpochSampler, micro: int, grad_accum: int, world: int = 1,
+                 rank: int = 0) -> None:
+        self.sampler, self.micro, self.grad_accum = sampler, micro, grad_accum
+        self.world, self.rank = world, rank
+
+    def steps(self) -> list[Step]:
+        """The epoch's remaining steps (from the sampler's start index on)."""
+        return plan_steps(list(self.sampler), self.micro, self.grad_accum, self.world, self.rank)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in self.steps():
+            yield from step.batches
+
+    def __len__(self) -> int:
+        return sum(len(step.batches) for step in self.steps())
+
+
+def shard_batches(n: int, micro: int, world: int, rank: int) -> list[list[int]]:
+    """Rank's contiguous share of 0..n-1 (rank_share) in batches of at most `micro`."""
+    lo, hi = rank_share(n, world, rank)
+    return [list(range(i, min(i + micro, hi))) for i in range(lo, hi, micro)]
 
 
 def split_episodes(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,25 +18,44 @@ from dinowm.faults import fault
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import build_model, build_optimizers, seed_everything
-from dinowm.train.data import EpochSampler, SliceDataset, build_datasets
+from dinowm.train.data import (EpochSampler, RankBatches, SliceDataset, build_datasets,
+                               shard_batches)
+from dinowm.train.dist import Dist
 from dinowm.train.features import attach_cache
 from dinowm.train.mode import Mode
 from dinowm.train.model import WorldModel
-from dinowm.train.resume import latest_checkpoint, restore, save
+from dinowm.train.resume import latest_checkpoint, rank_state, restore, save
 from dinowm.train.runtime import Runtime, ensure_dataset
 from dinowm.train.samples import reconstruction_grid
 
 
 def train(run_dir: Path) -> str:
-    """Train the run in `run_dir` up to its target epochs; returns 'completed' or 'stopped'."""
+    """Train the run in `run_dir` up to its target epochs; returns 'completed' or 'stopped'.
+
+    Under torchrun (several ranks) each rank runs this: the global batch is split over the
+    ranks (data.plan_steps), gradients are all-reduced by DistributedDataParallel, metrics are
+    summed over ranks, and rank 0 alone writes events, checkpoints, samples and train.log.
+    """
     rt = Runtime(run_dir)
+    status = _train(rt, Path(run_dir))
+    rt.dist.close()
+    return status
+
+
+def _train(rt: Runtime, run_dir: Path) -> str:
     cfg: RunConfig = from_dict(rt.spec["config"])
-    t, device, mode = cfg.training, rt.device, Mode.of(cfg)
+    t, device, mode, dist = cfg.training, rt.device, Mode.of(cfg), rt.dist
     rt.phase("startup", epoch=None)
 
     # -- setup: data, model, optimisers, and where a resume stands ----------------------------
-    ensure_dataset(cfg)
-    swept = ckpt.sweep_temp_files(run_dir / rundir.CHECKPOINTS)  # left by a kill during a save
+    if dist.is_main:  # rank 0 generates the synthetic dataset (if any) before the others look
+        ensure_dataset(cfg)
+    dist.barrier("dataset")
+    if not dist.is_main:
+        ensure_dataset(cfg)
+    swept = []
+    if dist.is_main:  # left by a kill during a save
+        swept = ckpt.sweep_temp_files(run_dir / rundir.CHECKPOINTS)
     resumed = latest_checkpoint(run_dir / rundir.CHECKPOINTS, rt)  # None on a fresh run
     train_ds, val_ds, stats, info = build_datasets(
         cfg.data.path, layout=cfg.data.layout, n_rollouts=cfg.data.n_rollouts,
@@ -45,22 +65,34 @@ def train(run_dir: Path) -> str:
         stats=resumed.state["stats"] if resumed else None)  # a resume keeps its normalisation
     for warning in info["warnings"]:
         rt.log(f"data warning: {warning}")
+    # Every rank computes the same data, normalisation and resume point from the same files.
+    dist.check_same("data", [len(train_ds), len(val_ds), stats,
+                             resumed and (resumed.path.name, resumed.state["step"])])
     seed_everything(cfg.seed)
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device)
     mode.prepare(model, device)  # before the optimisers, whose states follow the parameters
     optimizers = build_optimizers(model, cfg, device)
+    if dist.rank:  # the same initial weights; each further rank its own dropout stream
+        seed_everything(cfg.seed + dist.rank)
     state = TrainState()
     if resumed:
-        restore(resumed, rt.run_id, model, optimizers)  # weights, optimiser and RNG states
+        restore(resumed, rt.run_id, model, optimizers, dist)  # weights, optimiser, RNG states
         state = TrainState.from_checkpoint(resumed.state)
+        if dist.enabled:
+            state.accum = rank_accum(resumed.state, state.accum, dist, rt)
     if mode.cache_features:
         rt.phase("startup", epoch=None)
         attach_cache(model, train_ds, val_ds, run_dir.parent / ".feature_cache", device, rt.log)
-    sampler = EpochSampler(len(train_ds), seed=cfg.seed)
-    loader = rt.loader(mode.dataset(train_ds, cfg.model.img_size), cfg.micro_batch,
-                       sampler=sampler)
-    val_loader = rt.loader(mode.dataset(val_ds, cfg.model.img_size), cfg.micro_batch,
-                           sampler=None)
+    net = dist.wrap(model)  # DistributedDataParallel with several ranks, else the model
+    sampler = EpochSampler(len(train_ds), seed=cfg.seed)  # one global order per epoch
+    plan = RankBatches(sampler, cfg.micro_batch, t.grad_accum, dist.world, dist.rank)
+    loader = rt.loader(mode.dataset(train_ds, cfg.model.img_size), batch_sampler=plan)
+    if dist.enabled:  # each rank validates its contiguous share of the val set
+        val_loader = rt.loader(mode.dataset(val_ds, cfg.model.img_size), batch_sampler=(
+            shard_batches(len(val_ds), cfg.micro_batch, dist.world, dist.rank)))
+    else:
+        val_loader = rt.loader(mode.dataset(val_ds, cfg.model.img_size), cfg.micro_batch,
+                               sampler=None)
     steps_per_epoch = math.ceil(len(train_ds) / t.batch_size)
     if t.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
@@ -78,33 +110,42 @@ def train(run_dir: Path) -> str:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         sampler.set_epoch(state.epoch, min(state.samples, len(train_ds)))
-        model.train()
+        steps = plan.steps()  # this rank's part of each remaining step of the epoch
+        net.train()
         batches = iter(loader)
         first_step = state.accum.steps
         epoch_start = time.time() - state.accum.seconds
-        while state.accum.steps < steps_per_epoch:
-            # One optimiser step over n samples: grad_accum micro-batches of b samples each.
-            group = [b for _, b in zip(range(t.grad_accum), batches)]
-            if not group:
+        for planned in steps:
+            if state.accum.steps >= steps_per_epoch:
                 break
+            # One optimiser step over n samples of all ranks: this rank's share in at most
+            # grad_accum micro-batches of b samples each.
+            group = [next(batches) for _ in planned.batches]
             tick = time.perf_counter()
             fault("step")
             fault("global_step", at=state.step + 1)
-            n = sum(b["visual"].shape[0] for b in group)
+            n = planned.n
             decode = state.step % mode.decode_every == 0  # predicted frames: metrics only
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
-            for micro in group:
+            for i, micro in enumerate(group):
+                last = i == len(group) - 1  # DDP all-reduces the gradients in this backward
                 # visual (b, F, 3, img, img) in [-1, 1], proprio (b, F, P), action (b, F, fs*A)
                 visual, proprio, action = rt.to_device(micro, cfg.model.img_size)
-                # Reference mode: `out` keeps the previous step's unused decode graph alive
-                # through this forward, as the public code's variables do.
-                with autocast:
-                    out = model(visual, proprio, action, decode_pred=decode,
-                                image_metrics_on=decode, tokens=rt.tokens(micro),
-                                keep_pred_graph=mode.keep_pred_graph)
-                (out["loss"] * (visual.shape[0] / n)).backward()  # the mean over all n samples
-                state.accum.add(out, visual.shape[0])
+                with net.no_sync() if dist.enabled and not last else contextlib.nullcontext():
+                    # Reference mode: `out` keeps the previous step's unused decode graph alive
+                    # through this forward, as the public code's variables do.
+                    with autocast:
+                        out = net(visual, proprio, action, decode_pred=decode,
+                                  image_metrics_on=decode, tokens=rt.tokens(micro),
+                                  keep_pred_graph=mode.keep_pred_graph)
+                    # The mean over all n samples: DDP averages over ranks, hence x world; a
+                    # stand-in sample (no share of this step) adds nothing.
+                    weight = 0.0 if planned.standin else visual.shape[0] * dist.world / n
+                    with dist.collective("grad_allreduce") if last else contextlib.nullcontext():
+                        (out["loss"] * weight).backward()
+                if not planned.standin:
+                    state.accum.add(out, visual.shape[0])
             for opt in optimizers.values():
                 opt.step()
             state.step += 1
@@ -116,7 +157,7 @@ def train(run_dir: Path) -> str:
                          step_s=time.perf_counter() - tick, samples=n,
                          remaining=(t.epochs - state.epoch + 1) * steps_per_epoch
                          - state.accum.steps)
-            if rt.stop_requested:
+            if rt.stop_now():  # with several ranks: any rank's SIGTERM, agreed by all
                 save(rt, cfg, model, optimizers, stats, state.checkpoint(), kind="latest")
                 rt.end("stopped", epoch=state.epoch - 1, step=state.step)
                 return "stopped"
@@ -127,25 +168,28 @@ def train(run_dir: Path) -> str:
         rt.phase("validation", epoch=state.epoch)
         fault("validation")
         val, images = validate(model, val_loader, rt, cfg, mode)
-        metrics = {**state.accum.means("train"), **val}
-        if t.rollout_horizon and len(val_ds):
+        epoch_sums = reduce_accum(state.accum, dist)  # every rank's samples
+        metrics = {**epoch_sums.means("train"), **val}
+        if t.rollout_horizon and len(val_ds) and dist.is_main:  # a few windows: rank 0 alone
             metrics.update(rollout_metrics(model, val_ds, rt, cfg, mode))
-        if t.num_reconstruct_samples and images is not None:
+        if t.num_reconstruct_samples and images is not None and dist.is_main:
             path = reconstruction_grid(images, run_dir / rundir.SAMPLES, state.epoch,
                                        t.num_reconstruct_samples)
             metrics["samples_path"] = str(path)
         rt.emit_epoch(epoch=state.epoch, metrics=metrics, started_at=epoch_start,
                       ended_at=time.time(), steps=state.accum.steps,
-                      samples=state.accum.samples, train_seconds=train_seconds,
+                      samples=epoch_sums.samples, train_seconds=train_seconds,
                       batch_size=t.batch_size, resumed_at_step=first_step)
 
         # -- checkpoint -----------------------------------------------------------------------
         done = state.epoch
         state.next_epoch()
-        if done % t.save_every_x_epoch == 0 or done == t.epochs or rt.stop_requested:
+        stop = rt.stop_now()
+        if done % t.save_every_x_epoch == 0 or done == t.epochs or stop:
             rt.phase("checkpoint", epoch=done)
             save(rt, cfg, model, optimizers, stats, state.checkpoint(), kind="epoch")
-        if rt.stop_requested:
+            dist.barrier("checkpoint_written")
+        if stop if dist.enabled else rt.stop_requested:  # one rank reads its flag again
             rt.end("stopped", epoch=done, step=state.step)
             return "stopped"
     rt.end("completed", epoch=t.epochs, step=state.step)
@@ -174,7 +218,37 @@ def validate(model: WorldModel, loader: DataLoader, rt: Runtime, cfg: RunConfig,
         accum.add(out, visual.shape[0])
         rt.beat_validation(i)
     model.train()
-    return accum.means("val"), images
+    return reduce_accum(accum, rt.dist).means("val"), images
+
+
+def reduce_accum(accum: Accum, dist: Dist) -> Accum:
+    """The sums of every rank's samples (all-reduced sums and counts, never means of means);
+    `accum` itself with one rank."""
+    if not dist.enabled:
+        return accum
+    keys = sorted(set().union(*dist.all_gather_object(sorted(accum.sums), "metric_keys")))
+    sums = dist.sum([accum.sums.get(k, 0.0) for k in keys]
+                    + [float(accum.weights.get(k, 0)) for k in keys] + [float(accum.samples)],
+                    "metric_sums")
+    total = Accum({"steps": accum.steps, "seconds": accum.seconds, "samples": int(sums[-1])})
+    total.sums = dict(zip(keys, sums[: len(keys)]))
+    total.weights = {k: int(w) for k, w in zip(keys, sums[len(keys) : 2 * len(keys)])}
+    return total
+
+
+def rank_accum(saved: dict[str, Any], accum: Accum, dist: Dist, rt: Runtime) -> Accum:
+    """This rank's metric sums of the epoch a checkpoint stopped in.
+
+    A checkpoint of as many ranks has each one's; one of another rank count (nproc_per_node
+    changed) has them summed, which rank 0 takes over (epoch metrics stay right, each other
+    rank's dropout stream then starts from rank 0's saved one).
+    """
+    own = rank_state(saved, dist)
+    if own is not None:
+        return Accum(own["accum"])
+    rt.log(f"checkpoint of {len(saved.get('ranks') or [None])} rank(s) resumed by "
+           f"{dist.world}: RNG streams are not continued exactly")
+    return accum if dist.is_main else Accum({"steps": accum.steps, "seconds": accum.seconds})
 
 
 @torch.no_grad()

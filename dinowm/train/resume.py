@@ -14,6 +14,7 @@ from dinowm.faults import fault
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import load_model_state, model_state, rng_state, set_rng_state
+from dinowm.train.dist import Dist
 from dinowm.train.model import WorldModel
 from dinowm.train.normalize import Stats
 from dinowm.train.runtime import Runtime
@@ -30,8 +31,12 @@ def latest_checkpoint(folder: Path, rt: Runtime) -> ckpt.Loaded | None:
 
 
 def restore(resumed: ckpt.Loaded, run_id: str, model: WorldModel,
-            optimizers: Optimizers) -> None:
-    """Load the weights, optimiser and RNG states of `resumed` (ConfigError if they don't fit)."""
+            optimizers: Optimizers, dist: Dist | None = None) -> None:
+    """Load the weights, optimiser and RNG states of `resumed` (ConfigError if they don't fit).
+
+    Of several ranks, each takes its own RNG states when the checkpoint has one per rank
+    (rank_states); otherwise rank 0's.
+    """
     state = resumed.state
     try:
         if state.get("run_id") != run_id:
@@ -44,7 +49,28 @@ def restore(resumed: ckpt.Loaded, run_id: str, model: WorldModel,
         raise ConfigError(f"Checkpoint {resumed.path} does not fit this run "
                           f"({str(exc).splitlines()[0][:160]}); restore the run's "
                           f"config.json or start a new run.") from None
-    set_rng_state(state["rng"])
+    own = rank_state(state, dist)
+    set_rng_state(own["rng"] if own else state["rng"])
+
+
+def rank_state(state: dict[str, Any], dist: Dist | None) -> dict[str, Any] | None:
+    """This rank's {"rng", "accum"} in a checkpoint written by as many ranks, else None."""
+    ranks = state.get("ranks")
+    if dist is None or not dist.enabled or not ranks or len(ranks) != dist.world:
+        return None
+    return ranks[dist.rank]
+
+
+def merge_accums(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ranks' metric sums of an epoch as one (steps and seconds: rank 0's)."""
+    merged: dict[str, Any] = {"sums": {}, "weights": {}, "steps": states[0]["steps"],
+                              "samples": 0, "seconds": states[0]["seconds"]}
+    for one in states:
+        for key, value in one["sums"].items():
+            merged["sums"][key] = merged["sums"].get(key, 0.0) + value
+            merged["weights"][key] = merged["weights"].get(key, 0) + one["weights"][key]
+        merged["samples"] += one["samples"]
+    return merged
 
 
 def match_layouts(opt: torch.optim.Optimizer) -> None:
@@ -65,13 +91,25 @@ def save(rt: Runtime, cfg: RunConfig, model: WorldModel, optimizers: Optimizers,
     """Commit everything needed to continue exactly, then announce it ("epoch" or "latest").
 
     `counters`: TrainState.checkpoint(), the epoch to train next, samples_done, step, accum.
+    Of several ranks, every rank calls it: each one's RNG states and metric sums go to rank 0,
+    which alone writes; the file then has them by rank under "ranks" (and "accum" summed).
     """
     folder = rt.run_dir / rundir.CHECKPOINTS
     epoch, samples, step = counters["epoch"], counters["samples_done"], counters["step"]
+    rng = rng_state()
+    ranks = None
+    if rt.dist.enabled:
+        ranks = rt.dist.gather_object({"rng": rng, "accum": counters["accum"]},
+                                      "checkpoint_gather")
+        if not rt.dist.is_main:
+            return
     payload = {"format": ckpt.FORMAT, "run_id": rt.run_id, "config": to_dict(cfg), **counters,
                "model": model_state(model),
                "optim": {k: o.state_dict() for k, o in optimizers.items()},
-               "rng": rng_state(), "stats": stats}
+               "rng": rng, "stats": stats}
+    if ranks is not None:
+        payload["ranks"] = ranks
+        payload["accum"] = merge_accums([r["accum"] for r in ranks])
     # An epoch checkpoint is written at the start of the next epoch: it names the one finished.
     meta = {"run_id": rt.run_id, "epoch": epoch - 1 if samples == 0 else epoch,
             "next_epoch": epoch, "samples_done": samples, "step": step,

@@ -18,23 +18,34 @@ from torch.utils.data import DataLoader
 from dinowm import rundir
 from dinowm.events import EventWriter
 from dinowm.schema import RunConfig
+from dinowm.train import dist
 from dinowm.train.data import prepare_frames
 
 LOG_EVERY_S = 10.0
 
 
 class Runtime:
-    """One trainer process of a run: reads config.json, writes events.jsonl and the log."""
+    """One trainer process of a run: reads config.json, writes events.jsonl and the log.
+
+    Of several ranks (torchrun), rank 0 alone writes events and log lines about the run; every
+    rank writes its heartbeat file (dist.RankBeat).
+    """
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.spec = rundir.read_spec(self.run_dir)
         self.run_id: str = self.spec["run_id"]
         self.attempt = int(os.environ.get("DINOWM_ATTEMPT", "1"))
-        self.events = EventWriter(self.run_dir / rundir.EVENTS)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dist = dist.from_env(self.run_dir, float(self.spec["config"]["dist"]["timeout_s"]))
+        self.main = self.dist.is_main
+        # Only rank 0 opens events.jsonl (opening it may cut a torn last line).
+        self.events = EventWriter(self.run_dir / rundir.EVENTS) if self.main else _NoEvents()
+        self.device = self.dist.device or torch.device("cuda" if torch.cuda.is_available()
+                                                       else "cpu")
         self.stop_requested = False
-        self._stacks = open(self.run_dir / rundir.STACKS, "a")
+        self._pause_agreed = False
+        # stacks.txt is rank 0's; another rank's stacks go to its stderr (ranks/rankN.log)
+        self._stacks = open(self.run_dir / rundir.STACKS, "a") if self.main else sys.stderr
         self._last_log = 0.0
         self._step_times: list[float] = []
         self._install_signals()
@@ -66,17 +77,21 @@ class Runtime:
 
     # -- tensors ---------------------------------------------------------------------------
 
-    def loader(self, dataset: Any, batch_size: int, sampler: Any) -> DataLoader:
+    def loader(self, dataset: Any, batch_size: int = 1, sampler: Any = None,
+               batch_sampler: Any = None) -> DataLoader:
         """A DataLoader that keeps uint8 frames until the device; workers persist.
 
-        It gets its own generator: iter() of a loader otherwise draws a seed from the global
-        RNG, and a mid-epoch resume would then diverge from the uninterrupted run.
+        `batch_sampler` (lists of indices) replaces batch_size and sampler. The loader gets its
+        own generator: iter() of a loader otherwise draws a seed from the global RNG, and a
+        mid-epoch resume would then diverge from the uninterrupted run.
         """
         workers = int(self.spec["config"]["data"]["num_workers"])
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
-                          generator=torch.Generator().manual_seed(0),
+        batching: dict[str, Any] = {"batch_sampler": batch_sampler} if batch_sampler is not None \
+            else {"batch_size": batch_size, "sampler": sampler, "shuffle": False,
+                  "drop_last": False}
+        return DataLoader(dataset, **batching, generator=torch.Generator().manual_seed(0),
                           num_workers=workers, persistent_workers=workers > 0,
-                          pin_memory=self.device.type == "cuda", drop_last=False,
+                          pin_memory=self.device.type == "cuda",
                           prefetch_factor=4 if workers else None)
 
     def to_device(self, batch: dict[str, torch.Tensor],
@@ -109,10 +124,15 @@ class Runtime:
 
     def phase(self, phase: str, epoch: int | None) -> None:
         """Announce a phase so the watchdog applies that phase's budget."""
+        self.dist.heartbeat(phase=phase, epoch=epoch)
         self.events.emit("phase", phase=phase, epoch=epoch)
 
     def start(self, attempt_epoch: int, **fields: Any) -> None:
         """The attempt's first event: what it runs with, and where it resumes."""
+        if not self.main:
+            return
+        if self.dist.enabled:
+            fields["world_size"] = self.dist.world
         self.events.emit("start", durable=True, attempt=self.attempt, pid=os.getpid(),
                          epoch=attempt_epoch, device=str(self.device),
                          torch=torch.__version__, python=sys.version.split()[0], **fields)
@@ -126,6 +146,9 @@ class Runtime:
     def heartbeat(self, *, epoch: int, batch: int, batches: int, step: int, loss: float,
                   step_s: float, samples: int, remaining: int) -> None:
         """One event per optimiser step, written by the loop itself (never by a timer)."""
+        self.dist.heartbeat(step=step, epoch=epoch)
+        if not self.main:
+            return
         self._step_times = (self._step_times + [step_s])[-50:]
         mean = sum(self._step_times) / len(self._step_times)
         self.events.emit("heartbeat", epoch=epoch, batch=batch, batches=batches, step=step,
@@ -139,6 +162,7 @@ class Runtime:
 
     def beat_validation(self, batch: int) -> None:
         """Validation progress (the watchdog's validation budget counts from the phase event)."""
+        self.dist.heartbeat()
         if batch % 20 == 0:
             self.events.emit("heartbeat", phase="validation", batch=batch)
 
@@ -146,6 +170,8 @@ class Runtime:
                    ended_at: float, steps: int, samples: int, train_seconds: float,
                    batch_size: int, resumed_at_step: int) -> None:
         """The epoch's record: losses, z_err_pred, timing, memory."""
+        if not self.main:
+            return
         peak = None
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -162,16 +188,23 @@ class Runtime:
 
     def checkpoint(self, **fields: Any) -> None:
         """A committed checkpoint: its path, kind, epoch, step, sha256 and size."""
+        if not self.main:
+            return
         self.events.emit("checkpoint", durable=True, **fields)
         self.log(f"checkpoint {fields['path']} ({fields['size'] / 2**20:.1f} MiB)")
 
     def incident(self, kind: str, summary: str, **details: Any) -> None:
         """Something the run survived, for the run's history."""
+        if not self.main:
+            return
         self.events.emit("incident", durable=True, kind=kind, summary=summary, details=details)
         self.log(f"{kind}: {summary}")
 
     def end(self, status: str, epoch: int, step: int) -> None:
         """The attempt's last event: completed or stopped."""
+        self.dist.heartbeat(phase=status, step=step)
+        if not self.main:
+            return
         self.events.emit("end", durable=True, status=status, epoch=epoch, step=step)
         self.log(f"run {status} at epoch {epoch}, step {step}")
 
@@ -179,12 +212,30 @@ class Runtime:
         """A failure that ends the attempt."""
         self.events.emit("error", durable=True, kind=kind, message=message, **fields)
 
-    # -- thermal pause -----------------------------------------------------------------------
+    # -- stop and thermal pause ---------------------------------------------------------------
+
+    def stop_now(self) -> bool:
+        """Stop here? One rank: a SIGTERM arrived. Several: any rank's SIGTERM, agreed by all
+        (with whether any rank sees the pause file, for wait_while_paused)."""
+        if not self.dist.enabled:
+            return self.stop_requested
+        control = (self.run_dir / rundir.CONTROL).exists()
+        stop, self._pause_agreed = self.dist.any([self.stop_requested, control], "stop_flags")
+        return stop
 
     def wait_while_paused(self) -> None:
-        """Hold between steps while the supervisor's control file asks for a pause."""
+        """Hold between steps while the supervisor's control file asks for a pause.
+
+        Several ranks enter it together (agreed in stop_now) and each leaves when the file is
+        gone or a stop arrives; no rank waits inside a collective meanwhile.
+        """
         control = self.run_dir / rundir.CONTROL
-        if not control.exists():
+        if self.dist.enabled:
+            if not self._pause_agreed:
+                return
+            self._pause_agreed = False
+            self.dist.heartbeat(phase="paused")
+        elif not control.exists():
             return
         announced = 0.0
         while control.exists() and not self.stop_requested:
@@ -194,9 +245,18 @@ class Runtime:
                 except (OSError, ValueError):
                     reason = ""
                 self.events.emit("phase", phase="paused", reason=reason)
+                self.dist.heartbeat()
                 announced = time.monotonic()
             time.sleep(0.5)
+        self.dist.heartbeat(phase="train")
         self.events.emit("phase", phase="train")
+
+
+class _NoEvents:
+    """The events of a rank other than 0: none (rank 0 is the run's one writer)."""
+
+    def emit(self, type: str, *, durable: bool = False, **fields: Any) -> dict[str, Any]:
+        return {}
 
 
 def _f(value: float | None) -> str:

@@ -113,3 +113,15 @@ def test_each_rank_of_the_supervisors_own_trainer_gets_its_lock(tmp_path: Path) 
         child.kill()
         child.wait()
     assert rundir.trainer_lock(tmp_path, 1).name == "trainer.rank1.lock"
+
+
+def test_rank_heartbeats_are_read_by_rank_and_unreadable_files_skipped(tmp_path: Path) -> None:
+    assert rundir.read_rank_heartbeats(tmp_path) == {}
+    for rank in (0, 1, 10):
+        path = rundir.rank_heartbeat(tmp_path, rank)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f'{{"rank": {rank}, "step": 3}}')
+    rundir.rank_heartbeat(tmp_path, 2).write_text('{"rank": 2, "st')  # torn
+    (tmp_path / rundir.RANKS / "rank1.log").write_text("not a heartbeat")
+    beats = rundir.read_rank_heartbeats(tmp_path)
+    assert list(beats) == [0, 1, 10] and beats[10] == {"rank": 10, "step": 3}

@@ -14,6 +14,7 @@ from dinowm.errors import ConfigError
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import build_model, build_optimizers, seed_everything
 from dinowm.train.data import build_datasets
+from dinowm.train.dist import Dist
 from dinowm.train.loop import Accum, TrainState
 from dinowm.train.resume import match_layouts, restore, save
 from dinowm.train.synth import write_synthetic_dataset
@@ -34,7 +35,8 @@ def _parts(tiny_run, tmp_path: Path):
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"])
     optimizers = build_optimizers(model, cfg, torch.device("cpu"))
     fired: list[dict] = []
-    rt = SimpleNamespace(run_dir=run_dir, run_id="state", checkpoint=lambda **f: fired.append(f))
+    rt = SimpleNamespace(run_dir=run_dir, run_id="state", checkpoint=lambda **f: fired.append(f),
+                         dist=Dist())
     return rt, cfg, model, optimizers, stats, fired
 
 
