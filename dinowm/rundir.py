@@ -188,24 +188,6 @@ def trainer_lock(run_dir: Path, rank: int = 0) -> Path:
     return Path(run_dir) / (TRAINER_LOCK if rank == 0 else f"trainer.rank{rank}.lock")
 
 
-def rank_heartbeat(run_dir: Path, rank: int) -> Path:
-    """A rank's own heartbeat: {rank, pid, step, epoch, phase, t[, collective]}, replaced whole."""
-    return Path(run_dir) / RANKS / f"rank{rank}.json"
-
-
-def read_rank_heartbeats(run_dir: Path) -> list[dict[str, Any]]:
-    """Every rank's last heartbeat, by rank (a file caught mid-replace is skipped)."""
-    beats = []
-    for path in sorted((Path(run_dir) / RANKS).glob("rank*.json")):
-        try:
-            beat = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(beat, dict) and isinstance(beat.get("rank"), int):
-            beats.append(beat)
-    return sorted(beats, key=lambda b: b["rank"])
-
-
 def rank_stacks(run_dir: Path, rank: int) -> Path:
     """Where a rank dumps its Python stacks on SIGUSR1 (rank 0: the run's stacks.txt)."""
     return Path(run_dir) / (STACKS if rank == 0 else f"{RANKS}/rank{rank}.stacks.txt")

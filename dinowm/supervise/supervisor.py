@@ -270,7 +270,8 @@ class Supervisor:
             self.store.add_incident(self.run_id, "crash", message,
                                     {"exit_code": rc, "log_tail": rundir.log_tail(self.run_dir,
                                                                                   30),
-                                     "rank": failed.rank if failed else None},
+                                     "rank": failed.rank if failed else None,
+                                     "ranks": self._rank_beats(a) if failed else []},
                                     step=a.progress.last_step)
         return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
 
@@ -303,7 +304,7 @@ class Supervisor:
 
     def _rank_beats(self, a: AttemptState) -> list[dict[str, Any]]:
         """This attempt's rank heartbeats (files left by an earlier attempt are not)."""
-        return [b for b in rundir.read_rank_heartbeats(self.run_dir)
+        return [b for b in rundir.read_rank_heartbeats(self.run_dir).values()
                 if float(b.get("t") or 0) >= a.progress.attempt_started]
 
     def _ingest(self, a: AttemptState, mirror: Mirror, now: float) -> None:

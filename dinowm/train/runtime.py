@@ -44,8 +44,8 @@ class Runtime:
                                                        else "cpu")
         self.stop_requested = False
         self._pause_agreed = False
-        # stacks.txt is rank 0's; another rank's stacks go to its stderr (ranks/rankN.log)
-        self._stacks = open(self.run_dir / rundir.STACKS, "a") if self.main else sys.stderr
+        # stacks.txt is rank 0's; another rank dumps into ranks/rankN.stacks.txt
+        self._stacks = open(rundir.rank_stacks(self.run_dir, self.dist.rank), "a")
         self._last_log = 0.0
         self._step_times: list[float] = []
         self._install_signals()

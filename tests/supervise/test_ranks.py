@@ -85,7 +85,7 @@ def test_a_stopped_rank_is_diagnosed_with_its_stacks(tmp_path: Path, spawn_proce
              {"rank": 1, "pid": procs[1].pid, "step": 7, "phase": "train", "t": now - 30}]
     for b in beats:
         rundir.rank_heartbeat(tmp_path, b["rank"]).write_text(json.dumps(b))
-    assert rundir.read_rank_heartbeats(tmp_path) == beats
+    assert list(rundir.read_rank_heartbeats(tmp_path).values()) == beats
     diag = diagnose(tmp_path, beats, None, sample_s=0.3)
     assert diag["lagging_rank"] == 1
     assert diag["summary"].startswith("rank 1 lagging; rank 0 (pid ")

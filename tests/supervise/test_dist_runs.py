@@ -1,0 +1,110 @@
+"""A run on two gloo ranks under the real supervisor and torchrun: one record, every guarantee."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from dinowm import rundir
+from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
+from tests.support.supervised import Project, tiny
+
+TWO = ["dist.nproc_per_node=2", "dist.timeout_s=60"]
+
+
+def incidents(project: Project, run_id: str, kind: str) -> list[dict]:
+    rows = project.rows("select * from incidents where run_id = ? and kind = ? order by t",
+                        run_id, kind)
+    return [{**r, "details": json.loads(r["details_json"] or "{}")} for r in rows]
+
+
+def two_ranks(project: Project, *extra: str, env: dict | None = None) -> dict:
+    out = project.cli("run", *tiny(*TWO, *DET, "training.epochs=2",
+                                   "training.max_steps_per_epoch=4", *extra), env=env)
+    assert out.returncode == 0, out.stdout[-3000:]
+    return project.run_row()
+
+
+def test_two_ranks_complete_with_rank_0_the_one_writer(project: Project) -> None:
+    run = two_ranks(project)
+    assert run["status"] == "completed" and epochs(project, run["id"]) == [1, 2]
+    folder = Path(run["run_dir"])
+    events = [json.loads(x) for x in (folder / rundir.EVENTS).read_text().splitlines()]
+    assert [e["type"] for e in events].count("start") == 1
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2]
+    rank1 = rundir.rank_log(folder, 1).read_text()
+    assert "epoch 1 done" not in rank1 and "checkpoint" not in rank1
+    beats = rundir.read_rank_heartbeats(folder)
+    assert sorted(beats) == [0, 1] and {b["world"] for b in beats.values()} == {2}
+    all_checkpoints_verify(run)
+
+
+def test_sigkill_of_rank_1_resumes_the_group_and_ends_bit_identical(project: Project,
+                                                                    tmp_path: Path) -> None:
+    straight = final_weights(two_ranks(project))
+    env = {"DINOWM_FAULT": "global_step:6:sigkill@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
+    run = two_ranks(project, env=env)
+    assert run["status"] == "completed" and run["attempts"] == 2
+    (crash,) = incidents(project, run["id"], "crash")
+    assert crash["summary"].startswith("rank 1 (pid ") and "killed by SIGKILL" in crash["summary"]
+    assert crash["details"]["rank"] == 1
+    assert epochs(project, run["id"]) == [1, 2]
+    resumed = final_weights(run)
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_sigstop_of_rank_1_is_a_stall_naming_it(project: Project, tmp_path: Path) -> None:
+    env = {"DINOWM_FAULT": "step:6:sigstop@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
+    run = two_ranks(project, env=env)
+    assert run["status"] == "completed" and epochs(project, run["id"]) == [1, 2]
+    (stall,) = incidents(project, run["id"], "stall")
+    d = stall["details"]
+    assert d["verdict"]["age_s"] <= 2 * 3.0  # DET's heartbeat floor: found within budget
+    assert d["lagging_rank"] == 1 and "rank 1 lagging" in stall["summary"]
+    by_rank = {r["rank"]: r for r in d["ranks"]}
+    assert by_rank[1]["process"]["state"] == "T" and "stopped (SIGSTOP)" in by_rank[1]["summary"]
+    assert all(r["stacks"] for r in by_rank.values()), [r["stacks_note"] for r in d["ranks"]]
+    assert by_rank[0]["collective"]  # rank 0 waits for rank 1 in a collective
+
+
+def test_rank_1_hung_before_a_collective_while_rank_0_waits_in_it(project: Project,
+                                                                  tmp_path: Path) -> None:
+    env = {"DINOWM_FAULT": "step:6:hang@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
+    run = two_ranks(project, env=env)
+    assert run["status"] == "completed" and epochs(project, run["id"]) == [1, 2]
+    (stall,) = incidents(project, run["id"], "stall")
+    by_rank = {r["rank"]: r for r in stall["details"]["ranks"]}
+    assert stall["details"]["lagging_rank"] == 1
+    assert by_rank[0]["collective"] == "grad_allreduce" and not by_rank[1]["collective"]
+    assert "waiting in grad_allreduce" in stall["summary"]
+    assert "faults.py" in (by_rank[1]["stuck_frame"] or {}).get("text", "")  # where it hangs
+
+
+def test_cuda_oom_on_rank_1_halves_the_per_rank_micro_batch(project: Project,
+                                                            tmp_path: Path) -> None:
+    env = {"DINOWM_FAULT": "step:3:oom@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
+    run = two_ranks(project, "watchdog.oom=halve", env=env)
+    assert run["status"] == "completed" and run["attempts"] == 2
+    assert (run["micro_batch"], run["grad_accum"], run["batch_size"]) == (2, 2, 8)
+    (policy,) = incidents(project, run["id"], "oom_policy")
+    assert "micro-batch 4 → 2" in policy["summary"]
+
+
+def test_stop_and_resume_a_two_rank_run(project: Project) -> None:
+    out = project.cli("run", *tiny(*TWO, "training.epochs=200"), "--detach")
+    assert out.returncode == 0, out.stderr
+    run_id = project.run_row()["id"]
+    project.wait_for("select 1 from runs where id = ? and step >= 2", run_id)
+    out = project.cli("stop", run_id, "--wait")
+    run = project.run_row()
+    assert run["status"] == "stopped", out.stdout + out.stderr
+    target = run["epoch"] + 1
+    out = project.cli("resume", run_id, f"training.epochs={target}",
+                      "training.max_steps_per_epoch=2")
+    assert out.returncode == 0, out.stdout[-3000:]
+    run = project.run_row()
+    assert run["status"] == "completed" and epochs(project, run_id) == \
+        list(range(1, target + 1))
