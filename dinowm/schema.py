@@ -152,8 +152,9 @@ class DistConfig:
 
     nproc_per_node: int = opt(1, "training processes, one per GPU (without CUDA: gloo ranks on "
                                  "the CPU); training.batch_size stays the global batch", min=1)
-    timeout_s: float = opt(120.0, "collective timeout: a rank waiting longer fails with torch's "
-                                  "own message (below the watchdog's budget)", min=1.0)
+    timeout_s: float = opt(45.0, "collective timeout: a rank waiting longer fails with torch's "
+                                 "own message; keep it below watchdog.heartbeat_floor_s",
+                           min=1.0)
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,19 @@ def diagnose(run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None,
     return {"ranks": ranks, "lagging_rank": behind["rank"] if behind else None,
             "summary": f"{lead}; " + "; ".join(lines),
             "log_tail": rundir.log_tail(run_dir, 40)}
+
+
+def last_places(failed: RankFailure, beats: list[dict[str, Any]]) -> str:
+    """'rank 1 (pid 42) killed by SIGKILL first; last heartbeats: rank 0 at step 6 (train,
+    waiting in grad_allreduce), rank 1 at step 6 (train)'."""
+    places = []
+    for b in beats:
+        how = b.get("phase") or "?"
+        if b.get("collective"):
+            how += f", waiting in {b['collective']}"
+        if b.get("failed_in"):
+            how += f" in {b['failed_in']}"
+        if (b.get("error") or {}).get("message"):
+            how += f", {b['error']['message'][:120]}"
+        places.append(f"rank {b['rank']} at step {b.get('step')} ({how})")
+    return f"{failed.describe()} first; last heartbeats: {', '.join(places) or 'none'}"

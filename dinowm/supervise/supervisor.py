@@ -266,6 +266,11 @@ class Supervisor:
             who = f"rank {failed.rank} (pid {failed.pid})"
             message = message.replace("trainer", who, 1) if message.startswith("trainer") \
                 else f"{who}: {message}"
+        if failed is not None:  # where every rank was when the group went down
+            beats = self._rank_beats(a)
+            self.store.add_incident(self.run_id, "ranks", ranks.last_places(failed, beats),
+                                    {"first_failure": failed.__dict__, "ranks": beats},
+                                    attempt=a.number, step=a.progress.last_step)
         if kind in ("signal", "crash") and error is None:
             self.store.add_incident(self.run_id, "crash", message,
                                     {"exit_code": rc, "log_tail": rundir.log_tail(self.run_dir,

@@ -40,7 +40,7 @@ def _error_event(run_dir: Path, kind: str, message: str, **fields: object) -> No
             record.update(pid=os.getpid(), phase="failed", t=time.time(),
                           error={"kind": kind, "message": message[:2000],
                                  "exit_code": _EXIT_OF.get(kind, EXIT_FAIL)})
-            record.pop("collective", None)
+            record["failed_in"] = record.pop("collective", None)  # the collective, if in one
             write_heartbeat(rundir.rank_heartbeat(run_dir, rank), record)
         except OSError:
             pass
