@@ -11,6 +11,7 @@ from dinowm.schema import SECTIONS, RunConfig, all_keys
 from dinowm.store import Store
 
 DEFAULTS = {name: key.default for name, key in all_keys().items()}
+LATER_KEYS = {"dist.nproc_per_node", "dist.timeout_s"}  # added after the first records
 
 
 @dataclass
@@ -70,7 +71,9 @@ def _record(run: dict[str, Any], hardware: dict[str, Any] | None, epochs: list[d
     resumed = [str(o) for o in _loads(run.get("resume_overrides_json")) or []]
     sources = _sources(values, _loads(run.get("changed_json")) or {}, resumed)
     start = _loads(run.get("start_json"))
-    cfg = typed(doc) if DEFAULTS.keys() <= values.keys() else None  # a complete record only
+    # A complete record only; keys added since a run was recorded take their defaults, which
+    # are what it trained with (one rank before [dist] existed).
+    cfg = typed(doc) if DEFAULTS.keys() - values.keys() <= LATER_KEYS else None
     return RunRecord(run, values, sources, cfg, hardware, epochs, incidents, notes,
                      checkpoints, start, folder, resumed)
 

@@ -8,6 +8,7 @@ and review the diff by eye (git diff tests/export/golden/).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -60,3 +61,17 @@ def test_two_runs_match_golden(record: Path, tmp_path: Path) -> None:
         result = export_log(store, out, all_runs=True, tz=dt.timezone.utc, now=export_fixture.NOW)
     assert result.runs == [export_fixture.RUN_A, export_fixture.RUN_B]
     _check(out, GOLDEN / "all.en.md", record.parent)
+
+
+def test_a_run_recorded_before_dist_existed_exports_the_same(record: Path,
+                                                             tmp_path: Path) -> None:
+    # runs.db of an earlier version: config_json without the [dist] section.
+    with Store(record) as store:
+        run = store.run(export_fixture.RUN_A)
+        doc = json.loads(run["config_json"])
+        assert doc.pop("dist") == {"nproc_per_node": 1, "timeout_s": 45.0}
+        store.update_run(run["id"], config_json=json.dumps(doc))
+        (tmp_path / "old").mkdir()
+        export_log(store, tmp_path / "old" / "run.md", [export_fixture.RUN_A],
+                   tz=dt.timezone.utc, now=export_fixture.NOW)
+    _check(tmp_path / "old" / "run.md", GOLDEN / "run.en.md", record.parent)
