@@ -136,6 +136,7 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
                          ("run folder", run.get("run_dir") or "-"),
                          ("encoder", run.get("encoder_label") or "-"),
                          ("GPU", gpu_summary(hw) if hw else "-"),
+                         ("ranks", ranks_text(run)),
                          ("command", run.get("command") or "-"),
                          ("wandb", run.get("wandb_url") or "-")):
         head.add_row(field, value)
@@ -155,6 +156,19 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
             nt.add_row(fmt_time(n["t"]), n["text"])
         parts.append(nt)
     return Group(*parts)
+
+
+def ranks_text(run: dict[str, Any]) -> str:
+    """'2 (torchrun, DistributedDataParallel on cpu)' for a run on several ranks, else '1'."""
+    try:
+        start = json.loads(run.get("start_json") or "{}")
+    except ValueError:
+        start = {}
+    world = start.get("world_size") or 1
+    if world == 1:
+        return "1"
+    device = str(start.get("device") or "?").split(":")[0]
+    return f"{world} (torchrun, DistributedDataParallel on {device})"
 
 
 def epochs_table(epochs: list[dict[str, Any]]) -> Table:

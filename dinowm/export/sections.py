@@ -89,6 +89,10 @@ def hardware(ctx: Ctx, rec: RunRecord) -> list[str]:
     if hw is None:
         return [*head, ctx("no_hardware")]
     gpus = _gpu_rows(ctx, hw)
+    world = (rec.start or {}).get("world_size") or 1
+    if world > 1:  # only a run on several ranks says so: one-rank logs read as before
+        gpus.append(("Ranks", f"{world} (torchrun, DistributedDataParallel, "
+                              f"{str((rec.start or {}).get('device') or '?').split(':')[0]})"))
     cores = None
     if hw.get("cpu_cores") is not None:
         cores = ctx("cores_threads", cores=hw["cpu_cores"], threads=hw.get("cpu_threads"))

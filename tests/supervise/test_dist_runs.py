@@ -43,6 +43,11 @@ def test_two_ranks_complete_with_rank_0_the_one_writer(project: Project) -> None
     beats = rundir.read_rank_heartbeats(folder)
     assert sorted(beats) == [0, 1] and {b["world"] for b in beats.values()} == {2}
     all_checkpoints_verify(run)
+    show = project.cli("show", run["id"]).stdout
+    assert "2 (torchrun, DistributedDataParallel on cpu)" in show
+    assert project.cli("export-log", "log.md").returncode == 0
+    assert "| **Ranks** | 2 (torchrun, DistributedDataParallel, cpu) |" in \
+        (project.root / "log.md").read_text()
 
 
 def test_sigkill_of_rank_1_resumes_the_group_and_ends_bit_identical(project: Project,
