@@ -148,10 +148,23 @@ def main() -> int:
     result["run"] = supervised(project, [*base, f"training.epochs={epochs}",
                                          "data.num_workers=" + ("0" if args.tiny else "6"),
                                          "telemetry.interval_s=1"], 60)
+    gpus = torch.cuda.device_count()
+    if gpus >= 2 and not args.tiny:  # the same run on every GPU: scaling against one
+        ranks = min(gpus, 8)
+        result["ddp"] = {"ranks": ranks, "run": supervised(
+            project, [*base, f"training.epochs={epochs}", "data.num_workers=4",
+                      "telemetry.interval_s=1", f"dist.nproc_per_node={ranks}"], 60)}
+        one = max(result["run"]["samples_per_s"] or [0])
+        many = max(result["ddp"]["run"]["samples_per_s"] or [0])
+        result["ddp"]["efficiency"] = many / (ranks * one) if one else None
+    else:
+        result["ddp"] = {"skipped": f"{gpus} GPU{'s' * (gpus != 1)} here: the DDP check needs "
+                                    f"at least 2"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))
     _print_table(result)
-    ok = result["run"]["status"] == "completed" and result["cache"]["within_bf16_tolerance"]
+    ok = result["run"]["status"] == "completed" and result["cache"]["within_bf16_tolerance"] \
+        and result["ddp"].get("run", {"status": "completed"})["status"] == "completed"
     return 0 if ok else 1
 
 
@@ -186,6 +199,15 @@ def _print_table(r: dict) -> None:
     print(f"telemetry: {tel['n']} samples, max {tel['tmax']} C, mean {tel['pmean'] or 0:.0f} W "
           f"(max {tel['pmax'] or 0:.0f} of {tel['plimit'] or 0:.0f} W), util "
           f"{tel['umean'] or 0:.0f}%, reasons {run['throttle_reasons']}")
+    ddp = r["ddp"]
+    if "skipped" in ddp:
+        print(f"DDP check: did not run ({ddp['skipped']})")
+    else:
+        d = ddp["run"]
+        eff = f"{ddp['efficiency']:.0%}" if ddp.get("efficiency") else "-"
+        print(f"DDP check: {ddp['ranks']} ranks {d['status']} in {d['wall_s']:.0f} s, samples/s "
+              f"{max(d['samples_per_s'] or [0]):.0f} (scaling efficiency {eff} against one "
+              f"GPU), peak {(d['peak_gpu_mem_mib'] or 0) / 1024:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: bench fast vs reference at batch 8/16/32 (full franka_f5_h3 size), the feature-cache
-# equivalence, and a ~60 s supervised run with telemetry; one table at the end (under 5 min).
+# equivalence, a ~60 s supervised run with telemetry, and the same run on every GPU where there
+# are two or more (DDP); one table at the end (under 7 min).
 # Needs python3 with torch, torchvision, numpy, rich, click, nvidia-ml-py; sqlite-utils and its
 # small dependencies are installed from .whl/ when present (the lent machine has no network).
 set -uo pipefail
