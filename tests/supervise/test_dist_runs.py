@@ -18,12 +18,6 @@ CALM = "watchdog.heartbeat_floor_s=30"
 TIGHT = 4.0
 
 
-def incidents(project: Project, run_id: str, kind: str) -> list[dict]:
-    rows = project.rows("select * from incidents where run_id = ? and kind = ? order by t",
-                        run_id, kind)
-    return [{**r, "details": json.loads(r["details_json"] or "{}")} for r in rows]
-
-
 def two_ranks(project: Project, *extra: str, env: dict | None = None) -> dict:
     out = project.cli("run", *tiny(*TWO, *DET, CALM, "training.epochs=2",
                                    "training.max_steps_per_epoch=4", *extra), env=env)
@@ -56,7 +50,7 @@ def test_sigkill_of_rank_1_resumes_the_group_and_ends_bit_identical(project: Pro
     env = {"DINOWM_FAULT": "global_step:6:sigkill@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
     run = two_ranks(project, env=env)
     assert run["status"] == "completed" and run["attempts"] == 2
-    (crash,) = incidents(project, run["id"], "crash")
+    (crash,) = project.incidents(run["id"], "crash")
     assert crash["summary"].startswith("rank 1 (pid ") and "killed by SIGKILL" in crash["summary"]
     assert crash["details"]["rank"] == 1
     assert epochs(project, run["id"]) == [1, 2]
@@ -69,7 +63,7 @@ def test_sigstop_of_rank_1_is_a_stall_naming_it(project: Project, tmp_path: Path
     env = {"DINOWM_FAULT": "step:6:sigstop@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
     run = two_ranks(project, f"watchdog.heartbeat_floor_s={TIGHT}", env=env)
     assert run["status"] == "completed" and epochs(project, run["id"]) == [1, 2]
-    stall = next(i for i in incidents(project, run["id"], "stall") if "rank 1 lagging" in
+    stall = next(i for i in project.incidents(run["id"], "stall") if "rank 1 lagging" in
                  i["summary"])  # (a busy machine may add a stall of its own)
     d = stall["details"]
     assert d["verdict"]["age_s"] <= 2 * TIGHT  # found within its budget
@@ -85,7 +79,7 @@ def test_rank_1_hung_before_a_collective_while_rank_0_waits_in_it(project: Proje
     env = {"DINOWM_FAULT": "step:6:hang@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
     run = two_ranks(project, f"watchdog.heartbeat_floor_s={TIGHT}", env=env)
     assert run["status"] == "completed" and epochs(project, run["id"]) == [1, 2]
-    stall = next(i for i in incidents(project, run["id"], "stall") if "rank 1 lagging" in
+    stall = next(i for i in project.incidents(run["id"], "stall") if "rank 1 lagging" in
                  i["summary"])
     by_rank = {r["rank"]: r for r in stall["details"]["ranks"]}
     assert stall["details"]["lagging_rank"] == 1
@@ -100,7 +94,7 @@ def test_cuda_oom_on_rank_1_halves_the_per_rank_micro_batch(project: Project,
     run = two_ranks(project, "watchdog.oom=halve", env=env)
     assert run["status"] == "completed" and run["attempts"] == 2
     assert (run["micro_batch"], run["grad_accum"], run["batch_size"]) == (2, 2, 8)
-    (policy,) = incidents(project, run["id"], "oom_policy")
+    (policy,) = project.incidents(run["id"], "oom_policy")
     assert "micro-batch 4 → 2" in policy["summary"]
 
 
@@ -126,10 +120,10 @@ def test_the_collective_timeout_fails_before_the_watchdog(project: Project,
     env = {"DINOWM_FAULT": "step:6:hang@1", "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
     run = two_ranks(project, "dist.timeout_s=5", "watchdog.heartbeat_floor_s=120", env=env)
     assert run["status"] == "completed" and epochs(project, run["id"]) == [1, 2]
-    assert not incidents(project, run["id"], "stall")
-    (error,) = incidents(project, run["id"], "exception")  # torch's own message, rank 0's
+    assert not project.incidents(run["id"], "stall")
+    (error,) = project.incidents(run["id"], "exception")  # torch's own message, rank 0's
     assert "Timed out waiting 5000ms" in error["summary"]
-    (where,) = incidents(project, run["id"], "ranks")
+    (where,) = project.incidents(run["id"], "ranks")
     assert where["summary"].startswith("rank 0 (pid ")  # it failed first, on the timeout
     beats = {b["rank"]: b for b in where["details"]["ranks"]}
     assert beats[0]["failed_in"] == "grad_allreduce"  # where rank 0 waited

@@ -15,14 +15,6 @@ def _epochs(project: Project, run_id: str) -> list[int]:
         "select epoch from epochs where run_id = ? order by epoch", run_id)]
 
 
-def _incidents(project: Project, run_id: str, kind: str) -> list[dict]:
-    rows = project.rows("select * from incidents where run_id = ? and kind = ? order by t",
-                        run_id, kind)
-    for r in rows:
-        r["details"] = json.loads(r["details_json"] or "{}")
-    return rows
-
-
 def test_demo_run_completes_with_every_epoch_recorded(project: Project) -> None:
     # the demo preset as `make demo` runs it, cut to 2 of its 5 epochs to spare CI a minute
     out = project.cli("run", "--preset", "demo", "training.epochs=2", timeout=600)
@@ -37,7 +29,7 @@ def test_demo_run_completes_with_every_epoch_recorded(project: Project) -> None:
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     hw = project.rows("select * from hardware where run_id = ?", run["id"])[0]
     assert hw["cpu_threads"] >= 1 and hw["gpu_count"] == 0
-    tele = _incidents(project, run["id"], "telemetry")
+    tele = project.incidents(run["id"], "telemetry")
     assert tele and "unavailable" in tele[0]["summary"]
     assert "untrained" in run["encoder_label"]
     assert "completed" in out.stdout
@@ -51,7 +43,7 @@ def test_sigstop_is_detected_as_a_stall_and_resumed(project: Project, tmp_path: 
     assert out.returncode == 0, out.stdout[-3000:]
     run = project.run_row()
     assert run["status"] == "completed"
-    (stall,) = _incidents(project, run["id"], "stall")
+    (stall,) = project.incidents(run["id"], "stall")
     d = stall["details"]
     assert d["verdict"]["age_s"] <= 2 * floor
     assert d["process"]["state"] == "T" and d["process"]["activity"] == "stopped"
@@ -66,7 +58,7 @@ def test_unreaped_child_is_named_in_the_stall(project: Project, tmp_path: Path) 
                                    "watchdog.heartbeat_floor_s=3"), env=env)
     assert out.returncode == 0, out.stdout[-3000:]
     run = project.run_row()
-    (stall,) = _incidents(project, run["id"], "stall")
+    (stall,) = project.incidents(run["id"], "stall")
     zombies = stall["details"]["zombies"]
     assert zombies and zombies[0]["comm"].startswith("python")
     assert "zombie" in stall["summary"]
@@ -83,9 +75,9 @@ def test_cuda_oom_halves_the_micro_batch(project: Project, tmp_path: Path) -> No
     run = project.run_row()
     assert run["status"] == "completed"
     assert (run["batch_size"], run["grad_accum"], run["micro_batch"]) == (8, 2, 4)
-    (oom,) = _incidents(project, run["id"], "oom")
+    (oom,) = project.incidents(run["id"], "oom")
     assert oom["details"]["batch_size"] == 8 and "out of memory" in oom["summary"]
-    (policy,) = _incidents(project, run["id"], "oom_policy")
+    (policy,) = project.incidents(run["id"], "oom_policy")
     assert "micro-batch 8 → 4" in policy["summary"]
     cfg = json.loads((Path(run["run_dir"]) / "config.json").read_text())["config"]
     assert cfg["training"]["grad_accum"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -49,6 +50,12 @@ class Project:
 
     def run_row(self) -> dict:
         return self.rows("select * from runs order by created_at desc limit 1")[0]
+
+    def incidents(self, run_id: str, kind: str) -> list[dict]:
+        """The run's incidents of one kind in time order, details decoded."""
+        rows = self.rows("select * from incidents where run_id = ? and kind = ? order by t",
+                         run_id, kind)
+        return [{**r, "details": json.loads(r["details_json"] or "{}")} for r in rows]
 
     def wait_for(self, sql: str, *params: object, timeout: float = 120) -> list[dict]:
         deadline = time.monotonic() + timeout
