@@ -76,7 +76,20 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
     out += table_head(["Epoch", "Train Loss", "Val Loss", "z_err_pred", ctx("date"),
                        ctx("duration"), "Max GPU °C", ctx("mean_power"), ctx("notes")],
                       "rrrrlrrrl")
-    return out + _epoch_lines(ctx, rec)
+    out += _epoch_lines(ctx, rec)
+    if rec.gpus:  # a run on several GPUs: each GPU's epoch
+        out += ["", f"### {ctx('h_gpus_per_epoch')}", "",
+                *table(["Epoch", "GPU", "Max °C", ctx("mean_power"), ctx("mean_util"),
+                        ctx("max_mem")],
+                       ((epoch, g.get("gpu"), _round(g.get("max_temp_c")),
+                         _round(g.get("mean_power_w")), _round(g.get("mean_util")),
+                         _round(g.get("max_mem_mib"))) for epoch, gpus in rec.gpus
+                        for g in gpus), "rrrrrr")]
+    return out
+
+
+def _round(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def _peak(pair: tuple[Any, Any], unit: str) -> str | None:

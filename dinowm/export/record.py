@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class RunRecord:
     start: dict[str, Any] | None  # the trainer's latest `start` event
     folder: str  # "ok", "gone" (recorded but missing) or "none" (never recorded)
     resume_overrides: list[str]
+    gpus: list[tuple[int, list[Any]]] = field(default_factory=list)  # per epoch, several GPUs
 
     @property
     def id(self) -> str:
@@ -55,15 +56,16 @@ def load_records(store: Store, ids: list[str] | None) -> list[RunRecord]:
         runs.sort(key=lambda r: order[r["id"]])
     hardware, epochs = store.hardware_of(ids), store.epoch_rows_of(ids)
     incidents, notes = store.incidents_of(ids), store.notes_of(ids)
-    checkpoints = store.checkpoints_of(ids)
+    checkpoints, gpus = store.checkpoints_of(ids), store.epoch_gpus_of(ids)
     return [_record(r, hardware.get(r["id"]), epochs.get(r["id"], []),
                     incidents.get(r["id"], []), notes.get(r["id"], []),
-                    checkpoints.get(r["id"], [])) for r in runs]
+                    checkpoints.get(r["id"], []), gpus.get(r["id"], [])) for r in runs]
 
 
 def _record(run: dict[str, Any], hardware: dict[str, Any] | None, epochs: list[dict[str, Any]],
             incidents: list[dict[str, Any]], notes: list[dict[str, Any]],
-            checkpoints: list[dict[str, Any]]) -> RunRecord:
+            checkpoints: list[dict[str, Any]],
+            gpus: list[tuple[int, list[Any]]] | None = None) -> RunRecord:
     run_dir = Path(run["run_dir"]) if run.get("run_dir") else None
     folder = "none" if run_dir is None else ("ok" if run_dir.is_dir() else "gone")
     doc = _loads(run.get("config_json")) or {}
@@ -75,7 +77,7 @@ def _record(run: dict[str, Any], hardware: dict[str, Any] | None, epochs: list[d
     # are what it trained with (one rank before [dist] existed).
     cfg = typed(doc) if DEFAULTS.keys() - values.keys() <= LATER_KEYS else None
     return RunRecord(run, values, sources, cfg, hardware, epochs, incidents, notes,
-                     checkpoints, start, folder, resumed)
+                     checkpoints, start, folder, resumed, gpus or [])
 
 
 def typed(doc: dict[str, Any]) -> RunConfig | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
-from dinowm.store.sql import TELEMETRY_SUMMARY_SQL
+from dinowm.store.sql import GPU_SUMMARY_SQL, TELEMETRY_SUMMARY_SQL
 
 
 def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -> None:
@@ -38,6 +38,10 @@ def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -
         summary = next(iter(db.query(TELEMETRY_SUMMARY_SQL, [
             run_id, event.get("started_at", t), event.get("ended_at", t)])))
         fields.update({k: v for k, v in summary.items() if v is not None and k != "samples"})
+        gpus = [dict(r) for r in db.query(GPU_SUMMARY_SQL, [
+            run_id, event.get("started_at", t), event.get("ended_at", t)])]
+        if len(gpus) > 1:  # one GPU: the run's summary above says it all
+            fields["gpus_json"] = json.dumps(gpus)
         upsert_epoch_row(db, run_id, event["epoch"], {**event.get("metrics", {}), **fields,
                                                     "seq": seq})
         runs.update(run_id, {"epoch": event["epoch"], "last_heartbeat": t})

@@ -343,8 +343,8 @@ class Store(BulkReads):
 
         count, epochs = self.transaction(body)
         for epoch in epochs:  # the GPU summary comes from telemetry, which reindex cannot see
-            row = self._query("select max_gpu_temp_c, mean_power_w, mean_gpu_util from epochs "
-                             "where run_id = ? and epoch = ?", [run_id, epoch])
+            row = self._query("select max_gpu_temp_c, mean_power_w, mean_gpu_util, gpus_json "
+                              "from epochs where run_id = ? and epoch = ?", [run_id, epoch])
             if row and any(v is not None for v in row[0].values()):
                 self._journal(run_id, "epoch_gpu", epoch=epoch, summary=row[0])
         return count

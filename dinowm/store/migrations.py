@@ -206,3 +206,12 @@ def m006_run_record_columns(db: sqlite_utils.Database) -> None:
     the trainer's latest start event (parameter counts, dataset)."""
     for column in ("changed_json", "resume_overrides_json", "start_json"):
         db.execute(f"alter table runs add column {column} text")
+
+
+@MIGRATIONS()
+def m007_epoch_gpus(db: sqlite_utils.Database) -> None:
+    """Each epoch's summary per GPU (a run on several GPUs): temperature, power, use, memory."""
+    db.execute("alter table epochs add column gpus_json text")
+    # Only epochs of runs on several GPUs have it: a log finds them without a scan.
+    db.execute("create index epochs_gpus on epochs(run_id, epoch, gpus_json) "
+               "where gpus_json is not null")

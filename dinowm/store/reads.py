@@ -66,6 +66,17 @@ class BulkReads:
 
         return self._retry(read)
 
+    def epoch_gpus_of(self, ids: list[str] | None) -> dict[str, list[tuple[int, list[Any]]]]:
+        """run id → (epoch, per-GPU summaries) of the runs on several GPUs, in epoch order."""
+        keep = None if ids is None else set(ids)
+        out: dict[str, list[tuple[int, list[Any]]]] = {}
+        for row in self._query("select run_id, epoch, gpus_json from epochs where gpus_json "
+                               "is not null order by run_id, epoch"):  # the partial index
+            if keep is None or row["run_id"] in keep:
+                out.setdefault(row["run_id"], []).append((row["epoch"],
+                                                          json.loads(row["gpus_json"])))
+        return out
+
     def incidents_of(self, ids: list[str] | None) -> dict[str, list[dict[str, Any]]]:
         """run id → incidents in time order."""
         return self._by_run("select * from incidents", ids, "t, id")

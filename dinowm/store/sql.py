@@ -39,6 +39,18 @@ select max(coalesce(temp_max_c, temp_c)) as max_gpu_temp_c,
 from telemetry where run_id = ? and t >= ? and t <= ?
 """
 
+GPU_SUMMARY_SQL = """
+select gpu, max(coalesce(temp_max_c, temp_c)) as max_temp_c,
+  sum(power_w * coalesce(power_n, n))
+    / nullif(sum(case when power_w is null then 0 else coalesce(power_n, n) end), 0)
+    as mean_power_w,
+  sum(util_pct * coalesce(util_n, n))
+    / nullif(sum(case when util_pct is null then 0 else coalesce(util_n, n) end), 0)
+    as mean_util,
+  max(mem_used_mib) as max_mem_mib
+from telemetry where run_id = ? and t >= ? and t <= ? group by gpu order by gpu
+"""
+
 # Per-run figures derived from the epochs and incidents tables, shared by the run views.
 _DERIVED = """
   (select train_loss from epochs e where e.run_id = r.id order by epoch desc limit 1)

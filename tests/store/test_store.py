@@ -131,3 +131,30 @@ def test_four_writers_and_a_reader_for_20_seconds(tmp_path: Path) -> None:
     assert inc == len(acks["mixed"])
     assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_an_epoch_on_several_gpus_keeps_each_gpus_summary(tmp_path: Path) -> None:
+    from dinowm.export import export_log
+
+    run_dir = tmp_path / "outputs" / "r1"
+    run_dir.mkdir(parents=True)
+    with Store(tmp_path / "runs.db") as store:
+        _run(store, "r1", run_dir=str(run_dir))
+        store.add_telemetry([
+            {"run_id": "r1", "t": 10.0 + i, "gpu": gpu, "temp_c": 60.0 + 10 * gpu + i,
+             "power_w": 100.0 + 50 * gpu, "util_pct": 90.0, "mem_used_mib": 1000.0 * (gpu + 1)}
+            for gpu in (0, 1) for i in range(3)])
+        store.ingest("r1", [{"seq": 1, "type": "epoch", "epoch": 1, "t": 13.0,
+                             "started_at": 9.0, "ended_at": 13.0, "metrics": {}}])
+        (row,) = store.epochs("r1")
+        gpus = json.loads(row["gpus_json"])
+        assert [(g["gpu"], g["max_temp_c"], g["mean_power_w"], g["max_mem_mib"])
+                for g in gpus] == [(0, 62.0, 100.0, 1000.0), (1, 72.0, 150.0, 2000.0)]
+        assert row["max_gpu_temp_c"] == 72.0  # the run's summary: the hottest GPU
+        export_log(store, tmp_path / "log.md", ["r1"])
+    text = (tmp_path / "log.md").read_text()
+    assert "### GPUs per Epoch" in text
+    assert "| 1 | 0 | 62 | 100 | 90 | 1000 |" in text and "| 1 | 1 | 72 | 150 | 90 | 2000 |" in text
+    journal = [json.loads(x) for x in (run_dir / "record.jsonl").read_text().splitlines()]
+    (kept,) = [j for j in journal if j["kind"] == "epoch_gpu"]  # what reindex restores
+    assert json.loads(kept["summary"]["gpus_json"]) == gpus
