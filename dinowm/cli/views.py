@@ -141,6 +141,9 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
                          ("wandb", run.get("wandb_url") or "-")):
         head.add_row(field, value)
     parts: list[Any] = [head, epochs_table(epochs)]
+    per_gpu = gpus_table(epochs)
+    if per_gpu is not None:
+        parts.append(per_gpu)
     if incidents:
         inc = Table(title="incidents", title_justify="left")
         for col in ("time", "kind", "summary"):
@@ -156,6 +159,22 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
             nt.add_row(fmt_time(n["t"]), n["text"])
         parts.append(nt)
     return Group(*parts)
+
+
+def gpus_table(epochs: list[dict[str, Any]]) -> Table | None:
+    """Each GPU's epochs of a run on several GPUs (None for one GPU)."""
+    rows = [(e["epoch"], g) for e in epochs if e.get("gpus_json")
+            for g in json.loads(e["gpus_json"])]
+    if not rows:
+        return None
+    table = Table(title="GPUs per epoch", title_justify="left")
+    for col in ("epoch", "GPU", "max °C", "mean W", "use %", "max MiB"):
+        table.add_column(col, justify="right")
+    for epoch, g in rows:
+        table.add_row(str(epoch), str(g.get("gpu")), *(
+            "-" if g.get(k) is None else f"{g[k]:.0f}"
+            for k in ("max_temp_c", "mean_power_w", "mean_util", "max_mem_mib")))
+    return table
 
 
 def ranks_text(run: dict[str, Any]) -> str:

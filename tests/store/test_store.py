@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import subprocess
@@ -134,6 +135,9 @@ def test_four_writers_and_a_reader_for_20_seconds(tmp_path: Path) -> None:
 
 
 def test_an_epoch_on_several_gpus_keeps_each_gpus_summary(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from dinowm.cli.views import run_view
     from dinowm.export import export_log
 
     run_dir = tmp_path / "outputs" / "r1"
@@ -152,6 +156,11 @@ def test_an_epoch_on_several_gpus_keeps_each_gpus_summary(tmp_path: Path) -> Non
                 for g in gpus] == [(0, 62.0, 100.0, 1000.0), (1, 72.0, 150.0, 2000.0)]
         assert row["max_gpu_temp_c"] == 72.0  # the run's summary: the hottest GPU
         export_log(store, tmp_path / "log.md", ["r1"])
+        shown = Console(width=100, file=io.StringIO(), record=True)
+        shown.print(run_view(store.run("r1"), store.epochs("r1"), [], [], None))
+    show = shown.export_text()  # as dinowm show prints it
+    assert "GPUs per epoch" in show
+    assert "│     1 │   1 │     72 │    150 │    90 │    2000 │" in show
     text = (tmp_path / "log.md").read_text()
     assert "### GPUs per Epoch" in text
     assert "| 1 | 0 | 62 | 100 | 90 | 1000 |" in text and "| 1 | 1 | 72 | 150 | 90 | 2000 |" in text
