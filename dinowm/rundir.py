@@ -193,6 +193,11 @@ def rank_stacks(run_dir: Path, rank: int) -> Path:
     return Path(run_dir) / (STACKS if rank == 0 else f"{RANKS}/rank{rank}.stacks.txt")
 
 
+def nccl_trace_prefix(run_dir: Path) -> Path:
+    """Where NCCL's flight recorder writes on a collective timeout (it appends the rank)."""
+    return Path(run_dir) / RANKS / "nccl_trace_rank_"
+
+
 def rank_log(run_dir: Path, rank: int) -> Path:
     """Where a rank other than 0 writes its output (rank 0 writes train.log)."""
     return Path(run_dir) / RANKS / f"rank{rank}.log"

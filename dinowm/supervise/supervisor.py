@@ -221,7 +221,8 @@ class Supervisor:
         with open(self.run_dir / rundir.LOG, "ab", buffering=0) as log:
             log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} "
                       f"---\n".encode())
-            env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1",
+                   **flight_recorder(self.run_dir, cfg)}
             proc = subprocess.Popen(
                 [*trainer_command(cfg), "--run-dir", str(self.run_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -408,6 +409,15 @@ def trainer_command(cfg: RunConfig) -> list[str]:
         return [sys.executable, "-m", "dinowm.train"]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={ranks}", "--max-restarts=0", "-m", "dinowm.train"]
+
+
+def flight_recorder(run_dir: Path, cfg: RunConfig) -> dict[str, str]:
+    """On CUDA with several ranks, NCCL's flight recorder dumps each rank's last collectives
+    into the run folder when a collective times out (ranks/nccl_trace_rank_N)."""
+    if cfg.dist.nproc_per_node == 1:
+        return {}
+    return {"TORCH_NCCL_TRACE_BUFFER_SIZE": "2000", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
+            "TORCH_FR_DUMP_TEMP_FILE": str(rundir.nccl_trace_prefix(run_dir))}
 
 
 def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -> int:

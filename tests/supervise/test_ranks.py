@@ -92,3 +92,21 @@ def test_a_stopped_rank_is_diagnosed_with_its_stacks(tmp_path: Path, spawn_proce
     assert "waiting in all_reduce" in diag["summary"] and "stopped (SIGSTOP)" in diag["summary"]
     for r in diag["ranks"]:
         assert "waiting_in_all_reduce" in r["stacks"]["text"], r["stacks_note"]
+
+
+def test_nccls_flight_recorder_dumps_into_the_run_folder_of_a_run_on_several_ranks(
+        tmp_path: Path) -> None:
+    from dinowm import rundir
+    from dinowm.config import with_values
+    from dinowm.schema import RunConfig
+    from dinowm.supervise.supervisor import flight_recorder, trainer_command
+
+    one = RunConfig()
+    assert flight_recorder(tmp_path, one) == {}
+    assert trainer_command(one)[-2:] == ["-m", "dinowm.train"]
+    two = with_values(one, dist__nproc_per_node=2)
+    env = flight_recorder(tmp_path, two)
+    assert env["TORCH_NCCL_DUMP_ON_TIMEOUT"] == "1"
+    assert env["TORCH_FR_DUMP_TEMP_FILE"] == str(tmp_path / rundir.RANKS / "nccl_trace_rank_")
+    assert "--nproc-per-node=2" in trainer_command(two) and "--max-restarts=0" in \
+        trainer_command(two)
