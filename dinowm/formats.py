@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 
@@ -55,3 +56,12 @@ def run_duration(run: dict[str, Any]) -> float | None:
     if not start:
         return None
     return (run.get("ended_at") or time.time()) - start
+
+
+def world_size(run: dict[str, Any]) -> int:
+    """How many ranks the run's latest attempt trained on (its start event; 1 if unknown)."""
+    try:
+        start = json.loads(run.get("start_json") or "{}")
+    except ValueError:
+        return 1
+    return int(start.get("world_size") or 1) if isinstance(start, dict) else 1

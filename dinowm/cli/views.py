@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dinowm.config import Resolved, flat_values
-from dinowm.formats import fmt_duration, fmt_num, fmt_time, run_duration, status_text
+from dinowm.formats import (fmt_duration, fmt_num, fmt_time, run_duration, status_text,
+                            world_size)
 from dinowm.schema import DERIVED, all_keys
 from dinowm.supervise.hardware import gpu_summary
 
@@ -179,14 +180,10 @@ def gpus_table(epochs: list[dict[str, Any]]) -> Table | None:
 
 def ranks_text(run: dict[str, Any]) -> str:
     """'2 (torchrun, DistributedDataParallel on cpu)' for a run on several ranks, else '1'."""
-    try:
-        start = json.loads(run.get("start_json") or "{}")
-    except ValueError:
-        start = {}
-    world = start.get("world_size") or 1
+    world = world_size(run)
     if world == 1:
         return "1"
-    device = str(start.get("device") or "?").split(":")[0]
+    device = str(json.loads(run["start_json"]).get("device") or "?").split(":")[0]
     return f"{world} (torchrun, DistributedDataParallel on {device})"
 
 

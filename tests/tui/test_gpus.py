@@ -35,3 +35,15 @@ async def test_gpus_without_a_gpu_are_refused_with_the_clis_line(live_project: P
         last = [t for s, t in app.notices if s == "error"][-1]
         assert last.startswith("--gpus 2: no GPU is visible on this machine (NVML: ")
     assert db_rows(live_project, "select * from runs") == []  # nothing created
+
+
+def test_the_run_screen_says_how_many_ranks_a_run_trains_on() -> None:
+    import json
+
+    from tui.screens.run import run_header
+
+    run = {"status": "running", "name": "two", "id": "r", "epoch": 1, "epochs_target": 3,
+           "attempts": 1, "started_at": 10.0}
+    assert "ranks" not in run_header(run, 20.0).plain
+    run["start_json"] = json.dumps({"world_size": 2, "device": "cuda:0"})
+    assert "attempt 1  2 ranks  10s" in run_header(run, 20.0).plain
