@@ -34,7 +34,8 @@ test: setup
 # spawn the trainer (torch), nor the 20-second store load test (it already ran above).
 PY310_TESTS = tests/core tests/store tests/cli tests/supervise \
   --ignore=tests/supervise/test_lifecycle.py --ignore=tests/supervise/test_nvml.py \
-  --ignore=tests/supervise/test_one_supervisor.py --ignore=tests/supervise/test_supervisor.py
+  --ignore=tests/supervise/test_one_supervisor.py --ignore=tests/supervise/test_supervisor.py \
+  --ignore=tests/supervise/test_dist_runs.py
 
 test-core-py310:
 	@if [ -z "$(PY310)" ]; then echo "test-core-py310: no python3.10 found, skipped"; exit 0; fi; \
