@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from dinowm.config import Project, resolve, to_dict
+from dinowm.config import Project, resolve, to_dict, with_values
 from dinowm.errors import ConfigError, DataError, DinowmError, NotFoundError
 from dinowm.schema import RunConfig
 
@@ -150,3 +150,60 @@ def probe(project: Project, preset: str | None, overrides: list[str], gpu: dict[
         mid = (low + high) // 2
         low, high = (mid, high) if fits(mid) else (low, mid)
     return [trials[b] for b in sorted(trials)]
+
+
+def scaling(project: Project, preset: str | None, overrides: list[str], ranks: int,
+            steps: int, report: Callable[[dict[str, Any]], None] | None = None
+            ) -> dict[str, Any]:
+    """Samples/s of the real trainer on one rank and on `ranks` (torchrun, DDP), the same
+    global batch; the second epoch of each is measured (the first warms up)."""
+    import secrets
+    import shutil
+
+    from dinowm import rundir
+    from dinowm.events import read_events
+    from dinowm.supervise.supervisor import trainer_command
+
+    resolved = resolve(project, preset, overrides)
+    cfg = resolved.config
+    data = bench_data(project, cfg)
+    extra: dict[str, Any] = {}
+    if cfg.model.encoder == "dinov2_vits14" and not cfg.model.encoder_weights:
+        weights = project.outputs / ".bench_data" / "dinov2_vits14_random.pth"
+        if not weights.exists():
+            run_tool("random_encoder", path=str(weights), img_size=cfg.model.encoder_img_size)
+        extra["model__encoder_weights"] = str(weights)
+    rows = []
+    for n in (1, ranks):
+        run_dir = project.outputs / ".bench_runs" / f"{n}-ranks-{secrets.token_hex(3)}"
+        run_dir.mkdir(parents=True)
+        trial = with_values(cfg, data__path=str(data), data__synthetic=False,
+                            training__epochs=2, training__max_steps_per_epoch=steps,
+                            training__num_reconstruct_samples=0, training__rollout_horizon=0,
+                            dist__nproc_per_node=n, **extra)
+        rundir.write_spec(run_dir, {"run_id": run_dir.name, "name": "bench", "preset":
+                                    resolved.preset, "config": to_dict(trial)})
+        try:
+            proc = subprocess.run([*trainer_command(trial), "--run-dir", str(run_dir)],
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  timeout=1800)
+            events, _ = read_events(run_dir / rundir.EVENTS, 0)
+            last = [e for e in events if e["type"] == "epoch"][-1:]
+            row: dict[str, Any] = {"ranks": n, "status": "ok" if proc.returncode == 0 and last
+                                   else "error"}
+            if last:
+                e = last[0]
+                row.update(samples_per_s=e["samples_per_s"], steps=e["steps"],
+                           s_per_step=trial.training.batch_size / e["samples_per_s"],
+                           peak_gpu_mem_mib=e.get("peak_gpu_mem_mib"))
+            else:
+                row["error"] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        rows.append(row)
+        if report:
+            report(row)
+    one, many = (r.get("samples_per_s") for r in rows)
+    return {"preset": resolved.preset, "overrides": overrides, "data": str(data),
+            "steps": steps, "rows": rows, "batch_size": cfg.training.batch_size,
+            "efficiency": many / (ranks * one) if one and many else None}

@@ -37,21 +37,38 @@ def _mib(value: float | None) -> str:
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the results as JSON to this file ('-': stdout).")
+@click.option("--gpus", default=None, metavar="N|auto",
+              help="Scaling instead: the real trainer on 1 GPU and on N (DDP), samples/s and "
+                   "efficiency.")
+@click.option("--ranks", default=None, type=click.IntRange(min=2),
+              help="Scaling on N ranks of this machine's CPU (gloo) or GPUs, like --gpus.")
 @click.argument("overrides", nargs=-1)
 @click.pass_obj
 def bench(state: State, preset: str | None, batches: str, modes: str, steps: int, warmup: int,
-          json_path: Path | None, overrides: tuple[str, ...]) -> None:
+          json_path: Path | None, gpus: str | None, ranks: int | None,
+          overrides: tuple[str, ...]) -> None:
     """Measure s/step, samples/s, peak memory and loader speed per mode and batch.
 
     Each trial runs in its own process on synthetic data at the preset's frame size, with a
-    randomly initialised encoder. On CPU the peak is the process RSS.
+    randomly initialised encoder. On CPU the peak is the process RSS. With --gpus N (or
+    --ranks N) it measures scaling instead: two short real trainings, one rank and N ranks,
+    the same global batch (training.batch_size), and the efficiency N-rank samples/s over N x
+    one-rank samples/s.
 
     \b
     Examples:
       dinowm bench --preset demo --batch 8,16
       dinowm bench --preset franka_f5_h3 --batch 8,16,32 --json bench.json
+      dinowm bench --preset franka_f5_h3 --gpus auto --steps 20
     """
     from dinowm.trials import bench as run_bench
+
+    if gpus is not None or ranks is not None:
+        from dinowm.runs import gpu_ranks
+
+        _scaling(state, preset, list(overrides), ranks or gpu_ranks(gpus or "auto"), steps,
+                 json_path)
+        return
 
     sizes = _ints(batches)
     result = run_bench(state.project, preset, list(overrides), sizes, modes.split(","), steps,
@@ -135,3 +152,29 @@ def probe_table(card: dict[str, Any], preset: str, rows: list[dict[str, Any]]) -
             else f"❌ {'OOM' if r.get('status') == 'oom' else 'over the margin'}"
         table.add_row(str(r["batch"]), _mib(r.get("peak_mib")), mark)
     return table
+
+
+def _scaling(state: State, preset: str | None, overrides: list[str], ranks: int, steps: int,
+             json_path: Path | None) -> None:
+    """`dinowm bench --gpus N`: one rank against N, the table and the efficiency."""
+    from dinowm.trials import scaling
+
+    result = scaling(state.project, preset, overrides, ranks, steps,
+                     report=lambda r: console.print(f"  {r['ranks']} rank(s): {r['status']}"))
+    table = Table(title=f"scaling {result['preset']}, global batch {result['batch_size']}",
+                  title_justify="left")
+    for col in ("ranks", "samples/s", "s/step", "peak GPU memory", "efficiency"):
+        table.add_column(col, justify="right")
+    for r in result["rows"]:
+        ok = r["status"] == "ok"
+        eff = result["efficiency"] if r["ranks"] > 1 and result["efficiency"] else None
+        table.add_row(str(r["ranks"]), f"{r['samples_per_s']:.1f}" if ok else r["status"],
+                      f"{r['s_per_step']:.4f}" if ok else r.get("error", "-")[:40],
+                      _mib(r.get("peak_gpu_mem_mib")), f"{eff:.0%}" if eff else "")
+    console.print(table)
+    if json_path is not None:
+        if str(json_path) == "-":
+            echo_json(result)
+        else:
+            json_path.write_text(json.dumps(result, indent=1))
+            console.print(f"wrote {json_path}")

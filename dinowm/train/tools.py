@@ -36,8 +36,21 @@ def _synth(a: dict[str, Any]) -> dict[str, Any]:
                                    image_size=a["image_size"], seed=a["seed"])
 
 
+def _random_encoder(a: dict[str, Any]) -> dict[str, Any]:
+    """DINOv2 ViT-S/14 weights with random values in the official layout (a bench needs the
+    shapes and the cost, never the pretrained values)."""
+    import torch
+
+    from dinowm.train.encoder import build_encoder
+
+    torch.manual_seed(0)
+    encoder = build_encoder("dinov2_vits14", a["img_size"], 64, 2, 4)
+    torch.save(encoder.state_dict(), a["path"])
+    return {"path": a["path"]}
+
+
 TOOLS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "validate": _validate, "check": _check, "synth": _synth}
+    "validate": _validate, "check": _check, "synth": _synth, "random_encoder": _random_encoder}
 
 
 def main(argv: list[str]) -> int:

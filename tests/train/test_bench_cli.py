@@ -50,3 +50,18 @@ def test_run_warns_before_a_batch_known_not_to_fit(project_dir: Path) -> None:
         small = resolve(load_project(), "franka_f5_h3", ["training.batch_size=16"]).config
         assert fit_warning(store, small, hw) is None
         assert fit_warning(store, cfg, {"gpu_name": "other"}) is None
+
+
+def test_bench_scaling_two_ranks_against_one(project_dir: Path, cli) -> None:
+    out = cli("bench", "--preset", "demo", "--ranks", "2", "--steps", "3", "--json", "s.json",
+              *TINY, "training.batch_size=8", timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    result = json.loads((project_dir / "s.json").read_text())
+    assert [r["ranks"] for r in result["rows"]] == [1, 2]
+    assert all(r["status"] == "ok" and r["samples_per_s"] > 0 and r["steps"] == 3
+               for r in result["rows"])
+    assert 0 < result["efficiency"] < 5 and result["batch_size"] == 8
+    assert "scaling demo, global batch 8" in out.stdout and "%" in out.stdout
+    assert not list((project_dir / "outputs" / ".bench_runs").iterdir())  # cleaned up
+    out = cli("bench", "--gpus", "2", "--preset", "demo")
+    assert out.returncode == 2 and "no GPU is visible" in out.stderr

@@ -47,3 +47,17 @@ def test_the_run_screen_says_how_many_ranks_a_run_trains_on() -> None:
     assert "ranks" not in run_header(run, 20.0).plain
     run["start_json"] = json.dumps({"world_size": 2, "device": "cuda:0"})
     assert "attempt 1  2 ranks  10s" in run_header(run, 20.0).plain
+
+
+def test_the_run_screen_lists_each_gpus_epochs_for_a_run_on_several_gpus() -> None:
+    import json
+
+    from tui.widgets.run_tables import gpu_rows
+
+    assert gpu_rows([{"epoch": 1, "gpus_json": None}]) == {}
+    rows = gpu_rows([{"epoch": 2, "gpus_json": json.dumps(
+        [{"gpu": 0, "max_temp_c": 71.0, "mean_power_w": 250.4, "mean_util": 97.0,
+          "max_mem_mib": 7800.0}, {"gpu": 1, "max_temp_c": 69.0}])}])
+    assert list(rows) == ["2:0", "2:1"]
+    assert [t.plain for t in rows["2:0"]] == ["2", "0", "71", "250", "97", "7800"]
+    assert [t.plain for t in rows["2:1"]][3:] == ["-", "-", "-"]

@@ -26,7 +26,7 @@ from tui.services import Services
 from tui.widgets.gpu_strip import GpuStrip
 from tui.widgets.log_tail import LogTail
 from tui.widgets.run_plots import RunPlots
-from tui.widgets.run_tables import (KeyedTable, epoch_rows, incident_rows, note_rows,
+from tui.widgets.run_tables import (KeyedTable, epoch_rows, gpu_rows, incident_rows, note_rows,
                                     params_table_rows)
 
 TABS = ("epochs", "plots", "config", "incidents", "notes", "log")
@@ -84,6 +84,8 @@ class RunScreen(Screen[None]):
             with TabPane("1 Epochs", id="epochs"):
                 yield KeyedTable(("epoch", "train", "val", "z_err_pred", "time", "samples/s",
                                   "max °C", "mean W", "att"), id="epoch-table")
+                yield KeyedTable(("epoch", "GPU", "max °C", "mean W", "use %", "max MiB"),
+                                 id="gpu-table")  # shown for a run on several GPUs
             with TabPane("2 Plots", id="plots"):
                 yield RunPlots()
             with TabPane("3 Config", id="config"):
@@ -135,6 +137,9 @@ class RunScreen(Screen[None]):
             self.epochs = message.epochs
             self.query_one("#epoch-table", KeyedTable).set_rows(epoch_rows(message.epochs),
                                                                 follow=True)
+            per_gpu = self.query_one("#gpu-table", KeyedTable)
+            per_gpu.display = bool(gpu_rows(message.epochs))
+            per_gpu.set_rows(gpu_rows(message.epochs), follow=True)
             self.query_one(RunPlots).show_epochs(message.epochs)
         self.incidents = {str(i["id"]): i for i in message.incidents}
         self.query_one("#incident-list", KeyedTable).set_rows(incident_rows(message.incidents))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.text import Text
@@ -105,6 +106,18 @@ def epoch_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
         Text(fmt_num(e.get("max_gpu_temp_c"), 3), justify="right"),
         Text(fmt_num(e.get("mean_power_w"), 3), justify="right"),
         Text(str(e.get("attempt") or "-"), justify="right")) for e in epochs}
+
+
+def gpu_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """Each GPU's epochs of a run on several GPUs ({} for one GPU)."""
+    rows = {}
+    for e in epochs:
+        for g in json.loads(e.get("gpus_json") or "[]"):
+            rows[f"{e['epoch']}:{g.get('gpu')}"] = (
+                Text(str(e["epoch"]), justify="right"), Text(str(g.get("gpu")), justify="right"),
+                *(Text("-" if g.get(k) is None else f"{g[k]:.0f}", justify="right")
+                  for k in ("max_temp_c", "mean_power_w", "mean_util", "max_mem_mib")))
+    return rows
 
 
 INCIDENT_STYLE = {"stall": "bold red", "crash": "red", "oom": "red", "lost": "magenta",
