@@ -136,6 +136,11 @@ def architecture(ctx: Ctx, rec: RunRecord) -> list[str]:
     if patches is not None:
         out += ["", ctx("latent_line", patches=patches, emb=emb, hist=v.get("num_hist"),
                         pred=v.get("num_pred"), size=v.get("model.encoder_img_size"))]
+    world = start.get("world_size") or 1
+    if world > 1:  # a replica per rank; the gradients averaged over them every step
+        out += ["", f"DistributedDataParallel: {world} ranks (torchrun), "
+                    f"{str(start.get('device') or '?').split(':')[0]}; training.batch_size "
+                    f"{v.get('training.batch_size')} is the global batch."]
     if not params:
         out += ["", f"> {ctx('no_params')}"]
     return out

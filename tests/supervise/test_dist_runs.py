@@ -40,8 +40,10 @@ def test_two_ranks_complete_with_rank_0_the_one_writer(project: Project) -> None
     show = project.cli("show", run["id"]).stdout
     assert "2 (torchrun, DistributedDataParallel on cpu)" in show
     assert project.cli("export-log", "log.md").returncode == 0
-    assert "| **Ranks** | 2 (torchrun, DistributedDataParallel, cpu) |" in \
-        (project.root / "log.md").read_text()
+    log = (project.root / "log.md").read_text()
+    assert "| **Ranks** | 2 (torchrun, DistributedDataParallel, cpu) |" in log  # hardware
+    assert "DistributedDataParallel: 2 ranks (torchrun), cpu; training.batch_size 8 is the " \
+        "global batch." in log  # architecture
 
 
 def test_sigkill_of_rank_1_resumes_the_group_and_ends_bit_identical(project: Project,
