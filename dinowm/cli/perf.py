@@ -89,12 +89,7 @@ def bench(state: State, preset: str | None, batches: str, modes: str, steps: int
                       f"{r['loader_samples_per_s']:.0f}" if r.get("loader_samples_per_s")
                       else "-", f"{ratio:.2f}x" if ratio and r["mode"] == "fast" else "")
     console.print(table)
-    if json_path is not None:
-        if str(json_path) == "-":
-            echo_json(result)
-        else:
-            json_path.write_text(json.dumps(result, indent=1))
-            console.print(f"wrote {json_path}")
+    _write_json(result, json_path)
 
 
 @main.command(context_settings=HELP)
@@ -172,9 +167,15 @@ def _scaling(state: State, preset: str | None, overrides: list[str], ranks: int,
                       f"{r['s_per_step']:.4f}" if ok else r.get("error", "-")[:40],
                       _mib(r.get("peak_gpu_mem_mib")), f"{eff:.0%}" if eff else "")
     console.print(table)
-    if json_path is not None:
-        if str(json_path) == "-":
-            echo_json(result)
-        else:
-            json_path.write_text(json.dumps(result, indent=1))
-            console.print(f"wrote {json_path}")
+    _write_json(result, json_path)
+
+
+def _write_json(result: dict[str, Any], json_path: Path | None) -> None:
+    """--json PATH: the results as JSON ('-': stdout)."""
+    if json_path is None:
+        return
+    if str(json_path) == "-":
+        echo_json(result)
+    else:
+        json_path.write_text(json.dumps(result, indent=1))
+        console.print(f"wrote {json_path}")

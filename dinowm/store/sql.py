@@ -27,26 +27,25 @@ def fold_samples(run_id: str, gpu: int, start: float, group: list[dict[str, Any]
             "throttle": throttle, "power_n": count("power_w"), "util_n": count("util_pct")}
 
 
-TELEMETRY_SUMMARY_SQL = """
+def _weighted_mean(column: str, count: str) -> str:
+    """The mean of `column` over telemetry rows, each weighted by its sample count (aggregated
+    rows hold a mean of several samples; a missing reading weighs nothing)."""
+    return (f"sum({column} * coalesce({count}, n)) / nullif(sum(case when {column} is null "
+            f"then 0 else coalesce({count}, n) end), 0)")
+
+
+TELEMETRY_SUMMARY_SQL = f"""
 select max(coalesce(temp_max_c, temp_c)) as max_gpu_temp_c,
-  sum(power_w * coalesce(power_n, n))
-    / nullif(sum(case when power_w is null then 0 else coalesce(power_n, n) end), 0)
-    as mean_power_w,
-  sum(util_pct * coalesce(util_n, n))
-    / nullif(sum(case when util_pct is null then 0 else coalesce(util_n, n) end), 0)
-    as mean_gpu_util,
+  {_weighted_mean("power_w", "power_n")} as mean_power_w,
+  {_weighted_mean("util_pct", "util_n")} as mean_gpu_util,
   coalesce(sum(n), 0) as samples
 from telemetry where run_id = ? and t >= ? and t <= ?
 """
 
-GPU_SUMMARY_SQL = """
+GPU_SUMMARY_SQL = f"""
 select gpu, max(coalesce(temp_max_c, temp_c)) as max_temp_c,
-  sum(power_w * coalesce(power_n, n))
-    / nullif(sum(case when power_w is null then 0 else coalesce(power_n, n) end), 0)
-    as mean_power_w,
-  sum(util_pct * coalesce(util_n, n))
-    / nullif(sum(case when util_pct is null then 0 else coalesce(util_n, n) end), 0)
-    as mean_util,
+  {_weighted_mean("power_w", "power_n")} as mean_power_w,
+  {_weighted_mean("util_pct", "util_n")} as mean_util,
   max(mem_used_mib) as max_mem_mib
 from telemetry where run_id = ? and t >= ? and t <= ? group by gpu order by gpu
 """
