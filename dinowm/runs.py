@@ -153,6 +153,24 @@ def create_run(project: Project, resolved: Resolved, name: str | None = None,
         return store.run(run_id)
 
 
+def new_run(project: Project, preset: str | None, overrides: list[str] | tuple[str, ...], *,
+            gpus: str | None = None, name: str | None = None, note: str | None = None,
+            argv: list[str] | None = None,
+            warn: Callable[[str], None] | None = None) -> tuple[dict[str, Any], RunLock]:
+    """Everything before a new run's supervisor starts, as `dinowm run` and the TUI do it:
+    resolve (with `--gpus N|auto` as dist.nproc_per_node), check the dataset files (the
+    trainer's own check, in a child process), write the run, and take its lock for the
+    supervisor."""
+    from dinowm.trials import check_dataset_files
+
+    if gpus is not None:
+        overrides = (*overrides, f"dist.nproc_per_node={gpu_ranks(gpus)}")
+    resolved = resolve_run(project, preset, overrides)
+    check_dataset_files(resolved.config)  # bad files are refused before a run exists
+    row = create_run(project, resolved, name=name, note=note, argv=argv, warn=warn)
+    return row, rundir.claim(row["run_dir"], row["id"])
+
+
 def resumed_spec(run_dir: Path, overrides: list[str] | tuple[str, ...],
                  project: Project) -> tuple[dict[str, Any], RunConfig]:
     """A run's config.json with resumable keys changed (epochs, batch, ...); others are refused.

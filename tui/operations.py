@@ -7,12 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dinowm import rundir
 from dinowm.config import Project, flat_values, resolve
 from dinowm.errors import ConfigError, DinowmError
-from dinowm.runs import (create_run, gpu_ranks, prepare_resume, reconcile, request_stop,
-                         resolve_run)
-from dinowm.trials import check_dataset_files
+from dinowm.runs import new_run, prepare_resume, reconcile, request_stop, resolve_run
 from tui.services import Services
 
 
@@ -52,12 +49,11 @@ def launch(services: Services, preset: str | None, overrides: list[str], name: s
            note: str | None, gpus: str = "") -> dict[str, Any]:
     """Validate (the dataset files too, in a child process: the app never imports torch),
     write the run folder and row, then start a detached supervisor."""
-    if gpus:  # as `dinowm run --gpus`: one rank per GPU (NVML is asked here, in a worker)
-        overrides = [*overrides, f"dist.nproc_per_node={gpu_ranks(gpus)}"]
-    resolved = resolve_run(services.project, preset, overrides)
-    check_dataset_files(resolved.config)
-    row = create_run(services.project, resolved, name=name or None, note=note or None)
-    services.spawn(services.project, row["id"], rundir.claim(row["run_dir"], row["id"]))
+    # An empty GPU field keeps dist.nproc_per_node; N or auto is `dinowm run --gpus` (NVML is
+    # asked here, in a worker).
+    row, lock = new_run(services.project, preset, overrides, gpus=gpus or None,
+                        name=name or None, note=note or None)
+    services.spawn(services.project, row["id"], lock)
     return row
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from dinowm import rundir
 from dinowm.cli.base import HELP, State, console, echo_json, main
 from dinowm.errors import ConfigError
 from dinowm.rundir import RunLock
@@ -38,17 +37,12 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
       dinowm run --preset franka_f5_h3 --gpus auto   (training.batch_size stays global)
     Ctrl-C stops gracefully (checkpoint, status stopped); a second Ctrl-C stops at once.
     """
-    from dinowm.runs import create_run, gpu_ranks, resolve_run
-    from dinowm.trials import check_dataset_files
+    from dinowm.runs import new_run
 
-    if gpus is not None:
-        overrides = (*overrides, f"dist.nproc_per_node={gpu_ranks(gpus)}")
-    resolved = resolve_run(state.project, preset, overrides)
-    check_dataset_files(resolved.config)  # bad files are refused before a run exists
-    row = create_run(state.project, resolved, name=name, note=note,
-                     argv=["dinowm", *sys.argv[1:]],
-                     warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
-    _launch(state, row, detach, rundir.claim(row["run_dir"], row["id"]))
+    row, lock = new_run(state.project, preset, overrides, gpus=gpus, name=name, note=note,
+                        argv=["dinowm", *sys.argv[1:]],
+                        warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
+    _launch(state, row, detach, lock)
 
 
 def _launch(state: State, row: dict[str, Any], detach: bool, lock: RunLock) -> None:
