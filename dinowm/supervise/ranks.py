@@ -72,19 +72,16 @@ def diagnose(run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None,
     the lagging rank named against the others."""
     now = time.time()
     ranks = []
-    for beat in beats:
+    for beat in beats:  # the run's log tail once, below, not once per rank
         diag = diagnosis.collect(run_dir, beat["pid"], gpu=gpu if beat["rank"] == 0 else None,
-                                 sample_s=sample_s,
+                                 sample_s=sample_s, log_lines=0,
                                  stacks_path=rundir.rank_stacks(run_dir, beat["rank"]))
         ranks.append({**diag, "rank": beat["rank"], "step": beat.get("step"),
                       "phase": beat.get("phase"), "collective": beat.get("collective"),
                       "silent_s": round(now - float(beat.get("t") or now), 1)})
     behind = lagging(beats)
-    lines = []
-    for r in ranks:
-        waits = f", waiting in {r['collective']}" if r["collective"] else ""
-        lines.append(f"rank {r['rank']} (pid {r['pid']}) at step {r['step']} in {r['phase']}"
-                     f"{waits}, silent {r['silent_s']:.0f} s: {r['summary']}")
+    lines = [f"rank {r['rank']} (pid {r['pid']}) at step {r['step']} in {_where(r)}, silent "
+             f"{r['silent_s']:.0f} s: {r['summary']}" for r in ranks]
     lead = f"rank {behind['rank']} lagging" if behind is not None else "no rank heartbeats"
     return {"ranks": ranks, "lagging_rank": behind["rank"] if behind else None,
             "summary": f"{lead}; " + "; ".join(lines),
@@ -94,14 +91,17 @@ def diagnose(run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None,
 def last_places(failed: RankFailure, beats: list[dict[str, Any]]) -> str:
     """'rank 1 (pid 42) killed by SIGKILL first; last heartbeats: rank 0 at step 6 (train,
     waiting in grad_allreduce), rank 1 at step 6 (train)'."""
-    places = []
-    for b in beats:
-        how = b.get("phase") or "?"
-        if b.get("collective"):
-            how += f", waiting in {b['collective']}"
-        if b.get("failed_in"):
-            how += f" in {b['failed_in']}"
-        if (b.get("error") or {}).get("message"):
-            how += f", {b['error']['message'][:120]}"
-        places.append(f"rank {b['rank']} at step {b.get('step')} ({how})")
+    places = [f"rank {b['rank']} at step {b.get('step')} ({_where(b)})" for b in beats]
     return f"{failed.describe()} first; last heartbeats: {', '.join(places) or 'none'}"
+
+
+def _where(beat: dict[str, Any]) -> str:
+    """'train, waiting in grad_allreduce' or 'failed in grad_allreduce, <its error>'."""
+    how = beat.get("phase") or "?"
+    if beat.get("collective"):
+        how += f", waiting in {beat['collective']}"
+    if beat.get("failed_in"):
+        how += f" in {beat['failed_in']}"
+    if (beat.get("error") or {}).get("message"):
+        how += f", {beat['error']['message'][:120]}"
+    return how

@@ -267,8 +267,8 @@ class Supervisor:
             who = f"rank {failed.rank} (pid {failed.pid})"
             message = message.replace("trainer", who, 1) if message.startswith("trainer") \
                 else f"{who}: {message}"
+        beats = self._rank_beats(a) if failed is not None else []
         if failed is not None:  # where every rank was when the group went down
-            beats = self._rank_beats(a)
             self.store.add_incident(self.run_id, "ranks", ranks.last_places(failed, beats),
                                     {"first_failure": failed.__dict__, "ranks": beats},
                                     attempt=a.number, step=a.progress.last_step)
@@ -276,8 +276,7 @@ class Supervisor:
             self.store.add_incident(self.run_id, "crash", message,
                                     {"exit_code": rc, "log_tail": rundir.log_tail(self.run_dir,
                                                                                   30),
-                                     "rank": failed.rank if failed else None,
-                                     "ranks": self._rank_beats(a) if failed else []},
+                                     "rank": failed.rank if failed else None, "ranks": beats},
                                     step=a.progress.last_step)
         return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
 
