@@ -21,15 +21,25 @@ ERRORS: dict[str, type[DinowmError]] = {"DataError": DataError, "ConfigError": C
                                         "NotFoundError": NotFoundError}
 
 
+def _json_out(proc: subprocess.CompletedProcess[str]) -> dict[str, Any] | None:
+    """The last JSON object a child printed, when it exited 0."""
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    return json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+
+
+def _last_error(proc: subprocess.CompletedProcess[str], default: str) -> str:
+    """The last line a failed child wrote to stderr."""
+    return (proc.stderr.strip().splitlines() or [default])[-1]
+
+
 def run_tool(name: str, **args: Any) -> Any:
     """`python -m dinowm.train.tools NAME` with args; its result, or its error raised here."""
     proc = subprocess.run([sys.executable, "-m", "dinowm.train.tools", name, json.dumps(args)],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+    out = _json_out(proc)
+    if out is None:
+        last = _last_error(proc, f"exit code {proc.returncode}")
         raise DinowmError(f"the dataset tool '{name}' failed: {last}")
-    out = json.loads(lines[-1])
     if not out["ok"]:
         error = ERRORS.get(out.get("kind", ""), DinowmError)(out["error"])
         error.exit_code = out.get("exit_code", error.exit_code)
@@ -87,13 +97,12 @@ def run_trial(cfg: RunConfig, data: Path, mode: str, batch: int, steps: int, war
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"mode": mode, "batch": batch, "status": "timeout"}
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    out = _json_out(proc)
+    if out is None:
         oom = "out of memory" in proc.stderr.lower()
         return {"mode": mode, "batch": batch, "status": "oom" if oom else "error",
-                "error": err[:300]}
-    return json.loads(lines[-1])
+                "error": _last_error(proc, "no output")[:300]}
+    return out
 
 
 def bench(project: Project, preset: str | None, overrides: list[str], batches: list[int],
@@ -197,7 +206,7 @@ def scaling(project: Project, preset: str | None, overrides: list[str], ranks: i
                            s_per_step=trial.training.batch_size / e["samples_per_s"],
                            peak_gpu_mem_mib=e.get("peak_gpu_mem_mib"))
             else:
-                row["error"] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+                row["error"] = _last_error(proc, "no output")[:300]
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
         rows.append(row)
