@@ -47,3 +47,20 @@ def events(run_dir: Path) -> list[dict]:
     """All events of a run folder."""
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
+
+
+def tiny_model(run_dir: Path, data: Path) -> tuple:
+    """(cfg, model, train, val, stats, info) of a tiny run folder's config, on a small synthetic
+    dataset written at `data`; seeded, on the CPU (imports torch)."""
+    from dinowm.config import from_dict
+    from dinowm.train.build import build_model, seed_everything
+    from dinowm.train.data import build_datasets
+    from dinowm.train.synth import write_synthetic_dataset
+
+    cfg = from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    write_synthetic_dataset(data, episodes=4, length=30, image_size=32, seed=0)
+    train, val, stats, info = build_datasets(data, frameskip=cfg.frameskip,
+                                             num_hist=cfg.num_hist, num_pred=cfg.num_pred)
+    seed_everything(0)
+    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"])
+    return cfg, model, train, val, stats, info

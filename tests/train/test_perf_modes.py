@@ -8,25 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from dinowm.config import from_dict
-from dinowm.train.build import build_model, seed_everything
-from dinowm.train.data import ReferenceDataset, build_datasets, prepare_frames
+from dinowm.train.data import ReferenceDataset, prepare_frames
 from dinowm.train.features import TokenStore, build_cache
-from dinowm.train.synth import write_synthetic_dataset
-from tests.support.trainer import events, run_trainer
+from tests.support.trainer import events, run_trainer, tiny_model
 
 
 @pytest.fixture
 def tiny_setup(tiny_run, tmp_path: Path):
-    run_dir = tiny_run("m", [])
-    cfg = from_dict(json.loads((run_dir / "config.json").read_text())["config"])
-    data = tmp_path / "data"
-    write_synthetic_dataset(data, episodes=4, length=30, image_size=32, seed=0)
-    train, val, _, info = build_datasets(data, frameskip=cfg.frameskip, num_hist=cfg.num_hist,
-                                         num_pred=cfg.num_pred)
-    seed_everything(0)
-    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).eval()
-    return cfg, model, train, tmp_path
+    cfg, model, train, _, _, _ = tiny_model(tiny_run("m", []), tmp_path / "data")
+    return cfg, model.eval(), train, tmp_path
 
 
 def _batch(ds, idx: list[int]) -> dict[str, torch.Tensor]:

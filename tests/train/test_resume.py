@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from dinowm.config import from_dict
 from dinowm.errors import ConfigError
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.build import build_model, build_optimizers, seed_everything
-from dinowm.train.data import build_datasets
+from dinowm.train.build import build_optimizers
 from dinowm.train.dist import Dist
 from dinowm.train.loop import Accum, TrainState
 from dinowm.train.resume import match_layouts, restore, save
-from dinowm.train.synth import write_synthetic_dataset
+from tests.support.trainer import tiny_model
 
 # Checkpoint format 1: what every checkpoint ever written holds (old ones must keep loading).
 FORMAT_1_KEYS = {"format", "run_id", "config", "epoch", "samples_done", "step", "accum", "model",
@@ -26,13 +23,7 @@ FORMAT_1_KEYS = {"format", "run_id", "config", "epoch", "samples_done", "step", 
 
 def _parts(tiny_run, tmp_path: Path):
     run_dir = tiny_run("state", [])
-    cfg = from_dict(json.loads((run_dir / "config.json").read_text())["config"])
-    data = tmp_path / "data"
-    write_synthetic_dataset(data, episodes=4, length=30, image_size=32, seed=0)
-    _, _, stats, info = build_datasets(data, frameskip=cfg.frameskip, num_hist=cfg.num_hist,
-                                       num_pred=cfg.num_pred)
-    seed_everything(0)
-    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"])
+    cfg, model, _, _, stats, _ = tiny_model(run_dir, tmp_path / "data")
     optimizers = build_optimizers(model, cfg, torch.device("cpu"))
     fired: list[dict] = []
     rt = SimpleNamespace(run_dir=run_dir, run_id="state", checkpoint=lambda **f: fired.append(f),
