@@ -178,12 +178,15 @@ def test_two_ranks_resume_exactly_after_a_stop_and_a_kill(tiny_run) -> None:
     broken = tiny_run("broken", common)
     # 1. SIGTERM to torchrun while step 3 sleeps: it reaches both ranks, which agree to stop
     #    after that step and checkpoint mid-epoch (the latest checkpoint, written by rank 0).
-    proc = _torchrun(broken, {"DINOWM_FAULT": "global_step:3:sleep=3"})
+    proc = _torchrun(broken, {"DINOWM_FAULT": "global_step:3:sleep=5"})
     deadline = time.monotonic() + 120
     while not ((broken / "events.jsonl").exists() and any(
             e["type"] == "heartbeat" and e["step"] == 2 for e in events(broken))):
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
         time.sleep(0.1)
+    # Rank 0's step-2 event comes before the ranks agree on stopping after step 2; a rank
+    # slowed by a busy machine may still be there. Signal once both sleep in step 3.
+    time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     end = events(broken)[-1]
