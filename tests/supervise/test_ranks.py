@@ -73,8 +73,8 @@ def test_a_stopped_rank_is_diagnosed_with_its_stacks(tmp_path: Path, spawn_proce
     code = """
         import faulthandler, signal, sys, time
         faulthandler.register(signal.SIGUSR1, file=open(sys.argv[1], "a"), all_threads=True)
-        print("ready", flush=True)
         def waiting_in_all_reduce():
+            print("ready", flush=True)  # inside: a stop right after the print is still in here
             time.sleep(600)
         waiting_in_all_reduce()
     """
