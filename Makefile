@@ -32,7 +32,7 @@ test: setup
 # The torch-free tests on Python 3.10, the user's conda version: the flat modules, the store,
 # the CLI basics and the supervisor's parts; not the supervised runs in tests/supervise/, which
 # spawn the trainer (torch), nor the 20-second store load test (it already ran above).
-PY310_TESTS = tests/core tests/store tests/cli tests/supervise \
+PY310_TESTS = tests/core tests/store tests/cli tests/supervise tests/cluster/test_options.py \
   --ignore=tests/supervise/test_lifecycle.py --ignore=tests/supervise/test_nvml.py \
   --ignore=tests/supervise/test_one_supervisor.py --ignore=tests/supervise/test_supervisor.py \
   --ignore=tests/supervise/test_dist_runs.py

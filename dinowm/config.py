@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class Project:
     default_preset: str
     defaults: dict[str, Any]
     presets: dict[str, dict[str, Any]]
+    slurm: dict[str, Any] = field(default_factory=dict)  # [slurm]: see dinowm.cluster.options
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,11 @@ def load_project(explicit: str | os.PathLike | None = None, cwd: Path | None = N
     path = find_config(explicit, cwd)
     doc = read_toml(path)
     where = f"{path}"
-    unknown = set(doc) - {"project", "defaults", "presets"}
+    unknown = set(doc) - {"project", "defaults", "presets", "slurm"}
     if unknown:
         name = sorted(unknown)[0]
         raise ConfigError(f"Unknown table [{name}] in {where}; the allowed tables are [project], "
-                          f"[defaults] and [presets.NAME].")
+                          f"[defaults], [presets.NAME] and [slurm].")
     proj = _table(doc, "project", where)
     for key in proj:
         if key not in PROJECT_KEYS:
@@ -126,7 +127,8 @@ def load_project(explicit: str | os.PathLike | None = None, cwd: Path | None = N
                    runs_db=(root / settings["runs_db"]).resolve(),
                    outputs=(root / settings["outputs"]).resolve(),
                    default_preset=settings["default_preset"],
-                   defaults=_table(doc, "defaults", where), presets=presets)
+                   defaults=_table(doc, "defaults", where), presets=presets,
+                   slurm=_table(doc, "slurm", where))
 
 
 def resolve(project: Project, preset: str | None = None,

@@ -8,6 +8,7 @@ process quotes. This module is torch-free: the CLI, the TUI and the trainer all 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -22,13 +23,19 @@ from typing import Any
 from dinowm.errors import DinowmError
 
 # A run's status, as runs.db and the run folder's record.jsonl keep it.
-ACTIVE = ("created", "running", "resuming", "stopping")
-FINAL = ("completed", "stopped", "failed", "lost")
+ACTIVE = ("created", "pending", "running", "resuming", "stopping")  # pending: a Slurm job waits
+FINAL = ("completed", "stopped", "failed", "lost", "cancelled")  # cancelled: by Slurm's scancel
 
 SPEC = "config.json"
 EVENTS = "events.jsonl"
 LOG = "train.log"
 RECORD = "record.jsonl"
+# On a cluster, the supervisor inside the Slurm job journals here (one writer per file: the
+# login node's record.jsonl and the job's own never interleave on a network filesystem).
+JOB_RECORD = "record.job.jsonl"
+STOP_REQUEST = "stop.request"  # `dinowm stop` of a run whose supervisor runs elsewhere
+SLURM_SCRIPT = "slurm.sbatch"  # the batch script `dinowm run --slurm` submitted
+SLURM_OUT = "slurm.out"  # the batch job's own output (every allocation appends)
 SUPERVISOR_LOG = "supervisor.log"
 CONTROL = "control.json"
 STACKS = "stacks.txt"
@@ -55,12 +62,14 @@ class Holder:
     host: str | None
     since: float | None = None
     role: str = "supervisor"
+    job: str | None = None  # the Slurm job the holder runs in
 
     def describe(self) -> str:
-        """'pid 4242 on gpu-box (since 09:33:48)'."""
+        """'pid 4242 on gpu-box (since 09:33:48)', with ', Slurm job 12' inside a job."""
         since = f" (since {time.strftime('%H:%M:%S', time.localtime(self.since))})" \
             if self.since else ""
-        return f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'}{since}"
+        job = f", Slurm job {self.job}" if self.job else ""
+        return f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'}{job}{since}"
 
 
 class LockHeld(DinowmError):
@@ -123,7 +132,7 @@ class RunLock:
         """Write the holder's identity into the lock file (a child that takes it over too)."""
         assert self.fd is not None
         data = json.dumps({"pid": pid, "host": socket.gethostname(), "since": time.time(),
-                           "role": role}).encode()
+                           "role": role, "job": os.environ.get("SLURM_JOB_ID")}).encode()
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
 
@@ -156,7 +165,7 @@ def read_holder(path: Path, role: str = "supervisor") -> Holder:
             data = {}
         if data.get("pid") or time.monotonic() >= deadline:
             return Holder(data.get("pid"), data.get("host"), data.get("since"),
-                          data.get("role", role))
+                          data.get("role", role), data.get("job"))
         time.sleep(0.02)
 
 
@@ -258,12 +267,16 @@ def hold_trainer(run_dir: Path, rank: int = 0, pid: int | None = None) -> RunLoc
     """The trainer's lock (one per rank), taken before it touches checkpoints or events.
 
     A trainer runs only under its own supervisor (the supervisor lock's holder is its parent,
-    or torchrun's parent) or in a folder no supervisor holds (started by hand); a second
-    trainer is refused either way.
+    or torchrun's parent; in a Slurm job, the supervisor of the same job, whose `srun` starts
+    the trainer under slurmstepd) or in a folder no supervisor holds (started by hand); a
+    second trainer is refused either way.
     """
     sup = holder(supervisor_lock(run_dir))
     mine = _ancestors(pid or os.getpid())
-    if sup is not None and (sup.pid not in mine or sup.host != socket.gethostname()):
+    same_job = sup is not None and sup.job is not None and \
+        sup.job == os.environ.get("SLURM_JOB_ID")
+    if sup is not None and not same_job and \
+            (sup.pid not in mine or sup.host != socket.gethostname()):
         raise LockHeld(f"Run folder {run_dir} is supervised by {sup.describe()}; a second "
                        f"trainer would train the run twice. Follow it with 'dinowm tail', or "
                        f"'dinowm stop' it first.", sup)
@@ -340,3 +353,50 @@ def committed_checkpoints(run_dir: Path) -> list[dict[str, Any]]:
                      "step": meta.get("step"), "sha256": meta.get("sha256"),
                      "size": meta.get("size"), "t": meta.get("time")})
     return rows
+
+
+def request_stop(run_dir: Path) -> None:
+    """Ask the run's supervisor, wherever it runs, to stop gracefully (it polls this file)."""
+    (Path(run_dir) / STOP_REQUEST).write_text(json.dumps({"t": time.time(),
+                                                           "host": socket.gethostname()}))
+
+
+def stop_requested(run_dir: Path) -> bool:
+    """True while a stop request file waits in the run folder."""
+    return (Path(run_dir) / STOP_REQUEST).exists()
+
+
+def clear_stop_request(run_dir: Path) -> None:
+    """A resume starts without the previous stop request."""
+    with contextlib.suppress(FileNotFoundError):
+        (Path(run_dir) / STOP_REQUEST).unlink()
+
+
+def record_lines(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's journal (record.jsonl and, for a cluster run, record.job.jsonl) in time order;
+    a torn or garbled line is skipped."""
+    items = []
+    for name in (RECORD, JOB_RECORD):
+        items += read_jsonl(Path(run_dir) / name, 0)[0]
+    return sorted(items, key=lambda item: item.get("t") or 0.0)
+
+
+def read_jsonl(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """JSON objects of complete lines after byte `offset`, and the offset after the last one
+    (a line still being written is left for the next read)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    out = []
+    for line in data[:end].splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out, offset + end

@@ -214,10 +214,14 @@ def reconcile(store: Store) -> list[str]:
     The status change is a compare-and-set on the status read here, so a resume that took the
     run in the meantime is never marked lost.
     """
+    from dinowm.cluster.follow import sync
+
+    sync(store)  # cluster runs: their folders read on, their status as Slurm says
     lost = []
     here = socket.gethostname()
     for run in store.runs_with_status(ACTIVE):
-        if run.get("host") not in (None, here) or supervisor_alive(run):
+        if run.get("slurm_job_id") or run.get("host") not in (None, here) or \
+                supervisor_alive(run):
             continue
         if run["status"] == "created" and time.time() - run["created_at"] < 60:
             continue  # a supervisor that is still starting
@@ -235,12 +239,18 @@ def reconcile(store: Store) -> list[str]:
     return lost
 
 
-def request_stop(store: Store, ref: str) -> dict[str, Any]:
-    """Ask a run's supervisor to stop gracefully (checkpoint, then 'stopped')."""
+def request_stop(store: Store, ref: str,
+                 say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Ask a run's supervisor to stop gracefully (checkpoint, then 'stopped'); a cluster run's
+    through Slurm (see dinowm.cluster.control)."""
     import signal
 
     reconcile(store)
     run = store.run(ref)
+    if run.get("slurm_job_id") and run["status"] in ACTIVE:
+        from dinowm.cluster.control import stop
+
+        return stop(store, run, say=say or (lambda text: None))
     if not store.update_run_if(run["id"], ACTIVE, stop_requested_at=time.time(),
                                status="stopping"):
         run = store.run(run["id"])

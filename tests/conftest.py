@@ -13,7 +13,7 @@ import pytest
 from tests.support.supervised import Project
 
 # Fixtures defined next to the helpers they belong to, registered here once for every folder.
-pytest_plugins = ["tests.support.process"]
+pytest_plugins = ["tests.support.process", "tests.support.slurm"]
 
 REPO = Path(__file__).resolve().parents[1]
 

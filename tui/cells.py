@@ -6,13 +6,14 @@ from typing import Any
 
 from rich.text import Text
 
-from dinowm.formats import fmt_duration, fmt_num, fmt_time, status_text
+from dinowm.formats import fmt_duration, fmt_num, fmt_time, slurm_text, status_text
 from dinowm.rundir import ACTIVE
 
 FRESH_S = 30.0  # a GPU sample older than this is not "now"
 BAR = 6
-STATUS_ORDER = {s: i for i, s in enumerate(("running", "resuming", "stopping", "created", "lost",
-                                           "failed", "stopped", "completed"))}
+STATUS_ORDER = {s: i for i, s in enumerate(("running", "resuming", "stopping", "pending",
+                                           "created", "lost", "failed", "cancelled", "stopped",
+                                           "completed"))}
 
 # key, label, width: most useful first so that 80 columns show what matters.
 RUN_COLUMNS = (("mark", " ", 1), ("status", "status", 11), ("name", "name", 8),
@@ -20,7 +21,7 @@ RUN_COLUMNS = (("mark", " ", 1), ("status", "status", 11), ("name", "name", 8),
                ("zbest", "z best", 7), ("zlast", "z last", 7), ("temp", "°C/max", 6),
                ("power", "W", 3), ("attempts", "att", 3), ("incidents", "inc", 3),
                ("duration", "duration", 8), ("start", "start", 16), ("preset", "preset", 6),
-               ("id", "id", 20))
+               ("id", "id", 20), ("slurm", "slurm", 5))
 RIGHT = {"train", "val", "zbest", "zlast", "temp", "power", "attempts", "incidents", "duration"}
 
 
@@ -55,7 +56,7 @@ def run_values(run: dict[str, Any], samples: list[dict[str, Any]], now: float,
             else run.get("last_mean_power_w"), "attempts": run.get("attempts") or 0,
             "incidents": run.get("incident_count") or 0,
             "duration": end - start if start and end else None, "start": start,
-            "preset": run.get("preset") or "-", "id": run["id"]}
+            "preset": run.get("preset") or "-", "id": run["id"], "slurm": slurm_text(run)}
 
 
 def sort_key(column: str, value: Any) -> Any:
@@ -102,6 +103,7 @@ def run_texts(values: dict[str, Any]) -> dict[str, Text]:
         "duration": Text(fmt_duration(values["duration"])),
         "start": Text(fmt_time(values["start"])), "preset": Text(values["preset"]),
         "id": Text(values["id"], style="dim"),
+        "slurm": Text(values["slurm"] or "-", style="" if values["slurm"] else "dim"),
     }
 
 
@@ -114,5 +116,6 @@ def matches(run: dict[str, Any], text: str, status: str) -> bool:
     needle = text.strip().lower()
     if not needle:
         return True
-    hay = " ".join(str(run.get(k) or "") for k in ("id", "name", "preset", "status", "env"))
+    hay = " ".join(str(run.get(k) or "") for k in ("id", "name", "preset", "status", "env",
+                                                   "slurm_job_id", "slurm_state"))
     return needle in hay.lower()

@@ -68,6 +68,10 @@ def resume(services: Services, run_id: str, overrides: list[str]) -> dict[str, A
     supervisor; a run another supervisor holds is refused with the CLI's one-line error."""
     with services.store() as store:
         reconcile(store)
+        if store.run(run_id).get("slurm_job_id"):  # a cluster run resumes as a new job
+            from dinowm.cluster.submit import resubmit
+
+            return resubmit(store, services.project, run_id, overrides, {})
         row, lock = prepare_resume(store, services.project, run_id, overrides)
     services.spawn(services.project, row["id"], lock)  # the lock passes to the supervisor
     return row

@@ -14,6 +14,24 @@ from dinowm.rundir import RunLock
 from dinowm.store import Store
 
 
+def slurm_options(fn: Any) -> Any:
+    """--slurm and what a batch job asks for (defaults: [slurm] of dinowm.toml)."""
+    for option in reversed([
+        click.option("--slurm", "use_slurm", is_flag=True,
+                     help="Submit to Slurm as a batch job (run from the login node)."),
+        click.option("--nodes", type=int, default=None, help="Slurm: nodes (slurm.nodes)."),
+        click.option("--gpus-per-node", type=int, default=None,
+                     help="Slurm: GPUs per node, one rank each (slurm.gpus_per_node)."),
+        click.option("--partition", default=None, help="Slurm: partition (slurm.partition)."),
+        click.option("--time", default=None, metavar="HH:MM:SS",
+                     help="Slurm: time limit; the job checkpoints and requeues itself "
+                          "slurm.signal_s before it (slurm.time)."),
+        click.option("--account", default=None, help="Slurm: account (slurm.account)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @main.command("run", context_settings=HELP)
 @click.option("--preset", "-p", default=None, help="Preset name (default: project default).")
 @click.option("--name", default=None, help="A name for the run (default: PRESET-N).")
@@ -24,9 +42,11 @@ from dinowm.store import Store
               help="Train on N GPUs of this machine (one torchrun rank each; auto = all "
                    "visible); sets dist.nproc_per_node.")
 @click.argument("overrides", nargs=-1)
+@slurm_options
 @click.pass_obj
 def run_cmd(state: State, preset: str | None, name: str | None, note: str | None,
-            detach: bool, gpus: str | None, overrides: tuple[str, ...]) -> None:
+            detach: bool, gpus: str | None, overrides: tuple[str, ...], use_slurm: bool,
+            **slurm_flags: Any) -> None:
     """Start a supervised training run of PRESET with key=value OVERRIDES.
 
     \b
@@ -35,14 +55,43 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
       dinowm run --preset franka_f5_h3 data.path=/data/franka_cube_stack_ds training.batch_size=16
       dinowm run --preset franka_f5_h3 --detach --note "fan curve JW, 100 W limit"
       dinowm run --preset franka_f5_h3 --gpus auto   (training.batch_size stays global)
+      dinowm run --preset franka_f5_h3 --slurm --nodes 2 --gpus-per-node 4 --time 24:00:00
     Ctrl-C stops gracefully (checkpoint, status stopped); a second Ctrl-C stops at once.
+    With --slurm the run is a batch job ([slurm] in dinowm.toml has the defaults); this
+    returns once it is submitted, and 'dinowm tail RUN -f' follows it.
     """
     from dinowm.runs import new_run
 
+    if use_slurm:
+        if gpus is not None:
+            raise ConfigError("--gpus is for this machine's GPUs; on Slurm give "
+                              "--gpus-per-node N (and --nodes M).")
+        from dinowm.cluster.submit import submit_new
+
+        row = submit_new(state.project, preset, overrides, slurm_flags, name=name, note=note,
+                         argv=["dinowm", *sys.argv[1:]],
+                         warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
+        _submitted(row)
+        return
+    _no_slurm_flags(slurm_flags)
     row, lock = new_run(state.project, preset, overrides, gpus=gpus, name=name, note=note,
                         argv=["dinowm", *sys.argv[1:]],
                         warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
     _launch(state, row, detach, lock)
+
+
+def _no_slurm_flags(flags: dict[str, Any]) -> None:
+    given = [k for k, v in flags.items() if v is not None]
+    if given:
+        raise ConfigError(f"--{given[0].replace('_', '-')} is a Slurm option; add --slurm to "
+                          f"submit the run to Slurm.")
+
+
+def _submitted(row: dict[str, Any]) -> None:
+    console.print(f"run {row['id']} ({row['name']}) submitted as Slurm job "
+                  f"{row['slurm_job_id']}\n  follow:  dinowm tail {row['id']} -f\n"
+                  f"  state:   dinowm runs   (job state, nodes)\n  stop:    dinowm stop "
+                  f"{row['id']}\n  folder:  {row['run_dir']}")
 
 
 def _launch(state: State, row: dict[str, Any], detach: bool, lock: RunLock) -> None:
@@ -73,23 +122,34 @@ def _launch(state: State, row: dict[str, Any], detach: bool, lock: RunLock) -> N
 @click.argument("run")
 @click.option("--detach", "-d", is_flag=True, help="Return at once; supervise in background.")
 @click.argument("overrides", nargs=-1)
+@slurm_options
 @click.pass_obj
-def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...]) -> None:
+def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...], use_slurm: bool,
+           **slurm_flags: Any) -> None:
     """Resume RUN from its latest checkpoint, in the same run folder, up to its target epochs.
 
     OVERRIDES may change resumable keys, e.g. training.epochs=150 to train further.
 
     \b
     A run has one supervisor: while another one holds RUN this exits 1 naming it, and changes
-    nothing.
+    nothing. With --slurm a new batch job continues RUN (refused while its job still lives).
 
     \b
     Examples:
       dinowm resume latest
       dinowm resume 20260107-093348 training.epochs=150 --detach
+      dinowm resume 20260107-093348 --slurm --time 12:00:00
     """
     from dinowm.runs import prepare_resume
 
+    if use_slurm:
+        from dinowm.cluster.submit import resubmit
+
+        with state.store() as store:
+            row = resubmit(store, state.project, run, overrides, slurm_flags)
+        _submitted(row)
+        return
+    _no_slurm_flags(slurm_flags)
     with state.store() as store:
         row, lock = prepare_resume(store, state.project, run, overrides)
     _launch(state, row, detach, lock)
@@ -110,7 +170,7 @@ def stop(state: State, run: str, wait: bool) -> None:
     from dinowm.runs import request_stop
 
     with state.store() as store:
-        row = request_stop(store, run)
+        row = request_stop(store, run, say=console.print)
         console.print(f"stop requested for {row['id']}")
         deadline = time.monotonic() + 900
         while wait and row["status"] in ACTIVE and time.monotonic() < deadline:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
-from dinowm.rundir import ACTIVE, last_lines
+from dinowm.cluster.follow import sync
+from dinowm.rundir import ACTIVE
 from dinowm.store import Store
 
 
@@ -16,7 +17,7 @@ def follow_log(db_path: Path, run: dict[str, Any], lines: int, follow: bool,
                poll_s: float = 0.5) -> None:
     """Print the last `lines` lines; with follow, stream appended bytes until the run ends."""
     path = Path(run["run_dir"]) / rundir.LOG
-    for line in last_lines(path, lines):
+    for line in rundir.log_tail(run["run_dir"], lines):  # none yet: a run still pending
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
     if not follow:
@@ -36,6 +37,8 @@ def follow_log(db_path: Path, run: dict[str, Any], lines: int, follow: bool,
             if time.monotonic() - last_check > 1.0:
                 last_check = time.monotonic()
                 with Store(db_path) as store:
+                    if run.get("slurm_job_id"):  # its status comes from the folder and Slurm
+                        sync(store)
                     status = store.run(run["id"])["status"]
                 if status not in ACTIVE:
                     sys.stdout.write(f"[run {run['id']} is {status}]\n")

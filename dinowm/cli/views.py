@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dinowm.config import Resolved, flat_values
-from dinowm.formats import (fmt_duration, fmt_num, fmt_time, run_duration, status_text,
-                            world_size)
+from dinowm.formats import (fmt_duration, fmt_num, fmt_time, run_duration, slurm_text,
+                            status_text, world_size)
 from dinowm.schema import DERIVED, all_keys
 from dinowm.supervise.hardware import gpu_summary
 
@@ -22,11 +22,13 @@ RUN_COLUMNS = (("id", "left", 0), ("name", "left", 5), ("preset", "left", 7),
                ("status", "left", 0), ("epoch", "right", 0), ("train", "right", 0),
                ("val", "right", 0), ("best z_err", "right", 1), ("°C max", "right", 4),
                ("start", "left", 6), ("duration", "right", 3))
+SLURM_COLUMN = (("slurm", "left", 2),)  # shown when a run of the list is a Slurm job
 
 
 def runs_table(runs: list[dict[str, Any]], width: int = 200) -> Table:
     """The `dinowm runs` table, dropping the least needed columns to fit `width` cells."""
     rows = []
+    columns = RUN_COLUMNS + (SLURM_COLUMN if any(r.get("slurm_job_id") for r in runs) else ())
     for r in runs:
         temp = r.get("max_gpu_temp_c")
         rows.append([r["id"], r.get("name") or "", r.get("preset") or "",
@@ -34,19 +36,19 @@ def runs_table(runs: list[dict[str, Any]], width: int = 200) -> Table:
                      fmt_num(r.get("last_train_loss")), fmt_num(r.get("last_val_loss")),
                      fmt_num(r.get("best_z_err_pred")), "-" if temp is None else f"{temp:.0f}",
                      fmt_time(r.get("started_at") or r.get("created_at")),
-                     fmt_duration(run_duration(r))])
+                     fmt_duration(run_duration(r)), slurm_text(r) or "-"][:len(columns)])
     need = [max([len(h)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
                             for c in (row[i] for row in rows)])
-            for i, (h, _, _) in enumerate(RUN_COLUMNS)]
-    keep = list(range(len(RUN_COLUMNS)))
-    for i in sorted(keep, key=lambda k: -RUN_COLUMNS[k][2]):
-        if sum(need[k] + 3 for k in keep) <= width or RUN_COLUMNS[i][2] == 0:
+            for i, (h, _, _) in enumerate(columns)]
+    keep = list(range(len(columns)))
+    for i in sorted(keep, key=lambda k: -columns[k][2]):
+        if sum(need[k] + 3 for k in keep) <= width or columns[i][2] == 0:
             break
         keep.remove(i)
     table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)}", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for k in keep:
-        header, justify, _ = RUN_COLUMNS[k]
+        header, justify, _ = columns[k]
         table.add_column(header, justify=justify, no_wrap=True, min_width=need[k])
     for row in rows:
         table.add_row(*(row[k] for k in keep))
@@ -138,6 +140,7 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
                          ("encoder", run.get("encoder_label") or "-"),
                          ("GPU", gpu_summary(hw) if hw else "-"),
                          ("ranks", ranks_text(run)),
+                         *((("slurm", slurm_text(run)),) if run.get("slurm_job_id") else ()),
                          ("command", run.get("command") or "-"),
                          ("wandb", run.get("wandb_url") or "-")):
         head.add_row(field, value)

@@ -6,7 +6,7 @@ from typing import Any
 
 from dinowm.export.markdown import Ctx, code, gigabytes, integer, plain, table
 from dinowm.export.record import RunRecord
-from dinowm.formats import STATUS_STYLE, fmt_duration
+from dinowm.formats import STATUS_STYLE, fmt_duration, slurm_text
 from dinowm.rundir import ACTIVE
 
 
@@ -51,7 +51,9 @@ def overview(ctx: Ctx, rec: RunRecord) -> list[str]:
         (ctx("duration"), fmt_duration(duration(ctx, rec))),
         ("Status", status(rec)), (ctx("attempts"), run.get("attempts")),
         ("Encoder", _encoder(ctx, run.get("encoder_label"))),
-        ("WandB Run", wandb), (ctx("run_folder"), folder),
+        ("WandB Run", wandb),
+        *((("Slurm", slurm_text(run)),) if run.get("slurm_job_id") else ()),
+        (ctx("run_folder"), folder),
         (ctx("checkpoint_path"),
          code(_dir(f"{run['run_dir']}/checkpoints")) if run.get("run_dir") else None),
         (ctx("latest_checkpoint"), _latest_checkpoint(ctx, rec)),

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from dinowm import rundir
 from dinowm.errors import DinowmError, NotFoundError
 from dinowm.faults import fault
 from dinowm.store.apply import apply_event, upsert_epoch_row
@@ -38,7 +39,8 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 class Store(BulkReads):
     """One connection to runs.db; writes are short BEGIN IMMEDIATE transactions with retry."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0, migrate: bool = True):
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, migrate: bool = True,
+                 journal: str = rundir.RECORD):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -53,7 +55,7 @@ class Store(BulkReads):
                              f"run 'dinowm reindex' to rebuild it from the run folders.") from None
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
-        self.journal = Journal()
+        self.journal = Journal(journal)
         if migrate and MIGRATIONS.pending(self.db):
             self.transaction(lambda db: MIGRATIONS.apply(db))
 
@@ -198,6 +200,15 @@ class Store(BulkReads):
         wanted = list(statuses)
         return self._query(f"select * from runs where status in ({','.join('?' * len(wanted))})",
                            wanted)
+
+    def runs_on_slurm(self, live_states: Iterable[str]) -> list[dict[str, Any]]:
+        """Cluster runs the login node still follows: active in the record, or whose Slurm job
+        was last seen in one of live_states (or not seen yet)."""
+        active, live = list(rundir.ACTIVE), list(live_states)
+        return self._query(
+            f"select * from runs where slurm_job_id is not null and (status in "
+            f"({','.join('?' * len(active))}) or slurm_state is null or slurm_state in "
+            f"({','.join('?' * len(live))}))", [*active, *live])
 
     def count_runs(self, preset: str) -> int:
         """How many runs of a preset exist (names default to PRESET-N)."""

@@ -18,13 +18,16 @@ from dinowm import rundir
 DURABLE_FIELDS = frozenset({
     "status", "exit_reason", "started_at", "ended_at", "attempts", "epochs_target", "name",
     "batch_size", "grad_accum", "micro_batch", "wandb_id", "wandb_url", "config_json",
-    "config_hash", "created_at", "host", "changed_json", "resume_overrides_json"})
+    "config_hash", "created_at", "host", "changed_json", "resume_overrides_json",
+    "slurm_job_id", "slurm_state", "slurm_reason", "slurm_nodes", "slurm_restarts"})
 
 
 class Journal:
-    """Appends records to <run_dir>/record.jsonl; a missing run folder is skipped silently."""
+    """Appends records to <run_dir>/record.jsonl (inside a Slurm job: record.job.jsonl); a
+    missing run folder is skipped silently."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = rundir.RECORD) -> None:
+        self.name = name
         self.paused = False
         self._dirs: dict[str, Path | None] = {}
 
@@ -42,7 +45,7 @@ class Journal:
             return
         line = json.dumps({"t": time.time(), "kind": kind, **payload}, default=str)
         try:
-            with open(folder / rundir.RECORD, "a", encoding="utf-8") as fh:
+            with open(folder / self.name, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
         except OSError:
             pass  # the database write already succeeded; the folder is read-only or full

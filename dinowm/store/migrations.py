@@ -215,3 +215,14 @@ def m007_epoch_gpus(db: sqlite_utils.Database) -> None:
     # Only epochs of runs on several GPUs have it: a log finds them without a scan.
     db.execute("create index epochs_gpus on epochs(run_id, epoch, gpus_json) "
                "where gpus_json is not null")
+
+
+@MIGRATIONS()
+def m008_slurm(db: sqlite_utils.Database) -> None:
+    """A run on a Slurm cluster: its job, the job's state as Slurm reports it, and how far the
+    login node has read the run folder's events.jsonl and record.job.jsonl."""
+    for column, kind in (("slurm_job_id", "text"), ("slurm_state", "text"),
+                         ("slurm_reason", "text"), ("slurm_nodes", "text"),
+                         ("slurm_restarts", "integer"), ("events_offset", "integer"),
+                         ("job_record_offset", "integer")):
+        db.execute(f"alter table runs add column {column} {kind}")

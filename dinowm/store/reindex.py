@@ -21,21 +21,6 @@ from dinowm.rundir import ACTIVE
 from dinowm.store import Store, StoreError
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
-    """JSON objects of a journal; a torn or garbled line is skipped."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(item, dict):
-            out.append(item)
-    return out
-
-
 def move_aside(db: Path) -> Path | None:
     """Rename runs.db (and its -wal/-shm) to runs.db.damaged-<time>; returns the new name."""
     if not db.exists():
@@ -58,13 +43,40 @@ def healthy(db: Path) -> bool:
         return False
 
 
-def rebuild_run(store: Store, run_dir: Path) -> str | None:
-    """Replay one run folder into the store; returns the run id (None if not a run folder)."""
+def apply_record(store: Store, run_id: str, items: list[dict[str, Any]],
+                 note_ids: dict[int, int] | None = None) -> None:
+    """Replay journal lines into the store (the caller pauses the journal); `note_ids` maps the
+    journal's note ids to the store's, for edits that follow."""
+    note_ids = {} if note_ids is None else note_ids
+    for item in items:
+        kind = item.get("kind")
+        if kind == "hardware":
+            store.set_hardware(run_id, item["hardware"])
+        elif kind == "update":
+            store.update_run(run_id, **item["fields"])
+        elif kind == "note":
+            note_ids[item["id"]] = store.add_note(run_id, item["text"],
+                                                  item.get("source", "user"), t=item["at"])
+        elif kind == "note_edit" and item["id"] in note_ids:
+            store.update_note(note_ids[item["id"]], item["text"])
+        elif kind == "incident":
+            store.add_incident(run_id, item["incident_kind"], item["summary"],
+                               item.get("details"), t=item["at"], **item.get("fields", {}))
+        elif kind == "epoch_gpu":
+            store.upsert_epoch(run_id, item["epoch"], item["summary"])
+
+
+def rebuild_run(store: Store, run_dir: Path, settle: bool = True) -> str | None:
+    """Replay one run folder into the store; returns the run id (None if not a run folder).
+
+    With settle, a run the record leaves active ends as its last `end` event says, or 'lost'
+    (reindex); without, it keeps the record's status (a Slurm job seeding its own store).
+    """
     spec_path = run_dir / rundir.SPEC
     if not spec_path.exists():
         return None
     spec = json.loads(spec_path.read_text())
-    record = _lines(run_dir / rundir.RECORD)
+    record = rundir.record_lines(run_dir)
     created = next((r["row"] for r in record if r["kind"] == "run"), None)
     run_id = spec["run_id"]
     row = created or {"id": run_id, "name": spec.get("name") or run_id,
@@ -73,31 +85,19 @@ def rebuild_run(store: Store, run_dir: Path) -> str | None:
                       "run_dir": str(run_dir), "created_at": spec.get("created_at") or 0.0,
                       "epochs_target": spec["config"]["training"]["epochs"]}
     row = {**row, "run_dir": str(run_dir)}
-    note_ids: dict[int, int] = {}
     with store.journal_paused():
         store.create_run(row)
-        for item in record:
-            kind = item["kind"]
-            if kind == "hardware":
-                store.set_hardware(run_id, item["hardware"])
-            elif kind == "update":
-                store.update_run(run_id, **item["fields"])
-            elif kind == "note":
-                note_ids[item["id"]] = store.add_note(run_id, item["text"],
-                                                      item.get("source", "user"), t=item["at"])
-            elif kind == "note_edit" and item["id"] in note_ids:
-                store.update_note(note_ids[item["id"]], item["text"])
-            elif kind == "incident":
-                store.add_incident(run_id, item["incident_kind"], item["summary"],
-                                   item.get("details"), t=item["at"], **item.get("fields", {}))
-        events, _ = read_events(run_dir / rundir.EVENTS, 0)
+        apply_record(store, run_id, [r for r in record if r["kind"] != "epoch_gpu"])
+        events, events_end = read_events(run_dir / rundir.EVENTS, 0)
         store.ingest(run_id, events)
-        for item in record:
-            if item["kind"] == "epoch_gpu":
-                store.upsert_epoch(run_id, item["epoch"], item["summary"])
+        apply_record(store, run_id, [r for r in record if r["kind"] == "epoch_gpu"])
         store.sync_checkpoints(run_id, rundir.committed_checkpoints(run_dir))
         final = store.run(run_id)
-        if final["status"] in ACTIVE:
+        if final.get("slurm_job_id"):  # the login node reads on from here
+            job_record = run_dir / rundir.JOB_RECORD
+            store.update_run(run_id, events_offset=events_end, job_record_offset=(
+                job_record.stat().st_size if job_record.exists() else 0))
+        if settle and final["status"] in ACTIVE and not final.get("slurm_job_id"):
             ended = [e for e in events if e["type"] == "end"]
             status = ended[-1]["status"] if ended else "lost"
             store.update_run(run_id, status=status, exit_reason=final.get("exit_reason") or

@@ -72,7 +72,8 @@ from runs r
 # The columns a runs table shows, without the bulky config (the TUI's poll).
 RUN_TABLE_SQL = f"""
 select r.id, r.name, r.preset, r.status, r.env, r.created_at, r.started_at, r.ended_at,
-  r.updated_at, r.epochs_target, r.epoch, r.attempts, r.host,{_DERIVED},
+  r.updated_at, r.epochs_target, r.epoch, r.attempts, r.host, r.slurm_job_id, r.slurm_state,
+  r.slurm_reason, r.slurm_nodes, r.slurm_restarts,{_DERIVED},
   (select mean_power_w from epochs e where e.run_id = r.id order by epoch desc limit 1)
     as last_mean_power_w
 from runs r

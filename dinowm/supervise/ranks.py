@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,10 +73,16 @@ def diagnose(run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None,
     the lagging rank named against the others."""
     now = time.time()
     ranks = []
+    here = socket.gethostname()
     for beat in beats:  # the run's log tail once, below, not once per rank
-        diag = diagnosis.collect(run_dir, beat["pid"], gpu=gpu if beat["rank"] == 0 else None,
-                                 sample_s=sample_s, log_lines=0,
-                                 stacks_path=rundir.rank_stacks(run_dir, beat["rank"]))
+        if beat.get("host") not in (None, here):  # a rank on another node of a Slurm job
+            diag = {"pid": beat["pid"], "summary": f"on node {beat['host']}: its process is "
+                    f"not visible from {here}", "stacks": None}
+        else:
+            diag = diagnosis.collect(run_dir, beat["pid"],
+                                     gpu=gpu if beat["rank"] == 0 else None,
+                                     sample_s=sample_s, log_lines=0,
+                                     stacks_path=rundir.rank_stacks(run_dir, beat["rank"]))
         ranks.append({**diag, "rank": beat["rank"], "step": beat.get("step"),
                       "phase": beat.get("phase"), "collective": beat.get("collective"),
                       "silent_s": round(now - float(beat.get("t") or now), 1)})

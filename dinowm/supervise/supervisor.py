@@ -69,9 +69,10 @@ class Supervisor:
     """Supervises one run until it completes, stops or fails; survives its trainer's deaths."""
 
     def __init__(self, project: Project, run_id: str, display: Any = None,
-                 lock: RunLock | None = None, lock_fd: int | None = None):
+                 lock: RunLock | None = None, lock_fd: int | None = None,
+                 journal: str = rundir.RECORD):
         self.project = project
-        self.store = Store(project.runs_db)
+        self.store = Store(project.runs_db, journal=journal)
         self.run = self.store.run(run_id)
         self.run_id = self.run["id"]
         self.run_dir = Path(self.run["run_dir"])
@@ -149,8 +150,10 @@ class Supervisor:
             gpu.stop()
             mirror.finish(timeout_s=10)
             wandb = mirror.status()
-            self.store.update_run(self.run_id, status=status, exit_reason=reason,
-                                  ended_at=time.time(), phase=None, pid=None,
+            recorded, reason = self._recorded(status, reason)
+            self.store.update_run(self.run_id, status=recorded, exit_reason=reason,
+                                  ended_at=None if recorded in rundir.ACTIVE else time.time(),
+                                  phase=None, pid=None,
                                   wandb_id=wandb.get("wandb_id") or self.run.get("wandb_id"),
                                   wandb_url=wandb.get("url") or self.run.get("wandb_url"))
             if self.display is not None:
@@ -224,7 +227,7 @@ class Supervisor:
             env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1",
                    **flight_recorder(self.run_dir, cfg)}
             proc = subprocess.Popen(
-                [*trainer_command(cfg), "--run-dir", str(self.run_dir)],
+                [*self._command(cfg, attempt), "--run-dir", str(self.run_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True, cwd=self.run_dir)
         ref = procinfo.ProcessRef.of(proc.pid)
@@ -237,14 +240,14 @@ class Supervisor:
         if self.stop_reason is None:
             return None
         if self.force_stop:
-            procinfo.kill_tree(a.proc.pid, a.proc, grace_s=0.0)
+            self._kill(a.proc, grace_s=0.0)
             return a.outcome("stopped", f"forced stop ({self.stop_reason})")
         w = a.cfg.watchdog
         if a.stop_sent is None:
             self._signal_trainer(signal.SIGTERM)
             a.stop_sent = time.monotonic()
         elif time.monotonic() - a.stop_sent > w.checkpoint_s + w.heartbeat_floor_s:
-            procinfo.kill_tree(a.proc.pid, a.proc, grace_s=5.0)
+            self._kill(a.proc, grace_s=5.0)
         return None
 
     def _exited(self, a: AttemptState, mirror: Mirror) -> Outcome | None:
@@ -253,10 +256,10 @@ class Supervisor:
         if rc is None:
             return None
         self._ingest(a, mirror, time.time())
-        procinfo.kill_tree(a.proc.pid, None, grace_s=1.0)  # leftover workers
+        self._kill(a.proc, grace_s=1.0, reaped=True)  # leftover workers
         sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
         failed = first_failure(self._attempt_log(a.number)) \
-            if a.cfg.dist.nproc_per_node > 1 and rc != 0 else None
+            if self._ranks(a.cfg) > 1 and rc != 0 else None
         error = a.error
         if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
             rc, sig = failed.exit_code, failed.signal_name
@@ -292,14 +295,14 @@ class Supervisor:
         if a.stop_sent is not None or not gpu.lost:
             return None
         gpu.write_rows()
-        procinfo.kill_tree(a.proc.pid, a.proc, grace_s=10.0)
+        self._kill(a.proc, grace_s=10.0)
         msg = f"GPU lost: {gpu.lost}"
         self.store.add_incident(self.run_id, "gpu_lost", msg, gpu.lost,
                                 attempt=a.number)
         return a.outcome("lost_gpu", msg)
 
     def _stalled(self, a: AttemptState, gpu: GpuWatch, now: float) -> Outcome | None:
-        if a.cfg.dist.nproc_per_node > 1:  # any rank's silence is the run's
+        if self._ranks(a.cfg) > 1:  # any rank's silence is the run's
             verdict = check_ranks(a.progress, self._rank_beats(a), now, a.cfg.watchdog)
         else:
             verdict = check(a.progress, now, a.cfg.watchdog)
@@ -335,11 +338,10 @@ class Supervisor:
     def _stall(self, verdict: Verdict, a: AttemptState, gpu: GpuWatch) -> Outcome:
         """Diagnose, record, kill the process group, reap."""
         snapshot = telemetry.snapshot(timeout=5.0) if gpu.available else None
-        beats = self._rank_beats(a) if a.cfg.dist.nproc_per_node > 1 else []
+        beats = self._rank_beats(a) if self._ranks(a.cfg) > 1 else []
         diag = ranks.diagnose(self.run_dir, beats, snapshot) if beats else \
-            diagnosis.collect(self.run_dir, a.proc.pid, gpu=snapshot)
-        killed = procinfo.kill_tree(a.proc.pid, a.proc,
-                                    grace_s=a.cfg.watchdog.kill_grace_s)
+            diagnosis.collect(self.run_dir, self._trainer_pid(a), gpu=snapshot)
+        killed = self._kill(a.proc, grace_s=a.cfg.watchdog.kill_grace_s)
         message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
         self.store.add_incident(self.run_id, "stall", message,
                                 {**diag, "verdict": verdict.__dict__, "kill": killed},
@@ -373,8 +375,32 @@ class Supervisor:
         self.store.sync_checkpoints(self.run_id, committed_checkpoints(self.run_dir))
 
     def _poll_stop_request(self) -> None:
-        if self.stop_reason is None and self.store.stop_requested(self.run_id):
+        if self.stop_reason is None and (self.store.stop_requested(self.run_id) or
+                                         rundir.stop_requested(self.run_dir)):
             self.stop_reason = "stop requested (dinowm stop)"
+
+    # -- how the trainer starts and ends (a Slurm job's supervisor uses srun) ----------------
+
+    def _recorded(self, status: str, reason: str) -> tuple[str, str]:
+        """The status and reason the record keeps for how supervise() ended."""
+        return status, reason
+
+    def _command(self, cfg: RunConfig, attempt: int) -> list[str]:
+        return trainer_command(cfg)
+
+    def _ranks(self, cfg: RunConfig) -> int:
+        """Training processes of one attempt."""
+        return cfg.dist.nproc_per_node
+
+    def _kill(self, proc: subprocess.Popen, grace_s: float, reaped: bool = False
+              ) -> dict[str, Any]:
+        """End the trainer's process tree (SIGTERM, SIGKILL after grace_s); with reaped, only
+        what it left behind."""
+        return procinfo.kill_tree(proc.pid, None if reaped else proc, grace_s=grace_s)
+
+    def _trainer_pid(self, a: AttemptState) -> int:
+        """The process whose stacks a stall diagnosis takes."""
+        return a.proc.pid
 
     def _signal_trainer(self, signum: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -36,12 +37,13 @@ def write_heartbeat(path: Path, record: dict[str, Any]) -> None:
 
 
 class RankBeat:
-    """ranks/rank{N}.json: rank, pid, world, step, epoch, phase, t, and collective when in one."""
+    """ranks/rank{N}.json: rank, pid, world, host, step, epoch, phase, t, and collective when in one."""
 
     def __init__(self, run_dir: Path, rank: int, world: int) -> None:
         self.path = rundir.rank_heartbeat(run_dir, rank)
         self.record: dict[str, Any] = {"rank": rank, "pid": os.getpid(), "world": world,
-                                       "step": None, "epoch": None, "phase": "startup"}
+                                       "host": socket.gethostname(), "step": None,
+                                       "epoch": None, "phase": "startup"}
 
     def beat(self, **fields: Any) -> None:
         """Update some of step, epoch, phase and write the file (collective cleared)."""

@@ -24,6 +24,11 @@ from dinowm.train.data import prepare_frames
 LOG_EVERY_S = 10.0
 
 
+# A stop signal this soon after the first is a copy of it (Slurm, srun and torchrun each
+# deliver one), not a second request.
+DUPLICATE_SIGNAL_S = 1.0
+
+
 class Runtime:
     """One trainer process of a run: reads config.json, writes events.jsonl and the log.
 
@@ -61,13 +66,21 @@ class Runtime:
     # -- signals ---------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        """SIGTERM/SIGINT: stop after this step (a second one exits at once); SIGUSR1: stacks."""
+        """SIGTERM/SIGINT: stop after this step (a second one exits at once); SIGUSR1: stacks.
+
+        Copies of one stop arriving together count once: in a Slurm job, slurmstepd signals
+        every process of the step while srun and torchrun forward the same signal.
+        """
         faulthandler.register(signal.SIGUSR1, file=self._stacks, all_threads=True, chain=False)
+        first: list[float] = []
 
         def on_term(signum: int, frame: Any) -> None:
             if self.stop_requested:
+                if time.monotonic() - first[0] < DUPLICATE_SIGNAL_S:
+                    return
                 self.log(f"second {signal.Signals(signum).name}: exiting now")
                 os._exit(130)
+            first.append(time.monotonic())
             self.stop_requested = True
             self.log(f"{signal.Signals(signum).name}: finishing this step, then checkpoint "
                      f"and stop")

@@ -72,11 +72,11 @@ async def test_filter_by_text_and_status_and_sort(seeded: Path) -> None:
         assert order(table) == [LR_HIGH] and "1 shown" in app.screen.sub_title
         await pilot.press("escape")
         assert len(order(table)) == 4 and app.screen.query_one("#filter", Input).value == ""
-        await pilot.press("f", "f", "f")  # all → active → created → running
+        await pilot.press(*["f"] * 4)  # all → active → created → pending → running
         assert order(table) == [LR_HIGH]
         await pilot.press(*["f"] * 4)  # resuming, stopping, completed, stopped
         assert order(table) == [B8]
-        await pilot.press(*["f"] * 3)  # failed, lost, back to all
+        await pilot.press(*["f"] * 4)  # failed, lost, cancelled, back to all
         assert len(order(table)) == 4
         await pilot.press("o")  # sort by status: running first
         assert order(table)[0] == LR_HIGH and table.sort_column == "status"
@@ -243,3 +243,22 @@ def test_first_poll_is_fast_enough_to_be_live(seeded: Path) -> None:
     start = time.perf_counter()
     again = fetch_runs(services, {r["id"]: first.versions[r["id"]] for r in first.rows})
     assert again.rows == [] and time.perf_counter() - start < 0.5
+
+
+@aio
+async def test_a_cluster_run_shows_its_job_state_and_nodes(seeded: Path) -> None:
+    with Store(seeded.parent / "runs.db") as store:
+        store.update_run(B8, slurm_job_id="4242", slurm_state="COMPLETED", slurm_nodes="gpu01",
+                         slurm_restarts=1)
+    app = app_for(seeded)
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = await loaded(pilot)
+        assert table.texts(B8)["slurm"].plain == "job 4242 COMPLETED, requeued 1x"
+        assert table.texts(BASELINE)["slurm"].plain == "-"
+        await pilot.press("slash", *"4242", "enter")  # the filter finds a run by its job
+        assert order(table) == [B8]
+        screen = RunScreen(app.services, B8)
+        await app.push_screen(screen)
+        await pilot_wait_for(pilot, lambda: screen.run)
+        await pilot_wait_for(pilot, lambda: "Slurm job 4242 COMPLETED" in screen_text(app),
+                             what="the run header naming the job")

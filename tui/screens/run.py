@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual.worker import Worker, get_current_worker
 
 from dinowm import rundir
-from dinowm.formats import fmt_duration, fmt_num, status_text, world_size
+from dinowm.formats import fmt_duration, fmt_num, slurm_text, status_text, world_size
 from dinowm.rundir import ACTIVE
 from tui.cells import progress_bar
 from tui.feed import fetch_run
@@ -43,6 +43,8 @@ def run_header(run: dict[str, Any], now: float) -> Text:
     bits = [f"attempt {run.get('attempts') or 0}", fmt_duration(duration)]
     if world_size(run) > 1:
         bits.insert(1, f"{world_size(run)} ranks")
+    if run.get("slurm_job_id"):
+        bits.insert(1, f"Slurm {slurm_text(run)}")
     if run["status"] in ACTIVE:
         bits += [f"phase {run.get('phase') or '-'}", f"loss {fmt_num(run.get('last_loss'))}",
                  f"{fmt_num(run.get('samples_per_s'), 3)} samples/s",

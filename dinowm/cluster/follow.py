@@ -1,0 +1,109 @@
+"""The login node's view of cluster runs: the shared run folder, read on, and Slurm's word.
+
+Every command that reads runs.db (runs, show, tail, export-log, the TUI) first brings the
+cluster runs up to date: the trainer's events.jsonl and the job's record.job.jsonl are read
+from where the last read stopped (offsets in runs.db), then Slurm says what the job is doing.
+A job that ended without its supervisor writing a final status (cancelled from outside, timed
+out, its node failed) gets the status Slurm's state implies, so no run stays "running".
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from dinowm import rundir
+from dinowm.cluster import slurm
+from dinowm.events import read_events
+from dinowm.rundir import ACTIVE
+from dinowm.store import Store
+from dinowm.store.reindex import apply_record
+
+# A final Slurm state → the run's status when its supervisor could not write one.
+ENDED = {"CANCELLED": "cancelled", "COMPLETED": "lost"}
+
+
+def read_on(store: Store, run: dict[str, Any]) -> None:
+    """Ingest what the run folder gained since the last read (events, then the job's record)."""
+    run_dir = Path(run["run_dir"])
+    events, events_end = read_events(run_dir / rundir.EVENTS, run.get("events_offset") or 0)
+    if events:
+        store.ingest(run["id"], events)
+    items, record_end = rundir.read_jsonl(run_dir / rundir.JOB_RECORD,
+                                          run.get("job_record_offset") or 0)
+    if items:
+        with store.journal_paused():  # already durable in record.job.jsonl
+            apply_record(store, run["id"], items)
+    if events or items:
+        store.sync_checkpoints(run["id"], rundir.committed_checkpoints(run_dir))
+    if events_end != (run.get("events_offset") or 0) or \
+            record_end != (run.get("job_record_offset") or 0):
+        store.update_run(run["id"], events_offset=events_end, job_record_offset=record_end)
+
+
+def settle(store: Store, run: dict[str, Any], state: slurm.JobState | None) -> None:
+    """Record Slurm's state of the run's job, and a status where only Slurm knows it."""
+    job = run["slurm_job_id"]
+    if state is None:
+        if run["status"] in ACTIVE and time.time() - (run.get("updated_at") or 0) > 60:
+            store.update_run_if(run["id"], [run["status"]], status="lost", phase=None,
+                                exit_reason=f"Slurm no longer knows job {job} (squeue, sacct)",
+                                ended_at=time.time())
+        return
+    if state.state != run.get("slurm_state") or state.reason != (run.get("slurm_reason") or ""):
+        if state.state != run.get("slurm_state"):
+            store.add_incident(run["id"], "slurm", f"Slurm job {job}: {state.describe()}",
+                               {"job_id": job, "state": state.state, "reason": state.reason,
+                                "nodes": state.nodes, "restarts": state.restarts},
+                               attempt=run.get("attempts"))
+        store.update_run(run["id"], slurm_state=state.state, slurm_reason=state.reason or None,
+                         slurm_nodes=state.nodes or run.get("slurm_nodes"),
+                         slurm_restarts=state.restarts)
+    status = run["status"]
+    requeued = state.restarts > (run.get("slurm_restarts") or 0)
+    if state.state == "PENDING" and (status in ("stopped", "failed", "lost") or
+                                     (status in ACTIVE and status != "pending" and requeued)):
+        # Slurm requeued the job (preemption, a node failure) after its supervisor stopped
+        # or died; the next allocation resumes from the checkpoint
+        store.update_run_if(run["id"], [status], status="pending", phase=None, ended_at=None,
+                            exit_reason=f"Slurm requeued job {job}: {state.reason or 'pending'}")
+        return
+    if state.live:
+        return
+    user_stop = bool(run.get("stop_requested_at"))
+    if state.state == "CANCELLED" and user_stop:
+        if status in ACTIVE:
+            store.update_run_if(run["id"], [status], status="stopped", phase=None,
+                                exit_reason=f"stopped: Slurm job {job} cancelled by dinowm stop",
+                                ended_at=time.time())
+        return
+    cancelled_outside = state.state == "CANCELLED" and status == "stopped"
+    if status in ACTIVE or cancelled_outside:
+        new = ENDED.get(state.state, "failed")
+        reason = f"Slurm job {job} ended {state.state}"
+        if new == "lost":
+            reason += " but its supervisor recorded no final status; see slurm.out"
+        elif new == "cancelled":
+            reason += " (scancel from outside dinowm); 'dinowm resume RUN --slurm' continues it"
+        store.update_run_if(run["id"], [status], status=new, phase=None, exit_reason=reason,
+                            ended_at=time.time())
+
+
+def sync(store: Store) -> list[str]:
+    """Bring every followed cluster run up to date; returns their ids. Without Slurm's
+    commands here (a copy of the project on a laptop) only the run folders are read."""
+    runs = store.runs_on_slurm(slurm.LIVE)
+    if not runs:
+        return []
+    states: dict[str, slurm.JobState] | None = None
+    if not slurm.missing():
+        try:  # before reading the folders: a job that ended has written all it will
+            states = slurm.query([r["slurm_job_id"] for r in runs])
+        except slurm.SlurmError:
+            states = None
+    for run in runs:
+        read_on(store, run)
+        if states is not None:
+            settle(store, store.run(run["id"]), states.get(run["slurm_job_id"]))
+    return [r["id"] for r in runs]

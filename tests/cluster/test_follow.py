@@ -1,0 +1,58 @@
+"""The login node's follower against a real Slurm: a job Slurm no longer knows ends the run as
+lost; a controller that does not answer changes nothing."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from dinowm import rundir
+from dinowm.cluster.follow import sync
+from dinowm.store import Store
+from tests.support.slurm import Cluster, free_ports
+
+
+def _cluster_run(root: Path, job: str) -> tuple[Path, str]:
+    run_dir = root / "outputs" / "R1"
+    run_dir.mkdir(parents=True)
+    rundir.write_spec(run_dir, {"run_id": "R1", "config": {"training": {"epochs": 3}}})
+    db = root / "runs.db"
+    with Store(db) as store:
+        store.create_run({"id": "R1", "name": "r1", "config_json": "{}", "config_hash": "",
+                          "run_dir": str(run_dir), "epochs_target": 3})
+        store.update_run("R1", status="running", slurm_job_id=job, slurm_state="RUNNING")
+    conn = sqlite3.connect(db)  # as if the last word from the job came two minutes ago
+    conn.execute("update runs set updated_at = ?", [time.time() - 120])
+    conn.commit()
+    conn.close()
+    return db, "R1"
+
+
+def test_a_controller_that_does_not_answer_changes_nothing(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           slurm_cluster: Cluster) -> None:
+    conf = tmp_path / "unreachable.conf"  # the test cluster's, with nothing on its port
+    text = re.sub(r"SlurmctldPort=\d+", f"SlurmctldPort={free_ports(1)[0]}",
+                  (slurm_cluster.root / "slurm.conf").read_text())
+    conf.write_text(text + "MessageTimeout=2\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    db, run_id = _cluster_run(tmp_path, "12345")
+    with Store(db) as store:
+        assert sync(store) == [run_id]
+        row = store.run(run_id)
+    assert row["status"] == "running" and row["slurm_state"] == "RUNNING"
+
+
+def test_a_job_slurm_no_longer_knows_ends_the_run_as_lost(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          slurm_cluster: Cluster) -> None:
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    db, run_id = _cluster_run(tmp_path, "999999")
+    with Store(db) as store:
+        sync(store)
+        row = store.run(run_id)
+    assert row["status"] == "lost" and "no longer knows job 999999" in row["exit_reason"]

@@ -1,0 +1,205 @@
+"""Runs on a real one-node Slurm cluster (tests/support/slurm.py): submitted with the real
+`dinowm` command, watched from the "login node" (this process's runs.db) through squeue and the
+shared run folder, never through the job's own index."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dinowm import rundir
+from dinowm.cluster.slurm import LIVE
+from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
+from tests.support.slurm import Cluster
+from tests.support.supervised import Project, tiny
+
+pytestmark = pytest.mark.slow
+
+TWO = ["dist.nproc_per_node=2", "dist.timeout_s=60", "watchdog.heartbeat_floor_s=30"]
+
+
+class LoginNode:
+    """A project whose Slurm commands talk to the test cluster; it reads the record only
+    through `dinowm runs --json`, as a user on the login node would."""
+
+    def __init__(self, project: Project, cluster: Cluster):
+        self.project = project
+        self.cluster = cluster
+        project.env.update(cluster.env)
+        self.seen: list[tuple[str, str | None]] = []  # (status, Slurm state) as polled
+
+    def submit(self, *extra: str, env: dict | None = None) -> dict:
+        out = self.project.cli("run", *tiny(*DET, *TWO, *extra), "--slurm", env=env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return self.project.run_row()
+
+    def poll(self, run_id: str, until, timeout: float = 240) -> dict:
+        """`dinowm runs --json` every half second until until(row) holds; returns the row."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.project.cli("runs", "--json")
+            assert out.returncode == 0, out.stderr
+            row = next(r for r in json.loads(out.stdout) if r["id"] == run_id)
+            seen = (row["status"], row["slurm_state"])
+            if not self.seen or self.seen[-1] != seen:
+                self.seen.append(seen)
+            if until(row):
+                return row
+            assert time.monotonic() < deadline, (self.seen, self.cluster.log()[-3000:])
+            time.sleep(0.5)
+
+    def done(self, run_id: str, timeout: float = 240) -> dict:
+        """Until the run's status is final and Slurm has ended its job."""
+        return self.poll(run_id, lambda r: r["status"] not in rundir.ACTIVE and
+                         r["slurm_state"] not in LIVE, timeout)
+
+
+@pytest.fixture
+def login(project: Project, slurm_cluster: Cluster) -> LoginNode:
+    return LoginNode(project, slurm_cluster)
+
+
+def epoch_lines(run: dict) -> list[int]:
+    """The epochs train.log reports done, in order (a doubled epoch shows twice)."""
+    text = (Path(run["run_dir"]) / rundir.LOG).read_text()
+    return [int(line.split("epoch ")[1].split()[0]) for line in text.splitlines()
+            if " done: train_loss" in line]
+
+
+def test_a_two_rank_run_completes_and_the_login_node_records_it(login: LoginNode) -> None:
+    run = login.submit("training.epochs=3", "training.max_steps_per_epoch=3")
+    job = run["slurm_job_id"]
+    assert job and run["status"] == "pending" and run["slurm_state"] == "PENDING"
+    script = (Path(run["run_dir"]) / rundir.SLURM_SCRIPT).read_text()
+    assert "#SBATCH --signal=B:USR1@120" in script and "#SBATCH --requeue" in script
+    assert f"--run {run['id']}" in script
+    follow = login.project.popen("tail", run["id"], "-f")  # from the login node, until it ends
+    row = login.done(run["id"])
+    assert row["status"] == "completed" and row["slurm_state"] == "COMPLETED", row
+    assert row["attempts"] == 1 and row["epoch"] == 3
+    tailed = follow.communicate(timeout=60)[0]
+    assert follow.returncode == 0 and "epoch 3 done" in tailed, tailed[-2000:]
+    assert tailed.rstrip().endswith(f"[run {run['id']} is completed]")
+    assert epochs(login.project, run["id"]) == [1, 2, 3] and epoch_lines(run) == [1, 2, 3]
+    states = [i["details"]["state"] for i in login.project.incidents(run["id"], "slurm")
+              if "state" in i["details"]]
+    assert states[0] == "PENDING" and "RUNNING" in states and states[-1] == "COMPLETED"
+    assert states.index("RUNNING") < states.index("COMPLETED")
+    assert ("running", "RUNNING") in login.seen
+    beats = rundir.read_rank_heartbeats(Path(run["run_dir"]))
+    assert sorted(beats) == [0, 1] and {b["world"] for b in beats.values()} == {2}
+    # The job kept its own index: nothing but this project's runs.db on the login side, and the
+    # job's record in its own journal, which `dinowm reindex` reads back too.
+    assert (Path(run["run_dir"]) / rundir.JOB_RECORD).stat().st_size > 0
+    all_checkpoints_verify(run)
+    assert login.project.cli("export-log", "log.md").returncode == 0
+    assert f"| **Slurm** | job {job} COMPLETED |" in (login.project.root / "log.md").read_text()
+    show = login.project.cli("show", run["id"]).stdout
+    assert f"job {job} COMPLETED" in show and "allocation 1 of Slurm job" in show
+    (login.project.root / "runs.db").unlink()
+    assert login.project.cli("reindex").returncode == 0
+    again = login.project.rows("select * from runs where id = ?", run["id"])[0]
+    assert again["status"] == "completed" and again["slurm_job_id"] == job
+    assert epochs(login.project, run["id"]) == [1, 2, 3]
+
+
+def test_a_time_limit_checkpoints_requeues_and_ends_exactly(login: LoginNode,
+                                                            tmp_path: Path) -> None:
+    # Every step sleeps: the run needs about 30 s of training, longer than what a 1-minute
+    # allocation leaves before Slurm signals it 30 s ahead of its end. Slurm holds a requeued
+    # job for 5 s (the test cluster's cred_expire) before it may start again.
+    slow = {"DINOWM_FAULT": "global_step:*:sleep=0.9"}
+    toml = login.project.root / "dinowm.toml"
+    toml.write_text(toml.read_text().replace("signal_s = 120 ", "signal_s = 30  "))
+    common = ["training.epochs=7", "training.max_steps_per_epoch=4"]
+    run = login.submit(*common, "--time", "1", env=slow)
+    row = login.done(run["id"], timeout=420)
+    assert row["status"] == "completed", (row, login.seen)
+    assert row["slurm_job_id"] == run["slurm_job_id"] and row["slurm_restarts"] >= 1
+    (requeue, *_) = login.project.incidents(run["id"], "requeue")
+    assert "checkpointed at epoch" in requeue["summary"]
+    assert row["attempts"] >= 2
+    assert epochs(login.project, run["id"]) == list(range(1, 8))
+    assert epoch_lines(run) == list(range(1, 8))
+    assert ("pending", "PENDING") in login.seen[1:]  # requeued, as the login node saw it
+    allocations = [i for i in login.project.incidents(run["id"], "slurm")
+                   if i["summary"].startswith("allocation ")]
+    assert len(allocations) == row["slurm_restarts"] + 1
+    # Exact resume across allocations: the same weights as the run trained straight here.
+    straight = login.project.cli("run", *tiny(*DET, *TWO, *common))
+    assert straight.returncode == 0, straight.stdout[-2000:]
+    expected = final_weights(login.project.run_row())
+    got = final_weights(row)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_scancel_from_outside_is_cancelled_and_resume_slurm_continues(
+        login: LoginNode) -> None:
+    slow = {"DINOWM_FAULT": "global_step:*:sleep=0.4"}
+    run = login.submit("training.epochs=5", "training.max_steps_per_epoch=4", env=slow)
+    login.poll(run["id"], lambda r: r["epoch"] >= 2)
+    login.cluster.run("scancel", run["slurm_job_id"])
+    row = login.done(run["id"])
+    assert row["status"] == "cancelled" and row["slurm_state"] == "CANCELLED", row
+    assert "scancel" in row["exit_reason"]
+    assert ("running", "CANCELLED") not in login.seen  # never left running
+    stopped_at = row["epoch"]
+    out = login.project.cli("resume", run["id"], "--slurm", env=slow)
+    assert out.returncode == 0, out.stdout + out.stderr
+    again = login.project.run_row()
+    assert again["slurm_job_id"] != run["slurm_job_id"] and again["status"] == "pending"
+    row = login.done(run["id"])
+    assert row["status"] == "completed" and row["epoch"] == 5, row
+    assert epochs(login.project, run["id"]) == [1, 2, 3, 4, 5]
+    assert epoch_lines(run) == [1, 2, 3, 4, 5]
+    log = (Path(run["run_dir"]) / rundir.LOG).read_text()
+    assert "attempt 2: resuming from" in log and stopped_at >= 2
+    # A second resume while the job lives is refused in one line, and changes nothing.
+    all_checkpoints_verify(row)
+
+
+def test_a_rank_killed_and_a_rank_stopped_inside_the_job_are_resumed_in_the_allocation(
+        login: LoginNode, tmp_path: Path) -> None:
+    # Rank 1 is SIGKILLed at step 3 (attempt 1), then SIGSTOPped at step 6 (attempt 2): it
+    # runs under slurmstepd, not under the supervisor, so Slurm ends its step.
+    env = {"DINOWM_FAULT": "global_step:3:sigkill@1,global_step:6:sigstop@1",
+           "DINOWM_FAULT_ONCE": str(tmp_path / "f")}
+    run = login.submit("training.epochs=2", "training.max_steps_per_epoch=4",
+                       "watchdog.heartbeat_floor_s=6", env=env)
+    row = login.done(run["id"])
+    assert row["status"] == "completed" and row["attempts"] >= 3, row
+    assert row["slurm_job_id"] == run["slurm_job_id"] and not row["slurm_restarts"]
+    (crash,) = login.project.incidents(run["id"], "crash")
+    assert crash["summary"].startswith("rank 1 (pid ") and "SIGKILL" in crash["summary"]
+    (ranks,) = login.project.incidents(run["id"], "ranks")
+    assert "rank 1" in ranks["summary"]
+    stall = next(i for i in login.project.incidents(run["id"], "stall")
+                 if "rank 1 lagging" in i["summary"])
+    by_rank = {r["rank"]: r for r in stall["details"]["ranks"]}
+    assert by_rank[1]["process"]["state"] == "T" and "stopped (SIGSTOP)" in by_rank[1]["summary"]
+    assert all(r["stacks"] for r in by_rank.values()), [r["stacks_note"] for r in by_rank.values()]
+    kill = stall["details"]["kill"]
+    assert kill["exited"] and "slurm_steps_left" not in kill, kill  # no step outlived it
+    assert epochs(login.project, run["id"]) == [1, 2] and epoch_lines(run) == [1, 2]
+
+
+def test_dinowm_stop_checkpoints_through_scancel_and_resume_refuses_a_live_job(
+        login: LoginNode) -> None:
+    slow = {"DINOWM_FAULT": "global_step:*:sleep=0.4"}
+    run = login.submit("training.epochs=6", "training.max_steps_per_epoch=4", env=slow)
+    login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 1)
+    refused = login.project.cli("resume", run["id"], "--slurm")
+    assert refused.returncode == 1
+    assert f"Slurm job {run['slurm_job_id']}, RUNNING" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    out = login.project.cli("stop", run["id"])
+    assert out.returncode == 0, out.stderr
+    row = login.done(run["id"])
+    assert row["status"] == "stopped" and row["slurm_state"] == "COMPLETED", row
+    assert row["epoch"] < 6
+    assert login.project.incidents(run["id"], "requeue") == []
+
