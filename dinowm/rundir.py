@@ -33,6 +33,7 @@ RECORD = "record.jsonl"
 # On a cluster, the supervisor inside the Slurm job journals here (one writer per file: the
 # login node's record.jsonl and the job's own never interleave on a network filesystem).
 JOB_RECORD = "record.job.jsonl"
+JOB_TELEMETRY = "telemetry.job.jsonl"  # its GPU samples, a few per minute, for the login node
 STOP_REQUEST = "stop.request"  # `dinowm stop` of a run whose supervisor runs elsewhere
 SLURM_SCRIPT = "slurm.sbatch"  # the batch script `dinowm run --slurm` submitted
 SLURM_OUT = "slurm.out"  # the batch job's own output (every allocation appends)

@@ -1,8 +1,9 @@
 """The login node's view of cluster runs: the shared run folder, read on, and Slurm's word.
 
 Every command that reads runs.db (runs, show, tail, export-log, the TUI) first brings the
-cluster runs up to date: the trainer's events.jsonl and the job's record.job.jsonl are read
-from where the last read stopped (offsets in runs.db), then Slurm says what the job is doing.
+cluster runs up to date: the trainer's events.jsonl, the job's record.job.jsonl and its GPU
+samples (telemetry.job.jsonl) are read from where the last read stopped (offsets in runs.db),
+then Slurm says what the job is doing.
 A job that ended without its supervisor writing a final status (cancelled from outside, timed
 out, its node failed) gets the status Slurm's state implies, so no run stays "running".
 """
@@ -22,6 +23,10 @@ from dinowm.store.reindex import apply_record
 
 # A final Slurm state → the run's status when its supervisor could not write one.
 ENDED = {"CANCELLED": "cancelled", "COMPLETED": "lost"}
+# A process that syncs often (the TUI's poll, `tail -f`) asks Slurm at most this often; the
+# run folders are read every time. Schedulers' admins ask users not to poll squeue in a loop.
+ASK_EVERY_S = 5.0
+_asked: dict[str, float] = {}
 
 
 def read_on(store: Store, run: dict[str, Any]) -> None:
@@ -35,11 +40,17 @@ def read_on(store: Store, run: dict[str, Any]) -> None:
     if items:
         with store.journal_paused():  # already durable in record.job.jsonl
             apply_record(store, run["id"], items)
+    samples, telemetry_end = rundir.read_jsonl(run_dir / rundir.JOB_TELEMETRY,
+                                               run.get("telemetry_offset") or 0)
+    if samples:
+        store.add_telemetry([{**s, "run_id": run["id"]} for s in samples])
     if events or items:
         store.sync_checkpoints(run["id"], rundir.committed_checkpoints(run_dir))
     if events_end != (run.get("events_offset") or 0) or \
-            record_end != (run.get("job_record_offset") or 0):
-        store.update_run(run["id"], events_offset=events_end, job_record_offset=record_end)
+            record_end != (run.get("job_record_offset") or 0) or \
+            telemetry_end != (run.get("telemetry_offset") or 0):
+        store.update_run(run["id"], events_offset=events_end, job_record_offset=record_end,
+                         telemetry_offset=telemetry_end)
 
 
 def settle(store: Store, run: dict[str, Any], state: slurm.JobState | None) -> None:
@@ -97,7 +108,9 @@ def sync(store: Store) -> list[str]:
     if not runs:
         return []
     states: dict[str, slurm.JobState] | None = None
-    if not slurm.missing():
+    key = str(store.path)
+    if not slurm.missing() and time.monotonic() - _asked.get(key, -ASK_EVERY_S) >= ASK_EVERY_S:
+        _asked[key] = time.monotonic()
         try:  # before reading the folders: a job that ended has written all it will
             states = slurm.query([r["slurm_job_id"] for r in runs])
         except slurm.SlurmError:

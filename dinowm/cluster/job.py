@@ -38,6 +38,7 @@ from dinowm.store.reindex import rebuild_run
 from dinowm.supervise.supervisor import AttemptState, Supervisor
 
 STEP_PREFIX = "dinowm-trainer"
+TELEMETRY_EVERY_S = 5.0  # GPU samples the login node sees (the job's own index keeps all)
 
 
 class JobSupervisor(Supervisor):
@@ -45,7 +46,8 @@ class JobSupervisor(Supervisor):
 
     def __init__(self, project: Project, run_id: str, opts: SlurmOptions, job: str,
                  nodelist: str):
-        super().__init__(project, run_id, journal=rundir.JOB_RECORD)
+        super().__init__(project, run_id, journal=rundir.JOB_RECORD,
+                         telemetry_every_s=TELEMETRY_EVERY_S)
         self.opts = opts
         self.job = job
         self.nodelist = nodelist
@@ -93,11 +95,15 @@ class JobSupervisor(Supervisor):
             srun.append(f"--cpus-per-task={opts.cpus_per_task}")
         if self._ranks(cfg) == 1:
             return [*srun, sys.executable, "-m", "dinowm.train"]
-        port = opts.rdzv_port + (attempt - 1) % 50  # a fresh rendezvous for each attempt
-        return [*srun, sys.executable, "-m", "torch.distributed.run",
-                f"--nnodes={opts.nodes}", f"--nproc-per-node={cfg.dist.nproc_per_node}",
-                "--rdzv-backend=c10d", f"--rdzv-endpoint={self.master}:{port}",
-                f"--rdzv-id={self.job}-{attempt}", "--max-restarts=0", "-m", "dinowm.train"]
+        torchrun = [sys.executable, "-m", "torch.distributed.run",
+                    f"--nproc-per-node={cfg.dist.nproc_per_node}", "--max-restarts=0"]
+        if opts.nodes == 1:  # a free port of its own: other jobs may share the node
+            return [*srun, *torchrun, "--standalone", "-m", "dinowm.train"]
+        # several nodes: each attempt of each job its own rendezvous on the first node
+        port = opts.rdzv_port + (int(self.job) + attempt) % 1000
+        return [*srun, *torchrun, f"--nnodes={opts.nodes}", "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={self.master}:{port}", f"--rdzv-id={self.job}-{attempt}",
+                "-m", "dinowm.train"]
 
     def _trainer_steps(self) -> dict[str, str]:
         return {name: step for name, step in slurm.steps(self.job).items()

@@ -25,7 +25,7 @@ class SlurmOptions:
     account: str = ""  # empty = the user's default account
     signal_s: int = 120  # seconds before the time limit when the job checkpoints and requeues
     requeue: bool = True  # requeue at the time limit, on preemption and on node failure
-    rdzv_port: int = 29500  # torchrun's c10d rendezvous port on the first node
+    rdzv_port: int = 29500  # multi-node: rendezvous on port + (job id + attempt) % 1000
     extra: tuple[str, ...] = ()  # further sbatch options, e.g. ["--qos=long", "--mem=64G"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,7 +42,8 @@ HELP = {
     "account": "account to charge (empty: the user's default)",
     "signal_s": "seconds before the time limit when the job checkpoints and requeues itself",
     "requeue": "requeue at the time limit, on preemption and on node failure",
-    "rdzv_port": "torchrun's c10d rendezvous port on the first node",
+    "rdzv_port": "base of torchrun's c10d rendezvous port on the first node of a multi-node "
+                 "job (+ (job id + attempt) mod 1000)",
     "extra": "further sbatch options, a list of strings",
 }
 

@@ -40,7 +40,7 @@ class Store(BulkReads):
     """One connection to runs.db; writes are short BEGIN IMMEDIATE transactions with retry."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, migrate: bool = True,
-                 journal: str = rundir.RECORD):
+                 journal: str = rundir.RECORD, telemetry_every_s: float | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -56,6 +56,10 @@ class Store(BulkReads):
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self.journal = Journal(journal)
+        # Inside a Slurm job: every this many seconds one sample per GPU also goes to the run
+        # folder (telemetry.job.jsonl), where the login node reads the GPU's state now.
+        self.telemetry_every_s = telemetry_every_s
+        self._telemetry_sent: dict[tuple[str, Any], float] = {}
         if migrate and MIGRATIONS.pending(self.db):
             self.transaction(lambda db: MIGRATIONS.apply(db))
 
@@ -252,6 +256,20 @@ class Store(BulkReads):
         """One transaction for a batch of GPU samples (run_id, t, gpu, temp_c, ...)."""
         if rows:
             self.transaction(lambda db: db["telemetry"].insert_all(rows, replace=True))
+        if rows and self.telemetry_every_s:
+            self._forward_telemetry(rows)
+
+    def _forward_telemetry(self, rows: list[dict[str, Any]]) -> None:
+        due: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            key = (row["run_id"], row.get("gpu"))
+            if row["t"] - self._telemetry_sent.get(key, 0.0) >= (self.telemetry_every_s or 0):
+                self._telemetry_sent[key] = row["t"]
+                due.setdefault(row["run_id"], []).append(row)
+        for run_id, items in due.items():
+            if not self.journal.known(run_id):
+                self.journal.remember(run_id, self.run(run_id).get("run_dir"))
+            self.journal.write(run_id, rundir.JOB_TELEMETRY, items)
 
     def telemetry(self, run_id: str, since: float = 0.0) -> list[dict[str, Any]]:
         """GPU samples of a run in time order."""

@@ -40,12 +40,16 @@ class Journal:
 
     def append(self, run_id: str, kind: str, **payload: Any) -> None:
         """One record line; best effort, never raises for a vanished folder."""
+        self.write(run_id, self.name, [{"t": time.time(), "kind": kind, **payload}])
+
+    def write(self, run_id: str, name: str, items: list[dict[str, Any]]) -> None:
+        """JSON lines appended to a file of the run folder; best effort, like append."""
         folder = self._dirs.get(run_id)
-        if self.paused or folder is None or not folder.is_dir():
+        if self.paused or folder is None or not folder.is_dir() or not items:
             return
-        line = json.dumps({"t": time.time(), "kind": kind, **payload}, default=str)
+        text = "".join(json.dumps(item, default=str) + "\n" for item in items)
         try:
-            with open(folder / self.name, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+            with open(folder / name, "a", encoding="utf-8") as fh:
+                fh.write(text)
         except OSError:
             pass  # the database write already succeeded; the folder is read-only or full

@@ -226,3 +226,9 @@ def m008_slurm(db: sqlite_utils.Database) -> None:
                          ("slurm_restarts", "integer"), ("events_offset", "integer"),
                          ("job_record_offset", "integer")):
         db.execute(f"alter table runs add column {column} {kind}")
+
+
+@MIGRATIONS()
+def m009_slurm_telemetry(db: sqlite_utils.Database) -> None:
+    """How far the login node has read a cluster run's telemetry.job.jsonl."""
+    db.execute("alter table runs add column telemetry_offset integer")

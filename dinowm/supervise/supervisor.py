@@ -70,9 +70,9 @@ class Supervisor:
 
     def __init__(self, project: Project, run_id: str, display: Any = None,
                  lock: RunLock | None = None, lock_fd: int | None = None,
-                 journal: str = rundir.RECORD):
+                 journal: str = rundir.RECORD, telemetry_every_s: float | None = None):
         self.project = project
-        self.store = Store(project.runs_db, journal=journal)
+        self.store = Store(project.runs_db, journal=journal, telemetry_every_s=telemetry_every_s)
         self.run = self.store.run(run_id)
         self.run_id = self.run["id"]
         self.run_dir = Path(self.run["run_dir"])

@@ -5,6 +5,7 @@ shared run folder, never through the job's own index."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 
 from dinowm import rundir
 from dinowm.cluster.slurm import LIVE
+from tests.support.nvml_fake import UUIDS, FakeGPU, write_pynvml
 from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
 from tests.support.slurm import Cluster
 from tests.support.supervised import Project, tiny
@@ -70,8 +72,14 @@ def epoch_lines(run: dict) -> list[int]:
             if " done: train_loss" in line]
 
 
-def test_a_two_rank_run_completes_and_the_login_node_records_it(login: LoginNode) -> None:
-    run = login.submit("training.epochs=3", "training.max_steps_per_epoch=3")
+def test_a_two_rank_run_completes_and_the_login_node_records_it(login: LoginNode,
+                                                                tmp_path: Path) -> None:
+    # NVML cannot run here: the job's supervisor samples a fake GPU (its real telemetry code)
+    nvml = write_pynvml(tmp_path / "nvml", [FakeGPU(UUIDS[0])])
+    env = {"PYTHONPATH": os.pathsep.join([str(nvml), os.environ.get("PYTHONPATH", "")]),
+           "DINOWM_FAULT": "global_step:*:sleep=0.5"}  # epochs long enough to be sampled
+    run = login.submit("training.epochs=3", "training.max_steps_per_epoch=3",
+                       "telemetry.interval_s=0.2", env=env)
     job = run["slurm_job_id"]
     assert job and run["status"] == "pending" and run["slurm_state"] == "PENDING"
     script = (Path(run["run_dir"]) / rundir.SLURM_SCRIPT).read_text()
@@ -96,6 +104,12 @@ def test_a_two_rank_run_completes_and_the_login_node_records_it(login: LoginNode
     # job's record in its own journal, which `dinowm reindex` reads back too.
     assert (Path(run["run_dir"]) / rundir.JOB_RECORD).stat().st_size > 0
     all_checkpoints_verify(run)
+    # The GPU as the job saw it, on the login node: samples every 5 s, and each epoch's summary
+    (samples,) = login.project.rows("select count(*) n, max(temp_c) temp from telemetry "
+                                    "where run_id = ?", run["id"])
+    assert samples["n"] >= 2 and samples["temp"] is not None, samples
+    assert all(e["max_gpu_temp_c"] is not None for e in login.project.rows(
+        "select max_gpu_temp_c from epochs where run_id = ?", run["id"]))
     assert login.project.cli("export-log", "log.md").returncode == 0
     assert f"| **Slurm** | job {job} COMPLETED |" in (login.project.root / "log.md").read_text()
     show = login.project.cli("show", run["id"]).stdout
@@ -137,28 +151,46 @@ def test_a_time_limit_checkpoints_requeues_and_ends_exactly(login: LoginNode,
     assert all(torch.equal(got[k], expected[k]) for k in expected)
 
 
-def test_scancel_from_outside_is_cancelled_and_resume_slurm_continues(
+def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
         login: LoginNode) -> None:
     slow = {"DINOWM_FAULT": "global_step:*:sleep=0.4"}
-    run = login.submit("training.epochs=5", "training.max_steps_per_epoch=4", env=slow)
+    run = login.submit("training.epochs=6", "training.max_steps_per_epoch=4", env=slow)
+    first = run["slurm_job_id"]
+    login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 1)
+    # While the job lives, a resume is refused in one line and changes nothing.
+    refused = login.project.cli("resume", run["id"], "--slurm")
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert f"Slurm job {first}, RUNNING" in refused.stderr
+    assert login.project.run_row()["slurm_job_id"] == first
+    # scancel from outside dinowm: cancelled, never left running
     login.poll(run["id"], lambda r: r["epoch"] >= 2)
-    login.cluster.run("scancel", run["slurm_job_id"])
+    login.cluster.run("scancel", first)
     row = login.done(run["id"])
     assert row["status"] == "cancelled" and row["slurm_state"] == "CANCELLED", row
     assert "scancel" in row["exit_reason"]
-    assert ("running", "CANCELLED") not in login.seen  # never left running
-    stopped_at = row["epoch"]
+    assert not any(status == "running" and state == "CANCELLED" for status, state in login.seen)
+    cancelled_at = row["epoch"]
+    # resume --slurm: a new job continues from the checkpoint; dinowm stop checkpoints it
     out = login.project.cli("resume", run["id"], "--slurm", env=slow)
     assert out.returncode == 0, out.stdout + out.stderr
-    again = login.project.run_row()
-    assert again["slurm_job_id"] != run["slurm_job_id"] and again["status"] == "pending"
+    second = login.project.run_row()
+    assert second["slurm_job_id"] != first and second["status"] == "pending"
+    login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] > cancelled_at)
+    out = login.project.cli("stop", run["id"])
+    assert out.returncode == 0, out.stderr
     row = login.done(run["id"])
-    assert row["status"] == "completed" and row["epoch"] == 5, row
-    assert epochs(login.project, run["id"]) == [1, 2, 3, 4, 5]
-    assert epoch_lines(run) == [1, 2, 3, 4, 5]
+    assert row["status"] == "stopped" and row["slurm_state"] == "COMPLETED", row
+    assert row["epoch"] < 6 and login.project.incidents(run["id"], "requeue") == []
+    # and a third job completes it: every epoch once, each attempt resumed where the last ended
+    out = login.project.cli("resume", run["id"], "--slurm")
+    assert out.returncode == 0, out.stdout + out.stderr
+    row = login.done(run["id"])
+    assert row["status"] == "completed" and row["epoch"] == 6, row
+    assert row["slurm_job_id"] not in (first, second["slurm_job_id"])
+    assert epochs(login.project, run["id"]) == [1, 2, 3, 4, 5, 6]
+    assert epoch_lines(run) == [1, 2, 3, 4, 5, 6]
     log = (Path(run["run_dir"]) / rundir.LOG).read_text()
-    assert "attempt 2: resuming from" in log and stopped_at >= 2
-    # A second resume while the job lives is refused in one line, and changes nothing.
+    assert "attempt 2: resuming from" in log and "attempt 3: resuming from" in log
     all_checkpoints_verify(row)
 
 
@@ -185,21 +217,3 @@ def test_a_rank_killed_and_a_rank_stopped_inside_the_job_are_resumed_in_the_allo
     kill = stall["details"]["kill"]
     assert kill["exited"] and "slurm_steps_left" not in kill, kill  # no step outlived it
     assert epochs(login.project, run["id"]) == [1, 2] and epoch_lines(run) == [1, 2]
-
-
-def test_dinowm_stop_checkpoints_through_scancel_and_resume_refuses_a_live_job(
-        login: LoginNode) -> None:
-    slow = {"DINOWM_FAULT": "global_step:*:sleep=0.4"}
-    run = login.submit("training.epochs=6", "training.max_steps_per_epoch=4", env=slow)
-    login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 1)
-    refused = login.project.cli("resume", run["id"], "--slurm")
-    assert refused.returncode == 1
-    assert f"Slurm job {run['slurm_job_id']}, RUNNING" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1
-    out = login.project.cli("stop", run["id"])
-    assert out.returncode == 0, out.stderr
-    row = login.done(run["id"])
-    assert row["status"] == "stopped" and row["slurm_state"] == "COMPLETED", row
-    assert row["epoch"] < 6
-    assert login.project.incidents(run["id"], "requeue") == []
-
