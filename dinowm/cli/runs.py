@@ -162,6 +162,10 @@ def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...], use
 def stop(state: State, run: str, wait: bool) -> None:
     """Stop RUN gracefully: finish the step, checkpoint, status 'stopped'.
 
+    A cluster run is stopped through Slurm: its supervisor gets SIGTERM (scancel --batch
+    --signal=TERM) and checkpoints; a job that has not ended within the checkpoint budget is
+    cancelled, a pending job at once.
+
     Example: dinowm stop latest --wait
     """
     import time
@@ -199,8 +203,8 @@ def tail(state: State, run: str, follow: bool, lines: int) -> None:
 
 
 @main.command(context_settings=HELP)
-@click.option("--status", default=None, help="Only runs with this status (running, completed, "
-                                               "failed, stopped, lost).")
+@click.option("--status", default=None, help="Only runs with this status (pending, running, "
+                                               "completed, failed, stopped, lost, cancelled).")
 @click.option("--limit", "-n", type=int, default=None, help="At most N runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
