@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dinowm.faults import fault
+from dinowm.rundir import read_jsonl
 
 
 def last_seq(path: Path) -> int:
@@ -82,23 +83,7 @@ def read_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]
     """Complete events from byte `offset` on, and the offset after the last complete line.
 
     A torn last line (the trainer is mid-write) stays for the next call; a line that is not
-    JSON is skipped with a placeholder so one bad byte never stops ingestion.
+    JSON is skipped so one bad byte never stops ingestion.
     """
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n") + 1
-    events: list[dict[str, Any]] = []
-    for line in data[:end].splitlines():
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and isinstance(event.get("seq"), int):
-            events.append(event)
-    return events, offset + end
+    items, end = read_jsonl(path, offset)
+    return [item for item in items if isinstance(item.get("seq"), int)], end
