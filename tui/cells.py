@@ -21,7 +21,17 @@ RUN_COLUMNS = (("mark", " ", 1), ("status", "status", 11), ("name", "name", 8),
                ("zbest", "z best", 7), ("zlast", "z last", 7), ("temp", "°C/max", 6),
                ("power", "W", 3), ("attempts", "att", 3), ("incidents", "inc", 3),
                ("duration", "duration", 8), ("start", "start", 16), ("preset", "preset", 6),
-               ("id", "id", 20), ("slurm", "slurm", 5))
+               ("id", "id", 20))
+# Shown after the name once a run of the list is a Slurm job: 'job 12 RUNNING on gpu03'.
+SLURM_COLUMN = ("slurm", "slurm", 5)
+
+
+def columns(with_slurm: bool) -> tuple[tuple[str, str, int], ...]:
+    """The runs table's columns; the Slurm one only where a cluster run is listed."""
+    if not with_slurm:
+        return RUN_COLUMNS
+    at = [key for key, _, _ in RUN_COLUMNS].index("name") + 1
+    return (*RUN_COLUMNS[:at], SLURM_COLUMN, *RUN_COLUMNS[at:])
 RIGHT = {"train", "val", "zbest", "zlast", "temp", "power", "attempts", "incidents", "duration"}
 
 

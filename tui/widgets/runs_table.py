@@ -15,10 +15,10 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.cells import RIGHT, RUN_COLUMNS, run_texts, run_values, sort_key
+from tui.cells import RIGHT, RUN_COLUMNS, SLURM_COLUMN, columns, run_texts, run_values, sort_key
 
 DESCENDING_FIRST = {"start", "duration", "epoch", "attempts", "incidents", "temp", "power"}
-MAX_WIDTH = {"name": 24, "preset": 20}
+MAX_WIDTH = {"name": 24, "preset": 20, "slurm": 36}
 CACHE = 4000
 
 
@@ -69,6 +69,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.order: list[str] = []
         self.cursor = 0
         self.sort_column, self.sort_reverse = "start", True
+        self.columns = RUN_COLUMNS
         self.widths = {key: max(width, len(label) + 1) for key, label, width in RUN_COLUMNS}
         self.rendered = 0  # rows formatted so far (a poll should add only the changed ones)
         self._layout = 0
@@ -98,8 +99,14 @@ class RunsTable(ScrollView, can_focus=True):
             if old is None:
                 self.order.append(run_id)
             resort = resort or old is None or self._sort_value(old) != self._sort_value(row)
+            if row.run.get("slurm_job_id") and self.columns is RUN_COLUMNS:
+                self.columns = columns(with_slurm=True)
+                key, label, width = SLURM_COLUMN
+                self.widths[key] = max(width, len(label) + 1)
+                self._layout += 1
             for key in ("name", "preset"):
                 self._widen(key, len(str(row.run.get(key) or "-")))
+
         if resort:
             self._sort(keep)
         self._resize()
@@ -186,7 +193,7 @@ class RunsTable(ScrollView, can_focus=True):
             self.move_cursor(row)
 
     def _column_at(self, x: int) -> str | None:
-        for key, _, _ in RUN_COLUMNS:
+        for key, _, _ in self.columns:
             x -= self.widths[key] + 2
             if x < 0:
                 return key
@@ -207,7 +214,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     def _line(self, texts: dict[str, Text], base: Style) -> Strip:
         line = Text(style=base, no_wrap=True, end="")
-        for key, _, _ in RUN_COLUMNS:
+        for key, _, _ in self.columns:
             text, width = texts[key], self.widths[key]
             if text.cell_len > width:
                 text = text.copy()
@@ -221,7 +228,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     def _header(self) -> Strip:
         texts = {}
-        for key, label, _ in RUN_COLUMNS:
+        for key, label, _ in self.columns:
             arrow = ("▼" if self.sort_reverse else "▲") if key == self.sort_column else ""
             texts[key] = Text(label + arrow)
         style = self.get_component_rich_style("runs-table--header")
@@ -236,7 +243,8 @@ class RunsTable(ScrollView, can_focus=True):
             texts = self.texts(run_id)
             layout = self._layout
             for column, text in texts.items():
-                self._widen(column, text.cell_len)
+                if column in self.widths:  # the Slurm column only once shown
+                    self._widen(column, text.cell_len)
             if layout != self._layout:  # a wider value: lay out again once this paint is done
                 self.call_later(self._resize)
             base = self.rich_style
