@@ -1,5 +1,6 @@
 """The login node's follower against a real Slurm: a job Slurm no longer knows ends the run as
-lost; a controller that does not answer changes nothing."""
+lost; a controller that does not answer changes nothing; a cluster run resumed on this machine
+is no longer its old job's."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 
 from dinowm import rundir
 from dinowm.cluster.follow import sync
+from dinowm.config import load_project, resolve, to_dict
+from dinowm.runs import prepare_resume
 from dinowm.store import Store
 from tests.support.slurm import Cluster, free_ports
 
@@ -56,3 +59,23 @@ def test_a_job_slurm_no_longer_knows_ends_the_run_as_lost(tmp_path: Path,
         sync(store)
         row = store.run(run_id)
     assert row["status"] == "lost" and "no longer knows job 999999" in row["exit_reason"]
+
+
+def test_a_cluster_run_resumed_here_is_no_longer_its_old_jobs(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             slurm_cluster: Cluster) -> None:
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    (tmp_path / "dinowm.toml").write_text((Path(__file__).resolve().parents[2] /
+                                           "dinowm.toml").read_text())
+    db, run_id = _cluster_run(tmp_path, "999998")
+    spec = rundir.read_spec(tmp_path / "outputs" / run_id)
+    project = load_project(tmp_path / "dinowm.toml")
+    rundir.write_spec(tmp_path / "outputs" / run_id,
+                      {**spec, "config": to_dict(resolve(project, "demo").config)})
+    with Store(db) as store:
+        store.update_run(run_id, status="cancelled")
+        row, lock = prepare_resume(store, project, run_id, [])
+        lock.release()
+        assert row["status"] == "created" and row["slurm_job_id"] is None
+        assert sync(store) == []  # followed as a local run from now on
+        assert store.run(run_id)["status"] == "created"
