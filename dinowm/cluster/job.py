@@ -36,6 +36,7 @@ from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.store.reindex import rebuild_run
 from dinowm.supervise.supervisor import AttemptState, Supervisor
+from dinowm.supervise.watchdog import Outcome
 
 STEP_PREFIX = "dinowm-trainer"
 TELEMETRY_EVERY_S = 5.0  # GPU samples the login node sees (the job's own index keeps all)
@@ -77,8 +78,9 @@ class JobSupervisor(Supervisor):
         if self.time_limit:
             return status, (f"Slurm time limit near: {where}; slurm.requeue is off, 'dinowm "
                             f"resume {self.run_id} --slurm' continues it")
-        return "stopping", (f"{reason} from Slurm (job cancelled, preempted or past its time "
-                            f"limit); {where}")
+        why = reason if "Slurm" in reason else \
+            f"{reason} from Slurm (job cancelled, preempted or past its time limit)"
+        return "stopping", f"{why}; latest checkpoint at epoch {row['epoch']}"
 
     def _ranks(self, cfg: RunConfig) -> int:
         return self.opts.nodes * cfg.dist.nproc_per_node
@@ -138,6 +140,22 @@ class JobSupervisor(Supervisor):
             result.setdefault("slurm_steps_killed", sorted(left))
             time.sleep(0.5)
         return result
+
+    def _exited(self, a: AttemptState, mirror: Any) -> Outcome | None:
+        """A trainer that ended without finishing while Slurm ends this allocation (a node
+        failed, the job was preempted or cancelled): no resume here, the next allocation or
+        Slurm's final state decides."""
+        outcome = super()._exited(a, mirror)
+        if outcome is None or outcome.kind in ("completed", "stopped") or \
+                self.stop_reason is not None:
+            return outcome
+        try:
+            state = slurm.query([self.job]).get(self.job)
+        except slurm.SlurmError:
+            return outcome
+        if state is not None and state.state != "RUNNING":
+            self.stop_reason = f"Slurm is ending this allocation ({state.describe()})"
+        return outcome
 
     def _trainer_pid(self, a: AttemptState) -> int:
         """The trainer runs under slurmstepd, not under srun: its lock file names it."""

@@ -146,8 +146,11 @@ def classify(exit_code: int, end_status: str | None, error: dict | None,
              signal_name: str | None) -> tuple[str, str]:
     """(outcome kind, message) from the trainer's exit code, end event and error event."""
     message = (error or {}).get("message", "")
-    if exit_code == EXIT_OK:
-        return (end_status or "completed"), end_status or "completed"
+    if exit_code == EXIT_OK and end_status:
+        return end_status, end_status
+    if exit_code == EXIT_OK:  # the trainer always ends with its end event; something else ended it
+        return "crash", ("trainer exited 0 without its end event (ended from outside, e.g. its "
+                         "Slurm step was cancelled)")
     if exit_code == EXIT_CONFIG:
         return "config", message or "configuration or data error"
     if exit_code == EXIT_OOM:

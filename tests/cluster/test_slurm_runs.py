@@ -34,8 +34,9 @@ class LoginNode:
         project.env.update(cluster.env)
         self.seen: list[tuple[str, str | None]] = []  # (status, Slurm state) as polled
 
-    def submit(self, *extra: str, env: dict | None = None) -> dict:
-        out = self.project.cli("run", *tiny(*DET, *TWO, *extra), "--slurm", env=env)
+    def submit(self, *extra: str, env: dict | None = None, ranks: int = 2) -> dict:
+        two = TWO if ranks == 2 else ["watchdog.heartbeat_floor_s=30"]  # 1: srun runs the trainer
+        out = self.project.cli("run", *tiny(*DET, *two, *extra), "--slurm", env=env)
         assert out.returncode == 0, out.stdout + out.stderr
         return self.project.run_row()
 
@@ -153,9 +154,12 @@ def test_a_time_limit_checkpoints_requeues_and_ends_exactly(login: LoginNode,
 
 def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
         login: LoginNode) -> None:
+    # one rank: srun starts the trainer itself, without torchrun
     slow = {"DINOWM_FAULT": "global_step:*:sleep=0.4"}
-    run = login.submit("training.epochs=6", "training.max_steps_per_epoch=4", env=slow)
+    run = login.submit("training.epochs=6", "training.max_steps_per_epoch=4", env=slow, ranks=1)
     first = run["slurm_job_id"]
+    script = (Path(run["run_dir"]) / rundir.SLURM_SCRIPT).read_text()
+    assert "1 rank per node" in script
     login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 1)
     # While the job lives, a resume is refused in one line and changes nothing.
     refused = login.project.cli("resume", run["id"], "--slurm")
@@ -217,3 +221,22 @@ def test_a_rank_killed_and_a_rank_stopped_inside_the_job_are_resumed_in_the_allo
     kill = stall["details"]["kill"]
     assert kill["exited"] and "slurm_steps_left" not in kill, kill  # no step outlived it
     assert epochs(login.project, run["id"]) == [1, 2] and epoch_lines(run) == [1, 2]
+
+
+def test_a_failed_node_requeues_the_job_and_the_next_allocation_resumes(
+        login: LoginNode) -> None:
+    slow = {"DINOWM_FAULT": "global_step:*:sleep=0.3"}
+    run = login.submit("training.epochs=4", "training.max_steps_per_epoch=3", env=slow, ranks=1)
+    login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 1)
+    node = login.cluster.host
+    login.cluster.run("scontrol", "update", f"nodename={node}", "state=down", "reason=test")
+    login.poll(run["id"], lambda r: r["status"] == "pending")  # requeued by Slurm
+    # repaired (unless slurmd's next registration already returned it: ReturnToService=2)
+    login.cluster.run("scontrol", "update", f"nodename={node}", "state=resume", check=False)
+    row = login.done(run["id"])
+    assert row["status"] == "completed" and row["slurm_restarts"] == 1, (row, login.seen)
+    assert row["slurm_job_id"] == run["slurm_job_id"]
+    assert "DUE TO NODE FAILURE" in (Path(run["run_dir"]) / rundir.SLURM_OUT).read_text()
+    assert epochs(login.project, run["id"]) == [1, 2, 3, 4] and epoch_lines(run) == [1, 2, 3, 4]
+    log = (Path(run["run_dir"]) / rundir.LOG).read_text()
+    assert "attempt 2: resuming from" in log

@@ -54,6 +54,7 @@ def test_validation_and_checkpoint_have_their_own_budgets() -> None:
 def test_classify_exit_codes() -> None:
     assert classify(0, "completed", None, None) == ("completed", "completed")
     assert classify(0, "stopped", None, None)[0] == "stopped"
+    assert classify(0, None, None, None)[0] == "crash"  # exit 0 but never said it ended
     assert classify(2, None, {"message": "bad data"}, None) == ("config", "bad data")
     assert classify(3, None, None, None)[0] == "oom"
     assert classify(4, None, None, None)[0] == "disk_full"
