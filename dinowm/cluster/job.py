@@ -124,8 +124,8 @@ class JobSupervisor(Supervisor):
 
     def _kill(self, proc: subprocess.Popen, grace_s: float, reaped: bool = False
               ) -> dict[str, Any]:
-        """srun forwards SIGTERM to every task; what still runs after the grace (a stopped
-        rank, a hung node) is killed by Slurm itself, step by step."""
+        """SIGTERM to srun makes it end its step; what still runs after the grace (a rank
+        stuck in the kernel, a hung node) is killed by Slurm itself, step by step."""
         result = super()._kill(proc, grace_s, reaped)
         deadline = time.monotonic() + max(grace_s, 5.0)
         while True:
