@@ -33,19 +33,6 @@ class SlurmOptions:
 
 
 KEYS = {f.name: f for f in dataclasses.fields(SlurmOptions)}
-HELP = {
-    "nodes": "nodes of the allocation, one torchrun on each",
-    "gpus_per_node": "GPUs per node, one rank each (0: no GPU; dist.nproc_per_node ranks on CPUs)",
-    "cpus_per_task": "CPUs for each node's torchrun (0: Slurm's default)",
-    "partition": "partition (empty: the cluster's default)",
-    "time": "time limit, HH:MM:SS or D-HH:MM:SS (empty: the partition's)",
-    "account": "account to charge (empty: the user's default)",
-    "signal_s": "seconds before the time limit when the job checkpoints and requeues itself",
-    "requeue": "requeue at the time limit, on preemption and on node failure",
-    "rdzv_port": "base of torchrun's c10d rendezvous port on the first node of a multi-node "
-                 "job (+ (job id + attempt) mod 1000)",
-    "extra": "further sbatch options, a list of strings",
-}
 
 
 def _check(name: str, value: Any, where: str) -> Any:

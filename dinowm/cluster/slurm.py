@@ -82,8 +82,8 @@ def _run(args: list[str], timeout: float = TIMEOUT_S, check: bool = True
     return proc
 
 
-def submit(script: Path, cwd: Path) -> str:
-    """sbatch SCRIPT; returns the job id."""
+def submit(script: Path) -> str:
+    """sbatch SCRIPT (it sets its own working folder); returns the job id."""
     out = _run(["sbatch", "--parsable", str(script)], timeout=60.0).stdout.strip()
     job = out.split(";")[0]
     if not job.isdigit():

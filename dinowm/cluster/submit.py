@@ -67,7 +67,7 @@ def submit_new(project: Project, preset: str | None, overrides: tuple[str, ...] 
     script = _script(project, row, opts, resolved.config.dist.nproc_per_node)
     with Store(project.runs_db) as store:
         try:
-            job = slurm.submit(script, project.root)
+            job = slurm.submit(script)
         except slurm.SlurmError as exc:
             store.update_run(row["id"], status="failed", ended_at=time.time(),
                              exit_reason=f"sbatch refused the job: {exc}")
@@ -98,7 +98,7 @@ def resubmit(store: Store, project: Project, ref: str, overrides: tuple[str, ...
         write_spec(row["run_dir"], {**spec, "slurm": opts.to_dict()})
         rundir.clear_stop_request(row["run_dir"])
         script = _script(project, row, opts, cfg["dist"]["nproc_per_node"])
-        job = slurm.submit(script, project.root)
+        job = slurm.submit(script)
         return _submitted(store, row, job, "resubmitted")
     except BaseException:
         store.update_run_if(row["id"], ["created"], status="stopped",
