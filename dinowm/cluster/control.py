@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from dinowm import rundir
 from dinowm.cluster import slurm
-from dinowm.errors import DinowmError, NotFoundError
+from dinowm.errors import NotFoundError
 from dinowm.rundir import ACTIVE
 from dinowm.store import Store
 
@@ -20,12 +19,12 @@ def stop(store: Store, run: dict[str, Any], say: Callable[[str], None] = print,
     checkpoint (the stop request file, SIGTERM to the batch step through scancel) and
     cancelled if it has not ended within the checkpoint budget."""
     job = run["slurm_job_id"]
+    slurm.require("stop")  # before anything is recorded: no run left 'stopping' for nothing
     if not store.update_run_if(run["id"], ACTIVE, stop_requested_at=time.time(),
                                status="stopping"):
         raise NotFoundError(f"Run {run['id']} is not running (status {run['status']}); "
                             f"nothing to stop.")
     rundir.request_stop(run["run_dir"])
-    slurm.require("stop")
     state = slurm.query([job]).get(job)
     if state is None or not state.live:
         return store.run(run["id"])
@@ -35,8 +34,8 @@ def stop(store: Store, run: dict[str, Any], say: Callable[[str], None] = print,
         return store.run(run["id"])
     slurm.cancel(job, signal="TERM", batch_only=True)
     if wait_s is None:
-        w = run_config(run)["watchdog"]
-        wait_s = float(w["checkpoint_s"]) + 30.0
+        wait_s = float(rundir.read_spec(run["run_dir"])["config"]["watchdog"]["checkpoint_s"]) \
+            + 30.0
     say(f"Slurm job {job}: asked to checkpoint and stop; cancelling it after {wait_s:.0f} s "
         f"if it has not ended")
     deadline = time.monotonic() + wait_s
@@ -49,11 +48,3 @@ def stop(store: Store, run: dict[str, Any], say: Callable[[str], None] = print,
     say(f"Slurm job {job} did not end within {wait_s:.0f} s: cancelled")
     return store.run(run["id"])
 
-
-def run_config(run: dict[str, Any]) -> dict[str, Any]:
-    """The run's configuration as runs.db holds it."""
-    try:
-        return json.loads(run["config_json"])
-    except (TypeError, ValueError):
-        raise DinowmError(f"Run {run['id']} has no readable configuration in runs.db; "
-                          f"'dinowm reindex --force' rebuilds it.") from None

@@ -78,3 +78,24 @@ def test_without_slurm_one_line_exit_2_and_nothing_created(project: Project,
     assert flag.returncode == 2 and "add --slurm" in flag.stderr
     bad = project.cli("run", *tiny(), "--slurm", "--time", "soon")
     assert bad.returncode == 2 and "slurm.time='soon'" in bad.stderr
+
+
+def test_stop_of_a_cluster_run_without_slurm_records_nothing(project: Project,
+                                                            tmp_path: Path) -> None:
+    from dinowm import rundir
+    from dinowm.store import Store
+
+    run_dir = project.root / "outputs" / "R1"
+    run_dir.mkdir(parents=True)
+    rundir.write_spec(run_dir, {"run_id": "R1", "config": {"training": {"epochs": 3}}})
+    with Store(project.root / "runs.db") as store:
+        store.create_run({"id": "R1", "name": "r1", "config_json": "{}", "config_hash": "",
+                          "run_dir": str(run_dir), "epochs_target": 3})
+        store.update_run("R1", status="running", slurm_job_id="42", slurm_state="RUNNING")
+    empty = tmp_path / "no-slurm-bin"
+    empty.mkdir()
+    out = project.cli("stop", "R1", env={"PATH": str(empty)})
+    assert out.returncode == 2 and "not found on PATH" in out.stderr, out.stderr
+    row = project.rows("select status, stop_requested_at from runs where id = 'R1'")[0]
+    assert row == {"status": "running", "stop_requested_at": None}
+    assert not rundir.stop_requested(run_dir)
