@@ -14,7 +14,7 @@ from dinowm.cluster.script import render
 from dinowm.config import Project
 from dinowm.errors import ConfigError
 from dinowm.rundir import read_spec, write_spec
-from dinowm.runs import create_run, prepare_resume, resolve_run
+from dinowm.runs import create_run, prepare_resume, resolve_run, resumed_spec
 from dinowm.store import Store
 
 
@@ -87,17 +87,17 @@ def resubmit(store: Store, project: Project, ref: str, overrides: tuple[str, ...
             raise rundir.LockHeld(f"Run {run['id']} is Slurm job {state.job_id}, "
                                   f"{state.describe()}; 'dinowm stop {run['id']}' stops it.",
                                   rundir.Holder(None, state.nodes or None, job=state.job_id))
+    # The options and the batch split of the resumed configuration are checked before the
+    # resume writes anything (resumed_spec only reads).
+    spec, cfg = resumed_spec(Path(run["run_dir"]), overrides, project)
+    opts = options({**project.slurm, **(spec.get("slurm") or {})},
+                   f"config.json of {run['id']}", **flags)
+    _world_check(opts, cfg.training.batch_size, cfg.training.grad_accum, cfg.dist.nproc_per_node)
     row, lock = prepare_resume(store, project, run["id"], overrides)
     try:
-        spec = read_spec(row["run_dir"])
-        opts = options({**project.slurm, **(spec.get("slurm") or {})},
-                       f"config.json of {row['id']}", **flags)
-        cfg = spec["config"]
-        _world_check(opts, cfg["training"]["batch_size"], cfg["training"]["grad_accum"],
-                     cfg["dist"]["nproc_per_node"])
-        write_spec(row["run_dir"], {**spec, "slurm": opts.to_dict()})
+        write_spec(row["run_dir"], {**read_spec(row["run_dir"]), "slurm": opts.to_dict()})
         rundir.clear_stop_request(row["run_dir"])
-        script = _script(project, row, opts, cfg["dist"]["nproc_per_node"])
+        script = _script(project, row, opts, cfg.dist.nproc_per_node)
         job = slurm.submit(script)
         return _submitted(store, row, job, "resubmitted")
     except BaseException:

@@ -13,7 +13,9 @@ import pytest
 
 from dinowm import rundir
 from dinowm.cluster.follow import sync
+from dinowm.cluster.submit import resubmit
 from dinowm.config import load_project, resolve, to_dict
+from dinowm.errors import ConfigError
 from dinowm.runs import prepare_resume
 from dinowm.store import Store
 from tests.support.slurm import Cluster, free_ports
@@ -79,3 +81,26 @@ def test_a_cluster_run_resumed_here_is_no_longer_its_old_jobs(tmp_path: Path,
         assert row["status"] == "created" and row["slurm_job_id"] is None
         assert sync(store) == []  # followed as a local run from now on
         assert store.run(run_id)["status"] == "created"
+
+
+def test_resume_slurm_with_a_bad_option_changes_nothing(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        slurm_cluster: Cluster) -> None:
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    (tmp_path / "dinowm.toml").write_text((Path(__file__).resolve().parents[2] /
+                                           "dinowm.toml").read_text())
+    db, run_id = _cluster_run(tmp_path, "999997")
+    project = load_project(tmp_path / "dinowm.toml")
+    run_dir = tmp_path / "outputs" / run_id
+    rundir.write_spec(run_dir, {**rundir.read_spec(run_dir),
+                                "config": to_dict(resolve(project, "demo").config)})
+    before = rundir.read_spec(run_dir)
+    with Store(db) as store:
+        store.update_run(run_id, status="cancelled")
+        with pytest.raises(ConfigError, match="slurm.time='soon'"):
+            resubmit(store, project, run_id, ["training.epochs=9"], {"time": "soon"})
+        with pytest.raises(ConfigError, match="does not split over 3 nodes"):
+            resubmit(store, project, run_id, [], {"nodes": 3})
+        assert store.run(run_id)["status"] == "cancelled"
+        assert store.incidents(run_id) == []
+    assert rundir.read_spec(run_dir) == before
