@@ -301,10 +301,11 @@ def _resume_locked(store: Store, project: Project, run: dict[str, Any],
         raise rundir.LockHeld(f"A trainer ({other.describe()}) runs in {run_dir} without a "
                               f"supervisor; stop it (kill {other.pid}) and resume again.", other)
     write_spec(run_dir, spec)
-    if run.get("slurm_job_id"):  # resumed here: its old job no longer speaks for it
-        store.update_run(run["id"], slurm_job_id=None, slurm_state=None, slurm_reason=None,
-                         slurm_nodes=None)
-    store.update_run(run["id"], status="created", epochs_target=cfg.training.epochs,
+    # A cluster run resumed here: its old job no longer speaks for it (resume --slurm sets
+    # the new one right after).
+    no_job = dict.fromkeys(("slurm_job_id", "slurm_state", "slurm_reason", "slurm_nodes")) \
+        if run.get("slurm_job_id") else {}
+    store.update_run(run["id"], **no_job, status="created", epochs_target=cfg.training.epochs,
                      resume_overrides_json=json.dumps(spec.get("resume_overrides", [])),
                      batch_size=cfg.training.batch_size, grad_accum=cfg.training.grad_accum,
                      micro_batch=cfg.micro_batch, config_json=json.dumps(to_dict(cfg)),

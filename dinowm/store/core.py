@@ -163,10 +163,14 @@ class Store(BulkReads):
 
     def _journal(self, run_id: str, kind: str, **payload: Any) -> None:
         """Append to the run folder's record.jsonl (see dinowm.store.journal)."""
+        self._journal_knows(run_id)
+        self.journal.append(run_id, kind, **payload)
+
+    def _journal_knows(self, run_id: str) -> None:
+        """Tell the journal where the run's folder is, once."""
         if not self.journal.known(run_id):
             row = self.conn.execute("select run_dir from runs where id = ?", [run_id]).fetchone()
             self.journal.remember(run_id, row[0] if row else None)
-        self.journal.append(run_id, kind, **payload)
 
     @contextlib.contextmanager
     def journal_paused(self) -> Iterator[None]:
@@ -260,15 +264,15 @@ class Store(BulkReads):
             self._forward_telemetry(rows)
 
     def _forward_telemetry(self, rows: list[dict[str, Any]]) -> None:
+        """Every telemetry_every_s, one sample per GPU into the run folder."""
         due: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             key = (row["run_id"], row.get("gpu"))
-            if row["t"] - self._telemetry_sent.get(key, 0.0) >= (self.telemetry_every_s or 0):
+            if row["t"] - self._telemetry_sent.get(key, 0.0) >= self.telemetry_every_s:
                 self._telemetry_sent[key] = row["t"]
                 due.setdefault(row["run_id"], []).append(row)
         for run_id, items in due.items():
-            if not self.journal.known(run_id):
-                self.journal.remember(run_id, self.run(run_id).get("run_dir"))
+            self._journal_knows(run_id)
             self.journal.write(run_id, rundir.JOB_TELEMETRY, items)
 
     def telemetry(self, run_id: str, since: float = 0.0) -> list[dict[str, Any]]:
