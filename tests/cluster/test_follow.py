@@ -14,7 +14,7 @@ import pytest
 from dinowm import rundir
 from dinowm.cluster.follow import sync
 from dinowm.cluster.submit import resubmit
-from dinowm.config import load_project, resolve, to_dict
+from dinowm.config import Project, load_project, resolve, to_dict
 from dinowm.errors import ConfigError
 from dinowm.runs import prepare_resume
 from dinowm.store import Store
@@ -35,6 +35,20 @@ def _cluster_run(root: Path, job: str) -> tuple[Path, str]:
     conn.commit()
     conn.close()
     return db, "R1"
+
+
+def _cancelled_demo_run(root: Path, job: str) -> tuple[Project, Path, str]:
+    """A project with the shipped dinowm.toml and a cancelled cluster run of the demo preset."""
+    (root / "dinowm.toml").write_text((Path(__file__).resolve().parents[2] /
+                                       "dinowm.toml").read_text())
+    db, run_id = _cluster_run(root, job)
+    project = load_project(root / "dinowm.toml")
+    run_dir = root / "outputs" / run_id
+    rundir.write_spec(run_dir, {**rundir.read_spec(run_dir),
+                                "config": to_dict(resolve(project, "demo").config)})
+    with Store(db) as store:
+        store.update_run(run_id, status="cancelled")
+    return project, db, run_id
 
 
 def test_a_controller_that_does_not_answer_changes_nothing(tmp_path: Path,
@@ -67,15 +81,8 @@ def test_a_cluster_run_resumed_here_is_no_longer_its_old_jobs(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              slurm_cluster: Cluster) -> None:
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
-    (tmp_path / "dinowm.toml").write_text((Path(__file__).resolve().parents[2] /
-                                           "dinowm.toml").read_text())
-    db, run_id = _cluster_run(tmp_path, "999998")
-    spec = rundir.read_spec(tmp_path / "outputs" / run_id)
-    project = load_project(tmp_path / "dinowm.toml")
-    rundir.write_spec(tmp_path / "outputs" / run_id,
-                      {**spec, "config": to_dict(resolve(project, "demo").config)})
+    project, db, run_id = _cancelled_demo_run(tmp_path, "999998")
     with Store(db) as store:
-        store.update_run(run_id, status="cancelled")
         row, lock = prepare_resume(store, project, run_id, [])
         lock.release()
         assert row["status"] == "created" and row["slurm_job_id"] is None
@@ -87,16 +94,10 @@ def test_resume_slurm_with_a_bad_option_changes_nothing(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         slurm_cluster: Cluster) -> None:
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
-    (tmp_path / "dinowm.toml").write_text((Path(__file__).resolve().parents[2] /
-                                           "dinowm.toml").read_text())
-    db, run_id = _cluster_run(tmp_path, "999997")
-    project = load_project(tmp_path / "dinowm.toml")
+    project, db, run_id = _cancelled_demo_run(tmp_path, "999997")
     run_dir = tmp_path / "outputs" / run_id
-    rundir.write_spec(run_dir, {**rundir.read_spec(run_dir),
-                                "config": to_dict(resolve(project, "demo").config)})
     before = rundir.read_spec(run_dir)
     with Store(db) as store:
-        store.update_run(run_id, status="cancelled")
         with pytest.raises(ConfigError, match="slurm.time='soon'"):
             resubmit(store, project, run_id, ["training.epochs=9"], {"time": "soon"})
         with pytest.raises(ConfigError, match="does not split over 3 nodes"):
