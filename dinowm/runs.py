@@ -26,7 +26,7 @@ from dinowm.supervise.procinfo import ProcessRef
 RESUMABLE_PREFIXES = ("training.epochs", "training.batch_size", "training.grad_accum",
                       "training.save_every_x_epoch", "training.keep_checkpoints",
                       "training.num_reconstruct_samples", "training.max_steps_per_epoch",
-                      "training.rollout_horizon", "training.precision", "data.num_workers",
+                      "training.rollout", "training.precision", "data.num_workers",
                       "watchdog.", "telemetry.", "thermal.", "wandb.mode", "perf.compile")
 
 

@@ -47,8 +47,10 @@ class TrainingConfig:
     num_reconstruct_samples: int = opt(6, "frames in the per-epoch reconstruction grid, 0 = off",
                                        min=0)
     max_steps_per_epoch: int = opt(0, "cap on steps per epoch, 0 = the whole split", min=0)
-    rollout_horizon: int = opt(5, "open-loop rollout steps for z_visual_err_rollout, 0 = off",
-                               min=0)
+    rollouts: int = opt(10, "open-loop rollouts per split each epoch (public: 10), 0 = off",
+                        min=0)
+    rollout_horizon: int = opt(0, "shortest random rollout horizon in frameskip steps, "
+                                  "0 = num_hist + 2 (public)", min=0)
     precision: str = opt("bf16", "autocast precision on CUDA (CPU always runs fp32)",
                          choices=("fp32", "bf16"))
     deterministic: bool = opt(False, "deterministic kernels (bit-identical resumes on CPU)")

@@ -188,7 +188,7 @@ def scaling(project: Project, preset: str | None, overrides: list[str], ranks: i
         run_dir.mkdir(parents=True)
         trial = with_values(cfg, data__path=str(data), data__synthetic=False,
                             training__epochs=2, training__max_steps_per_epoch=steps,
-                            training__num_reconstruct_samples=0, training__rollout_horizon=0,
+                            training__num_reconstruct_samples=0, training__rollouts=0,
                             dist__nproc_per_node=n, **extra)
         rundir.write_spec(run_dir, {"run_id": run_dir.name, "name": "bench", "preset":
                                     resolved.preset, "config": to_dict(trial)})

@@ -19,7 +19,7 @@ from dinowm.train.normalize import (Stats, check_stats, compute_stats, constant_
 
 __all__ = ["SliceDataset", "EpochSampler", "RankBatches", "Step", "plan_steps", "rank_share",
            "build_datasets", "check_dataset", "validate_dataset",
-           "split_episodes", "prepare_frames", "reference_sample", "ReferenceDataset"]
+           "split_episodes", "split_order", "prepare_frames", "reference_sample", "ReferenceDataset"]
 
 
 class SliceDataset(Dataset):
@@ -59,6 +59,20 @@ class SliceDataset(Dataset):
             "proprio": self.proprio[ep, kept].clone(),  # (F, P)
             "action": actions.reshape(num_frames, -1).clone(),  # (F, fs*A): a[t], ..., a[t+fs-1]
         }
+
+
+    def segment(self, ep: int, start: int, steps: int) -> dict[str, torch.Tensor]:
+        """Frames start, start + fs, ..., start + steps*fs, their proprio, and the steps actions
+        between them (a rollout's true trajectory: steps + 1 frames, the last one needs no
+        action, so it may be the episode's last frame)."""
+        fs = self.frameskip
+        if start < 0 or steps < 1 or start + steps * fs >= self.lengths[ep]:
+            raise IndexError(f"segment of {steps} steps x {fs} from {start} does not fit "
+                             f"episode {ep} of {self.lengths[ep]} frames")
+        kept = slice(start, start + steps * fs + 1, fs)
+        return {"visual": self.frames.frames(ep, start, steps + 1, fs),  # (steps+1, 3, H, W) uint8
+                "proprio": self.proprio[ep, kept].clone(),  # (steps+1, P)
+                "action": self.actions[ep, start : start + steps * fs].reshape(steps, -1).clone()}
 
 
 class EpochSampler(Sampler[int]):
@@ -165,15 +179,22 @@ def shard_batches(n: int, micro: int, world: int, rank: int) -> list[list[int]]:
     return [list(range(i, min(i + micro, hi))) for i in range(lo, hi, micro)]
 
 
-def split_episodes(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:
-    """Trajectory split as in the public code (randperm with seed); at least 1 val if n >= 2."""
+def split_order(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """Trajectory split as in the public code (randperm with seed), in the permutation's order
+    (the public subsets index trajectories in it); at least 1 val episode if n >= 2."""
     n_train = int(ratio * n)
     if n >= 2:
         n_train = min(max(n_train, 1), n - 1)
     else:
         n_train = n
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return sorted(order[:n_train]), sorted(order[n_train:])
+    return order[:n_train], order[n_train:]
+
+
+def split_episodes(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """The split's episodes, sorted."""
+    train, val = split_order(n, ratio, seed)
+    return sorted(train), sorted(val)
 
 
 def build_datasets(path: str | Path, *, layout: str = "auto", n_rollouts: int = 0,

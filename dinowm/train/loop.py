@@ -19,11 +19,12 @@ from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.build import build_model, build_optimizers, seed_everything
 from dinowm.train.data import (EpochSampler, RankBatches, SliceDataset, build_datasets,
-                               shard_batches)
+                               shard_batches, split_order)
 from dinowm.train.dist import Dist
 from dinowm.train.features import attach_cache
 from dinowm.train.mode import Mode
 from dinowm.train.model import WorldModel
+from dinowm.train.rollouts import public_picks, rollout_errors
 from dinowm.train.resume import latest_checkpoint, rank_state, restore, save
 from dinowm.train.runtime import Runtime, ensure_dataset
 from dinowm.train.samples import reconstruction_grid
@@ -170,8 +171,9 @@ def _train(rt: Runtime, run_dir: Path) -> str:
         val, images = validate(model, val_loader, rt, cfg, mode)
         epoch_sums = reduce_accum(state.accum, dist)  # every rank's samples
         metrics = {**epoch_sums.means("train"), **val}
-        if t.rollout_horizon and len(val_ds) and dist.is_main:  # a few windows: rank 0 alone
-            metrics.update(rollout_metrics(model, val_ds, rt, cfg, mode))
+        if t.rollouts and dist.is_main:  # a few trajectories per split: rank 0 alone
+            metrics.update(rollout_metrics(model, {"train": train_ds, "val": val_ds}, rt, cfg,
+                                           mode))
         if t.num_reconstruct_samples and images is not None and dist.is_main:
             path = reconstruction_grid(images, run_dir / rundir.SAMPLES, state.epoch,
                                        t.num_reconstruct_samples)
@@ -252,26 +254,29 @@ def rank_accum(saved: dict[str, Any], accum: Accum, dist: Dist, rt: Runtime) -> 
 
 
 @torch.no_grad()
-def rollout_metrics(model: WorldModel, val_ds: SliceDataset, rt: Runtime, cfg: RunConfig,
-                    mode: Mode, max_sequences: int = 8) -> dict[str, float]:
-    """Open-loop rollout error over a few val windows long enough for the horizon (bounded)."""
-    horizon = cfg.training.rollout_horizon
-    frames = cfg.num_hist + horizon
-    windows = []
-    for ep in val_ds.episodes:
-        if val_ds.lengths[ep] >= frames * cfg.frameskip:
-            windows.append(val_ds.window(ep, 0, frames))
-        if len(windows) == max_sequences:
-            break
-    if not windows:
-        return {}
-    batch = {k: torch.stack([w[k] for w in windows]) for k in windows[0]}
-    visual, proprio, action = rt.to_device(batch, cfg.model.img_size)  # (S, frames, ...)
+def rollout_metrics(model: WorldModel, splits: dict[str, SliceDataset], rt: Runtime,
+                    cfg: RunConfig, mode: Mode) -> dict[str, float]:
+    """The public open-loop rollout metrics of each split: training.rollouts trajectories at
+    seeded random starts and horizons, num_hist and 1-frame context (rank 0, eval mode)."""
+    t, d = cfg.training, cfg.data
+    train_order, val_order = split_order(len(splits["train"].lengths), d.split_ratio,
+                                         d.split_seed)
+    metrics: dict[str, float] = {}
     model.eval()
-    with rt.autocast(mode.precision):
-        errs = model.rollout_error(visual, proprio, action, horizon)
+    for split, order in (("train", train_order), ("val", val_order)):
+        ds = splits[split]
+        picks = public_picks(order, ds.lengths, cfg.num_hist, cfg.frameskip, t.rollouts,
+                             cfg.seed, t.rollout_horizon)
+        if not picks:
+            continue
+        segments = [ds.segment(p.episode, p.start, p.horizon) for p in picks]
+        with rt.autocast(mode.precision):
+            errs = rollout_errors(model, segments, [p.horizon for p in picks],
+                                  lambda b: rt.to_device(b, cfg.model.img_size),
+                                  contexts=(cfg.num_hist, 1))
+        metrics.update({f"{split}_{k}": v for k, v in errs.items()})
     model.train()
-    return {f"val_{k}": float(v) for k, v in errs.items()}
+    return metrics
 
 
 class Accum:

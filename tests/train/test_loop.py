@@ -42,7 +42,9 @@ def test_tiny_model_learns(tiny_run) -> None:
     metrics = epochs[-1]["metrics"]
     for key in ("train_z_loss", "val_z_visual_err_pred", "val_z_proprio_err_pred",
                 "val_decoder_recon_loss_pred", "val_img_ssim_reconstructed",
-                "val_z_visual_err_rollout", "train_decoder_recon_loss_reconstructed"):
+                "val_z_visual_err_rollout", "train_z_visual_err_rollout",
+                "val_z_visual_err_rollout_1framestart", "train_z_proprio_err_rollout_1framestart",
+                "train_decoder_recon_loss_reconstructed"):
         assert key in metrics, key
     assert (run_dir / "samples" / "epoch_0004.png").exists()
     assert events(run_dir)[-1]["type"] == "end" and events(run_dir)[-1]["status"] == "completed"
