@@ -401,3 +401,17 @@ def read_jsonl(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
         if isinstance(item, dict):
             out.append(item)
     return out, offset + end
+
+
+
+# -- the evaluation process's own files, in EVAL_DIR ------------------------------------------
+
+EVAL_EVENTS = "events.jsonl"  # the evaluation process's progress, results and end
+EVAL_LOG = "eval.log"  # its output
+EVAL_LOCK = "eval.lock"  # held by the one process supervising an evaluation of the run
+EVAL_STACKS = "stacks.txt"  # its Python stacks on SIGUSR1
+
+
+def eval_path(run_dir: Path, name: str) -> Path:
+    """A file of the run's evaluation folder (the folder itself for name "")."""
+    return Path(run_dir) / EVAL_DIR / name if name else Path(run_dir) / EVAL_DIR
