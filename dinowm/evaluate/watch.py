@@ -28,10 +28,9 @@ class EvalWatch:
     """Supervises `python -m dinowm.train.evaluate` for one run: progress, stop, stall, results."""
 
     def __init__(self, project: Project, run_ref: str, request: dict[str, Any], *,
-                 on_progress: Progress | None = None, stall_s: float = 300.0,
-                 grace_s: float = 10.0) -> None:
+                 on_progress: Progress | None = None, stall_s: float = 300.0) -> None:
         self.project, self.request = project, request
-        self.on_progress, self.stall_s, self.grace_s = on_progress, stall_s, grace_s
+        self.on_progress, self.stall_s = on_progress, stall_s
         self.store = Store(project.runs_db)
         self.run = self.store.run(run_ref)
         self.run_id, self.run_dir = self.run["id"], Path(self.run["run_dir"])
@@ -119,17 +118,15 @@ class EvalWatch:
         self.records.append(record)
 
     def _stalled(self, proc: subprocess.Popen, silent_s: float) -> str:
-        """No progress for stall_s: diagnose (stacks, /proc), then end the process."""
+        """No progress for stall_s: diagnose (stacks, /proc), then kill the process."""
         diag = diagnosis.collect(self.run_dir, proc.pid, stacks_path=rundir.eval_path(
             self.run_dir, rundir.EVAL_STACKS))
         line = (f"evaluation made no progress for {silent_s:.0f} s: {diag['summary']}; "
                 f"stopped it")
         self.store.add_incident(self.run_id, "eval_stalled", line, diag)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(self.grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        # nothing to save: each finished checkpoint's record is already written
+        proc.kill()
+        proc.wait()
         return line
 
     def _outcome(self, code: int, stalled: str | None) -> dict[str, Any]:
