@@ -89,8 +89,29 @@ def supervised(project: Path, overrides: list[str], seconds: float) -> dict:
             "peak_gpu_mem_mib": max((e["peak_gpu_mem_mib"] or 0) for e in epochs) if epochs
             else None, "epoch_max_temp_c": [e["max_gpu_temp_c"] for e in epochs],
             "epoch_mean_power_w": [e["mean_power_w"] for e in epochs], "telemetry": tel,
-            "throttle_reasons": throttle_names(reasons), "stdout_tail": out.stdout[-1500:],
+            "throttle_reasons": throttle_names(reasons), "run_id": run["id"],
+            "stdout_tail": out.stdout[-1500:],
             "stderr_tail": out.stderr[-1500:]}
+
+
+def plan_check(project: Path, run_id: str, tiny: bool) -> dict:
+    """One CEM plan at the public defaults (300 samples, top 30, 30 iterations, horizon 5) on
+    the supervised run's latest checkpoint: one goal alone, then 8 goals batched together."""
+    rows = {}
+    for goals in (1, 8):
+        t0 = time.time()
+        args = ["--episodes", str(goals), "--planner", "cem", "--json", "--quiet"]
+        if tiny:
+            args += ["--horizon", "2", "--cem-iterations", "3"]
+        out = sh("-m", "dinowm", "eval", run_id, *args, cwd=project)
+        try:
+            metrics = json.loads(out.stdout)[0]["metrics"]
+        except (ValueError, IndexError, KeyError):
+            rows[goals] = {"error": (out.stderr or out.stdout)[-800:]}
+            continue
+        rows[goals] = {"s_per_plan": metrics["cem_seconds"], "wall_s": time.time() - t0,
+                       "rank_true_vs_random": metrics["rank_true_vs_random"]}
+    return rows
 
 
 def main() -> int:
@@ -148,6 +169,7 @@ def main() -> int:
     result["run"] = supervised(project, [*base, f"training.epochs={epochs}",
                                          "data.num_workers=" + ("0" if args.tiny else "6"),
                                          "telemetry.interval_s=1"], 60)
+    result["plan"] = plan_check(project, result["run"]["run_id"], args.tiny)
     gpus = torch.cuda.device_count()
     if gpus >= 2 and not args.tiny:  # the same run on every GPU: scaling against one
         ranks = min(gpus, 8)
@@ -199,6 +221,12 @@ def _print_table(r: dict) -> None:
     print(f"telemetry: {tel['n']} samples, max {tel['tmax']} C, mean {tel['pmean'] or 0:.0f} W "
           f"(max {tel['pmax'] or 0:.0f} of {tel['plimit'] or 0:.0f} W), util "
           f"{tel['umean'] or 0:.0f}%, reasons {run['throttle_reasons']}")
+    for goals, row in r["plan"].items():
+        if "error" in row:
+            print(f"CEM plan, {goals} goal(s): error {row['error'][-200:]}")
+        else:
+            print(f"CEM plan at the public defaults, {goals} goal(s) batched: "
+                  f"{row['s_per_plan']:.3f} s per goal ({row['wall_s']:.0f} s for the whole eval)")
     ddp = r["ddp"]
     if "skipped" in ddp:
         print(f"DDP check: did not run ({ddp['skipped']})")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: bench fast vs reference at batch 8/16/32 (full franka_f5_h3 size), the feature-cache
 # equivalence, a ~60 s supervised run with telemetry, and the same run on every GPU where there
-# are two or more (DDP); one table at the end (under 7 min).
+# are two or more (DDP), one CEM plan at the public defaults (dinowm eval); one table at the end
+# (under 8 min).
 # Needs python3 with torch, torchvision, numpy, rich, click, nvidia-ml-py; sqlite-utils and its
 # small dependencies are installed from .whl/ when present (the lent machine has no network).
 set -uo pipefail
