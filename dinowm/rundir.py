@@ -46,6 +46,10 @@ SAMPLES = "samples"  # epoch_NNNN.png
 SUPERVISOR_LOCK = "supervisor.lock"
 RANKS = "ranks"  # per-rank output and heartbeats of a run on several GPUs
 TRAINER_LOCK = "trainer.lock"
+# `dinowm eval`: one JSON line per evaluated checkpoint (a re-evaluation appends; the last line
+# of a checkpoint wins), and its pictures under eval/<checkpoint stem>/.
+EVALUATIONS = "evaluations.jsonl"
+EVAL_DIR = "eval"
 
 TAIL_BLOCK = 64 * 1024
 MAX_TAIL_BYTES = 1024 * 1024
@@ -336,6 +340,35 @@ def read_spec(run_dir: Path) -> dict[str, Any]:
 def sample_path(run_dir: Path, epoch: int) -> Path:
     """The reconstruction grid of an epoch."""
     return Path(run_dir) / SAMPLES / f"epoch_{epoch:04d}.png"
+
+
+def eval_dir(run_dir: Path, checkpoint: str) -> Path:
+    """Where the evaluation of a checkpoint keeps its pictures: eval/epoch_0002/."""
+    return Path(run_dir) / EVAL_DIR / Path(checkpoint).stem
+
+
+def append_evaluation(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one evaluation record to evaluations.jsonl, durably (flush + fsync).
+
+    A line left torn by a crash is ended first, so it cannot swallow this record.
+    """
+    path = Path(run_dir) / EVALUATIONS
+    line = json.dumps(record, sort_keys=True, default=str).encode() + b"\n"
+    with open(path, "ab+") as fh:
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                line = b"\n" + line
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_evaluations(run_dir: Path) -> list[dict[str, Any]]:
+    """The run folder's evaluation records in file order; a torn or garbled line, or one
+    without a checkpoint, is skipped."""
+    items, _ = read_jsonl(Path(run_dir) / EVALUATIONS, 0)
+    return [item for item in items if isinstance(item.get("checkpoint"), str)]
 
 
 def committed_checkpoints(run_dir: Path) -> list[dict[str, Any]]:

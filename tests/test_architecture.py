@@ -86,7 +86,7 @@ def test_few_modules_sit_flat_in_the_package() -> None:
 def test_run_folder_names_are_spelled_only_in_rundir() -> None:
     names = {rundir.SPEC, rundir.EVENTS, rundir.LOG, rundir.SUPERVISOR_LOG, rundir.CONTROL,
              rundir.STACKS, rundir.RECORD, rundir.SUPERVISOR_LOCK, rundir.TRAINER_LOCK,
-             rundir.LATEST_CHECKPOINT}
+             rundir.LATEST_CHECKPOINT, rundir.EVALUATIONS}
     found = []
     for path in SOURCES:
         if path.name == "rundir.py":

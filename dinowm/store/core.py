@@ -17,6 +17,7 @@ from dinowm import rundir
 from dinowm.errors import DinowmError, NotFoundError
 from dinowm.faults import fault
 from dinowm.store.apply import apply_event, upsert_epoch_row
+from dinowm.store.evals import EvaluationRows
 from dinowm.store.journal import DURABLE_FIELDS, Journal
 from dinowm.store.migrations import MIGRATIONS
 from dinowm.store.reads import BulkReads
@@ -36,7 +37,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-class Store(BulkReads):
+class Store(BulkReads, EvaluationRows):
     """One connection to runs.db; writes are short BEGIN IMMEDIATE transactions with retry."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, migrate: bool = True,

@@ -232,3 +232,38 @@ def m008_slurm(db: sqlite_utils.Database) -> None:
 def m009_slurm_telemetry(db: sqlite_utils.Database) -> None:
     """How far the login node has read a cluster run's telemetry.job.jsonl."""
     db.execute("alter table runs add column telemetry_offset integer")
+
+
+@MIGRATIONS()
+def m010_evaluations(db: sqlite_utils.Database) -> None:
+    """`dinowm eval`: one row per evaluated checkpoint of a run (a re-evaluation replaces it),
+    and an index of the epochs whose metrics hold the trainer's open-loop rollout errors."""
+    _script(db, """
+    create table evaluations (
+        run_id text not null references runs(id) on delete cascade,
+        checkpoint text not null,
+        epoch integer,
+        step integer,
+        sha256 text,
+        status text,
+        created_at real,
+        duration_s real,
+        device text,
+        horizon integer,
+        episodes integer,
+        planners text,
+        plan_score real,
+        rollout_z_visual_err real,
+        oracle_ratio real,
+        action_err real,
+        rank_true_vs_random real,
+        img_psnr real,
+        metrics_json text,
+        settings_json text,
+        curves_json text,
+        goals_json text,
+        pictures_json text,
+        primary key (run_id, checkpoint)
+    );
+    create index epochs_rollout on epochs(run_id, epoch) where instr(metrics_json, '_rollout') > 0
+    """)

@@ -1,4 +1,5 @@
-"""`dinowm reindex`: rebuild runs.db from the run folders (config.json, record.jsonl, events).
+"""`dinowm reindex`: rebuild runs.db from the run folders (config.json, record.jsonl, events,
+evaluations.jsonl).
 
 The run folder is the durable record: the trainer's events.jsonl, and record.jsonl where the
 store journals everything else it is told (run creation, hardware, status changes, supervisor
@@ -92,6 +93,8 @@ def rebuild_run(store: Store, run_dir: Path, settle: bool = True) -> str | None:
         store.ingest(run_id, events)
         apply_record(store, run_id, [r for r in record if r["kind"] == "epoch_gpu"])
         store.sync_checkpoints(run_id, rundir.committed_checkpoints(run_dir))
+        for evaluation in rundir.read_evaluations(run_dir):  # in file order: the last one of
+            store.add_evaluation({**evaluation, "run_id": run_id})  # a checkpoint wins
         final = store.run(run_id)
         if final.get("slurm_job_id"):  # the login node reads on from here
             job_record = run_dir / rundir.JOB_RECORD
