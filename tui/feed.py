@@ -42,12 +42,14 @@ def _spec(run: dict[str, Any]) -> dict[str, Any] | None:
 
 def fetch_run(services: Services, run_id: str, telemetry_since: float | None,
               with_spec: bool) -> RunPolled:
-    """One run's row, epochs, incidents, notes, telemetry from telemetry_since (None = all)."""
+    """One run's row, epochs, incidents, notes, evaluations, and telemetry from
+    telemetry_since (None = all)."""
     with services.store() as store:
         run = store.run(run_id)
         epochs = store.epochs(run_id)
         incidents = store.incidents(run_id)
         notes = store.notes(run_id)
+        evaluations = store.evaluations(run_id)
         telemetry = store.telemetry(run_id, since=0.0 if telemetry_since is None
                                     else telemetry_since)
     if telemetry_since is not None:
@@ -59,7 +61,7 @@ def fetch_run(services: Services, run_id: str, telemetry_since: float | None,
                     "preset": run.get("preset"), "overrides": []}
         except ValueError as exc:
             raise DinowmError(f"run {run_id}: config_json is damaged ({exc})") from None
-    return RunPolled(run, epochs, incidents, notes, telemetry, spec)
+    return RunPolled(run, epochs, incidents, notes, telemetry, spec, evaluations)
 
 
 def fetch_compare(services: Services, run_ids: list[str]) -> list[dict[str, Any]]:

@@ -20,7 +20,8 @@ class RunsPolled(Message):
 
 @dataclass
 class RunPolled(Message):
-    """One poll of a single run: its row, epochs, incidents, notes and new telemetry."""
+    """One poll of a single run: its row, epochs, incidents, notes, new telemetry and its
+    evaluations."""
 
     run: dict[str, Any]
     epochs: list[dict[str, Any]]
@@ -28,6 +29,7 @@ class RunPolled(Message):
     notes: list[dict[str, Any]]
     telemetry: list[dict[str, Any]]
     spec: dict[str, Any] | None = None
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # `dinowm eval`, by epoch
 
 
 @dataclass

@@ -273,7 +273,9 @@ def export_log(state: State, path: Path, runs: tuple[str, ...], all_runs: bool,
 
     Re-exporting to the same file rewrites only the generated blocks between
     <!-- dinowm:begin ... --> and <!-- dinowm:end ... --> and keeps your own lines.
-    A loss curve (PATH-stem-RUNID-loss.svg) is written next to it from two epochs on.
+    A loss curve (PATH-stem-RUNID-loss.svg) is written next to it from two epochs on, and
+    for a run evaluated with 'dinowm eval' its error against the horizon
+    (PATH-stem-RUNID-horizon.svg) beside an Evaluation section.
 
     \b
     Examples:
@@ -287,7 +289,7 @@ def export_log(state: State, path: Path, runs: tuple[str, ...], all_runs: bool,
         raise ConfigError("Give run ids or --all, not both.")
     with state.store() as store:
         result = write_log(store, path, runs, all_runs=all_runs, lang=lang)
-    images = f" and {len(result.images)} loss curve{'s' * (len(result.images) != 1)}" \
+    images = f" and {len(result.images)} image{'s' * (len(result.images) != 1)}" \
         if result.images else ""
     console.print(f"{'wrote' if result.created else 'updated'} {result.path}: "
                   f"{len(result.runs)} run{'s' * (len(result.runs) != 1)}{images}")

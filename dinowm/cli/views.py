@@ -191,13 +191,30 @@ def ranks_text(run: dict[str, Any]) -> str:
 
 
 def epochs_table(epochs: list[dict[str, Any]]) -> Table:
-    """Per-epoch losses, z_err_pred, time and GPU figures."""
+    """Per-epoch losses, z_err_pred, the val rollout error (when the trainer measured it),
+    time and GPU figures."""
     table = Table(title="epochs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("epoch", "train", "val", "z_err_pred", "time", "samples/s", "°C max", "W mean"):
+    rollout = [val_rollout(e) for e in epochs]
+    columns = ["epoch", "train", "val", "z_err_pred", "rollout", "time", "samples/s",
+               "°C max", "W mean"]
+    if all(r is None for r in rollout):
+        columns.remove("rollout")
+    for col in columns:
         table.add_column(col, justify="right", no_wrap=True)
-    for e in epochs:
-        table.add_row(str(e["epoch"]), fmt_num(e.get("train_loss")), fmt_num(e.get("val_loss")),
-                      fmt_num(e.get("z_err_pred")), fmt_duration(e.get("duration_s")),
-                      fmt_num(e.get("samples_per_s"), 3), fmt_num(e.get("max_gpu_temp_c"), 3),
-                      fmt_num(e.get("mean_power_w"), 3))
+    for e, roll in zip(epochs, rollout):
+        cells = [str(e["epoch"]), fmt_num(e.get("train_loss")), fmt_num(e.get("val_loss")),
+                 fmt_num(e.get("z_err_pred")), fmt_num(roll), fmt_duration(e.get("duration_s")),
+                 fmt_num(e.get("samples_per_s"), 3), fmt_num(e.get("max_gpu_temp_c"), 3),
+                 fmt_num(e.get("mean_power_w"), 3)]
+        if "rollout" not in columns:
+            del cells[4]
+        table.add_row(*cells)
     return table
+
+
+def val_rollout(epoch: dict[str, Any]) -> float | None:
+    """The epoch's open-loop rollout error on val (metrics_json), or None."""
+    try:
+        return json.loads(epoch.get("metrics_json") or "{}").get("val_z_visual_err_rollout")
+    except ValueError:
+        return None

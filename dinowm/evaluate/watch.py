@@ -21,6 +21,7 @@ from dinowm.store import Store
 from dinowm.supervise import diagnosis
 
 TICK_S = 0.25
+STARTUP_S = 60.0
 Progress = Callable[[int, int, str], None]
 
 
@@ -38,6 +39,7 @@ class EvalWatch:
         self.records: list[dict[str, Any]] = []
         self.error: dict[str, Any] | None = None
         self.status: str | None = None
+        self.started = False
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop_reason = self.stop_reason or f"{signal.Signals(signum).name} received"
@@ -85,13 +87,16 @@ class EvalWatch:
             if self.stop_reason and not forwarded:
                 proc.send_signal(signal.SIGTERM)
                 forwarded = True
-            if not stalled and time.monotonic() - last_event > self.stall_s:
+            # until its first event the process imports torch and loads data: a minute at least
+            budget = self.stall_s if self.started else max(self.stall_s, STARTUP_S)
+            if not stalled and time.monotonic() - last_event > budget:
                 stalled = self._stalled(proc, time.monotonic() - last_event)
             time.sleep(TICK_S)
         return self._outcome(proc.returncode, stalled)
 
     def _handle(self, event: dict[str, Any]) -> None:
         kind = event["type"]
+        self.started = True
         if kind == "progress" and self.on_progress:
             self.on_progress(event["done"], event["total"], event.get("what", ""))
         elif kind == "start" and self.on_progress:

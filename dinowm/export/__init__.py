@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dinowm.errors import ConfigError, NotFoundError
-from dinowm.export import blocks, compare, hyper, progress, sections, svg, troubleshoot
+from dinowm.export import (blocks, compare, evalsection, hyper, progress, sections, svg,
+                           troubleshoot)
 from dinowm.export.labels import LABELS
 from dinowm.export.markdown import Ctx
 from dinowm.export.parallel import cores, fork_map
 from dinowm.export.record import RunRecord, load_records
 from dinowm.store import Store
 
-# A run rendered: its blocks, its loss curve (if drawn) and its row of the comparison.
-Done = tuple[list[tuple[blocks.Key, str]], "Path | None", compare.Row]
+# A run rendered: its blocks, its images (loss curve, horizon plot) and its comparison row.
+Done = tuple[list[tuple[blocks.Key, str]], list[Path], compare.Row]
 RUNS_PER_WORKER = 200  # an export of fewer runs is not worth a second process
 TITLE: blocks.Key = ("title", None)  # written into new files; kept up to date, never added
 Section = Callable[[Ctx, RunRecord], list[str]]
@@ -31,7 +32,7 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("overview", sections.overview), ("hardware", sections.hardware),
     ("dataset", sections.dataset), ("hyperparameters", hyper.hyperparameters),
     ("architecture", hyper.architecture), ("progress", progress.progress),
-    ("commands", progress.commands), ("troubleshooting", troubleshoot.troubleshooting),
+    ("evaluation", evalsection.evaluation), ("commands", progress.commands), ("troubleshooting", troubleshoot.troubleshooting),
     ("notes", progress.notes))
 
 
@@ -81,7 +82,7 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
     text = blocks.merge(segments, head + [b for run_blocks, _, _ in done for b in run_blocks],
                         only_replace=frozenset({TITLE}))
     blocks.write_atomic(path, text)
-    return ExportResult(path, ids, [image for _, image, _ in done if image is not None],
+    return ExportResult(path, ids, [image for _, images, _ in done for image in images],
                         old is None)
 
 
@@ -108,11 +109,18 @@ def _join(lines: list[str], rule: bool = True) -> str:
 
 
 def _run(ctx: Ctx, rec: RunRecord, path: Path) -> Done:
-    """One run's blocks, its loss curve written next to the Markdown file, its comparison row."""
-    image = None
+    """One run's blocks (a section with nothing to say is left out), its loss curve and horizon
+    plot written next to the Markdown file, its comparison row."""
+    images = []
+    name = rec.run.get("name") or rec.id
     if svg.has_curve(rec):
-        image = path.with_name(svg.curve_name(path.name, rec.id))
-        title = f"{ctx('loss_curve')}: {rec.run.get('name') or rec.id} ({rec.id})"
-        blocks.write_if_changed(image, svg.loss_svg(rec, title, "Epoch"))
-    return ([((name, rec.id), _join(section(ctx, rec))) for name, section in SECTIONS], image,
+        images.append(path.with_name(svg.curve_name(path.name, rec.id)))
+        blocks.write_if_changed(images[-1], svg.loss_svg(rec, f"{ctx('loss_curve')}: {name} "
+                                                              f"({rec.id})", "Epoch"))
+    if evalsection.has_horizon(rec):
+        images.append(path.with_name(evalsection.horizon_name(path.name, rec.id)))
+        blocks.write_if_changed(images[-1], evalsection.horizon_svg(
+            rec, f"{ctx('eval_curve')} (z_visual_err): {name} ({rec.id})", ctx("horizon")))
+    rendered = [((key, rec.id), section(ctx, rec)) for key, section in SECTIONS]
+    return ([(key, _join(lines)) for key, lines in rendered if lines], images,
             compare.summarize(ctx, rec))

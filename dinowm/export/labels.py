@@ -123,6 +123,28 @@ EN: dict[str, str] = {
     "thermal_intro": "The GPU was too hot {n}×; training paused between steps until it "
                      "cooled down.",
     "no_incidents": "No incidents recorded.",
+    # evaluation (dinowm eval)
+    "h_eval": "4.1 Evaluation of Checkpoints", "h_eval_goals": "Goal Pictures",
+    "eval_intro": "Offline evaluation with `dinowm eval` ({n} checkpoints): open-loop rollout "
+                  "error after H steps from held-out frames, and planning to goals from "
+                  "held-out episodes ({planners}). Sorted by plan score (lower is better); "
+                  "★ best by planning, ◆ best by val loss.",
+    "eval_best": "Best by planning", "eval_best_val": "best by val loss",
+    "eval_same": "the same checkpoint has the lowest val loss",
+    "eval_differ": "the lowest val loss is not the checkpoint that plans best",
+    "eval_curve": "Open-loop error against the horizon", "horizon": "Horizon step",
+    "eval_pictures": "imagined final frames against their goals",
+    "m_rollout": "open-loop latent error after H steps", "m_plan": "the first planner's action "
+    "error against the true actions; runs and checkpoints are ranked by it",
+    "m_oracle": "final latent distance to the goal with the planner's actions ÷ with the true "
+                "actions (below 1: the planner found actions the model rates better than what "
+                "happened)",
+    "m_rank": "share of random action sequences the objective ranks below the true ones "
+              "(1.0 always prefers the true actions, 0.5 is chance)",
+    "m_psnr": "decoded imagined final frame against the goal image",
+    "val_rollout": "Val Rollout z", "train_rollout": "Train Rollout z",
+    "best_val_rollout": "Best Val Rollout z",
+    "rollout_column": "Val Rollout z (H / 1 frame)",
     # notes, comparison, title
     "no_notes": "No notes yet; add one with `dinowm note {id} \"text\"`.",
     "compare_intro": "{n} runs; the columns in code are the hyperparameters that differ.",
@@ -247,6 +269,27 @@ DE: dict[str, str] = {
     "compare_intro": "{n} Runs; die Spalten in Code-Schrift sind die Hyperparameter, die sich "
                      "unterscheiden.",
     "compare_same": "{n} Runs mit denselben Hyperparametern.",
+    "h_eval": "4.1 Evaluation der Checkpoints", "h_eval_goals": "Zielbilder",
+    "eval_intro": "Offline-Evaluation mit `dinowm eval` ({n} Checkpoints): Open-Loop "
+                  "Rollout-Fehler nach H Schritten aus zurückgehaltenen Frames und Planen zu "
+                  "Zielen aus zurückgehaltenen Episoden ({planners}). Sortiert nach Plan-Score "
+                  "(kleiner ist besser); ★ am besten beim Planen, ◆ beste Val Loss.",
+    "eval_best": "Am besten beim Planen", "eval_best_val": "beste Val Loss",
+    "eval_same": "derselbe Checkpoint hat die kleinste Val Loss",
+    "eval_differ": "die kleinste Val Loss hat nicht der Checkpoint, der am besten plant",
+    "eval_curve": "Open-Loop-Fehler über den Horizont", "horizon": "Horizont-Schritt",
+    "eval_pictures": "vorgestellte letzte Frames gegen ihre Ziele",
+    "m_rollout": "Open-Loop-Latentfehler nach H Schritten", "m_plan": "Aktionsfehler des "
+    "ersten Planers gegen die wahren Aktionen; danach werden Runs und Checkpoints gereiht",
+    "m_oracle": "latenter Endabstand zum Ziel mit den Aktionen des Planers ÷ mit den wahren "
+                "Aktionen (unter 1: der Planer fand Aktionen, die das Modell besser bewertet "
+                "als das Geschehene)",
+    "m_rank": "Anteil zufälliger Aktionsfolgen, die das Ziel schlechter bewertet als die "
+              "wahren (1.0 bevorzugt immer die wahren, 0.5 ist Zufall)",
+    "m_psnr": "dekodierter vorgestellter letzter Frame gegen das Zielbild",
+    "val_rollout": "Val Rollout z", "train_rollout": "Train Rollout z",
+    "best_val_rollout": "Beste Val Rollout z",
+    "rollout_column": "Val Rollout z (H / 1 Frame)",
     "generated": "Geschrieben von `dinowm export-log` aus runs.db, {at}.",
     "markers_note": "Text zwischen `<!-- dinowm:begin ... -->` und `<!-- dinowm:end ... -->` "
                     "wird bei jedem Export neu geschrieben; alles andere gehört Ihnen und "

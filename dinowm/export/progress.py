@@ -58,6 +58,13 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
         (ctx("peak_gpu_mem"), _peak(at_epoch(epochs, "peak_gpu_mem_mib", max), " MiB")),
         (ctx("max_gpu_temp"), _peak(at_epoch(epochs, "max_gpu_temp_c", max), " °C")),
     ]
+    if rec.rollouts:  # the trainer's open-loop rollout error, where it measured one
+        rolls = [{"epoch": epoch, **{k: values.get(f"{k}_z_visual_err_rollout")
+                                     for k in ("val", "train")}}
+                 for epoch, values in sorted(rec.rollouts.items())]
+        rows[7:7] = [(ctx("val_rollout"), _with_epoch(at_epoch(rolls, "val"))),
+                     (ctx("train_rollout"), _with_epoch(at_epoch(rolls, "train")))]
+        rows.insert(11, (ctx("best_val_rollout"), _with_epoch(at_epoch(rolls, "val", min))))
     if run["status"] in ACTIVE:
         eta = run.get("eta_s")
         rows += [("Phase", run.get("phase")),
@@ -73,9 +80,10 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
     if sample:
         out += ["", sample]
     out += ["", f"### {ctx('h_epoch_log')}", ""]
-    out += table_head(["Epoch", "Train Loss", "Val Loss", "z_err_pred", ctx("date"),
+    rollout = [ctx("rollout_column")] if rec.rollouts else []
+    out += table_head(["Epoch", "Train Loss", "Val Loss", "z_err_pred", *rollout, ctx("date"),
                        ctx("duration"), "Max GPU °C", ctx("mean_power"), ctx("notes")],
-                      "rrrrlrrrl")
+                      "rrrr" + "r" * len(rollout) + "lrrrl")
     out += _epoch_lines(ctx, rec)
     if rec.gpus:  # a run on several GPUs: each GPU's epoch
         out += ["", f"### {ctx('h_gpus_per_epoch')}", "",
@@ -122,7 +130,7 @@ def _epoch_lines(ctx: Ctx, rec: RunRecord) -> list[str]:
                      if i["kind"] == "thermal" and "paus" in i["summary"]])
     lines: list[str] = []
     append, when, n_events = lines.append, ctx.time, len(events)
-    k, attempt = 0, None
+    k, attempt, rollouts = 0, None, rec.rollouts
     for e in rec.epochs:
         end = e["ended_at"] or e["started_at"]
         items: list[str] = []
@@ -136,8 +144,11 @@ def _epoch_lines(ctx: Ctx, rec: RunRecord) -> list[str]:
             attempt = now
         train, val, z = e["train_loss"], e["val_loss"], e["z_err_pred"]
         took, temp, power = e["duration_s"], e["max_gpu_temp_c"], e["mean_power_w"]
+        losses = _losses(train, val, z)
+        if rollouts:
+            losses += " | " + _rollout(rollouts.get(e["epoch"]))
         append("| %d | %s | %s | %s | %s | %s | %s |" % (
-            e["epoch"], _losses(train, val, z), when(end),
+            e["epoch"], losses, when(end),
             "-" if took is None else _seconds(round(took)),
             "-" if temp is None else round(temp), "-" if power is None else round(power),
             cell("; ".join(items)) if items else ""))
@@ -150,6 +161,16 @@ def _losses(train: float | None, val: float | None, z: float | None) -> str:
             and 1e-3 <= val < 1e5 and 1e-3 <= z < 1e5):
         return "%.4g | %.4g | %.4g" % (train, val, z)
     return f"{fmt_num(train)} | {fmt_num(val)} | {fmt_num(z)}"
+
+
+def _rollout(values: dict[str, Any] | None) -> str:
+    """'0.41 / 0.52': the val rollout error from num_hist frames and from one frame."""
+    values = values or {}
+    horizon = values.get("val_z_visual_err_rollout")
+    one = values.get("val_z_visual_err_rollout_1framestart")
+    if horizon is None and one is None:
+        return "-"
+    return f"{fmt_num(horizon)} / {fmt_num(one)}"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -31,6 +31,8 @@ class RunRecord:
     folder: str  # "ok", "gone" (recorded but missing) or "none" (never recorded)
     resume_overrides: list[str]
     gpus: list[tuple[int, list[Any]]] = field(default_factory=list)  # per epoch, several GPUs
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # `dinowm eval`, by epoch
+    rollouts: dict[int, dict[str, Any]] = field(default_factory=dict)  # epoch → rollout errors
 
     @property
     def id(self) -> str:
@@ -57,9 +59,14 @@ def load_records(store: Store, ids: list[str] | None) -> list[RunRecord]:
     hardware, epochs = store.hardware_of(ids), store.epoch_rows_of(ids)
     incidents, notes = store.incidents_of(ids), store.notes_of(ids)
     checkpoints, gpus = store.checkpoints_of(ids), store.epoch_gpus_of(ids)
-    return [_record(r, hardware.get(r["id"]), epochs.get(r["id"], []),
-                    incidents.get(r["id"], []), notes.get(r["id"], []),
-                    checkpoints.get(r["id"], []), gpus.get(r["id"], [])) for r in runs]
+    evaluations, rollouts = store.evaluations_of(ids), store.epoch_rollouts_of(ids)
+    records = [_record(r, hardware.get(r["id"]), epochs.get(r["id"], []),
+                       incidents.get(r["id"], []), notes.get(r["id"], []),
+                       checkpoints.get(r["id"], []), gpus.get(r["id"], [])) for r in runs]
+    for rec in records:
+        rec.evaluations = evaluations.get(rec.id, [])
+        rec.rollouts = rollouts.get(rec.id, {})
+    return records
 
 
 def _record(run: dict[str, Any], hardware: dict[str, Any] | None, epochs: list[dict[str, Any]],

@@ -1,4 +1,5 @@
-"""A small self-contained SVG of a run's losses per epoch: train, val and z_err_pred."""
+"""Small self-contained SVG line charts: a run's losses per epoch (train, val, z_err_pred),
+and any lines over shared x values (an evaluation's error against the horizon)."""
 
 from __future__ import annotations
 
@@ -41,16 +42,22 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
     """The SVG document; gaps (an epoch without a value) break the line."""
-    epochs = [e["epoch"] for e in rec.epochs]
-    series = {key: [e[key] for e in rec.epochs] for key, _, _ in SERIES}
-    values = [v for column in series.values() for v in column if v is not None]
+    return lines_svg([e["epoch"] for e in rec.epochs],
+                     [(label, color, [e[key] for e in rec.epochs]) for key, label, color in SERIES],
+                     title, x_label)
+
+
+def lines_svg(xs: list[float], series: list[tuple[str, str, list[float | None]]], title: str,
+              x_label: str) -> str:
+    """Lines over shared x values with a legend: (label, colour, values, None for a gap)."""
+    values = [v for _, _, column in series for v in column if v is not None]
     ticks = _nice_ticks(min(values + [0.0]), max(values + [0.0]))
     y0, y1 = ticks[0], ticks[-1]
-    x0, x1 = min(epochs), max(epochs)
+    x0, x1 = min(xs), max(xs)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
-    def sx(epoch: float) -> float:
-        return LEFT + (epoch - x0) / ((x1 - x0) or 1) * plot_w
+    def sx(x: float) -> float:
+        return LEFT + (x - x0) / ((x1 - x0) or 1) * plot_w
 
     def sy(value: float) -> float:
         return TOP + (1 - (value - y0) / ((y1 - y0) or 1)) * plot_h
@@ -65,37 +72,38 @@ def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
                    f'stroke="#e5e5e5"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
                    f'{fmt_num(tick, 3)}</text>')
-    step = max(1, math.ceil(len(epochs) / 10))
-    for epoch in epochs[::step] + ([epochs[-1]] if (len(epochs) - 1) % step else []):
-        x = sx(epoch)
+    step = max(1, math.ceil(len(xs) / 10))
+    for x_value in xs[::step] + ([xs[-1]] if (len(xs) - 1) % step else []):
+        x = sx(x_value)
         out.append(f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" '
                    f'y2="{TOP + plot_h + 4}" stroke="#333"/>')
         out.append(f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
-                   f'{epoch}</text>')
+                   f'{x_value}</text>')
     out.append(f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" '
                f'stroke="#333"/>')
     out.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">'
                f'{escape(x_label)}</text>')
-    dots = len(epochs) <= 50
+    dots = len(xs) <= 50
     scale_x, scale_y = plot_w / ((x1 - x0) or 1), plot_h / ((y1 - y0) or 1)
-    xs = [f"{LEFT + (e - x0) * scale_x:.1f}" for e in epochs]  # shared by the three lines
+    px = [f"{LEFT + (x - x0) * scale_x:.1f}" for x in xs]  # shared by every line
     bottom = TOP + plot_h
-    for key, _, color in SERIES:
-        for segment in _segments(series[key]):
-            points = " ".join([f"{xs[i]},{bottom - (v - y0) * scale_y:.1f}" for i, v in segment])
+    for _, color, column in series:
+        for segment in _segments(column):
+            points = " ".join([f"{px[i]},{bottom - (v - y0) * scale_y:.1f}" for i, v in segment])
             out.append(f'<polyline points="{points}" fill="none" stroke="{color}" '
                        f'stroke-width="1.8"/>')
             if dots:
-                out.extend(f'<circle cx="{xs[i]}" cy="{bottom - (v - y0) * scale_y:.1f}" '
+                out.extend(f'<circle cx="{px[i]}" cy="{bottom - (v - y0) * scale_y:.1f}" '
                            f'r="2.5" fill="{color}"/>' for i, v in segment)
-    lx = WIDTH - RIGHT - 110
-    out.append(f'<rect x="{lx - 6}" y="{TOP}" width="112" height="{16 * len(SERIES) + 4}" '
-               f'fill="white" fill-opacity="0.85"/>')
-    for i, (_, label, color) in enumerate(SERIES):
+    legend_w = max([112] + [len(label) * 6 + 36 for label, _, _ in series])
+    lx = WIDTH - RIGHT - legend_w + 2
+    out.append(f'<rect x="{lx - 6}" y="{TOP}" width="{legend_w}" '
+               f'height="{16 * len(series) + 4}" fill="white" fill-opacity="0.85"/>')
+    for i, (label, color, _) in enumerate(series):
         ly = TOP + 8 + 16 * i
         out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" stroke="{color}" '
                    f'stroke-width="2.5"/>')
-        out.append(f'<text x="{lx + 24}" y="{ly + 4}">{label}</text>')
+        out.append(f'<text x="{lx + 24}" y="{ly + 4}">{escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

@@ -1,4 +1,5 @@
-"""One run: header, epochs, plots, configuration, incidents, notes and the live train.log."""
+"""One run: header, epochs, plots, configuration, incidents, notes, the live train.log and
+the evaluations of its checkpoints."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual.worker import Worker, get_current_worker
 
 from dinowm import rundir
+from dinowm.export.evaltable import evaluation_table
 from dinowm.formats import fmt_duration, fmt_num, slurm_text, status_text, world_size
 from dinowm.rundir import ACTIVE
 from tui.cells import progress_bar
@@ -26,10 +28,11 @@ from tui.services import Services
 from tui.widgets.gpu_strip import GpuStrip
 from tui.widgets.log_tail import LogTail
 from tui.widgets.run_plots import RunPlots
-from tui.widgets.run_tables import (KeyedTable, epoch_rows, gpu_rows, incident_rows, note_rows,
+from tui.widgets.run_tables import (CURVE_COLUMNS, EVAL_COLUMNS, KeyedTable, curve_rows,
+                                    epoch_rows, eval_rows, gpu_rows, incident_rows, note_rows,
                                     params_table_rows)
 
-TABS = ("epochs", "plots", "config", "incidents", "notes", "log")
+TABS = ("epochs", "plots", "config", "incidents", "notes", "log", "evaluation")
 MAX_SAMPLES = 50_000
 
 
@@ -78,6 +81,7 @@ class RunScreen(Screen[None]):
         self.incidents: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, dict[str, Any]] = {}
         self.epochs: list[dict[str, Any]] = []
+        self.evaluations: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,7 +89,7 @@ class RunScreen(Screen[None]):
         with TabbedContent(initial="epochs", id="tabs"):
             with TabPane("1 Epochs", id="epochs"):
                 yield KeyedTable(("epoch", "train", "val", "z_err_pred", "time", "samples/s",
-                                  "max °C", "mean W", "att"), id="epoch-table")
+                                  "max °C", "mean W", "att", "rollout"), id="epoch-table")
                 yield KeyedTable(("epoch", "GPU", "max °C", "mean W", "use %", "max MiB"),
                                  id="gpu-table")  # shown for a run on several GPUs
             with TabPane("2 Plots", id="plots"):
@@ -102,6 +106,13 @@ class RunScreen(Screen[None]):
                 yield KeyedTable(("time", "note", "by"), id="note-list")
             with TabPane("6 Log", id="log"):
                 yield LogTail(None, poll_s=self.services.log_poll_s, id="log-tail")
+            with TabPane("7 Evaluation", id="evaluation"):
+                yield Static("no evaluations yet: 'dinowm eval RUN' evaluates the checkpoints",
+                             id="eval-best", classes="hint")
+                yield KeyedTable(EVAL_COLUMNS, id="eval-table")
+                yield Static("open-loop error against the horizon of the selected checkpoint",
+                             id="eval-curve-title", classes="hint")
+                yield KeyedTable(CURVE_COLUMNS, id="eval-curve")
         yield GpuStrip()
         yield Footer(compact=True)
 
@@ -143,6 +154,9 @@ class RunScreen(Screen[None]):
             per_gpu.display = bool(gpu_rows(message.epochs))
             per_gpu.set_rows(gpu_rows(message.epochs), follow=True)
             self.query_one(RunPlots).show_epochs(message.epochs)
+        if message.evaluations != self.evaluations or first:
+            self.evaluations = message.evaluations
+            self.show_evaluations()
         self.incidents = {str(i["id"]): i for i in message.incidents}
         self.query_one("#incident-list", KeyedTable).set_rows(incident_rows(message.incidents))
         self.notes = {str(n["id"]): n for n in message.notes}
@@ -154,6 +168,27 @@ class RunScreen(Screen[None]):
         if first and run.get("run_dir"):
             log.path = Path(run["run_dir"]) / rundir.LOG
             log.follow(log.path)
+
+    def show_evaluations(self) -> None:
+        """The evaluations table (best by planning first), its verdict, the selected curve."""
+        ev = evaluation_table(self.evaluations, {self.run_id: self.epochs})
+        self.query_one("#eval-table", KeyedTable).set_rows(eval_rows(ev))
+        if ev.rows:
+            self.query_one("#eval-best", Static).update(
+                (ev.verdict(with_run=False) or "") + "  ★ best by planning  ◆ best by val loss")
+        self.show_curve()
+
+    def show_curve(self) -> None:
+        key = self.query_one("#eval-table", KeyedTable).current_key
+        row = next((e for e in self.evaluations if e["checkpoint"] == key), None)
+        self.query_one("#eval-curve-title", Static).update(
+            f"open-loop error against the horizon: {key}" if row else
+            "open-loop error against the horizon of the selected checkpoint")
+        self.query_one("#eval-curve", KeyedTable).set_rows(curve_rows(row))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "eval-table":
+            self.show_curve()
 
     # -- actions -----------------------------------------------------------------------------
 

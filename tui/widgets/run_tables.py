@@ -1,4 +1,5 @@
-"""The run screen's tables: hyperparameters (changes marked), epochs, incidents, notes."""
+"""The run screen's tables: hyperparameters (changes marked), epochs, incidents, notes,
+evaluations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from rich.text import Text
 
-from dinowm.formats import fmt_duration, fmt_num, fmt_time
+from dinowm.export.evaltable import COLUMNS, EvalTable, cells, horizon_curve, same
+from dinowm.formats import STATUS_STYLE, fmt_duration, fmt_num, fmt_time
 from tui.widgets.table import Table
 
 SOURCE_RANK = {"override": 0, "resume": 0}
@@ -96,7 +98,8 @@ def params_table_rows(spec: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
 
 
 def epoch_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    """Per-epoch losses, z_err_pred, time and GPU figures."""
+    """Per-epoch losses, z_err_pred, time, GPU figures, attempt, and the val rollout error
+    (last: the columns an 80-column terminal shows stay as they were)."""
     return {str(e["epoch"]): (
         Text(str(e["epoch"]), justify="right"), Text(fmt_num(e.get("train_loss")), justify="right"),
         Text(fmt_num(e.get("val_loss")), justify="right"),
@@ -105,7 +108,16 @@ def epoch_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
         Text(fmt_num(e.get("samples_per_s"), 3), justify="right"),
         Text(fmt_num(e.get("max_gpu_temp_c"), 3), justify="right"),
         Text(fmt_num(e.get("mean_power_w"), 3), justify="right"),
-        Text(str(e.get("attempt") or "-"), justify="right")) for e in epochs}
+        Text(str(e.get("attempt") or "-"), justify="right"),
+        Text(fmt_num(_val_rollout(e)), justify="right")) for e in epochs}
+
+
+def _val_rollout(epoch: dict[str, Any]) -> float | None:
+    """The trainer's open-loop rollout error on val of an epoch (metrics_json), or None."""
+    try:
+        return json.loads(epoch.get("metrics_json") or "{}").get("val_z_visual_err_rollout")
+    except ValueError:
+        return None
 
 
 def gpu_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
@@ -138,3 +150,32 @@ def note_rows(notes: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     return {str(n["id"]): (fmt_time(n["t"]), Text(n["text"]),
                            n["source"] + (" (edited)" if n.get("edited_at") else ""))
             for n in notes}
+
+
+EVAL_COLUMNS = tuple(header for key, header in COLUMNS if key != "run")
+CURVE_COLUMNS = ("H", "z_visual_err", "z_proprio_err", "img MSE", "img PSNR", "img SSIM")
+
+
+def eval_rows(table: EvalTable) -> dict[str, tuple[Any, ...]]:
+    """One row per evaluated checkpoint (the CLI's columns but the run), best marked."""
+    rows = {}
+    for row in table.rows:
+        text = cells(row)
+        mark = ("★" if same(row, table.best_plan) else "") + \
+            ("◆" if same(row, table.best_val) else "")
+        status = STATUS_STYLE.get(row.get("status") or "", ("", ""))[1]
+        rows[str(row["checkpoint"])] = tuple(
+            Text(f"{text[k]} {mark}".rstrip(), style="bold" if mark else "") if k == "checkpoint"
+            else Text(text[k], style=status) if k == "status"
+            else Text(text[k], justify="right") for k, _ in COLUMNS if k != "run")
+    return rows
+
+
+def curve_rows(row: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
+    """An evaluation's open-loop error against the horizon, one row per step."""
+    if row is None:
+        return {}
+    return {str(h): (Text(str(h), justify="right"), *(
+        Text(fmt_num(values[k], 3 if k in ("img_psnr", "img_ssim") else 4), justify="right")
+        for k in ("z_visual_err", "z_proprio_err", "img_mse", "img_psnr", "img_ssim")))
+        for h, values in horizon_curve(row)}
