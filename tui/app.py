@@ -16,9 +16,9 @@ from textual.worker import Worker, get_current_worker
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
 from tui import operations
-from tui.messages import (ActionDone, EditNoteRequested, ExportRequested, GpuSampled,
-                          NewRunRequested, NoteRequested, ResumeRequested, RunsChanged,
-                          StopRequested)
+from tui.messages import (ActionDone, EditNoteRequested, EvalRequested, EvalStopRequested,
+                          ExportRequested, GpuSampled, NewRunRequested, NoteRequested,
+                          ResumeRequested, RunsChanged, StopRequested)
 from tui.notices import report_failure
 from tui.screens.dialogs import ConfirmModal, PromptModal
 from tui.screens.new_run import LaunchSpec, NewRunModal
@@ -120,6 +120,23 @@ class DinowmApp(App[None]):
                           f"checkpoint. Overrides (optional, resumable keys only):",
             placeholder="training.epochs=150", allow_empty=True), answer)
 
+    def on_eval_requested(self, message: EvalRequested) -> None:
+        """`dinowm eval` options (the public planner's defaults when left empty), then start."""
+        run_id = message.run_id
+
+        def answer(text: str | None) -> None:
+            if text is not None:
+                self.evaluate_run(run_id, text)
+
+        self.push_screen(PromptModal(
+            "Evaluate run", f"Evaluate {message.name} ({run_id}): rollouts and planning to "
+                            "held-out goals, in the background. Options of 'dinowm eval' "
+                            "(empty: the latest checkpoint, CEM and GD at the public defaults):",
+            value="--checkpoint latest", allow_empty=True), answer)
+
+    def on_eval_stop_requested(self, message: EvalStopRequested) -> None:
+        self.stop_evaluation(message.run_id)
+
     def on_note_requested(self, message: NoteRequested) -> None:
         """A note on a run."""
         run_id = message.run_id
@@ -158,6 +175,19 @@ class DinowmApp(App[None]):
     def resume_run(self, run_id: str, text: str) -> None:
         row = operations.resume(self.services, run_id, operations.parse_overrides(text))
         self.post_message(ActionDone(f"run {row['name']} ({run_id}) resumed", [run_id]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
+    def evaluate_run(self, run_id: str, text: str) -> None:
+        pid = operations.evaluate(self.services, run_id, text)
+        self.post_message(ActionDone(f"evaluating {run_id} in the background (pid {pid})",
+                                     [run_id]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
+    def stop_evaluation(self, run_id: str) -> None:
+        pid = operations.stop_evaluation(self.services, run_id)
+        self.post_message(ActionDone(f"asked the evaluation of {run_id} (pid {pid}) to stop"
+                                     if pid else f"no evaluation of {run_id} is running",
+                                     [run_id]))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="note")
     def note_run(self, run_id: str, text: str) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
 from dinowm.errors import DinowmError
+from dinowm.evaluate.watch import progress as eval_progress
 from dinowm.rundir import ACTIVE
 from dinowm.runs import reconcile
 from tui.messages import RunPolled, RunsPolled
@@ -61,7 +63,8 @@ def fetch_run(services: Services, run_id: str, telemetry_since: float | None,
                     "preset": run.get("preset"), "overrides": []}
         except ValueError as exc:
             raise DinowmError(f"run {run_id}: config_json is damaged ({exc})") from None
-    return RunPolled(run, epochs, incidents, notes, telemetry, spec, evaluations)
+    evaluating = eval_progress(Path(run["run_dir"])) if run.get("run_dir") else None
+    return RunPolled(run, epochs, incidents, notes, telemetry, spec, evaluations, evaluating)
 
 
 def fetch_compare(services: Services, run_ids: list[str]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ class RunPolled(Message):
     telemetry: list[dict[str, Any]]
     spec: dict[str, Any] | None = None
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # `dinowm eval`, by epoch
+    evaluating: dict[str, Any] | None = None  # the running evaluation's pid and progress
 
 
 @dataclass
@@ -114,3 +115,18 @@ class ExportRequested(Message):
     """Prompt for a path and write the Markdown training log of run_ids (all runs if empty)."""
 
     run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalRequested(Message):
+    """Prompt for `dinowm eval` options, then evaluate the run's checkpoints in the background."""
+
+    run_id: str
+    name: str = ""
+
+
+@dataclass
+class EvalStopRequested(Message):
+    """Stop the run's running evaluation."""
+
+    run_id: str

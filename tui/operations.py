@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,3 +99,28 @@ def export_log(services: Services, path: Path, run_ids: list[str]) -> Path:
     target = path if path.is_absolute() else project.root / path
     with services.store() as store:
         return write_log(store, target, run_ids).path
+
+
+def evaluate(services: Services, run_id: str, text: str) -> int:
+    """`dinowm eval RUN OPTIONS` detached (its output in the run's eval/eval.log); its pid.
+    The options are checked here first, so a typo is refused in one line, not in a log."""
+    from dinowm.evaluate.watch import start_detached
+
+    args = shlex.split(text)
+    command = [sys.executable, "-m", "dinowm", "--config", str(services.project.config_path),
+               "eval", run_id, *args]
+    check = subprocess.run([*command, "--check"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL)
+    if check.returncode:
+        lines = check.stderr.strip().splitlines() or [f"exit code {check.returncode}"]
+        raise DinowmError(lines[-1].removeprefix("error: "))
+    return start_detached(services.project, run_id, args).pid
+
+
+def stop_evaluation(services: Services, run_id: str) -> int | None:
+    """SIGTERM to the run's running evaluation; its pid, None when none runs."""
+    from dinowm.evaluate.watch import stop as stop_eval
+
+    with services.store() as store:
+        run_dir = Path(store.run(run_id)["run_dir"])
+    return stop_eval(run_dir)

@@ -84,11 +84,12 @@ def _key(row: dict[str, Any] | None) -> dict[str, Any] | None:
 @click.option("--stop", "stop_it", is_flag=True, help="Stop RUN's running evaluation.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (logs, the TUI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.option("--check", is_flag=True, hidden=True, help="Only validate the options (the TUI).")
 @click.pass_obj
 def eval_cmd(state: State, run: str, checkpoint: str, episodes: int, horizon: int,
              planners: str, seed: int, alpha: float, cem_samples: int, cem_topk: int,
              cem_iterations: int, gd_steps: int, gd_lr: float, device: str, stall_s: float,
-             detach: bool, stop_it: bool, quiet: bool, as_json: bool) -> None:
+             detach: bool, stop_it: bool, quiet: bool, as_json: bool, check: bool) -> None:
     """Judge RUN's checkpoints as its users would: open-loop rollouts and planning to goals.
 
     Offline, no simulator: on held-out episodes it measures the rollout error against the
@@ -122,6 +123,8 @@ def eval_cmd(state: State, run: str, checkpoint: str, episodes: int, horizon: in
                           "iterations": cem_iterations, "var_scale": 1.0},
         gd={"steps": gd_steps, "lr": gd_lr, "noise": 0.003}, device=device)
     request = req.build(run_dir, options)  # one-line errors before anything starts
+    if check:
+        return
     if detach:
         args = ["--checkpoint", checkpoint, "--episodes", str(episodes), "--horizon",
                 str(horizon), "--planner", planners, "--seed", str(seed), "--alpha", str(alpha),

@@ -20,8 +20,8 @@ from dinowm.formats import fmt_duration, fmt_num, slurm_text, status_text, world
 from dinowm.rundir import ACTIVE
 from tui.cells import progress_bar
 from tui.feed import fetch_run
-from tui.messages import (EditNoteRequested, ExportRequested, NoteRequested, ResumeRequested,
-                          RunPolled, RunsChanged, StopRequested)
+from tui.messages import (EditNoteRequested, EvalRequested, EvalStopRequested, ExportRequested,
+                          NoteRequested, ResumeRequested, RunPolled, RunsChanged, StopRequested)
 from tui.notices import report_failure
 from tui.screens.incident import IncidentScreen
 from tui.services import Services
@@ -68,6 +68,7 @@ class RunScreen(Screen[None]):
         Binding("r", "resume", "Resume"), Binding("a", "note", "Note"),
         Binding("E", "edit_note", "Edit"), Binding("e", "export", "Export"),
         Binding("t", "next_tab", "Tab"), Binding("f", "follow", "Follow"),
+        Binding("v", "evaluate", "Eval"), Binding("x", "stop_eval", "Stop eval", show=False),
         *[Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)],
     ]
 
@@ -107,6 +108,7 @@ class RunScreen(Screen[None]):
             with TabPane("6 Log", id="log"):
                 yield LogTail(None, poll_s=self.services.log_poll_s, id="log-tail")
             with TabPane("7 Evaluation", id="evaluation"):
+                yield Static("", id="eval-running", classes="hint")
                 yield Static("no evaluations yet: 'dinowm eval RUN' evaluates the checkpoints",
                              id="eval-best", classes="hint")
                 yield KeyedTable(EVAL_COLUMNS, id="eval-table")
@@ -157,6 +159,7 @@ class RunScreen(Screen[None]):
         if message.evaluations != self.evaluations or first:
             self.evaluations = message.evaluations
             self.show_evaluations()
+        self.show_evaluating(message.evaluating)
         self.incidents = {str(i["id"]): i for i in message.incidents}
         self.query_one("#incident-list", KeyedTable).set_rows(incident_rows(message.incidents))
         self.notes = {str(n["id"]): n for n in message.notes}
@@ -177,6 +180,18 @@ class RunScreen(Screen[None]):
             self.query_one("#eval-best", Static).update(
                 (ev.verdict(with_run=False) or "") + "  ★ best by planning  ◆ best by val loss")
         self.show_curve()
+
+    def show_evaluating(self, evaluating: dict[str, Any] | None) -> None:
+        """The running evaluation's progress line (x stops it), or the keys' hint."""
+        line = self.query_one("#eval-running", Static)
+        if evaluating:
+            total = evaluating.get("total")
+            line.update(f"evaluating (pid {evaluating['pid']}): {evaluating['done']}/"
+                        f"{total if total is not None else '?'} {evaluating['what']}"
+                        "  · x stops it")
+        else:
+            line.update("v evaluates this run's checkpoints in the background (options as "
+                        "'dinowm eval'); x stops a running evaluation")
 
     def show_curve(self) -> None:
         key = self.query_one("#eval-table", KeyedTable).current_key
@@ -235,6 +250,13 @@ class RunScreen(Screen[None]):
     def action_resume(self) -> None:
         if self.run:
             self.post_message(ResumeRequested(self.run_id, self.run.get("name") or ""))
+
+    def action_evaluate(self) -> None:
+        if self.run:
+            self.post_message(EvalRequested(self.run_id, self.run.get("name") or ""))
+
+    def action_stop_eval(self) -> None:
+        self.post_message(EvalStopRequested(self.run_id))
 
     def action_note(self) -> None:
         self.post_message(NoteRequested(self.run_id))
