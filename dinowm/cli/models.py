@@ -1,0 +1,66 @@
+"""Model commands: export-checkpoint (a run's weights for the public DINO-WM planner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dinowm.cli.base import HELP, State, console, main
+
+
+@main.command("export-checkpoint", context_settings=HELP)
+@click.argument("run")
+@click.option("--epoch", type=click.IntRange(min=1), default=None,
+              help="Export the committed checkpoint of this epoch (default: the newest).")
+@click.option("--format", "fmt", type=click.Choice(["dino_wm"]), default="dino_wm",
+              show_default=True, help="Target: the public DINO-WM code's plan.py.")
+@click.option("--dino-wm", "checkout", metavar="PATH", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Your DINO-WM checkout (holding plan.py and models/); needed: the modules "
+                   "are pickled through its classes so that its plan.py can unpickle them.")
+@click.option("--out", metavar="DIR", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Write the model folder here instead of PATH/outputs/<run name>/.")
+@click.option("--dataset-target", metavar="FUNC", default=None,
+              help="env.dataset._target_ in hydra.yaml for a franka-layout run (point_maze and "
+                   "wall runs get the public loaders); default: "
+                   "datasets.<env>_dset.load_<env>_slice_train_val.")
+@click.pass_obj
+def export_checkpoint(state: State, run: str, epoch: int | None, fmt: str, checkout: Path | None,
+                      out: Path | None, dataset_target: str | None) -> None:
+    """Export RUN's weights for the public DINO-WM planner (plan.py) in a DINO-WM checkout.
+
+    RUN is an id, a prefix, a name or 'latest'. The committed epoch checkpoint (verified by
+    its sha256) becomes PATH/outputs/<run name>/ with checkpoints/model_<epoch>.pth,
+    checkpoints/model_latest.pth (the predictor, decoder, action and proprio encoders as
+    module objects of the checkout's classes, and the epoch) and hydra.yaml (the run's
+    configuration in the public keys, plus a `dinowm` section: run, source checkpoint and
+    sha256, normalisation statistics). Each file is written atomically. The frozen encoder
+    is not saved: the planner builds DINOv2 from hydra.yaml. The run's own checkpoints stay
+    as they are. The checkout's models import einops: install it into dinowm's Python.
+
+    \b
+    Examples:
+      dinowm export-checkpoint latest --dino-wm ~/dino_wm
+      dinowm export-checkpoint franka_f5_h3-2 --epoch 40 --dino-wm ~/dino_wm
+      cd ~/dino_wm && python plan.py ckpt_base_path=$HOME/dino_wm model_name=franka_f5_h3-2 model_epoch=40
+    """
+    from dinowm.trials import export_for_planner
+
+    with state.store() as store:
+        row = store.run(run)
+    result = export_for_planner(row, checkout, epoch=epoch, out=out,
+                                dataset_target=dataset_target)
+    console.print(f"exported run {result['run_id']} epoch {result['epoch']} "
+                  f"(sha256 {result['sha256'][:12]}, {fmt})", highlight=False)
+    for path in result["written"]:
+        console.print(f"  wrote {path}", highlight=False, soft_wrap=True)
+    if result["plan_command"]:
+        console.print(f"plan with it:\n  {result['plan_command']}",
+                      highlight=False, soft_wrap=True)
+    else:
+        console.print("plan.py loads <ckpt_base_path>/outputs/<model_name>/: move the folder "
+                      "under an outputs/ folder to plan with it", highlight=False)
+    for text in result["warnings"]:
+        console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
