@@ -21,24 +21,39 @@ from dinowm.cli.base import HELP, State, console, main
                    "are pickled through its classes so that its plan.py can unpickle them.")
 @click.option("--out", metavar="DIR", default=None,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Write the model folder here instead of PATH/outputs/<run name>/.")
+              help="Write the model folder here instead of PATH/outputs/<run name>/ (plan.py "
+                   "finds it when DIR is <base>/outputs/<name>).")
 @click.option("--dataset-target", metavar="FUNC", default=None,
-              help="env.dataset._target_ in hydra.yaml for a franka-layout run (point_maze and "
-                   "wall runs get the public loaders); default: "
-                   "datasets.<env>_dset.load_<env>_slice_train_val.")
+              help="env.dataset._target_ in hydra.yaml for a franka-layout run, a loader your "
+                   "checkout provides (point_maze and wall runs get the public loaders); "
+                   "default: datasets.<env>_dset.load_<env>_slice_train_val.")
 @click.pass_obj
 def export_checkpoint(state: State, run: str, epoch: int | None, fmt: str, checkout: Path | None,
                       out: Path | None, dataset_target: str | None) -> None:
-    """Export RUN's weights for the public DINO-WM planner (plan.py) in a DINO-WM checkout.
+    """Export RUN's weights for the public DINO-WM planner (plan.py) of a DINO-WM checkout.
 
-    RUN is an id, a prefix, a name or 'latest'. The committed epoch checkpoint (verified by
-    its sha256) becomes PATH/outputs/<run name>/ with checkpoints/model_<epoch>.pth,
-    checkpoints/model_latest.pth (the predictor, decoder, action and proprio encoders as
-    module objects of the checkout's classes, and the epoch) and hydra.yaml (the run's
-    configuration in the public keys, plus a `dinowm` section: run, source checkpoint and
-    sha256, normalisation statistics). Each file is written atomically. The frozen encoder
-    is not saved: the planner builds DINOv2 from hydra.yaml. The run's own checkpoints stay
-    as they are. The checkout's models import einops: install it into dinowm's Python.
+    RUN is an id, a prefix, a name or 'latest'. Its committed epoch checkpoint, verified by its
+    sha256, becomes the model folder PATH/outputs/<run name>/ (the run id when the name is not a
+    plain file name), where plan.py finds it with ckpt_base_path=PATH model_name=<run name>:
+
+    \b
+      checkpoints/model_<epoch>.pth, checkpoints/model_latest.pth
+          {epoch, predictor, decoder, action_encoder, proprio_encoder}: module objects of the
+          checkout's classes (models/vit.py, vqvae.py, proprio.py), in eval mode
+      hydra.yaml
+          the run's configuration in the public train keys, and a `dinowm` section: run,
+          source checkpoint and sha256, the action/proprio normalisation statistics
+
+    Each file is written atomically (temp file, then rename). The frozen encoder is not saved:
+    the planner builds DINOv2 ViT-S/14 from hydra.yaml (a run with the tiny test encoder is
+    exported with a warning). Before writing, the public modules are checked to compute what
+    dinowm computes. The statistics are the training split's, as dinowm trained with them;
+    the public dataset loaders recompute theirs over all episodes. A folder whose hydra.yaml
+    belongs to another model is never overwritten. The run's own checkpoints stay as they are.
+
+    The work runs in a child process of dinowm's Python, which must be able to import the
+    checkout's models: install einops there (python -m pip install einops). plan.py on
+    torch >= 2.6 needs torch.load(..., weights_only=False) for any pickled-module checkpoint.
 
     \b
     Examples:
