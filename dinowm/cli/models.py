@@ -24,9 +24,10 @@ from dinowm.cli.base import HELP, State, console, main
               help="Write the model folder here instead of PATH/outputs/<run name>/ (plan.py "
                    "finds it when DIR is <base>/outputs/<name>).")
 @click.option("--dataset-target", metavar="FUNC", default=None,
-              help="env.dataset._target_ in hydra.yaml for a franka-layout run, a loader your "
-                   "checkout provides (point_maze and wall runs get the public loaders); "
-                   "default: datasets.<env>_dset.load_<env>_slice_train_val.")
+              help="env.dataset._target_ in hydra.yaml, the loader plan.py calls (default: "
+                   "the public loader of a point_maze or wall run; for a franka-layout run "
+                   "datasets.<env>_dset.load_<env>_slice_train_val, which your checkout "
+                   "must provide).")
 @click.pass_obj
 def export_checkpoint(state: State, run: str, epoch: int | None, fmt: str, checkout: Path | None,
                       out: Path | None, dataset_target: str | None) -> None:

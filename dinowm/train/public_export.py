@@ -234,8 +234,8 @@ def export(checkpoint: Path, checkout: Path, out: Path, run_name: str,
                           "projection in the public ViT; it cannot be exported.")
     pub = import_checkout(checkout)
     parts = build_public(pub, model, cfg.model)
-    kept = {name: copy_weights(name, module, parts_state[name]) for name, module in parts.items()}
-    for module in parts.values():
+    for name, module in parts.items():
+        copy_weights(name, module, parts_state[name])
         module.eval()
     diff = max_difference(model, parts)
     if not diff <= TOLERANCE:
@@ -244,7 +244,7 @@ def export(checkpoint: Path, checkout: Path, out: Path, run_name: str,
                           f"from the public DINO-WM.")
     epoch = int(manifest["epoch"])
     layout = planner_layout(cfg.data.layout, Path(cfg.data.path), cfg.env)
-    target = DATASET_TARGETS.get(layout) or dataset_target or default_dataset_target(cfg.env)
+    target = dataset_target or DATASET_TARGETS.get(layout) or default_dataset_target(cfg.env)
     source = {"run_id": state["run_id"], "run_name": run_name, "epoch": epoch,
               "checkpoint": str(checkpoint), "sha256": manifest["sha256"],
               "encoder": cfg.model.encoder, "dinowm_version": manifest.get("dinowm")}
@@ -257,7 +257,7 @@ def export(checkpoint: Path, checkout: Path, out: Path, run_name: str,
                         f"instead, whose 384 channels this predictor was not trained on.")
     return {"written": written, "epoch": epoch, "run_id": state["run_id"],
             "sha256": manifest["sha256"], "max_difference": diff, "dataset_target": target,
-            "layout": layout, "kept_buffers": kept["decoder"], "warnings": warnings}
+            "layout": layout, "warnings": warnings}
 
 
 def planner_layout(layout: str, data: Path, env: str) -> str:

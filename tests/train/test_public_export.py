@@ -169,13 +169,15 @@ def test_an_older_epoch_to_another_folder_and_a_failed_write_leaves_no_part(
     failed = project.cli(*args, env={"DINOWM_FAULT": "ckpt_mid_write:2:raise"})
     assert failed.returncode != 0 and failed.stdout == ""
     assert sorted(p.name for p in out.rglob("*")) == ["checkpoints", "model_1.pth"]
-    done = project.cli(*args)
+    done = project.cli(*args, "--dataset-target", "datasets.franka_dset.load_franka")
     assert done.returncode == 0, done.stderr
     assert (f"ckpt_base_path={exported['root'] / 'elsewhere'} model_name=first model_epoch=1"
             in done.stdout)
     assert sorted(p.name for p in out.rglob("*")) == \
         ["checkpoints", "hydra.yaml", "model_1.pth", "model_latest.pth"]
-    assert load((out / "hydra.yaml").read_text())["dinowm"]["epoch"] == 1
+    doc = load((out / "hydra.yaml").read_text())
+    assert doc["dinowm"]["epoch"] == 1
+    assert doc["env"]["dataset"]["_target_"] == "datasets.franka_dset.load_franka"
 
 
 def test_without_dino_wm_it_says_why_and_writes_nothing(exported: dict) -> None:
