@@ -202,7 +202,7 @@ def _write(out: Path, epoch: int, modules: dict[str, Any], hydra_text: str) -> l
     buffer = io.BytesIO()
     torch.save(modules, buffer)
     data = buffer.getvalue()
-    folder = rundir.planner_checkpoint(out, "latest").parent
+    folder = out / rundir.CHECKPOINTS
     folder.mkdir(parents=True, exist_ok=True)
     ckpt.sweep_temp_files(folder)  # what a killed export left behind
     written = []
