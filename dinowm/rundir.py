@@ -51,6 +51,12 @@ TRAINER_LOCK = "trainer.lock"
 EVALUATIONS = "evaluations.jsonl"
 EVAL_DIR = "eval"
 
+# The public DINO-WM planner's model folder, <ckpt_base_path>/outputs/<model_name>/, which
+# `dinowm export-checkpoint` writes: hydra.yaml, and CHECKPOINTS/model_<epoch>.pth beside
+# LATEST_CHECKPOINT (our run folder took its checkpoint names from it).
+PLANNER_OUTPUTS = "outputs"
+PLANNER_CONFIG = "hydra.yaml"
+
 TAIL_BLOCK = 64 * 1024
 MAX_TAIL_BYTES = 1024 * 1024
 
@@ -335,6 +341,12 @@ def read_spec(run_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise DinowmError(f"{run_dir}/{SPEC} cannot be read ({exc}); the run folder "
                           f"is damaged.") from None
+
+
+def planner_checkpoint(model_dir: Path, epoch: int | str) -> Path:
+    """model_<epoch>.pth (or model_latest.pth for "latest") of a public planner's model folder."""
+    name = LATEST_CHECKPOINT if epoch == "latest" else f"model_{epoch}.pth"
+    return Path(model_dir) / CHECKPOINTS / name
 
 
 def sample_path(run_dir: Path, epoch: int) -> Path:

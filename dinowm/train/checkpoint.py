@@ -50,7 +50,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the renames in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -58,7 +59,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def write_atomic(target: Path, data: bytes) -> None:
     """Temp file in the same folder, write, flush, fsync, chmod 0644, rename."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
@@ -89,7 +90,7 @@ def save(folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any],
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
-    _write_atomic(target, data)
+    write_atomic(target, data)
     fault("ckpt_after_rename")
     manifest = {"format": FORMAT, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
                 "size": len(data), "time": time.time(), "torch": torch.__version__,
@@ -98,12 +99,12 @@ def save(folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any],
     fault("ckpt_after_manifest")
     if latest and name != LATEST:
         _link_latest(folder, target, manifest)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return manifest
 
 
 def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
-    _write_atomic(manifest_path(target), json.dumps(manifest, indent=1, sort_keys=True).encode())
+    write_atomic(manifest_path(target), json.dumps(manifest, indent=1, sort_keys=True).encode())
 
 
 def _link_latest(folder: Path, target: Path, manifest: dict[str, Any]) -> None:
@@ -114,7 +115,7 @@ def _link_latest(folder: Path, target: Path, manifest: dict[str, Any]) -> None:
     try:
         os.link(target, tmp)
     except OSError:
-        _write_atomic(tmp, target.read_bytes())
+        write_atomic(tmp, target.read_bytes())
     manifest_path(latest).unlink(missing_ok=True)  # never a manifest that names other bytes
     os.replace(tmp, latest)
     _write_manifest(latest, {**manifest, "file": LATEST})

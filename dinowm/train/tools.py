@@ -1,4 +1,5 @@
-"""`python -m dinowm.train.tools NAME JSON`: the trainer's dataset code for torch-free callers.
+"""`python -m dinowm.train.tools NAME JSON`: the trainer's code for torch-free callers (dataset
+checks, synthetic data, the export for the public planner).
 
 The CLI and the TUI never import torch: they run these in a child process (dinowm.trials) and
 read one JSON object from stdout: {"ok": true, "result": ...} or {"ok": false, "error": the
@@ -49,8 +50,19 @@ def _random_encoder(a: dict[str, Any]) -> dict[str, Any]:
     return {"path": a["path"]}
 
 
+def _export_dino_wm(a: dict[str, Any]) -> dict[str, Any]:
+    """A verified checkpoint as the public planner's model folder (see public_export)."""
+    from pathlib import Path
+
+    from dinowm.train.public_export import export
+
+    return export(Path(a["checkpoint"]), Path(a["checkout"]), Path(a["out"]), a["run_name"],
+                  a["dataset_target"], a["paths"])
+
+
 TOOLS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "validate": _validate, "check": _check, "synth": _synth, "random_encoder": _random_encoder}
+    "validate": _validate, "check": _check, "synth": _synth, "random_encoder": _random_encoder,
+    "export_dino_wm": _export_dino_wm}
 
 
 def main(argv: list[str]) -> int:
