@@ -13,33 +13,7 @@ from dinowm.errors import DataError
 from dinowm.train.data import (EpochSampler, build_datasets, check_dataset, prepare_frames,
                                reference_sample, split_episodes)
 from dinowm.train.synth import write_synthetic_dataset
-
-
-def write_franka(root: Path, states: torch.Tensor, actions: torch.Tensor, lengths=None,
-                 size: int = 8) -> Path:
-    """Franka layout; frame t of every episode is filled with the value t % 256."""
-    root.mkdir(parents=True)
-    torch.save(states, root / "states.pth")
-    torch.save(actions, root / "actions.pth")
-    n, t_max = states.shape[:2]
-    lengths = lengths or [t_max] * n
-    if lengths != [t_max] * n:
-        with open(root / "metadata.pkl", "wb") as f:
-            pickle.dump({"episode_lengths": lengths}, f)
-    for ep, length in enumerate(lengths):
-        (root / f"{ep:06d}").mkdir()
-        frames = (torch.arange(length) % 256).to(torch.uint8)[:, None, None, None]
-        torch.save(frames.expand(length, size, size, 3).clone(), root / f"{ep:06d}" / "obses.pth")
-    return root
-
-
-def coded_tables(n: int, t_max: int, state_dim: int = 22, action_dim: int = 9):
-    """value = 1000 * episode + 10 * timestep + column, so every entry names its place."""
-    ep = torch.arange(n)[:, None, None] * 1000.0
-    t = torch.arange(t_max)[None, :, None] * 10.0
-    states = ep + t + torch.arange(state_dim)[None, None, :]
-    actions = ep + t + torch.arange(action_dim)[None, None, :]
-    return states.float(), actions.float()
+from tests.support.datasets import coded_tables, small, write_franka
 
 
 def write_point_maze(root: Path, n=3, t_max=30, lengths=None, channels_last=True) -> Path:
@@ -54,10 +28,6 @@ def write_point_maze(root: Path, n=3, t_max=30, lengths=None, channels_last=True
         shape = (length, 8, 8, 3) if channels_last else (length, 3, 8, 8)
         torch.save(frames.expand(*shape).clone(), root / "obses" / f"episode_{ep:03d}.pth")
     return root
-
-
-def small(**kw):
-    return {"frameskip": 2, "num_hist": 2, "num_pred": 1, **kw}
 
 
 # ---- layouts -------------------------------------------------------------------------------
