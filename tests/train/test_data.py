@@ -49,6 +49,35 @@ def test_franka_without_metadata_uses_t_max(tmp_path):
     assert len(train) + len(val) == 3 * 25
 
 
+def test_franka_without_metadata_takes_each_length_from_its_frames(tmp_path):
+    frames = [30, 22, 9, 27, 30, 12, 25, 28]
+    states, actions = coded_tables(8, 30)
+    for ep, n in enumerate(frames):  # padding past each episode's frames: never read
+        states[ep, n:], actions[ep, n:] = float("nan"), float("nan")
+    root = write_franka(tmp_path / "d", states, actions, frames=frames)
+    assert not (root / "metadata.pkl").exists()
+    train, val, stats, info = build_datasets(root, stats_from="all", **small())
+    assert len(train) + len(val) == sum(n - 6 + 1 for n in frames)
+    assert all(v == v for v in stats["action_mean"] + stats["proprio_std"])  # no NaN
+    warning = ("no metadata.pkl: 6 of 8 episodes are shorter than the 30 timesteps of "
+               "states.pth, each taken as long as its obses.pth: 1 (22 frames), 2 (9 frames), "
+               "3 (27 frames), 5 (12 frames), 6 (25 frames), ...; states and actions past that "
+               "are ignored")
+    assert warning in info["warnings"]
+    report = check_dataset(root, **small())
+    assert report["problems"] == [] and warning in report["warnings"]
+    assert report["lengths"] == {"min": 9, "mean": 22.88, "max": 30}
+
+
+def test_franka_metadata_lengths_win_over_frame_counts(tmp_path):
+    root = write_franka(tmp_path / "d", *coded_tables(3, 30), lengths=[30, 25, 28],
+                        frames=[30, 30, 30])
+    _, _, _, info = build_datasets(root, **small())
+    assert info["lengths"]["min"] == 25
+    assert not any("metadata.pkl" in w for w in info["warnings"])
+    assert any("30 frames for an episode of length 25" in w for w in info["warnings"])
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_point_maze_layout_proprio_is_whole_state(tmp_path, channels_last):
     root = write_point_maze(tmp_path / "pm", lengths=[30, 20, 26], channels_last=channels_last)
@@ -244,6 +273,9 @@ def test_wrong_shapes_are_refused(tmp_path):
     with pytest.raises(DataError, match=r"000002/obses\.pth: shape \(30, 8, 8\), expected uint8"):
         build_datasets(root, **small())
     torch.save(torch.zeros(12, 8, 8, 3, dtype=torch.uint8), root / "000002" / "obses.pth")
+    assert build_datasets(root, **small())[3]["lengths"]["min"] == 12  # no metadata.pkl
+    with open(root / "metadata.pkl", "wb") as f:  # which says episode 2 is 30 frames long
+        pickle.dump({"episode_lengths": [30, 30, 30]}, f)
     with pytest.raises(DataError, match="12 frames for an episode of length 30"):
         build_datasets(root, **small())
 
