@@ -2,7 +2,9 @@
 
 Event types, each with `seq`, `t` (unix time) and `type`:
   start       attempt, pid, epoch (next to run), step, batches_per_epoch, batch_size, grad_accum,
-              train_samples, val_samples, params, encoder_label, device, resumed_from
+              train_samples, val_samples, params, encoder_label, device, resumed_from,
+              stats_from (train | all: the episodes of the normalisation statistics; a resume
+              keeps its checkpoint's), shuffle (epoch | fixed: the training order)
   phase       phase (startup | train | validation | checkpoint | thermal_pause), epoch
   heartbeat   epoch, batch, batches, step, loss, step_s, samples_per_s, eta_s
   epoch       epoch, train_loss, val_loss, z_err_pred, metrics{...}, duration_s, samples_per_s,

@@ -30,7 +30,13 @@ class DataConfig:
     split_ratio: float = opt(0.9, "train fraction, split by trajectory", min=0.0, max=1.0,
                              min_open=True, max_open=True)
     split_seed: int = opt(42, "seed of the train/val split")
-    normalize_action: bool = opt(True, "z-score actions and proprio with train-split statistics")
+    normalize_action: bool = opt(True, "z-score actions and proprio (statistics: stats_from)")
+    stats_from: str = opt("auto", "z-score statistics from the train split, or all episodes as "
+                          "the public loaders; auto: all in reference mode, else train",
+                          choices=("auto", "train", "all"))
+    shuffle: str = opt("auto", "a new sample order each epoch, or one fixed seeded order as the "
+                       "public TrajSlicerDataset; auto: fixed in reference mode, else epoch",
+                       choices=("auto", "epoch", "fixed"))
     num_workers: int = opt(2, "DataLoader worker processes", min=0)
     cache_features: bool = opt(False, "cache the frozen encoder's patch tokens on disk")
 

@@ -1,4 +1,4 @@
-"""Training samples: slice-first episode windows, trajectory split, per-epoch shuffling."""
+"""Training samples: slice-first episode windows, trajectory split, the sample order."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
@@ -18,8 +19,9 @@ from dinowm.train.normalize import (Stats, check_stats, compute_stats, constant_
                                     identity_stats, normalise)
 
 __all__ = ["SliceDataset", "EpochSampler", "RankBatches", "Step", "plan_steps", "rank_share",
-           "build_datasets", "check_dataset", "validate_dataset",
-           "split_episodes", "split_order", "prepare_frames", "reference_sample", "ReferenceDataset"]
+           "public_order", "build_datasets", "check_dataset", "validate_dataset",
+           "split_episodes", "split_order", "prepare_frames", "reference_sample",
+           "ReferenceDataset"]
 
 
 class SliceDataset(Dataset):
@@ -27,9 +29,11 @@ class SliceDataset(Dataset):
 
     def __init__(self, frames: FrameStore, actions: torch.Tensor, proprio: torch.Tensor,
                  lengths: list[int], episodes: list[int], num_frames: int,
-                 frameskip: int) -> None:
+                 frameskip: int, split_order: list[int] | None = None) -> None:
         self.frames, self.actions, self.proprio = frames, actions, proprio  # normalised
         self.lengths, self.episodes = lengths, episodes
+        # the same episodes in the split's random order (the public slicer enumerates them so)
+        self.split_order = episodes if split_order is None else split_order
         self.num_frames, self.frameskip = num_frames, frameskip
         span = num_frames * frameskip
         starts = [(e, s) for e in episodes for s in range(starts_in(lengths[e], span))]
@@ -76,10 +80,14 @@ class SliceDataset(Dataset):
 
 
 class EpochSampler(Sampler[int]):
-    """A new permutation every epoch from seed + epoch: reproducible and resumable mid-epoch."""
+    """A new permutation every epoch from seed + epoch, or one given `order` (n,) for every
+    epoch: reproducible and resumable mid-epoch."""
 
-    def __init__(self, n: int, seed: int, epoch: int = 0, start_index: int = 0) -> None:
-        self.n, self.seed = n, seed
+    def __init__(self, n: int, seed: int, epoch: int = 0, start_index: int = 0,
+                 order: torch.Tensor | None = None) -> None:
+        if order is not None and order.shape != (n,):
+            raise ValueError(f"order of shape {tuple(order.shape)} for {n} samples")
+        self.n, self.seed, self.order = n, seed, order
         self.set_epoch(epoch, start_index)
 
     def set_epoch(self, epoch: int, start_index: int = 0) -> None:
@@ -90,6 +98,8 @@ class EpochSampler(Sampler[int]):
 
     def permutation(self, epoch: int) -> torch.Tensor:
         """(n,) int64: the order of `epoch`."""
+        if self.order is not None:
+            return self.order
         return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
 
     def __iter__(self) -> Iterator[int]:
@@ -110,6 +120,21 @@ class EpochSampler(Sampler[int]):
                             f"this dataset has {self.n} with seed {self.seed}; resume on the "
                             "same data and settings")
         self.set_epoch(state["epoch"], state["start_index"])
+
+
+def public_order(ds: SliceDataset, seed: int) -> torch.Tensor:
+    """(S,) int64 indices of `ds`: the public TrajSlicerDataset's one order of the same slices.
+
+    It lists the slices episode by episode in the split's order, starts ascending, and permutes
+    them once with np.random.permutation right after np.random.seed(training.seed) (its
+    DataLoader has shuffle=False, so every epoch uses that order).
+    """
+    counts = torch.bincount(ds.slices[:, 0], minlength=len(ds.lengths))  # slices per episode
+    first = torch.cumsum(counts, 0) - counts  # ds lists its episodes in ascending order
+    listed = torch.cat([torch.arange(int(first[e]), int(first[e] + counts[e]))
+                        for e in ds.split_order] or [torch.zeros(0, dtype=torch.int64)])
+    perm = np.random.RandomState(seed).permutation(len(listed))  # the public global-RNG draw
+    return listed[torch.from_numpy(perm)]
 
 
 class Step(NamedTuple):
@@ -200,21 +225,23 @@ def split_episodes(n: int, ratio: float, seed: int) -> tuple[list[int], list[int
 def build_datasets(path: str | Path, *, layout: str = "auto", n_rollouts: int = 0,
                    split_ratio: float = 0.9, split_seed: int = 42, normalize_action: bool = True,
                    frameskip: int = 5, num_hist: int = 3, num_pred: int = 1,
-                   stats: dict | None = None,
+                   stats: dict | None = None, stats_from: str = "train",
                    ) -> tuple[SliceDataset, SliceDataset, Stats, dict[str, Any]]:
-    """(train, val, stats, info): validated, split by trajectory, normalised with train stats.
+    """(train, val, stats, info): validated, split by trajectory, normalised.
 
-    `stats` (from a checkpoint) replace the computed ones. Episodes too short for one slice are
-    skipped with a warning in info["warnings"]; the split is made before skipping, so it is
-    the public code's split for the same seed.
+    The statistics come from the train split's episodes, or with stats_from="all" from every
+    episode (the public loaders); `stats` (from a checkpoint) replace them. Episodes too short
+    for one slice are skipped with a warning in info["warnings"]; the split is made before
+    skipping, so it is the public code's split for the same seed.
     """
     eps, rep = validate_dataset(path, layout, n_rollouts, frameskip, num_hist, num_pred)
     warnings = list(rep.warnings)
     span = slice_span(frameskip, num_hist, num_pred)
     usable = {i for i, length in enumerate(eps.lengths) if starts_in(length, span) > 0}
-    train_eps, val_eps = split_episodes(len(eps.lengths), split_ratio, split_seed)
-    train_eps = [e for e in train_eps if e in usable]
-    val_eps = [e for e in val_eps if e in usable]
+    train_order, val_order = split_order(len(eps.lengths), split_ratio, split_seed)
+    train_order = [e for e in train_order if e in usable]
+    val_order = [e for e in val_order if e in usable]
+    train_eps, val_eps = sorted(train_order), sorted(val_order)
     if not train_eps:
         raise DataError(f"{path}: no training episode is long enough for one slice ({span} "
                         "frames) after the split; lower frameskip/num_hist or raise split_ratio")
@@ -225,10 +252,15 @@ def build_datasets(path: str | Path, *, layout: str = "auto", n_rollouts: int = 
     if stats is not None:
         stats = check_stats(stats, action_dim, proprio_dim)
     elif normalize_action:
-        stats = compute_stats(eps.actions, eps.proprio, eps.lengths, train_eps)
+        if stats_from not in ("train", "all"):
+            raise ValueError(f"stats_from={stats_from!r}, expected 'train' or 'all'")
+        # "all": every loaded episode, too short ones included, as the public loaders
+        over = train_eps if stats_from == "train" else list(range(len(eps.lengths)))
+        stats = compute_stats(eps.actions, eps.proprio, eps.lengths, over)
+        where = "training split" if stats_from == "train" else "dataset"
         for kind in ("action", "proprio"):
             if cols := constant_columns(stats, kind):
-                warnings.append(f"{kind} columns {cols} are constant in the training split; "
+                warnings.append(f"{kind} columns {cols} are constant in the {where}; "
                                 "a different value elsewhere normalises to a huge number")
     else:
         stats = identity_stats(action_dim, proprio_dim)
@@ -237,8 +269,9 @@ def build_datasets(path: str | Path, *, layout: str = "auto", n_rollouts: int = 
     store = FrameStore(eps.frame_files, rep.facts["image"]["channels_last"],
                        cache=64 if rep.facts["frames_mmap"] else 2)
     num_frames = num_hist + num_pred
-    train, val = (SliceDataset(store, actions, proprio, eps.lengths, e, num_frames, frameskip)
-                  for e in (train_eps, val_eps))
+    train, val = (SliceDataset(store, actions, proprio, eps.lengths, e, num_frames, frameskip,
+                               split_order=o)
+                  for e, o in ((train_eps, train_order), (val_eps, val_order)))
     h, w, _ = rep.facts["image"]["shape"]
     info = {
         "path": str(path), "layout": eps.layout, "episodes": len(eps.lengths),

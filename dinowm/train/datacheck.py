@@ -12,8 +12,8 @@ import torch
 
 from dinowm.errors import DataError
 from dinowm.train.episodes import (FRANKA_ACTION_DIM, FRANKA_PROPRIO_DIM, FRANKA_STATE_DIM,
-                                   Episodes, detect_layout, episode_frame_file, frame_layout,
-                                   load_pth, read_tables)
+                                   Episodes, detect_layout, episode_frame_file, frame_count,
+                                   frame_layout, load_pth, read_tables)
 
 
 @dataclass
@@ -140,12 +140,14 @@ def inspect(path: str | Path, layout: str = "auto", n_rollouts: int = 0,
     except DataError as e:
         rep.problems.append(str(e))
         return None, rep
-    n_all = len(lengths)
+    n_all = int(states.shape[0])
     if n_rollouts > n_all:
         rep.problems.append(f"n_rollouts={n_rollouts} but {path / 'states.pth'} holds {n_all} "
                             "episodes; set n_rollouts to at most that (0 = all)")
     n = min(n_rollouts or n_all, n_all)
-    states, actions, lengths = states[:n], actions[:n], lengths[:n]
+    states, actions = states[:n], actions[:n]
+    lengths = _lengths_from_frames(path, n, int(states.shape[1]), rep) if lengths is None \
+        else lengths[:n]
     proprio_dim = FRANKA_PROPRIO_DIM if layout == "franka" else states.shape[-1]
     if layout == "franka" and (states.shape[-1], actions.shape[-1]) != (
             FRANKA_STATE_DIM, FRANKA_ACTION_DIM):
@@ -171,6 +173,21 @@ def inspect(path: str | Path, layout: str = "auto", n_rollouts: int = 0,
     if rep.problems:
         return None, rep
     return Episodes(path, layout, states, actions, lengths, proprio_dim, files), rep
+
+
+def _lengths_from_frames(path: Path, n: int, t_max: int, rep: Report) -> list[int]:
+    """Franka without metadata.pkl: each episode as long as its obses.pth, at most T_max."""
+    # an unreadable or empty file counts as T_max here; _inspect_frames names the problem
+    lengths = [min(t_max, frame_count(episode_frame_file(path, "franka", ep)) or t_max)
+               for ep in range(n)]
+    short = [ep for ep, length in enumerate(lengths) if length < t_max]
+    if short:
+        listed = ", ".join(f"{ep} ({lengths[ep]} frames)" for ep in short[:5])
+        rep.warnings.append(
+            f"no metadata.pkl: {len(short)} of {n} episodes are shorter than the {t_max} "
+            f"timesteps of states.pth, each taken as long as its obses.pth: {listed}"
+            f"{', ...' if len(short) > 5 else ''}; states and actions past that are ignored")
+    return lengths
 
 
 def _inspect_slices(lengths: list[int], span: int, rep: Report) -> None:

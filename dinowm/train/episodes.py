@@ -145,8 +145,10 @@ def _check_table(t: Any, file: Path, what: str) -> torch.Tensor:
     return t
 
 
-def read_tables(path: Path, layout: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """states (N, T, S), actions (N, T, A) as float32 and the valid length of each episode."""
+def read_tables(path: Path,
+                layout: str) -> tuple[torch.Tensor, torch.Tensor, list[int] | None]:
+    """states (N, T, S), actions (N, T, A) as float32 and the valid length of each episode;
+    None for a franka dataset without metadata.pkl, whose frame files tell the lengths."""
     s_file, a_file = path / "states.pth", path / "actions.pth"
     states = _check_table(load_pth(s_file, "float32 (N, T_max, state_dim)"), s_file, "state_dim")
     actions = _check_table(load_pth(a_file, "float32 (N, T_max, action_dim)"), a_file,
@@ -161,6 +163,8 @@ def read_tables(path: Path, layout: str) -> tuple[torch.Tensor, torch.Tensor, li
                             "whose first 3 columns are the end-effector xyz")
         lengths_file = path / "metadata.pkl"
         lengths = read_metadata_lengths(lengths_file)
+        if lengths is None:
+            return states.to(torch.float32, copy=True), actions.to(torch.float32, copy=True), None
     else:
         lengths_file = path / "seq_lengths.pth"
         lengths = (_as_int_list(load_pth(lengths_file, "episode lengths", mmap=False), lengths_file)
@@ -176,6 +180,16 @@ def read_tables(path: Path, layout: str) -> tuple[torch.Tensor, torch.Tensor, li
                         f"1..{t_max} (T_max of states.pth); fix the lengths")
     return (states.to(torch.float32, copy=True), actions.to(torch.float32, copy=True),
             lengths)
+
+
+def frame_count(file: Path) -> int | None:
+    """Frames in an episode's frame file, None if it is unreadable (a memory-mapped zip file
+    is not read: only its header and shape)."""
+    try:
+        frames = load_pth(file, "uint8 frames")
+    except DataError:
+        return None
+    return int(frames.shape[0]) if isinstance(frames, torch.Tensor) and frames.ndim else None
 
 
 def frame_layout(shape: tuple[int, ...], file: Path, layout: str) -> tuple[bool, int, int, int]:

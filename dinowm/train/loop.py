@@ -62,7 +62,7 @@ def _train(rt: Runtime, run_dir: Path) -> str:
         cfg.data.path, layout=cfg.data.layout, n_rollouts=cfg.data.n_rollouts,
         split_ratio=cfg.data.split_ratio, split_seed=cfg.data.split_seed,
         normalize_action=cfg.data.normalize_action, frameskip=cfg.frameskip,
-        num_hist=cfg.num_hist, num_pred=cfg.num_pred,
+        num_hist=cfg.num_hist, num_pred=cfg.num_pred, stats_from=mode.stats_from,
         stats=resumed.state["stats"] if resumed else None)  # a resume keeps its normalisation
     for warning in info["warnings"]:
         rt.log(f"data warning: {warning}")
@@ -85,7 +85,8 @@ def _train(rt: Runtime, run_dir: Path) -> str:
         rt.phase("startup", epoch=None)
         attach_cache(model, train_ds, val_ds, run_dir.parent / ".feature_cache", device, rt.log)
     net = dist.wrap(model)  # DistributedDataParallel with several ranks, else the model
-    sampler = EpochSampler(len(train_ds), seed=cfg.seed)  # one global order per epoch
+    # one global order per epoch, or the public code's one order for all (shuffle=fixed)
+    sampler = EpochSampler(len(train_ds), seed=cfg.seed, order=mode.order(train_ds, cfg.seed))
     plan = RankBatches(sampler, cfg.micro_batch, t.grad_accum, dist.world, dist.rank)
     loader = rt.loader(mode.dataset(train_ds, cfg.model.img_size), batch_sampler=plan)
     if dist.enabled:  # each rank validates its contiguous share of the val set
@@ -102,7 +103,7 @@ def _train(rt: Runtime, run_dir: Path) -> str:
              train_samples=len(train_ds), val_samples=len(val_ds),
              params=model.parameter_counts(), encoder_label=model.encoder.label, dataset=info,
              config_hash=config_hash(cfg), resumed_from=str(resumed.path) if resumed else None,
-             swept_temp_files=swept)
+             swept_temp_files=swept, stats_from=mode.stats_from, shuffle=mode.shuffle)
     autocast = rt.autocast(mode.precision)
 
     while state.epoch <= t.epochs:

@@ -1,4 +1,5 @@
-"""What perf.mode changes, decided once: the fast path, or the public code's costs (reference)."""
+"""What perf.mode changes, decided once: the fast path, or the public code's costs and data
+choices (reference)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dinowm.schema import RunConfig
-from dinowm.train.data import ReferenceDataset, SliceDataset
+from dinowm.train.data import ReferenceDataset, SliceDataset, public_order
 from dinowm.train.model import WorldModel
 
 TRAIN_DECODE_EVERY = 10  # fast mode decodes predicted frames (a metric only) every 10th step
@@ -26,19 +27,27 @@ class Mode:
     cache_features: bool  # read the frozen encoder's tokens from the on-disk cache
     compile: bool  # torch.compile the predictor and decoder
     channels_last: bool  # channels-last decoder convolutions (applied on CUDA only)
+    stats_from: str  # "train" or "all": the episodes of the normalisation statistics
+    shuffle: str  # "epoch" (a new order each epoch) or "fixed" (the public code's one order)
 
     @classmethod
     def of(cls, cfg: RunConfig) -> Mode:
-        """The mode of a run; reference mode turns every fast-path setting off."""
+        """The mode of a run; reference mode turns every fast-path setting off and makes the
+        public code's data choices where data.stats_from / data.shuffle say auto."""
         reference = cfg.perf.mode == "reference"
         fast = not reference
+        d = cfg.data
         return cls(reference=reference,
                    precision="fp32" if reference else cfg.training.precision,
                    decode_every=1 if reference else TRAIN_DECODE_EVERY,
                    keep_pred_graph=reference,
                    cache_features=fast and cfg.data.cache_features,
                    compile=fast and cfg.perf.compile,
-                   channels_last=fast and cfg.perf.channels_last)
+                   channels_last=fast and cfg.perf.channels_last,
+                   stats_from=d.stats_from if d.stats_from != "auto" else (
+                       "all" if reference else "train"),
+                   shuffle=d.shuffle if d.shuffle != "auto" else (
+                       "fixed" if reference else "epoch"))
 
     def prepare(self, model: WorldModel, device: torch.device) -> None:
         """Set the model up for this mode, before its optimisers are built."""
@@ -53,6 +62,11 @@ class Mode:
     def dataset(self, ds: SliceDataset, img_size: int) -> Dataset:
         """Reference mode transforms each sample's whole episode, as the public loader."""
         return ReferenceDataset(ds, img_size) if self.reference else ds
+
+    def order(self, ds: SliceDataset, seed: int) -> torch.Tensor | None:
+        """The one training order of every epoch (shuffle=fixed: the public code's), or None:
+        the sampler draws a new permutation each epoch."""
+        return public_order(ds, seed) if self.shuffle == "fixed" else None
 
     def validation_grad(self) -> contextlib.AbstractContextManager:
         """no_grad, or autograd on in reference mode, as the public code validates."""

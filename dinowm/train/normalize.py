@@ -1,4 +1,4 @@
-"""Z-score statistics of actions and proprio: from the training split, kept as plain lists."""
+"""Z-score statistics of actions and proprio: from the chosen episodes, kept as plain lists."""
 
 from __future__ import annotations
 
@@ -62,5 +62,5 @@ def normalise(table: torch.Tensor, stats: Stats, kind: str) -> torch.Tensor:
 
 
 def constant_columns(stats: Stats, kind: str) -> list[int]:
-    """Columns whose training-split std is zero: any other value normalises to a huge number."""
+    """Columns whose std is zero: any other value normalises to a huge number."""
     return [i for i, s in enumerate(stats[f"{kind}_std"]) if s <= STD_EPS * (1 + 1e-6)]

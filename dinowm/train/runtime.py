@@ -154,7 +154,8 @@ class Runtime:
         self.log(f"run {self.run_id} attempt {self.attempt}: {what} at epoch {attempt_epoch}, "
                  f"{fields['batches_per_epoch']} batches/epoch of {fields['batch_size']} "
                  f"(micro-batch {fields['micro_batch']}), device {self.device}, "
-                 f"encoder {fields['encoder_label']}")
+                 f"encoder {fields['encoder_label']}, statistics from "
+                 f"{fields['stats_from']}, {fields['shuffle']} order")
 
     def heartbeat(self, *, epoch: int, batch: int, batches: int, step: int, loss: float,
                   step_s: float, samples: int, remaining: int) -> None:

@@ -13,33 +13,7 @@ from dinowm.errors import DataError
 from dinowm.train.data import (EpochSampler, build_datasets, check_dataset, prepare_frames,
                                reference_sample, split_episodes)
 from dinowm.train.synth import write_synthetic_dataset
-
-
-def write_franka(root: Path, states: torch.Tensor, actions: torch.Tensor, lengths=None,
-                 size: int = 8) -> Path:
-    """Franka layout; frame t of every episode is filled with the value t % 256."""
-    root.mkdir(parents=True)
-    torch.save(states, root / "states.pth")
-    torch.save(actions, root / "actions.pth")
-    n, t_max = states.shape[:2]
-    lengths = lengths or [t_max] * n
-    if lengths != [t_max] * n:
-        with open(root / "metadata.pkl", "wb") as f:
-            pickle.dump({"episode_lengths": lengths}, f)
-    for ep, length in enumerate(lengths):
-        (root / f"{ep:06d}").mkdir()
-        frames = (torch.arange(length) % 256).to(torch.uint8)[:, None, None, None]
-        torch.save(frames.expand(length, size, size, 3).clone(), root / f"{ep:06d}" / "obses.pth")
-    return root
-
-
-def coded_tables(n: int, t_max: int, state_dim: int = 22, action_dim: int = 9):
-    """value = 1000 * episode + 10 * timestep + column, so every entry names its place."""
-    ep = torch.arange(n)[:, None, None] * 1000.0
-    t = torch.arange(t_max)[None, :, None] * 10.0
-    states = ep + t + torch.arange(state_dim)[None, None, :]
-    actions = ep + t + torch.arange(action_dim)[None, None, :]
-    return states.float(), actions.float()
+from tests.support.datasets import coded_tables, small, write_franka
 
 
 def write_point_maze(root: Path, n=3, t_max=30, lengths=None, channels_last=True) -> Path:
@@ -54,10 +28,6 @@ def write_point_maze(root: Path, n=3, t_max=30, lengths=None, channels_last=True
         shape = (length, 8, 8, 3) if channels_last else (length, 3, 8, 8)
         torch.save(frames.expand(*shape).clone(), root / "obses" / f"episode_{ep:03d}.pth")
     return root
-
-
-def small(**kw):
-    return {"frameskip": 2, "num_hist": 2, "num_pred": 1, **kw}
 
 
 # ---- layouts -------------------------------------------------------------------------------
@@ -77,6 +47,35 @@ def test_franka_without_metadata_uses_t_max(tmp_path):
     assert not (tmp_path / "d" / "metadata.pkl").exists()
     train, val, _, _ = build_datasets(tmp_path / "d", split_ratio=0.5, **small())
     assert len(train) + len(val) == 3 * 25
+
+
+def test_franka_without_metadata_takes_each_length_from_its_frames(tmp_path):
+    frames = [30, 22, 9, 27, 30, 12, 25, 28]
+    states, actions = coded_tables(8, 30)
+    for ep, n in enumerate(frames):  # padding past each episode's frames: never read
+        states[ep, n:], actions[ep, n:] = float("nan"), float("nan")
+    root = write_franka(tmp_path / "d", states, actions, frames=frames)
+    assert not (root / "metadata.pkl").exists()
+    train, val, stats, info = build_datasets(root, stats_from="all", **small())
+    assert len(train) + len(val) == sum(n - 6 + 1 for n in frames)
+    assert all(v == v for v in stats["action_mean"] + stats["proprio_std"])  # no NaN
+    warning = ("no metadata.pkl: 6 of 8 episodes are shorter than the 30 timesteps of "
+               "states.pth, each taken as long as its obses.pth: 1 (22 frames), 2 (9 frames), "
+               "3 (27 frames), 5 (12 frames), 6 (25 frames), ...; states and actions past that "
+               "are ignored")
+    assert warning in info["warnings"]
+    report = check_dataset(root, **small())
+    assert report["problems"] == [] and warning in report["warnings"]
+    assert report["lengths"] == {"min": 9, "mean": 22.88, "max": 30}
+
+
+def test_franka_metadata_lengths_win_over_frame_counts(tmp_path):
+    root = write_franka(tmp_path / "d", *coded_tables(3, 30), lengths=[30, 25, 28],
+                        frames=[30, 30, 30])
+    _, _, _, info = build_datasets(root, **small())
+    assert info["lengths"]["min"] == 25
+    assert not any("metadata.pkl" in w for w in info["warnings"])
+    assert any("30 frames for an episode of length 25" in w for w in info["warnings"])
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
@@ -274,6 +273,9 @@ def test_wrong_shapes_are_refused(tmp_path):
     with pytest.raises(DataError, match=r"000002/obses\.pth: shape \(30, 8, 8\), expected uint8"):
         build_datasets(root, **small())
     torch.save(torch.zeros(12, 8, 8, 3, dtype=torch.uint8), root / "000002" / "obses.pth")
+    assert build_datasets(root, **small())[3]["lengths"]["min"] == 12  # no metadata.pkl
+    with open(root / "metadata.pkl", "wb") as f:  # which says episode 2 is 30 frames long
+        pickle.dump({"episode_lengths": [30, 30, 30]}, f)
     with pytest.raises(DataError, match="12 frames for an episode of length 30"):
         build_datasets(root, **small())
 

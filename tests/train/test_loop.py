@@ -13,6 +13,7 @@ import torch
 
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.synth import write_synthetic_dataset
+from tests.support.datasets import coded_tables, write_franka
 from tests.support.trainer import events, run_trainer
 
 
@@ -103,6 +104,31 @@ def test_nan_action_is_refused_before_training(tiny_run, tmp_path: Path) -> None
     assert "episode 2" in out.stderr and "timestep 17" in out.stderr and "column 5" in out.stderr
     kinds = [e["type"] for e in events(run_dir)]
     assert "heartbeat" not in kinds and kinds[-1] == "error"
+
+
+def test_franka_without_metadata_and_uneven_episodes_trains(tiny_run, tmp_path: Path,
+                                                            cli) -> None:
+    frames = [30, 24, 18, 27]
+    states, actions = coded_tables(4, 30)
+    states, actions = states / 1000, actions / 1000
+    for ep, n in enumerate(frames):  # the padding of states.pth/actions.pth: never read
+        states[ep, n:], actions[ep, n:] = float("nan"), float("nan")
+    data = write_franka(tmp_path / "uneven", states, actions, size=32, frames=frames)
+    warning = ("no metadata.pkl: 3 of 4 episodes are shorter than the 30 timesteps of "
+               "states.pth, each taken as long as its obses.pth: 1 (24 frames), 2 (18 frames), "
+               "3 (27 frames); states and actions past that are ignored")
+    run_dir = tiny_run("uneven", [f"data.path={data}", "data.synthetic=false",
+                                  "training.epochs=1", "training.max_steps_per_epoch=3"])
+    out = run_trainer(run_dir)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"data warning: {warning}" in out.stdout  # the supervisor's train.log
+    start = [e for e in events(run_dir) if e["type"] == "start"][0]
+    assert start["dataset"]["lengths"] == {"min": 18, "mean": 24.75, "max": 30}
+    epoch = [e for e in events(run_dir) if e["type"] == "epoch"][0]
+    assert epoch["train_loss"] == epoch["train_loss"]  # not NaN
+    check = cli("data", "check", str(data), "--frameskip", "2", "--num-hist", "2")
+    assert check.returncode == 0, check.stderr
+    assert f"warning: {warning}" in " ".join(check.stdout.split())  # rich wraps long lines
 
 
 def test_corrupt_latest_falls_back_to_previous_epoch(tiny_run) -> None:
