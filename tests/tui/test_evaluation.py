@@ -50,3 +50,44 @@ async def test_evaluation_tab_shows_checkpoints_best_and_the_selected_curve(seed
                              what="epoch 6's curve after moving the cursor")
         epochs = screen.query_one("#epoch-table", KeyedTable)
         assert plain(epochs, "6")[-1] == "0.123" and plain(epochs, "5")[-1] == "-"
+
+
+@aio
+async def test_v_evaluates_the_run_in_the_background_and_x_stops_it(tmp_path: Path) -> None:
+    """A really trained tiny run: v with options starts `dinowm eval` detached, its progress
+    shows in the tab, x stops it; a second, short evaluation fills the table."""
+    from tests.support.supervised import Project, tiny
+
+    project = Project(tmp_path)
+    out = project.cli("run", *tiny("training.epochs=1"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_id = project.run_row()["id"]
+    app = build_app(tmp_path / "dinowm.toml", gpu=None, poll_s=0.3)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = RunScreen(app.services, run_id)
+        await app.push_screen(screen)
+        await pilot.press("7")
+        running = screen.query_one("#eval-running")
+
+        async def evaluate(options: str) -> None:
+            await pilot.press("v")
+            await pilot_wait_for(pilot, lambda: app.screen.query("#prompt"), what="the prompt")
+            app.screen.query_one("#prompt").value = options
+            await pilot.press("enter")
+
+        await evaluate("--planner gd --gd-steps 100000 --episodes 2 --horizon 2")
+        await pilot_wait_for(pilot, lambda: "gradient step" in str(running.render()),
+                             timeout=60, what="the evaluation's progress")
+        await pilot.press("x")
+        await pilot_wait_for(pilot, lambda: "v evaluates" in str(running.render()),
+                             timeout=60, what="the stopped evaluation")
+        await evaluate("--cem-topk 999")  # refused in one line before anything starts
+        await pilot_wait_for(pilot, lambda: any("--cem-topk 999 is out of range" in str(n.message)
+                                                for n in app._notifications),
+                             what="the refusal")
+        await evaluate("--planner cem --episodes 2 --horizon 2 --cem-samples 16 "
+                       "--cem-topk 4 --cem-iterations 2")
+        table = screen.query_one("#eval-table", KeyedTable)
+        await pilot_wait_for(pilot, lambda: len(table.shown) == 1, timeout=60,
+                             what="the evaluation's row")
+        assert plain(table, "epoch_0001.pth")[0].startswith("epoch_0001.pth")
