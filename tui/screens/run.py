@@ -68,7 +68,8 @@ class RunScreen(Screen[None]):
         Binding("r", "resume", "Resume"), Binding("a", "note", "Note"),
         Binding("E", "edit_note", "Edit"), Binding("e", "export", "Export"),
         Binding("t", "next_tab", "Tab"), Binding("f", "follow", "Follow"),
-        Binding("v", "evaluate", "Eval"), Binding("x", "stop_eval", "Stop eval", show=False),
+        Binding("v", "evaluate", "Eval", show=False),  # the Evaluation tab says so
+        Binding("x", "stop_eval", "Stop eval", show=False),
         *[Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)],
     ]
 
