@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from dinowm.config import load_project, model_hash, resolve
 from dinowm.runs import fit_warning
 from dinowm.store import Store
@@ -62,7 +64,9 @@ def test_bench_scaling_two_ranks_against_one(project_dir: Path, cli) -> None:
     assert [r["ranks"] for r in result["rows"]] == [1, 2]
     assert all(r["status"] == "ok" and r["samples_per_s"] > 0 and r["steps"] == 40
                for r in result["rows"])
-    assert 0 < result["efficiency"] < 5 and result["batch_size"] == 8
+    one, two = (r["samples_per_s"] for r in result["rows"])
+    # the efficiency is what the rows say (a timing bound would only measure the machine's load)
+    assert result["efficiency"] == pytest.approx(two / (2 * one)) and result["batch_size"] == 8
     assert "scaling demo, global batch 8" in out.stdout and "%" in out.stdout
     assert not list((project_dir / "outputs" / ".bench_runs").iterdir())  # cleaned up
     out = cli("bench", "--gpus", "2", "--preset", "demo")
