@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -99,7 +99,7 @@ def with_group_killed(proc: subprocess.Popen | None) -> None:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[callable]:
+def serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start the real `dinowm serve ...` in its own session; its group is killed at the end."""
     started: list[subprocess.Popen] = []
 
