@@ -22,7 +22,6 @@ import pytest
 from dinowm.cli.serve import addresses, is_loopback
 from dinowm.supervise.procinfo import descendants
 from tests.support.process import wait_until
-from tests.support.slurm import free_ports
 from tests.support.tui_seed import seed_project
 
 INSTALL = "apt-get install -y chromium chromium-driver && pip install selenium"
@@ -168,7 +167,9 @@ def shoot(driver: object, path: Path) -> None:
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_a_host_other_machines_reach_is_refused(project_dir: Path, cli, host: str) -> None:
-    port = free_ports(1)[0]
+    with socket.socket() as probe:  # a port free now; nothing may listen on it afterwards
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     out = cli("serve", "--host", host, "--port", str(port), cwd=project_dir, timeout=30)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1, out.stderr
