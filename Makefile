@@ -31,11 +31,12 @@ test: setup
 
 # The torch-free tests on Python 3.10, the user's conda version: the flat modules, the store,
 # the CLI basics and the supervisor's parts; not the supervised runs in tests/supervise/, which
-# spawn the trainer (torch), nor the 20-second store load test (it already ran above).
+# spawn the trainer (torch), nor the 20-second store load test (it already ran above), nor
+# `dinowm serve` in a browser (textual-serve and selenium are the main venv's).
 PY310_TESTS = tests/core tests/store tests/cli tests/supervise tests/cluster/test_options.py \
   --ignore=tests/supervise/test_lifecycle.py --ignore=tests/supervise/test_nvml.py \
   --ignore=tests/supervise/test_one_supervisor.py --ignore=tests/supervise/test_supervisor.py \
-  --ignore=tests/supervise/test_dist_runs.py
+  --ignore=tests/supervise/test_dist_runs.py --ignore=tests/cli/test_serve.py
 
 test-core-py310:
 	@if [ -z "$(PY310)" ]; then echo "test-core-py310: no python3.10 found, skipped"; exit 0; fi; \
