@@ -102,7 +102,8 @@ def _package_location(pkg: str, facts: dict[str, Any]) -> tuple[str, str, str]:
     if "error" in info:
         more = f" (a copy in the user site: {user[0]['path']})" if user else ""
         return FAIL, f"import {pkg} fails: {info['error']}{more}", (
-            UNSHADOW if user else f"pip install {pkg} (the version pyproject.toml names)")
+            UNSHADOW if user else "pip install torch torchvision into this environment "
+            "(a matching pair, e.g. the Makefile's TORCH)")
     used = f"{pkg} {info['version']} from {info['file']}"
     if _in_user_site(info["file"], facts):
         if env:

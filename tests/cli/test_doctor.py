@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -33,9 +34,14 @@ def test_the_real_command_shows_the_table_and_exits_1(cli, project_dir: Path,
     proc = cli("doctor", cwd=project_dir, env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
-    assert out.splitlines()[0].startswith("2 checks failed, ")  # warnings depend on the torch
+    status = {}
     for name in NAMES:
-        assert f" {name} " in out, name
+        found = re.search(rf"^ {re.escape(name)} +(ok|warn|fail|skipped) ", out, re.M)
+        assert found, (name, out)
+        status[name] = found.group(1)
+    # the rest depends on this machine's torch (none in the torch-free test environment)
+    assert status["GPU temperature"] == status["dataset"] == "fail"
+    assert status["dinowm.toml"] == "ok" and status["DINOv2 weights"] == "warn"
     assert "GPU 0 at 93 °C" in out and "slowdown at 89 °C" in out
     assert f"data.path={project_dir / 'data' / 'missing'} of preset demo does" in out
     assert "[presets.demo.data]" in out  # the fix, not eaten as markup
