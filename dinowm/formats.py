@@ -32,6 +32,19 @@ def fmt_num(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+def fmt_bytes(n: float | None) -> str:
+    """Binary sizes: '512 B', '63.9 MiB', '1.4 GiB', '2.0 TiB', or '-' when missing."""
+    if n is None:
+        return "-"
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} TiB"
+
+
 def fmt_time(ts: float | None) -> str:
     """Local 'YYYY-MM-DD HH:MM' or '-'."""
     if not ts:

@@ -1,4 +1,4 @@
-"""Rich renderings for the CLI: runs table, resolved config, one run, hardware."""
+"""Rich renderings for the CLI: runs table, resolved config, one run, hardware, doctor."""
 
 from __future__ import annotations
 
@@ -218,3 +218,23 @@ def val_rollout(epoch: dict[str, Any]) -> float | None:
         return json.loads(epoch.get("metrics_json") or "{}").get("val_z_visual_err_rollout")
     except ValueError:
         return None
+
+
+DOCTOR_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+
+
+def doctor_table(checks: list[Any]) -> Table:
+    """`dinowm doctor`: one row a check with its status, what was found and the fix."""
+    bad = sum(c.status == "fail" for c in checks)
+    warned = sum(c.status == "warn" for c in checks)
+    title = (f"{bad} check{'s' * (bad != 1)} failed" if bad else "nothing fails") + \
+        (f", {warned} warning{'s' * (warned != 1)}" if warned else "")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("found", ratio=3, overflow="fold")  # paths fold, never cut
+    table.add_column("fix", ratio=2, overflow="fold")
+    for c in checks:
+        table.add_row(c.name, Text(c.status, style=DOCTOR_STYLE.get(c.status, "")),
+                      Text(c.found), Text(c.fix))  # Text: '[presets.x]' is not markup
+    return table

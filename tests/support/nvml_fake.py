@@ -50,6 +50,7 @@ class FakeGPU:
     mem_total: int = 16376 * MIB
     sm: int = 1560
     fan: int | None = 41  # None: NotSupported, as on datacenter cards
+    slowdown: int | None = 89  # the slowdown temperature threshold; None: NotSupported
     reasons: int = 0
     wobble: bool = False  # vary temp, power, util and reasons from sample to sample
     fail: dict[str, list[int]] = field(default_factory=dict)
@@ -69,8 +70,10 @@ class FakeGPU:
         return value(self.calls[name] if self.wobble else 0)
 
 
-def fake_pynvml(gpus: list[FakeGPU], init: Callable[[], None] = lambda: None) -> types.ModuleType:
-    """A pynvml module serving gpus; mod.shutdowns counts nvmlShutdown calls."""
+def fake_pynvml(gpus: list[FakeGPU], init: Callable[[], None] = lambda: None,
+                cuda: int = 13000) -> types.ModuleType:
+    """A pynvml module serving gpus (a driver for CUDA `cuda`, 13000 = 13.0);
+    mod.shutdowns counts nvmlShutdown calls."""
     mod = types.ModuleType("pynvml")
     mod.NVMLError = FakeNVMLError
     mod.shutdowns = 0
@@ -95,14 +98,20 @@ def fake_pynvml(gpus: list[FakeGPU], init: Callable[[], None] = lambda: None) ->
             h.fail.setdefault("fan", []).append(3)
         return h.call("fan", lambda k: h.fan)
 
+    def threshold(h: FakeGPU, kind: int) -> int:
+        if h.slowdown is None or kind != 1:  # 1: NVML_TEMPERATURE_THRESHOLD_SLOWDOWN
+            raise FakeNVMLError(3)
+        return h.call("threshold", lambda k: h.slowdown)
+
     mod.nvmlInit, mod.nvmlShutdown = init, shutdown
     mod.nvmlSystemGetDriverVersion = lambda: "580.95.05"
-    mod.nvmlSystemGetCudaDriverVersion = lambda: 13000
+    mod.nvmlSystemGetCudaDriverVersion = lambda: cuda
     mod.nvmlDeviceGetCount = lambda: len(gpus)
     mod.nvmlDeviceGetName = lambda h: b"NVIDIA H100 80GB HBM3"
     mod.nvmlDeviceGetHandleByIndex = lambda i: gpus[i]
     mod.nvmlDeviceGetUUID = lambda h: h.uuid.encode()
     mod.nvmlDeviceGetTemperature = temperature
+    mod.nvmlDeviceGetTemperatureThreshold = threshold
     mod.nvmlDeviceGetPowerUsage = lambda h: h.call("power", lambda k: h.power_mw + 1000 * (k % 5))
     mod.nvmlDeviceGetEnforcedPowerLimit = lambda h: h.call("limit", lambda k: h.limit_mw)
     mod.nvmlDeviceGetUtilizationRates = lambda h: h.call(
@@ -116,7 +125,8 @@ def fake_pynvml(gpus: list[FakeGPU], init: Callable[[], None] = lambda: None) ->
     return mod
 
 
-SETTINGS = ("uuid", "temp", "power_mw", "limit_mw", "util", "fan", "lost_when", "hang_when")
+SETTINGS = ("uuid", "temp", "power_mw", "limit_mw", "util", "fan", "slowdown", "lost_when",
+            "hang_when")
 
 
 def write_pynvml(folder: Path, gpus: list[FakeGPU]) -> Path:
