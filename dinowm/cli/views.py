@@ -218,3 +218,28 @@ def val_rollout(epoch: dict[str, Any]) -> float | None:
         return json.loads(epoch.get("metrics_json") or "{}").get("val_z_visual_err_rollout")
     except ValueError:
         return None
+
+
+def queue_view(shown: dict[str, Any]) -> Group:
+    """`dinowm queue`: the entries (position, id, name, overrides, state, run) and a line on
+    the queue supervisor."""
+    entries = shown["entries"]
+    table = Table(title=f"{len(entries)} queue entr{'y' if len(entries) == 1 else 'ies'}",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    rows = [[str(e["position"] or "-"), str(e["id"]), e["name"] or e["preset"],
+             " ".join(e["overrides"]) or "-", status_text(e["state"]), e["run_id"] or "-",
+             e["sweep_id"] or "-"] for e in entries]
+    for i, header in enumerate(("pos", "id", "name", "overrides", "state", "run", "sweep")):
+        need = max([len(header)] + [Text(r[i]).cell_len if isinstance(r[i], str) else
+                                    r[i].cell_len for r in rows])
+        table.add_column(header, no_wrap=True, overflow="ellipsis",
+                         min_width=None if header == "overrides" else need)
+    for row in rows:
+        table.add_row(*row)
+    holder = shown["supervisor"]
+    line = (f"queue supervisor: pid {holder.pid}" + (f"; {shown['status']}"
+                                                     if shown["status"] else "")
+            if holder else "no queue supervisor runs: 'dinowm queue start' starts one")
+    if shown["paused"]:
+        line += " (paused: 'dinowm queue start' unpauses)"
+    return Group(table, Text(line))
