@@ -33,7 +33,7 @@ def queue(ctx: click.Context, as_json: bool) -> None:
         holder = shown["supervisor"]
         echo_json({**shown, "supervisor": holder.pid if holder else None})
     else:
-        console.print(views.queue_view(shown))
+        console.print(views.queue_view(shown, console.width))
 
 
 @queue.command("add", context_settings=HELP)

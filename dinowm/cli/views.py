@@ -220,7 +220,7 @@ def val_rollout(epoch: dict[str, Any]) -> float | None:
         return None
 
 
-def queue_view(shown: dict[str, Any]) -> Group:
+def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
     """`dinowm queue`: the entries (position, id, name, overrides, state, run) and a line on
     the queue supervisor."""
     entries = shown["entries"]
@@ -229,11 +229,13 @@ def queue_view(shown: dict[str, Any]) -> Group:
     rows = [[str(e["position"] or "-"), str(e["id"]), e["name"] or e["preset"],
              " ".join(e["overrides"]) or "-", status_text(e["state"]), e["run_id"] or "-",
              e["sweep_id"] or "-"] for e in entries]
-    for i, header in enumerate(("pos", "id", "name", "overrides", "state", "run", "sweep")):
-        need = max([len(header)] + [Text(r[i]).cell_len if isinstance(r[i], str) else
-                                    r[i].cell_len for r in rows])
-        table.add_column(header, no_wrap=True, overflow="ellipsis",
-                         min_width=None if header == "overrides" else need)
+    headers = ("pos", "id", "name", "overrides", "state", "run", "sweep")
+    need = [max([len(h)] + [Text(r[i]).cell_len if isinstance(r[i], str) else r[i].cell_len
+                            for r in rows]) for i, h in enumerate(headers)]
+    rest = sum(n + 3 for i, n in enumerate(need) if i != 3)
+    for i, header in enumerate(headers):  # the overrides give way to the other columns
+        table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=need[i] if i != 3
+                         else None, max_width=max(12, width - rest - 2) if i == 3 else None)
     for row in rows:
         table.add_row(*row)
     holder = shown["supervisor"]

@@ -38,6 +38,19 @@ def summarize(ctx: Ctx, rec: RunRecord) -> Row:
                 fmt_duration(duration(ctx, rec)), _incidents(rec)], best_plan(rec.evaluations))
 
 
+def results(epochs: list[dict[str, Any]], evaluations: list[dict[str, Any]]
+            ) -> dict[str, str | None]:
+    """What a comparison sets the differing keys against: best val loss, best z_err_pred (each
+    with its epoch) and the best plan score (None when the run was not evaluated)."""
+    out: dict[str, str | None] = {}
+    for key in ("val_loss", "z_err_pred"):
+        value, epoch = at_epoch(epochs, key, min)
+        out[f"best {key.replace('_loss', ' loss')}"] = \
+            None if value is None else f"{fmt_num(value)} (Epoch {epoch})"
+    out["best plan score"] = best_plan(evaluations)
+    return out
+
+
 def best_plan(evaluations: list[dict[str, Any]]) -> str | None:
     """The lowest planning score of a run's evaluated checkpoints, with its epoch; None when
     no checkpoint has one."""
