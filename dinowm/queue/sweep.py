@@ -60,14 +60,9 @@ def parse_axis(item: str) -> Axis:
 
 
 def parse_axes(items: list[str] | tuple[str, ...]) -> list[Axis]:
-    """Every axis of a sweep, each key once."""
-    axes = [parse_axis(item) for item in items]
-    seen: set[str] = set()
-    for axis in axes:
-        if axis.key in seen:
-            raise ConfigError(f"{axis.key} is given twice in the sweep; list all its values "
-                              f"once, e.g. {axis.key}=8,16.")
-        seen.add(axis.key)
+    """Every axis of a sweep; a key given again replaces its earlier values, as a repeated
+    override does."""
+    axes = list({axis.key: axis for axis in map(parse_axis, items)}.values())
     if not axes:
         raise ConfigError("A sweep needs at least one key=v1,v2; e.g. dinowm sweep --preset "
                           "demo training.batch_size=8,16.")
