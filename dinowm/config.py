@@ -40,6 +40,21 @@ class Project:
     presets: dict[str, dict[str, Any]]
     slurm: dict[str, Any] = field(default_factory=dict)  # [slurm]: see dinowm.cluster.options
 
+    # The queue's files beside the run folders (dinowm.queue): its journal of adds, moves,
+    # removes, starts and ends, which `dinowm reindex` replays; the one queue supervisor's
+    # lock; that supervisor's output.
+    @property
+    def queue_journal(self) -> Path:
+        return self.outputs / "queue.jsonl"
+
+    @property
+    def queue_lock(self) -> Path:
+        return self.outputs / "queue.lock"
+
+    @property
+    def queue_log(self) -> Path:
+        return self.outputs / "queue.log"
+
 
 @dataclass(frozen=True)
 class Resolved:

@@ -116,11 +116,17 @@ def resolve_run(project: Project, preset: str | None,
 
 def create_run(project: Project, resolved: Resolved, name: str | None = None,
                note: str | None = None, argv: list[str] | None = None,
-               warn: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Write the run folder, config.json, the runs row and the hardware row of a resolved run."""
+               warn: Callable[[str], None] | None = None, *, run_id: str | None = None,
+               origin: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the run folder, config.json, the runs row and the hardware row of a resolved run.
+
+    The queue passes the run id it claimed for an entry and `origin` (queue_entry, sweep_id),
+    which the spec and the row both keep.
+    """
     cfg, overrides = resolved.config, list(resolved.overrides)
     hw = hardware.describe()
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
+    origin = {k: v for k, v in (origin or {}).items() if v is not None}
     run_dir = project.outputs / run_id
     command = shlex.join(argv) if argv else \
         shlex.join(["dinowm", "run", "--preset", resolved.preset, *overrides])
@@ -131,7 +137,7 @@ def create_run(project: Project, resolved: Resolved, name: str | None = None,
         spec = {"run_id": run_id, "name": name, "preset": resolved.preset,
                 "overrides": list(overrides), "changed": resolved.changed(),
                 "config": to_dict(cfg), "config_hash": config_hash(cfg), "command": command,
-                "created_at": time.time()}
+                "created_at": time.time(), **origin}
         write_spec(run_dir, spec)
         store.create_run({"id": run_id, "name": name, "preset": resolved.preset,
                           "env": cfg.env, "config_json": json.dumps(to_dict(cfg)),
@@ -143,7 +149,7 @@ def create_run(project: Project, resolved: Resolved, name: str | None = None,
                           "grad_accum": cfg.training.grad_accum,
                           "micro_batch": cfg.micro_batch, "host": socket.gethostname(),
                           "encoder_label": encoder_label(cfg),
-                          "changed_json": json.dumps(resolved.changed())})
+                          "changed_json": json.dumps(resolved.changed()), **origin})
         store.set_hardware(run_id, hw)
         warning = fit_warning(store, cfg, hw)
         if warning and warn:
@@ -263,7 +269,8 @@ def request_stop(store: Store, ref: str,
 
 
 def prepare_resume(store: Store, project: Project, ref: str,
-                   overrides: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], RunLock]:
+                   overrides: list[str] | tuple[str, ...],
+                   by: str = "the user") -> tuple[dict[str, Any], RunLock]:
     """Take the run's supervisor lock, check that RUN can resume, apply resumable overrides.
 
     Returns the updated row and the held lock, which the caller hands to the supervisor. A run
@@ -275,7 +282,7 @@ def prepare_resume(store: Store, project: Project, ref: str,
         raise NotFoundError(f"Run folder {run_dir} of {run['id']} is missing; it cannot resume.")
     lock = rundir.claim(run_dir, run["id"])
     try:
-        row = _resume_locked(store, project, store.run(run["id"]), overrides)
+        row = _resume_locked(store, project, store.run(run["id"]), overrides, by)
     except BaseException:
         lock.release()
         raise
@@ -283,7 +290,7 @@ def prepare_resume(store: Store, project: Project, ref: str,
 
 
 def _resume_locked(store: Store, project: Project, run: dict[str, Any],
-                   overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+                   overrides: list[str] | tuple[str, ...], by: str) -> dict[str, Any]:
     run_dir = Path(run["run_dir"])
     spec, cfg = resumed_spec(run_dir, overrides, project)
     if run["status"] == "completed" and run["epoch"] >= cfg.training.epochs:
@@ -311,7 +318,7 @@ def _resume_locked(store: Store, project: Project, run: dict[str, Any],
                      micro_batch=cfg.micro_batch, config_json=json.dumps(to_dict(cfg)),
                      config_hash=config_hash(cfg), stop_requested_at=None, ended_at=None,
                      exit_reason=None, created_at=run["created_at"])
-    store.add_incident(run["id"], "resume", "resumed by the user" +
+    store.add_incident(run["id"], "resume", f"resumed by {by}" +
                        (f" with {' '.join(overrides)}" if overrides else ""),
                        {"overrides": list(overrides)}, attempt=run.get("attempts"))
     return store.run(run["id"])

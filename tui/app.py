@@ -15,9 +15,11 @@ from textual.worker import Worker, get_current_worker
 
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
+from dinowm.runs import gpu_ranks
 from tui import operations
 from tui.messages import (ActionDone, EditNoteRequested, EvalRequested, EvalStopRequested,
                           ExportRequested, GpuSampled, NewRunRequested, NoteRequested,
+                          QueueMoveRequested, QueuePauseRequested, QueueRemoveRequested,
                           ResumeRequested, RunsChanged, StopRequested)
 from tui.notices import report_failure
 from tui.screens.dialogs import ConfirmModal, PromptModal
@@ -87,7 +89,9 @@ class DinowmApp(App[None]):
         """The new-run modal, then launch in a worker."""
 
         def start(spec: LaunchSpec | None) -> None:
-            if spec is not None:
+            if spec is not None and spec.queue:
+                self.enqueue(spec)
+            elif spec is not None:
                 self.notify(f"starting a {spec.preset} run…")
                 self.launch(spec)
 
@@ -165,6 +169,49 @@ class DinowmApp(App[None]):
         row = operations.launch(self.services, spec.preset, spec.overrides, spec.name, spec.note,
                                 spec.gpus)
         self.post_message(ActionDone(f"run {row['id']} ({row['name']}) started", [row["id"]]))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="queue")
+    def enqueue(self, spec: LaunchSpec) -> None:
+        overrides = spec.overrides
+        if spec.gpus:
+            overrides = [*overrides, f"dist.nproc_per_node={gpu_ranks(spec.gpus)}"]
+        entry = operations.enqueue(self.services, spec.preset, overrides, spec.name)
+        self.post_message(ActionDone(f"queued entry {entry['id']} ({entry['name'] or spec.preset})"
+                                     f"; the queue screen (Q) starts it"))
+
+    def on_queue_move_requested(self, message: QueueMoveRequested) -> None:
+        self.move_entry(message.entry_id, message.where)
+
+    def on_queue_remove_requested(self, message: QueueRemoveRequested) -> None:
+        """Confirm, then remove the entry."""
+        entry_id = message.entry_id
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.remove_entry(entry_id)
+
+        self.push_screen(ConfirmModal("Remove queue entry", f"Remove entry {entry_id} "
+                                      f"({message.name}) from the queue?", "Remove"), answer)
+
+    def on_queue_pause_requested(self, message: QueuePauseRequested) -> None:
+        self.pause_queue(message.paused)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="queue")
+    def move_entry(self, entry_id: int, where: str) -> None:
+        ids = operations.move_entry(self.services, entry_id, where)
+        self.post_message(ActionDone(f"entry {entry_id} at position {ids.index(entry_id) + 1}"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="queue")
+    def remove_entry(self, entry_id: int) -> None:
+        operations.remove_entry(self.services, entry_id)
+        self.post_message(ActionDone(f"removed entry {entry_id} from the queue"))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="queue")
+    def pause_queue(self, paused: bool) -> None:
+        pid = operations.pause_queue(self.services, paused)
+        self.post_message(ActionDone(
+            "queue paused: the current run goes on" if paused else
+            f"queue started (queue supervisor pid {pid})" if pid else "queue unpaused"))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stop")
     def stop_run(self, run_id: str) -> None:

@@ -11,7 +11,7 @@ from dinowm.errors import DinowmError
 from dinowm.evaluate.watch import progress as eval_progress
 from dinowm.rundir import ACTIVE
 from dinowm.runs import reconcile
-from tui.messages import RunPolled, RunsPolled
+from tui.messages import QueuePolled, RunPolled, RunsPolled
 from tui.services import Services
 
 FULL_AT = 200  # more changed runs than this: one full query is cheaper than an id list
@@ -67,8 +67,18 @@ def fetch_run(services: Services, run_id: str, telemetry_since: float | None,
     return RunPolled(run, epochs, incidents, notes, telemetry, spec, evaluations, evaluating)
 
 
+def fetch_queue(services: Services) -> QueuePolled:
+    """The queue's entries, whether it is paused, its supervisor and what that one does."""
+    from dinowm.queue.entries import listing
+
+    shown = listing(services.project)
+    holder = shown["supervisor"]
+    return QueuePolled(shown["entries"], shown["paused"], holder.pid if holder else None,
+                       shown["status"])
+
+
 def fetch_compare(services: Services, run_ids: list[str]) -> list[dict[str, Any]]:
-    """For each run: its row, resolved config (flat keys) and epochs."""
+    """For each run: its row, resolved config (flat keys), epochs and evaluations."""
     from tui.widgets.run_tables import flatten
 
     out = []
@@ -77,5 +87,6 @@ def fetch_compare(services: Services, run_ids: list[str]) -> list[dict[str, Any]
             run = store.run(run_id)
             spec = _spec(run) or {"config": json.loads(run.get("config_json") or "{}")}
             out.append({"run": run, "config": flatten(spec.get("config") or {}),
-                        "epochs": store.epochs(run["id"])})
+                        "epochs": store.epochs(run["id"]),
+                        "evaluations": store.evaluations(run["id"])})
     return out

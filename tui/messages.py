@@ -130,3 +130,39 @@ class EvalStopRequested(Message):
     """Stop the run's running evaluation."""
 
     run_id: str
+
+
+# -- the queue ------------------------------------------------------------------------------
+
+
+@dataclass
+class QueuePolled(Message):
+    """One poll of the queue: entries, paused, its supervisor (pid or None), its last word."""
+
+    entries: list[dict[str, Any]]
+    paused: bool
+    supervisor: int | None
+    status: str | None
+
+
+@dataclass
+class QueueMoveRequested(Message):
+    """Move a queued entry 'up' or 'down'."""
+
+    entry_id: int
+    where: str
+
+
+@dataclass
+class QueueRemoveRequested(Message):
+    """Confirm, then remove a queue entry."""
+
+    entry_id: int
+    name: str = ""
+
+
+@dataclass
+class QueuePauseRequested(Message):
+    """Pause the queue (paused=True) or start it (unpause, and a queue supervisor if none)."""
+
+    paused: bool

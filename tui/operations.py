@@ -124,3 +124,36 @@ def stop_evaluation(services: Services, run_id: str) -> int | None:
     with services.store() as store:
         run_dir = Path(store.run(run_id)["run_dir"])
     return stop_eval(run_dir)
+
+
+def enqueue(services: Services, preset: str | None, overrides: list[str],
+            name: str | None) -> dict[str, Any]:
+    """Add a queue entry, checked as `dinowm queue add` checks it (the dataset in a child)."""
+    from dinowm.queue.entries import add
+
+    return add(services.project, preset, overrides, name or None)
+
+
+def move_entry(services: Services, entry_id: int, where: str) -> list[int]:
+    """Move a queued entry up or down."""
+    from dinowm.queue.entries import move
+
+    return move(services.project, entry_id, where)
+
+
+def remove_entry(services: Services, entry_id: int) -> dict[str, Any]:
+    """Remove a queue entry that is not running."""
+    from dinowm.queue.entries import remove
+
+    return remove(services.project, entry_id)
+
+
+def pause_queue(services: Services, paused: bool) -> int | None:
+    """Pause the queue, or unpause it and start its supervisor unless one runs (its pid)."""
+    from dinowm.queue.entries import set_paused
+    from dinowm.queue.runner import supervisor
+
+    set_paused(services.project, paused)
+    if paused or supervisor(services.project) is not None:
+        return None
+    return services.spawn_queue(services.project)

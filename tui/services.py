@@ -38,6 +38,13 @@ def spawn_supervisor(project: Project, run_id: str, lock: RunLock | None = None)
     return spawn_detached(project, run_id, lock)
 
 
+def spawn_queue_supervisor(project: Project) -> int:
+    """The project's detached queue supervisor (dinowm.queue.runner.start_detached)."""
+    from dinowm.queue.runner import start_detached
+
+    return start_detached(project)
+
+
 @dataclass(frozen=True)
 class Services:
     """Dependencies of the app; build_app() fills in the real ones."""
@@ -46,6 +53,7 @@ class Services:
     clock: Callable[[], float] = time.time
     gpu: Callable[[], GpuSource] | None = nvml_source
     spawn: Callable[..., int] = spawn_supervisor
+    spawn_queue: Callable[[Project], int] = spawn_queue_supervisor
     poll_s: float = 2.0
     gpu_interval_s: float = 1.0
     log_poll_s: float = 0.25

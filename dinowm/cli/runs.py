@@ -264,31 +264,36 @@ def note(state: State, run: str, text: tuple[str, ...]) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("runs", nargs=-1)
 @click.option("--all", "all_runs", is_flag=True, help="Every run, oldest first.")
+@click.option("--sweep", default=None, metavar="ID",
+              help="The runs of a sweep ('dinowm sweep'); the comparison is its result.")
 @click.option("--lang", default="en", show_default=True, type=click.Choice(["en", "de"]),
               help="Language of headings and labels (de: those of the hand-kept log).")
 @click.pass_obj
 def export_log(state: State, path: Path, runs: tuple[str, ...], all_runs: bool,
-               lang: str) -> None:
+               sweep: str | None, lang: str) -> None:
     """Write the Markdown training log of RUNS (default: the latest run) to PATH.
 
     Re-exporting to the same file rewrites only the generated blocks between
     <!-- dinowm:begin ... --> and <!-- dinowm:end ... --> and keeps your own lines.
     A loss curve (PATH-stem-RUNID-loss.svg) is written next to it from two epochs on, and
     for a run evaluated with 'dinowm eval' its error against the horizon
-    (PATH-stem-RUNID-horizon.svg) beside an Evaluation section.
+    (PATH-stem-RUNID-horizon.svg) beside an Evaluation section. With several runs the log
+    starts with their comparison: the hyperparameters that differ against the best val loss,
+    z_err_pred and, for evaluated runs, plan score.
 
     \b
     Examples:
       dinowm export-log training-log.md
       dinowm export-log training-log.md 20260107-093348 --lang de
       dinowm export-log all-runs.md --all
+      dinowm export-log sweep.md --sweep sw-3f9a1c
     """
     from dinowm.export import export_log as write_log
 
-    if all_runs and runs:
-        raise ConfigError("Give run ids or --all, not both.")
+    if sum(map(bool, (runs, all_runs, sweep))) > 1:
+        raise ConfigError("Give run ids, --all or --sweep ID, not two of them.")
     with state.store() as store:
-        result = write_log(store, path, runs, all_runs=all_runs, lang=lang)
+        result = write_log(store, path, runs, all_runs=all_runs, lang=lang, sweep=sweep)
     images = f" and {len(result.images)} image{'s' * (len(result.images) != 1)}" \
         if result.images else ""
     console.print(f"{'wrote' if result.created else 'updated'} {result.path}: "
@@ -313,4 +318,5 @@ def reindex(state: State, force: bool) -> None:
         return
     moved = f"; the old file is {result['moved_aside']}" if result["moved_aside"] else ""
     console.print(f"rebuilt {state.project.runs_db} from {len(result['runs'])} run folders "
-                  f"(integrity {result['integrity']}){moved}")
+                  f"and {result['queue']} queue entries (integrity {result['integrity']})"
+                  f"{moved}")

@@ -238,3 +238,30 @@ def doctor_table(checks: list[Any]) -> Table:
         table.add_row(c.name, Text(c.status, style=DOCTOR_STYLE.get(c.status, "")),
                       Text(c.found), Text(c.fix))  # Text: '[presets.x]' is not markup
     return table
+
+
+def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
+    """`dinowm queue`: the entries (position, id, name, overrides, state, run) and a line on
+    the queue supervisor."""
+    entries = shown["entries"]
+    table = Table(title=f"{len(entries)} queue entr{'y' if len(entries) == 1 else 'ies'}",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    rows = [[str(e["position"] or "-"), str(e["id"]), e["name"] or e["preset"],
+             " ".join(e["overrides"]) or "-", status_text(e["state"]), e["run_id"] or "-",
+             e["sweep_id"] or "-"] for e in entries]
+    headers = ("pos", "id", "name", "overrides", "state", "run", "sweep")
+    need = [max([len(h)] + [Text(r[i]).cell_len if isinstance(r[i], str) else r[i].cell_len
+                            for r in rows]) for i, h in enumerate(headers)]
+    rest = sum(n + 3 for i, n in enumerate(need) if i != 3)
+    for i, header in enumerate(headers):  # the overrides give way to the other columns
+        table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=need[i] if i != 3
+                         else None, max_width=max(12, width - rest - 2) if i == 3 else None)
+    for row in rows:
+        table.add_row(*row)
+    holder = shown["supervisor"]
+    line = (f"queue supervisor: pid {holder.pid}" + (f"; {shown['status']}"
+                                                     if shown["status"] else "")
+            if holder else "no queue supervisor runs: 'dinowm queue start' starts one")
+    if shown["paused"]:
+        line += " (paused: 'dinowm queue start' unpauses)"
+    return Group(table, Text(line))

@@ -48,8 +48,9 @@ class ExportResult:
 
 def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...] = (), *,
                all_runs: bool = False, lang: str = "en", tz: dt.tzinfo | None = None,
-               now: float | None = None) -> ExportResult:
-    """Write (or update) the training log at path for the given runs (default: the latest)."""
+               now: float | None = None, sweep: str | None = None) -> ExportResult:
+    """Write (or update) the training log at path for the given runs (default: the latest),
+    or for the runs of a sweep (`dinowm sweep`), whose comparison is the sweep's result."""
     if lang not in LABELS:
         raise ConfigError(f"Unknown language '{lang}' for export-log; use {' or '.join(LABELS)}.")
     path = Path(path)
@@ -58,8 +59,17 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
                           f"{path / 'training-log.md'}.")
     if not path.parent.is_dir():
         raise NotFoundError(f"Folder {path.parent} does not exist; create it first.")
-    ids = store.run_ids_oldest_first() if all_runs else \
-        list(dict.fromkeys(store.run(r)["id"] for r in refs or ["latest"]))
+    if sweep is not None:
+        ids = store.sweep_run_ids(sweep)
+        if not ids:
+            known = ", ".join(store.sweep_ids()) or "none yet"
+            raise NotFoundError(f"Sweep '{sweep}' has no runs yet (sweeps: {known}); "
+                                f"'dinowm queue' shows its entries, 'dinowm queue start' runs "
+                                f"them.")
+    elif all_runs:
+        ids = store.run_ids_oldest_first()
+    else:
+        ids = list(dict.fromkeys(store.run(r)["id"] for r in refs or ["latest"]))
     if not ids:
         raise NotFoundError("There are no runs yet; start one with 'dinowm run --preset demo'.")
     ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent,

@@ -25,6 +25,7 @@ class Row:
     values: dict[str, Any]  # the run's hyperparameters (flat keys)
     head: list[str]  # run, name, status
     tail: list[str]  # epochs, best val loss, best z_err_pred, duration, incidents
+    plan: str | None = None  # the best planning score of `dinowm eval`, when evaluated
 
 
 def summarize(ctx: Ctx, rec: RunRecord) -> Row:
@@ -34,7 +35,30 @@ def summarize(ctx: Ctx, rec: RunRecord) -> Row:
                [code(run["id"]), run.get("name") or "-", status(rec, reason=False)],
                [f"{run.get('epoch')} / {run.get('epochs_target') or '-'}",
                 _best(rec, "val_loss"), _best(rec, "z_err_pred"),
-                fmt_duration(duration(ctx, rec)), _incidents(rec)])
+                fmt_duration(duration(ctx, rec)), _incidents(rec)], best_plan(rec.evaluations))
+
+
+def results(epochs: list[dict[str, Any]], evaluations: list[dict[str, Any]]
+            ) -> dict[str, str | None]:
+    """What a comparison sets the differing keys against: best val loss, best z_err_pred (each
+    with its epoch) and the best plan score (None when the run was not evaluated)."""
+    out: dict[str, str | None] = {}
+    for key in ("val_loss", "z_err_pred"):
+        value, epoch = at_epoch(epochs, key, min)
+        out[f"best {key.replace('_loss', ' loss')}"] = \
+            None if value is None else f"{fmt_num(value)} (Epoch {epoch})"
+    out["best plan score"] = best_plan(evaluations)
+    return out
+
+
+def best_plan(evaluations: list[dict[str, Any]]) -> str | None:
+    """The lowest planning score of a run's evaluated checkpoints, with its epoch; None when
+    no checkpoint has one."""
+    scored = [e for e in evaluations if e.get("plan_score") is not None]
+    if not scored:
+        return None
+    best = min(scored, key=lambda e: e["plan_score"])
+    return f"{fmt_num(best['plan_score'])} (Epoch {best.get('epoch')})"
 
 
 def differing_keys(rows: list[Row]) -> list[str]:
@@ -60,9 +84,12 @@ def _incidents(rec: RunRecord) -> str:
 def comparison(ctx: Ctx, rows: list[Row]) -> list[str]:
     """## Comparison: one row per run, the hyperparameters that differ as columns."""
     keys = differing_keys(rows)
+    planned = any(row.plan for row in rows)  # the column only where a run was evaluated
     head = ["Run", "Name", "Status", *(code(k) for k in keys), ctx("epochs"),
-            ctx("best_val_loss"), ctx("best_z_err_pred"), ctx("duration"), ctx("incidents")]
+            ctx("best_val_loss"), ctx("best_z_err_pred"),
+            *([ctx("best_plan_score")] if planned else []), ctx("duration"), ctx("incidents")]
     lines = [[*row.head, *(plain(row.values[k]) if k in row.values else None for k in keys),
-              *row.tail] for row in rows]
+              *row.tail[:3], *([row.plan or "-"] if planned else []), *row.tail[3:]]
+             for row in rows]
     intro = ctx("compare_intro", n=len(rows)) if keys else ctx("compare_same", n=len(rows))
     return [f"## {ctx('h_compare')}", "", intro, "", *table(head, lines)]

@@ -87,6 +87,7 @@ EN: dict[str, str] = {
     # progress
     "current_epoch": "Current Epoch", "batches_per_epoch": "Batches per Epoch",
     "best_val_loss": "Best Val Loss", "best_z_err_pred": "Best z_err_pred",
+    "best_plan_score": "Best Plan Score",
     "peak_gpu_mem": "Peak GPU Memory", "max_gpu_temp": "Max GPU Temperature",
     "last_step_loss": "Loss of the last step", "eta_at": "done at",
     "loss_curve": "Loss curve", "latest_samples": "Reconstructions of epoch {epoch}",
@@ -231,6 +232,7 @@ DE: dict[str, str] = {
                  "fehlt.",
     "current_epoch": "Aktuelle Epoch", "batches_per_epoch": "Batches pro Epoch",
     "best_val_loss": "Beste Val Loss", "best_z_err_pred": "Bester z_err_pred",
+    "best_plan_score": "Bester Plan Score",
     "peak_gpu_mem": "Peak GPU-Speicher", "max_gpu_temp": "Max GPU-Temperatur",
     "last_step_loss": "Loss des letzten Schritts", "eta_at": "fertig um",
     "loss_curve": "Loss-Kurve", "latest_samples": "Rekonstruktionen von Epoch {epoch}",

@@ -20,6 +20,7 @@ from dinowm.store.apply import apply_event, upsert_epoch_row
 from dinowm.store.evals import EvaluationRows
 from dinowm.store.journal import DURABLE_FIELDS, Journal
 from dinowm.store.migrations import MIGRATIONS
+from dinowm.store.queue import QueueRows
 from dinowm.store.reads import BulkReads
 from dinowm.store.sql import RUN_SUMMARY_SQL, TELEMETRY_SUMMARY_SQL, fold_samples
 
@@ -37,7 +38,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-class Store(BulkReads, EvaluationRows):
+class Store(BulkReads, EvaluationRows, QueueRows):
     """One connection to runs.db; writes are short BEGIN IMMEDIATE transactions with retry."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, migrate: bool = True,

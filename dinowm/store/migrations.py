@@ -267,3 +267,37 @@ def m010_evaluations(db: sqlite_utils.Database) -> None:
     );
     create index epochs_rollout on epochs(run_id, epoch) where instr(metrics_json, '_rollout') > 0
     """)
+
+
+@MIGRATIONS()
+def m011_queue(db: sqlite_utils.Database) -> None:
+    """The queue of runs to start one after another (dinowm.queue), its pause switch, and on a
+    run the sweep and the queue entry it came from."""
+    _script(db, """
+    create table queue (
+        id integer primary key,
+        position integer not null,
+        state text not null,
+        preset text not null,
+        name text,
+        overrides_json text not null,
+        config_json text not null,
+        config_hash text,
+        changed_json text,
+        sweep_id text,
+        run_id text,
+        resumes integer not null default 0,
+        added_at real not null,
+        started_at real,
+        ended_at real,
+        reason text
+    );
+    create index queue_order on queue(state, position);
+    create table queue_settings (
+        key text primary key,
+        value text
+    );
+    alter table runs add column sweep_id text;
+    alter table runs add column queue_entry integer;
+    create index runs_sweep on runs(sweep_id) where sweep_id is not null
+    """)

@@ -84,7 +84,8 @@ def rebuild_run(store: Store, run_dir: Path, settle: bool = True) -> str | None:
                       "preset": spec.get("preset"), "config_json": json.dumps(spec["config"]),
                       "config_hash": spec.get("config_hash", ""), "command": spec.get("command"),
                       "run_dir": str(run_dir), "created_at": spec.get("created_at") or 0.0,
-                      "epochs_target": spec["config"]["training"]["epochs"]}
+                      "epochs_target": spec["config"]["training"]["epochs"],
+                      "sweep_id": spec.get("sweep_id"), "queue_entry": spec.get("queue_entry")}
     row = {**row, "run_dir": str(run_dir)}
     with store.journal_paused():
         store.create_run(row)
@@ -122,6 +123,8 @@ def reindex(project: Project, force: bool = False) -> dict[str, Any]:
             run_id = rebuild_run(store, run_dir)
             if run_id:
                 runs.append(run_id)
+        entries = store.queue_replay(rundir.read_jsonl(project.queue_journal, 0)[0],
+                                     store.runs_by_queue_entry())
         integrity = store.integrity()
     return {"rebuilt": True, "runs": runs, "moved_aside": str(moved) if moved else None,
-            "integrity": integrity}
+            "integrity": integrity, "queue": entries}

@@ -189,6 +189,8 @@ async def test_compare_two_marked_runs(seeded: Path) -> None:
         assert rows["training.batch_size"][1:] == ["16", "8"]  # lr-high, b8 (oldest first)
         assert rows["training.predictor_lr"][1:] == ["0.001", "0.0005"]
         assert "frameskip" not in rows
+        assert rows["best val loss"][1].endswith("(Epoch 4)")
+        assert "best z_err_pred" in rows and "best plan score" not in rows  # none evaluated
         await pilot.press("2")
         await pilot_wait_for(pilot, lambda: "lr-high train" in screen_text(app)
                              and "b8 val" in screen_text(app), what="the overlaid curves")

@@ -1,4 +1,6 @@
-"""Two or more runs side by side: the hyperparameters that differ, and overlaid loss curves."""
+"""Two or more runs side by side: the hyperparameters that differ against each run's best val
+loss, z_err_pred and plan score (the comparison of the exported log), and overlaid loss
+curves."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
+from dinowm.export.compare import results
 from tui.feed import fetch_compare
 from tui.notices import report_failure
 from tui.services import Services
@@ -59,7 +62,7 @@ class CompareScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="diff", id="compare-tabs"):
-            with TabPane("1 Hyperparameters that differ", id="diff"):
+            with TabPane("1 Hyperparameters that differ, results", id="diff"):
                 yield DataTable(id="diff-table", zebra_stripes=True)
             with TabPane("2 Loss curves", id="curves"):
                 yield PlotextPlot(id="compare-plot")
@@ -85,6 +88,12 @@ class CompareScreen(Screen[None]):
                                   style=f"bold {COLORS[i % len(COLORS)]}"), key=r["run"]["id"])
         for key, values in differing(runs):
             table.add_row(key, *values, key=key)
+        outcomes = [results(r["epochs"], r.get("evaluations") or []) for r in runs]
+        for label in outcomes[0] if outcomes else ():
+            values = [o[label] for o in outcomes]
+            if label != "best plan score" or any(values):
+                table.add_row(Text(label, style="bold"), *(v or "-" for v in values),
+                              key=label)
         plot = self.query_one("#compare-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_figure()

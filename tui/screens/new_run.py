@@ -28,6 +28,7 @@ class LaunchSpec:
     name: str
     note: str
     gpus: str = ""  # "" = dist.nproc_per_node as resolved; N or "auto" = one rank per GPU
+    queue: bool = False  # add it to the queue instead of starting it now
 
 
 @dataclass
@@ -44,7 +45,8 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
 
     AUTO_FOCUS = "#overrides"
 
-    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+o", "queue", "Queue"),
+                Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, project: Project, overrides: tuple[str, ...] = ()) -> None:
         super().__init__()
@@ -52,6 +54,7 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
         self.initial = " ".join(overrides)
         self.last: Checked | None = None
         self.start_pending = False  # Start pressed while a check was still running
+        self.to_queue = False  # what the pending press was: Queue rather than Start
 
     def compose(self) -> ComposeResult:
         presets = [(f"{name}  {body.get('description', '')}"[:58], name)
@@ -72,6 +75,8 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Start (^s)", variant="success", id="start", disabled=True,
                                  compact=True)
+                yield Button("Queue (^o)", variant="primary", id="queue", disabled=True,
+                             compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)
         yield Footer(compact=True)
 
@@ -82,6 +87,7 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
     @on(Input.Changed, "#overrides")
     def _changed(self) -> None:
         self.query_one("#start", Button).disabled = True
+        self.query_one("#queue", Button).disabled = True
         self.validate(self._preset(), self.query_one("#overrides", Input).value)
 
     def _preset(self) -> str:
@@ -111,8 +117,9 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
         box.update(text)
         box.set_class(not check.ok, "error")
         self.query_one("#start", Button).disabled = not check.ok
+        self.query_one("#queue", Button).disabled = not check.ok
         if self.start_pending:
-            self.action_start()
+            self._submit(self.to_queue)
 
     @property
     def error(self) -> str | None:
@@ -125,9 +132,16 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
 
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
+        self._submit(False)
+
+    @on(Button.Pressed, "#queue")
+    def action_queue(self) -> None:
+        self._submit(True)
+
+    def _submit(self, to_queue: bool) -> None:
         current = (self._preset(), self.query_one("#overrides", Input).value)
         if self.last is None or (self.last.preset, self.last.text) != current:
-            self.start_pending = True  # starts as soon as the check of these inputs passes
+            self.start_pending, self.to_queue = True, to_queue  # once the check passes
             return
         self.start_pending = False
         if not self.last.check.ok:
@@ -136,7 +150,7 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
         self.dismiss(LaunchSpec(current[0], parse_overrides(current[1]),
                                 self.query_one("#name", Input).value.strip(),
                                 self.query_one("#note", Input).value.strip(),
-                                self.query_one("#gpus", Input).value.strip()))
+                                self.query_one("#gpus", Input).value.strip(), to_queue))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -37,7 +37,8 @@ class RunsScreen(Screen[None]):
         Binding("e", "export", "Export"), Binding("space", "mark", "Mark", key_display="␣"),
         Binding("c", "compare", "Compare"), Binding("slash", "filter", "Find"),
         Binding("q", "app.quit", "Quit"), Binding("o", "sort", "Sort"),
-        Binding("f", "status", "Status"), Binding("question_mark", "app.keys", "Keys"),
+        Binding("f", "status", "Status"), Binding("Q", "queue", "Queue"),
+        Binding("question_mark", "app.keys", "Keys"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -219,6 +220,11 @@ class RunsScreen(Screen[None]):
         self.marked ^= {run["id"]}
         self.render_rows({run["id"]})
         table.move_cursor(table.cursor + 1)
+
+    def action_queue(self) -> None:
+        from tui.screens.queue import QueueScreen
+
+        self.app.push_screen(QueueScreen(self.services))
 
     def action_compare(self) -> None:
         from tui.screens.compare import CompareScreen
