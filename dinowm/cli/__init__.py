@@ -1,6 +1,6 @@
 """The `dinowm` command: thin click commands that call one function each."""
 
-from dinowm.cli import data, evals, models, perf, project, runs  # noqa: F401  (they register commands)
+from dinowm.cli import alerts, data, evals, models, perf, project, runs  # noqa: F401  (they register commands)
 from dinowm.cli.base import main
 
 __all__ = ["entry", "main"]
