@@ -45,7 +45,7 @@ def dispatch(settings: AlertSettings | None, alert: Alert, log: Path | None = No
     except OSError:
         out = subprocess.DEVNULL
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "dinowm.alerts.deliver"],
+        proc = subprocess.Popen([sys.executable, "-m", "dinowm.alerts"],
                                 stdin=subprocess.PIPE, stdout=out, stderr=out,
                                 start_new_session=True, close_fds=True)
     except OSError as exc:

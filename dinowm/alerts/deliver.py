@@ -1,5 +1,5 @@
-"""Delivery of one alert to every active target, each within the timeout; the detached
-process the supervisor starts per alert (`python -m dinowm.alerts.deliver`, JSON on stdin)."""
+"""Delivery of one alert to every active target, each within the timeout; the body of the
+detached process the supervisor starts per alert (`python -m dinowm.alerts`, JSON on stdin)."""
 
 from __future__ import annotations
 
@@ -121,8 +121,10 @@ def _apprise(url: str, alert: Alert, timeout_s: float) -> str:
     code = re.search(r"error=(\d{3})\b", logs)
     if code:
         return f"the service answered HTTP {code.group(1)}"
-    if "connection error" in logs.lower():
-        return "cannot connect to the service"
+    if "connection error" in logs.lower():  # refused at once, or apprise's own read timeout
+        waited = float(getattr(result, "elapsed", 0) or 0)
+        return f"no answer within {waited:.0f} s" if waited >= 1 else \
+            "cannot connect to the service"
     return "the service did not accept it"
 
 
@@ -148,7 +150,3 @@ def main() -> int:
             print(f"{stamp} alert '{alert.event}' to {result.label} failed: {result.reason}",
                   file=sys.stderr, flush=True)
     os._exit(0)  # threads of a service that never answered are not waited for
-
-
-if __name__ == "__main__":
-    sys.exit(main())
