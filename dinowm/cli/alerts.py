@@ -11,7 +11,10 @@ from dinowm.errors import ConfigError
 
 @main.group(context_settings=HELP)
 def alerts() -> None:
-    """Alerts of [alerts] in dinowm.toml: desktop, dinowm-tui, apprise URLs."""
+    """Alerts of [alerts] in dinowm.toml: desktop, dinowm-tui, apprise URLs.
+
+    Example: dinowm alerts test
+    """
 
 
 @alerts.command("test", context_settings=HELP)
