@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dinowm.alerts.settings import AlertSettings
+from dinowm.alerts.settings import parse as parse_alerts
 from dinowm.errors import ConfigError
 from dinowm.rundir import SPEC
 from dinowm.schema import SECTIONS, Key, RunConfig, all_keys
@@ -39,6 +41,7 @@ class Project:
     defaults: dict[str, Any]
     presets: dict[str, dict[str, Any]]
     slurm: dict[str, Any] = field(default_factory=dict)  # [slurm]: see dinowm.cluster.options
+    alerts: AlertSettings | None = None  # [alerts]: see dinowm.alerts; None = no alerts
 
     # The queue's files beside the run folders (dinowm.queue): its journal of adds, moves,
     # removes, starts and ends, which `dinowm reindex` replays; the one queue supervisor's
@@ -119,11 +122,11 @@ def load_project(explicit: str | os.PathLike | None = None, cwd: Path | None = N
     path = find_config(explicit, cwd)
     doc = read_toml(path)
     where = f"{path}"
-    unknown = set(doc) - {"project", "defaults", "presets", "slurm"}
+    unknown = set(doc) - {"project", "defaults", "presets", "slurm", "alerts"}
     if unknown:
         name = sorted(unknown)[0]
         raise ConfigError(f"Unknown table [{name}] in {where}; the allowed tables are [project], "
-                          f"[defaults], [presets.NAME] and [slurm].")
+                          f"[defaults], [presets.NAME], [slurm] and [alerts].")
     proj = _table(doc, "project", where)
     for key in proj:
         if key not in PROJECT_KEYS:
@@ -143,7 +146,9 @@ def load_project(explicit: str | os.PathLike | None = None, cwd: Path | None = N
                    outputs=(root / settings["outputs"]).resolve(),
                    default_preset=settings["default_preset"],
                    defaults=_table(doc, "defaults", where), presets=presets,
-                   slurm=_table(doc, "slurm", where))
+                   slurm=_table(doc, "slurm", where),
+                   alerts=parse_alerts(_table(doc, "alerts", where), where)
+                   if "alerts" in doc else None)
 
 
 def resolve(project: Project, preset: str | None = None,

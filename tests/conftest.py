@@ -13,7 +13,7 @@ import pytest
 from tests.support.supervised import Project
 
 # Fixtures defined next to the helpers they belong to, registered here once for every folder.
-pytest_plugins = ["tests.support.process", "tests.support.slurm"]
+pytest_plugins = ["tests.support.alerts", "tests.support.process", "tests.support.slurm"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,6 +26,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)  # no desktop notifications
     return tmp_path
 
 

@@ -13,11 +13,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, get_current_worker
 
+from dinowm.alerts.watch import Watch
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
 from dinowm.runs import gpu_ranks
 from tui import operations
-from tui.messages import (ActionDone, EditNoteRequested, EvalRequested, EvalStopRequested,
+from tui.feed import fetch_alerts
+from tui.messages import (ActionDone, AlertsPolled, EditNoteRequested, EvalRequested, EvalStopRequested,
                           ExportRequested, GpuSampled, NewRunRequested, NoteRequested,
                           QueueMoveRequested, QueuePauseRequested, QueueRemoveRequested,
                           ResumeRequested, RunsChanged, StopRequested)
@@ -43,6 +45,9 @@ class DinowmApp(App[None]):
         self.gpu_rows: list[dict[str, Any]] = []
         self.gpu_reason = "starting" if services.gpu else "GPU sampling off"
         self.notices: list[tuple[str, str]] = []
+        alerts = services.project.alerts
+        self.alert_watch = Watch(alerts) if alerts is not None and alerts.tui else None
+        self.alert_polling = False
 
     def get_default_screen(self) -> RunsScreen:
         """The runs screen is the bottom of the stack: Escape never leaves it."""
@@ -51,6 +56,9 @@ class DinowmApp(App[None]):
     def on_mount(self) -> None:
         if self.services.gpu is not None:
             self.sample_gpus(self.services.gpu)
+        if self.alert_watch is not None:
+            self.poll_alerts_now()  # the baseline: what happened before the app is not news
+            self.set_interval(self.services.poll_s, self.poll_alerts_now)
 
     def notify(self, message: str, *, title: str = "", severity: Any = "information",
                timeout: float | None = None, markup: bool = True) -> None:
@@ -82,6 +90,31 @@ class DinowmApp(App[None]):
         for screen in self.screen_stack:
             for strip in screen.query(GpuStrip):
                 strip.rows, strip.reason = message.rows, message.reason
+
+    # -- alerts: a bell and a notification for each new event of [alerts] ------------------
+
+    def poll_alerts_now(self) -> None:
+        """One alert poll at a time, so that their answers arrive in order."""
+        if self.alert_watch is not None and not self.alert_polling:
+            self.alert_polling = True
+            watch = self.alert_watch
+            self.poll_alerts(watch.after_id if watch.statuses is not None else None,
+                             watch.kinds)
+
+    @work(thread=True, exit_on_error=False, group="alerts")
+    def poll_alerts(self, after_id: int | None, kinds: tuple[str, ...]) -> None:
+        try:
+            self.post_message(fetch_alerts(self.services, after_id, kinds))
+        finally:
+            self.alert_polling = False
+
+    def on_alerts_polled(self, message: AlertsPolled) -> None:
+        if self.alert_watch is None:
+            return
+        for alert in self.alert_watch.observe(message.runs, message.incidents, message.max_id):
+            self.bell()
+            self.notify(alert.body, title=alert.title, markup=False, timeout=15,
+                        severity="information" if alert.event == "completed" else "warning")
 
     # -- actions the screens request ---------------------------------------------------------
 

@@ -11,7 +11,7 @@ from dinowm.errors import DinowmError
 from dinowm.evaluate.watch import progress as eval_progress
 from dinowm.rundir import ACTIVE
 from dinowm.runs import reconcile
-from tui.messages import QueuePolled, RunPolled, RunsPolled
+from tui.messages import AlertsPolled, QueuePolled, RunPolled, RunsPolled
 from tui.services import Services
 
 FULL_AT = 200  # more changed runs than this: one full query is cheaper than an id list
@@ -30,6 +30,14 @@ def fetch_runs(services: Services, known: dict[str, tuple[Any, ...]],
         telemetry = {run_id: store.latest_telemetry(run_id)
                      for run_id, v in versions.items() if v[2] in ACTIVE}
     return RunsPolled(versions, rows, telemetry, full=full)
+
+
+def fetch_alerts(services: Services, after_id: int | None,
+                 kinds: tuple[str, ...]) -> AlertsPolled:
+    """What an alert watch needs: every run's status, incidents of `kinds` after after_id."""
+    with services.store() as store:
+        runs, incidents, top = store.alert_feed(after_id, kinds)
+    return AlertsPolled(runs, incidents, top)
 
 
 def _spec(run: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,6 +19,15 @@ class RunsPolled(Message):
 
 
 @dataclass
+class AlertsPolled(Message):
+    """One poll for alerts: every run's status, new incidents of the alerting kinds."""
+
+    runs: dict[str, dict[str, Any]]
+    incidents: list[dict[str, Any]]
+    max_id: int
+
+
+@dataclass
 class RunPolled(Message):
     """One poll of a single run: its row, epochs, incidents, notes, new telemetry and its
     evaluations."""

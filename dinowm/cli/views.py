@@ -265,3 +265,26 @@ def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
     if shown["paused"]:
         line += " (paused: 'dinowm queue start' unpauses)"
     return Group(table, Text(line))
+
+
+def alerts_table(settings: Any, targets: list[Any], results: list[Any], event: str) -> Table:
+    """`dinowm alerts test`: each target (redacted) → ok, failed or skipped, with the reason."""
+    listed = event in settings.events
+    table = Table(title=f"test alert '{event}'" + ("" if listed else
+                                                    f" (not in alerts.events: runs will not "
+                                                    f"send it)"),
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("target", "result", "why"):
+        table.add_column(header, no_wrap=header != "why")
+    done = iter(results)  # one per active target, in order (two URLs may redact alike)
+    for target in targets:
+        if target.inactive:
+            table.add_row(target.label, Text("skipped", style="dim"), target.inactive)
+        elif (result := next(done, None)) is not None:
+            table.add_row(target.label, Text("ok", style="green") if result.ok
+                          else Text("failed", style="red"), result.reason)
+    table.add_row("dinowm-tui", Text("on" if settings.tui else "off",
+                                     style="green" if settings.tui else "dim"),
+                  "a bell and a notification while the app runs" if settings.tui
+                  else "alerts.tui = false")
+    return table

@@ -33,6 +33,20 @@ class BulkReads:
         """The newest sample of each GPU of a run (index seeks only, whatever the run's length)."""
         return self._query(LATEST_TELEMETRY_SQL, {"r": run_id})
 
+    def alert_feed(self, after_id: int | None, kinds: tuple[str, ...]
+                   ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], int]:
+        """(run id → name, status, epoch, target, exit reason; incidents of `kinds` with
+        after_id < id <= the newest id; the newest incident id) for an alert watcher."""
+        top = self._retry(lambda: self.conn.execute(
+            "select coalesce(max(id), 0) from incidents").fetchone()[0])
+        runs = {r["id"]: r for r in self._query(
+            "select id, name, status, epoch, epochs_target, exit_reason from runs")}
+        incidents = [] if after_id is None or not kinds else self._query(
+            "select id, run_id, kind, summary, details_json from incidents where id > ? and "
+            "id <= ? and kind in (select value from json_each(?)) order by id",
+            [after_id, top, json.dumps(list(kinds))])
+        return runs, incidents, top
+
     def run_ids_oldest_first(self) -> list[str]:
         """Every run id in creation order (without reading the rows)."""
         sql = "select id from runs order by created_at, id"

@@ -81,16 +81,17 @@ class GpuWatch:
                                 {"silent_s": round(silent, 1), "error": tele.error,
                                  "samples": tele.samples}, attempt=attempt)
 
-    def heat(self, guard: ThermalGuard, now: float) -> None:
+    def heat(self, guard: ThermalGuard, now: float) -> str | None:
         """Pause the trainer between steps while the GPU is too hot (control.json), resume
-        when it has cooled; each change is an incident with the throttle reasons."""
+        when it has cooled; each change is an incident with the throttle reasons. Returns the
+        pause's summary when it paused now."""
         if self.stale:
-            return  # the newest rows are old: no decision on them
+            return None  # the newest rows are old: no decision on them
         latest = self.tele.latest()
         temps = [r["temp_c"] for r in latest if r.get("temp_c") is not None]
         action = guard.update(max(temps) if temps else None, now)
         if action is None:
-            return
+            return None
         reasons = sorted({n for r in latest for n in telemetry.throttle_names(r.get("throttle"))})
         cfg = guard.cfg
         if action == "pause":
@@ -103,6 +104,7 @@ class GpuWatch:
             self.clear_pause()
         self.store.add_incident(self.run_id, "thermal", reason,
                                 {"temps": temps, "throttle": reasons, "action": action})
+        return reason if action == "pause" else None
 
     def clear_pause(self) -> None:
         """Remove the trainer's pause request."""

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
+from dinowm.alerts import notify
+from dinowm.alerts.message import OUTCOME_EVENTS, final_summary
 from dinowm.config import Project, from_dict, load_project, to_dict, with_values
 from dinowm.events import read_events
 from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec, write_spec
@@ -24,8 +26,8 @@ from dinowm.supervise.gpuwatch import GpuWatch
 from dinowm.supervise.ranks import first_failure
 from dinowm.supervise.thermal import ThermalGuard
 from dinowm.supervise.wandb_mirror import Mirror
-from dinowm.supervise.watchdog import (Outcome, Progress, Verdict, check, check_ranks, classify,
-                                       decide)
+from dinowm.supervise.watchdog import (Decision, Outcome, Progress, Verdict, check, check_ranks,
+                                       classify, decide)
 
 TICK_S = 0.25
 WAL_EVERY_S = 60.0
@@ -158,6 +160,9 @@ class Supervisor:
                                   wandb_url=wandb.get("url") or self.run.get("wandb_url"))
             if self.display is not None:
                 self._show(gpu)
+            if recorded in ("completed", "failed"):
+                self._alert(recorded, final_summary(recorded, self.store.run(self.run_id),
+                                                    reason))
             self.store.checkpoint_wal()
             self.store.close()
         return status
@@ -173,6 +178,9 @@ class Supervisor:
                 return "stopped", self.stop_reason
             decision = decide(outcome, self.history, cfg.watchdog, resumes)
             self.history.append(outcome)
+            if outcome.kind in OUTCOME_EVENTS:  # one alert per incident, saying what comes next
+                self._alert(OUTCOME_EVENTS[outcome.kind], f"{outcome.message}; "
+                            f"{self._next_step(decision)}")
             if decision.action == "finish":
                 return decision.status or "failed", decision.reason
             resumes += 1
@@ -203,7 +211,9 @@ class Supervisor:
                     duty.run_if_due(time.monotonic())
                 self._ingest(state, mirror, now)
                 gpu.watch(state.guard, attempt)
-                gpu.heat(state.guard, now)
+                paused = gpu.heat(state.guard, now)
+                if paused:
+                    self._alert("thermal", paused)
                 outcome = self._stop(state)
                 if self.display is not None:
                     self._show(gpu)
@@ -347,6 +357,19 @@ class Supervisor:
                                 {**diag, "verdict": verdict.__dict__, "kill": killed},
                                 attempt=a.number, step=a.progress.last_step)
         return a.outcome("stall", message)
+
+    def _alert(self, event: str, summary: str) -> None:
+        """Alert the [alerts] targets in a detached process: nothing here waits for them."""
+        notify(self.project, event, run=self.run, summary=summary)
+
+    def _next_step(self, decision: Decision) -> str:
+        """'resuming from epoch 2' (with half the micro-batch) or why the run ends."""
+        if decision.action != "resume":
+            return f"not resumed: {decision.reason}"
+        epochs = [c["epoch"] for c in committed_checkpoints(self.run_dir) if c.get("epoch")]
+        where = f"epoch {max(epochs)}" if epochs else "the start"
+        return "resuming" + (" with half the micro-batch" if decision.halve_batch else "") + \
+            f" from {where}"
 
     def _halve_batch(self, cfg: RunConfig, outcome: Outcome) -> None:
         """OOM policy: same effective batch, half the micro-batch (grad_accum doubled)."""

@@ -135,3 +135,20 @@ def test_on_empty_is_called_once_the_last_entry_ended(project_dir: Path,
         assert store.queue_entry(entry["id"])["state"] == "completed"
     assert QueueRunner(project, hold(project), say=lambda t: None).run() == "empty"
     assert called == [project]  # a queue that was empty already says nothing
+
+
+def test_the_empty_queue_alerts_once(project_dir: Path, receiver) -> None:
+    """on_empty is the queue_empty alert: one message to the [alerts] targets, with the counts."""
+    from tests.support.alerts import alerts_body, set_alerts
+
+    set_alerts(project_dir / "dinowm.toml", alerts_body([receiver.url("qempty")], ["queue_empty"]))
+    project = load_project(project_dir / "dinowm.toml")
+    run = create_run(project, resolve_run(project, "demo", []))
+    entry = entries.add(project, "demo", [])
+    with Store(project.runs_db) as store:
+        store.queue_claim(entry["id"], run["id"])
+        store.update_run(run["id"], status="completed", attempts=1)
+    assert QueueRunner(project, hold(project), say=lambda text: None, poll_s=0.01).run() == \
+        "empty"
+    (message,) = receiver.wait_for("qempty", 1)
+    assert message["message"] == "dinowm: queue empty — the queue ran dry (1 completed)"

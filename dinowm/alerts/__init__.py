@@ -1,0 +1,70 @@
+"""Alerts: which events of runs go where (`[alerts]` of dinowm.toml), sent without waiting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dinowm import rundir
+from dinowm.alerts.deliver import Result, deliver, spawn_payload, targets
+from dinowm.alerts.message import Alert, compose
+from dinowm.alerts.settings import EVENTS, AlertSettings
+
+if TYPE_CHECKING:
+    from dinowm.config import Project
+
+__all__ = ["EVENTS", "AlertSettings", "notify", "send_test", "dispatch"]
+
+
+def notify(project: Project, event: str, *, run: Mapping[str, Any] | None = None,
+           summary: str = "") -> bool:
+    """Alert `event` (of `run`, or of the project when None) to the configured targets.
+
+    Returns at once: one detached process delivers it with the [alerts] timeout. True when an
+    alert went out, False when [alerts] is absent, the event is not listed or no target is
+    active. A failed delivery is one line, its target redacted, in the run's supervisor.log.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown alert event {event!r}; one of {', '.join(EVENTS)}")
+    log = Path(run["run_dir"]) / rundir.SUPERVISOR_LOG if run and run.get("run_dir") else None
+    return dispatch(project.alerts, compose(event, run, summary), log)
+
+
+def dispatch(settings: AlertSettings | None, alert: Alert, log: Path | None = None) -> bool:
+    """Start the delivery process of one alert and return; False when it would send nothing."""
+    if settings is None or alert.event not in settings.events:
+        return False
+    if not any(not t.inactive for t in targets(settings)):
+        return False
+    try:
+        out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    except OSError:
+        out = subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "dinowm.alerts"],
+                                stdin=subprocess.PIPE, stdout=out, stderr=out,
+                                start_new_session=True, close_fds=True)
+    except OSError as exc:
+        print(f"alert '{alert.event}' not sent: cannot start {sys.executable} "
+              f"({exc.strerror})", file=sys.stderr)
+        return False
+    finally:
+        if out is not subprocess.DEVNULL:
+            out.close()
+    try:
+        proc.stdin.write(spawn_payload(settings, alert))  # small: fits the pipe, never blocks
+        proc.stdin.close()
+    except OSError:
+        pass  # it died at once; its own output says why
+    threading.Thread(target=proc.wait, name="alert-reaper", daemon=True).start()
+    return True
+
+
+def send_test(settings: AlertSettings, event: str = "completed") -> list[Result]:
+    """A test alert of `event` to every active target, waiting for each (`dinowm alerts test`)."""
+    alert = compose(event, None, f"a test of dinowm's '{event}' alert (dinowm alerts test)")
+    return deliver(settings, alert)

@@ -1,0 +1,5 @@
+"""`python -m dinowm.alerts`: deliver the alert on stdin (started detached by notify)."""
+
+from dinowm.alerts.deliver import main
+
+main()

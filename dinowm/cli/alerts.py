@@ -1,0 +1,42 @@
+"""`dinowm alerts test`: a test message to every [alerts] target, and which are active."""
+
+from __future__ import annotations
+
+import click
+
+from dinowm.cli.base import HELP, State, console, main
+from dinowm.cli.views import alerts_table
+from dinowm.errors import ConfigError
+
+
+@main.group(context_settings=HELP)
+def alerts() -> None:
+    """Alerts of [alerts] in dinowm.toml: desktop, dinowm-tui, apprise URLs.
+
+    Example: dinowm alerts test
+    """
+
+
+@alerts.command("test", context_settings=HELP)
+@click.option("--event", default="completed", show_default=True,
+              help="The event whose alert to send (stall, oom, crash, failed, completed, "
+                   "thermal, queue_empty).")
+@click.pass_obj
+def test_cmd(state: State, event: str) -> None:
+    """Send a test alert to every target and print target → ok or failed (URLs redacted).
+
+    Example: dinowm alerts test --event stall
+    """
+    from dinowm.alerts import EVENTS, send_test, targets
+
+    settings = state.project.alerts
+    if settings is None:
+        raise ConfigError(f"No [alerts] table in {state.project.config_path}: nothing alerts; "
+                          f"add one (dinowm init writes an example) with urls = [...].")
+    if event not in EVENTS:
+        raise ConfigError(f"--event {event!r} is not an event; choose one of "
+                          f"{', '.join(EVENTS)}.")
+    results = send_test(settings, event)
+    console.print(alerts_table(settings, targets(settings), results, event))
+    if not results or not all(r.ok for r in results):
+        raise click.exceptions.Exit(1)
