@@ -111,7 +111,8 @@ class DinowmApp(App[None]):
     def on_alerts_polled(self, message: AlertsPolled) -> None:
         if self.alert_watch is None:
             return
-        for alert in self.alert_watch.observe(message.runs, message.incidents, message.max_id):
+        for alert in self.alert_watch.observe(message.runs, message.incidents, message.max_id,
+                                              message.queue):
             self.bell()
             self.notify(alert.body, title=alert.title, markup=False, timeout=15,
                         severity="information" if alert.event == "completed" else "warning")

@@ -37,7 +37,8 @@ def fetch_alerts(services: Services, after_id: int | None,
     """What an alert watch needs: every run's status, incidents of `kinds` after after_id."""
     with services.store() as store:
         runs, incidents, top = store.alert_feed(after_id, kinds)
-    return AlertsPolled(runs, incidents, top)
+        queue = store.queue_states()
+    return AlertsPolled(runs, incidents, top, queue)
 
 
 def _spec(run: dict[str, Any]) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ class AlertsPolled(Message):
     runs: dict[str, dict[str, Any]]
     incidents: list[dict[str, Any]]
     max_id: int
+    queue: dict[str, int] = field(default_factory=dict)  # entries per state
 
 
 @dataclass

@@ -17,6 +17,7 @@ class Watch:
         self.settings = settings
         self.statuses: dict[str, str] | None = None  # None until the first poll (the baseline)
         self.after_id = 0  # incidents up to this id are known
+        self.queue_active = 0  # queued or running entries at the last poll
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -24,15 +25,21 @@ class Watch:
         return tuple(k for k, e in INCIDENT_EVENTS.items() if e in self.settings.events)
 
     def observe(self, runs: dict[str, dict[str, Any]], incidents: list[dict[str, Any]],
-                max_id: int) -> list[Alert]:
-        """Alerts for new incidents (id > after_id) and runs that reached a final status."""
+                max_id: int, queue: dict[str, int] | None = None) -> list[Alert]:
+        """Alerts for new incidents (id > after_id), runs that reached a final status, and the
+        queue running dry (`queue`: entries per state)."""
         first = self.statuses is None
         before = self.statuses or {}
         self.statuses = {run_id: run["status"] for run_id, run in runs.items()}
+        active = sum(n for state, n in (queue or {}).items() if state in ("queued", "running"))
+        was_active, self.queue_active = self.queue_active, active
         if first or max_id < self.after_id:  # the baseline, or runs.db was rebuilt (reindex)
             self.after_id = max_id
             return []
         alerts = []
+        if was_active and not active and "queue_empty" in self.settings.events:
+            done = ", ".join(f"{n} {state}" for state, n in sorted((queue or {}).items()))
+            alerts.append(compose("queue_empty", None, f"the queue ran dry ({done})"))
         for row in incidents:
             if row["id"] <= self.after_id:
                 continue

@@ -43,6 +43,11 @@ class QueueRows:
         ids = self.transaction(body)
         return [self.queue_entry(i) for i in ids]
 
+    def queue_states(self) -> dict[str, int]:
+        """How many queue entries are in each state (the TUI's queue_empty alert)."""
+        return {r["state"]: r["n"] for r in self._query(
+            "select state, count(*) as n from queue group by state")}
+
     def queue_entries(self) -> list[dict[str, Any]]:
         """Every entry: started ones in the order they started, then the queued by position."""
         return self._query("select * from queue order by state = 'queued', "

@@ -85,3 +85,15 @@ def test_the_watch_alerts_each_new_event_once_after_its_baseline() -> None:
         "demo-1 (r1): completed — epoch 2/2"]
     assert watch.observe({"r1": {**run, "status": "completed"}}, [new, hot], 8) == []
     assert compose("queue_empty", None, "3 runs done").body == "dinowm: queue empty — 3 runs done"
+
+
+def test_the_watch_alerts_once_when_the_queue_runs_dry() -> None:
+    watch = Watch(AlertSettings(events=("queue_empty",)))
+    assert watch.observe({}, [], 0, {"queued": 2, "running": 1}) == []  # the baseline
+    assert watch.observe({}, [], 0, {"queued": 1, "running": 1, "completed": 1}) == []
+    (alert,) = watch.observe({}, [], 0, {"completed": 2, "failed": 1})
+    assert alert.body == "dinowm: queue empty — the queue ran dry (2 completed, 1 failed)"
+    assert watch.observe({}, [], 0, {"completed": 2, "failed": 1}) == []  # said once
+    quiet = Watch(AlertSettings(events=("completed",)))
+    quiet.observe({}, [], 0, {"running": 1})
+    assert quiet.observe({}, [], 0, {"completed": 1}) == []  # not a configured event
