@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,17 @@ from dinowm.errors import DinowmError
 from dinowm.export.parallel import fork_map
 from dinowm.store import Store
 from tests.support import export_fixture
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    """fork_map runs in-process while other threads live (a lock they hold would stay locked
+    in a child); an earlier test in this worker may have left one briefly (an alert's
+    delivery reaper lives until its process ends): wait for it."""
+    deadline = time.monotonic() + 30
+    while threading.active_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == 1, [t.name for t in threading.enumerate()]
 
 
 def test_fork_map_keeps_order() -> None:
