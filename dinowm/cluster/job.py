@@ -75,9 +75,11 @@ class JobSupervisor(Supervisor):
         where = f"checkpointed at epoch {row['epoch']}"
         if self.time_limit and self.opts.requeue and row["epoch"] < row["epochs_target"]:
             return "pending", f"Slurm time limit near: {where}, job {self.job} requeued"
-        if self.time_limit:
+        if self.time_limit and not self.opts.requeue:
             return status, (f"Slurm time limit near: {where}; slurm.requeue is off, 'dinowm "
                             f"resume {self.run_id} --slurm' continues it")
+        if self.time_limit:
+            return status, f"Slurm time limit near: {where}, the last of its epochs"
         why = reason if "Slurm" in reason else \
             f"{reason} from Slurm (job cancelled, preempted or past its time limit)"
         return "stopping", f"{why}; latest checkpoint at epoch {row['epoch']}"

@@ -192,7 +192,9 @@ def _train(rt: Runtime, run_dir: Path) -> str:
             rt.phase("checkpoint", epoch=done)
             save(rt, cfg, model, optimizers, stats, state.checkpoint(), kind="epoch")
             dist.barrier("checkpoint_written")
-        if stop if dist.enabled else rt.stop_requested:  # one rank reads its flag again
+        # (one rank reads its flag again); a stop during the last epoch's validation comes
+        # too late to stop anything: the run is complete
+        if (stop if dist.enabled else rt.stop_requested) and done < t.epochs:
             rt.end("stopped", epoch=done, step=state.step)
             return "stopped"
     rt.end("completed", epoch=t.epochs, step=state.step)

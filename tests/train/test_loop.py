@@ -95,6 +95,25 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(tiny_run) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_stop_during_the_last_epochs_validation_still_completes(tiny_run) -> None:
+    """Every epoch trained: a SIGTERM while the last one validates (a Slurm time limit that
+    falls there) stops nothing; the run ends completed with its epoch checkpoint."""
+    run_dir = tiny_run("last", ["training.epochs=1", "training.max_steps_per_epoch=2"])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DINOWM_FAULT": "validation:1:sleep=4"}
+    proc = subprocess.Popen([sys.executable, "-m", "dinowm.train", "--run-dir", str(run_dir)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not any(e["type"] == "phase" and e.get("phase") == "validation"
+                  for e in (events(run_dir) if (run_dir / "events.jsonl").exists() else [])):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    end = events(run_dir)[-1]
+    assert (end["type"], end["status"], end["epoch"]) == ("end", "completed", 1)
+    assert ckpt.verify(run_dir / "checkpoints" / "epoch_0001.pth")["next_epoch"] == 2
+
+
 def test_nan_action_is_refused_before_training(tiny_run, tmp_path: Path) -> None:
     data = tmp_path / "nan_data"
     write_synthetic_dataset(data, episodes=4, length=30, image_size=32, nan_at=(2, 17, 5))
