@@ -148,6 +148,10 @@ def classify(exit_code: int, end_status: str | None, error: dict | None,
     message = (error or {}).get("message", "")
     if exit_code == EXIT_OK and end_status:
         return end_status, end_status
+    if end_status == "completed":  # every epoch trained and checkpointed before the end event:
+        # a signal in the launcher's teardown (a Slurm time limit falling there) loses nothing
+        return "completed", (f"completed (its end event was written; the process then exited "
+                             f"{f'by {signal_name}' if signal_name else f'with code {exit_code}'})")
     if exit_code == EXIT_OK:  # the trainer always ends with its end event; something else ended it
         return "crash", ("trainer exited 0 without its end event (ended from outside, e.g. its "
                          "Slurm step was cancelled)")

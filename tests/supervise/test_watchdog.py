@@ -61,6 +61,11 @@ def test_classify_exit_codes() -> None:
     kind, msg = classify(-9, None, None, "SIGKILL")
     assert kind == "signal" and "OOM killer" in msg
     assert classify(1, None, {"message": "ValueError: x"}, None) == ("crash", "ValueError: x")
+    # the end event says completed, then the launcher's teardown got a signal: nothing is lost
+    assert classify(1, "completed", None, None) == (
+        "completed", "completed (its end event was written; the process then exited with code 1)")
+    assert classify(-15, "completed", None, "SIGTERM")[0] == "completed"
+    assert classify(1, "stopped", None, None)[0] == "crash"
 
 
 def test_policies() -> None:
