@@ -45,6 +45,14 @@ def last_seq(path: Path) -> int:
     return seq
 
 
+def max_seq(path: Path) -> int:
+    """Highest seq of the complete lines of an events file, read only (a reader's last_seq)."""
+    if not Path(path).exists():
+        return 0
+    events, _ = read_jsonl(Path(path), 0)
+    return max((int(e["seq"]) for e in events if isinstance(e.get("seq"), int)), default=0)
+
+
 class EventWriter:
     """Appends events to events.jsonl; seq continues across attempts of the same run."""
 

@@ -17,7 +17,7 @@ from dinowm import rundir
 from dinowm.alerts import notify
 from dinowm.alerts.message import OUTCOME_EVENTS, final_summary
 from dinowm.config import Project, from_dict, load_project, to_dict, with_values
-from dinowm.events import read_events
+from dinowm.events import max_seq, read_events
 from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec, write_spec
 from dinowm.schema import RunConfig
 from dinowm.store import Store
@@ -45,6 +45,7 @@ class AttemptState:
                                                                  phase_since=time.time()))
     error: dict[str, Any] | None = None  # the trainer's `error` event
     end: str | None = None  # the status of its `end` event
+    base_seq: int = 0  # events up to this seq were written before this attempt began
     stop_sent: float | None = None  # when SIGTERM went to the trainer (monotonic)
 
     def outcome(self, kind: str, message: str, **fields: Any) -> Outcome:
@@ -198,7 +199,9 @@ class Supervisor:
 
     def _attempt(self, cfg: RunConfig, attempt: int, gpu: GpuWatch, mirror: Mirror) -> Outcome:
         """One trainer process from spawn to exit (or to the kill after a stall)."""
-        state = AttemptState(attempt, cfg, self._spawn(attempt, cfg), ThermalGuard(cfg.thermal))
+        base = max_seq(self.run_dir / rundir.EVENTS)  # an earlier attempt's end is not this one's
+        state = AttemptState(attempt, cfg, self._spawn(attempt, cfg), ThermalGuard(cfg.thermal),
+                             base_seq=base)
         self.proc = state.proc
         duties = [Duty(1.0, gpu.write_rows),
                   Duty(1.0, self._poll_stop_request),
@@ -333,9 +336,10 @@ class Supervisor:
         for event in events:
             a.progress.observe(event, now)
             kind = event["type"]
-            if kind == "error":
+            mine = event["seq"] > a.base_seq
+            if kind == "error" and mine:
                 a.error = event
-            elif kind == "end":
+            elif kind == "end" and mine:
                 a.end = event.get("status")
             elif kind == "epoch":
                 mirror.log({"epoch": event["epoch"], **event.get("metrics", {}),
