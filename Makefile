@@ -7,8 +7,9 @@ PY310 ?= $(shell for p in $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.1
   $$(command -v python3.10); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' \
   2>/dev/null && echo "$$p" && break; done)
 # The suite mostly waits on real processes (trainers, supervisors, watchdog budgets, Slurm,
-# a browser): four workers keep two cores busy (measured: 545 s against 582 s with three).
-PYTEST_ARGS ?= -n 4
+# a browser): four workers keep two cores busy; an idle worker takes tests from a busy one's
+# queue, so the few minute-long tests do not make a tail.
+PYTEST_ARGS ?= -n 4 --dist worksteal
 
 .PHONY: demo test test-core-py310 lint setup clean
 
@@ -43,9 +44,9 @@ test-core-py310:
 	set -e; test -x .venv310/bin/python || $(PY310) -m venv .venv310; \
 	if [ ! -f .venv310/.installed ] || [ pyproject.toml -nt .venv310/.installed ]; then \
 	  .venv310/bin/python -m pip install -q click rich textual sqlite-utils 'tomli>=2' nvidia-ml-py \
-	    'pytest>=8' pytest-timeout hypothesis && \
+	    'pytest>=8' pytest-timeout pytest-xdist hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
-	.venv310/bin/python -m pytest $(PY310_TESTS) -p no:cacheprovider -k 'not for_20_seconds'
+	.venv310/bin/python -m pytest $(PY310_TESTS) -p no:cacheprovider -n 2 -k 'not for_20_seconds'
 
 # The architecture's import contracts (pyproject.toml [tool.importlinter]); make test runs them
 # too, through tests/test_architecture.py.
