@@ -7,9 +7,9 @@ PY310 ?= $(shell for p in $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.1
   $$(command -v python3.10); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' \
   2>/dev/null && echo "$$p" && break; done)
 # The suite mostly waits on real processes (trainers, supervisors, watchdog budgets, Slurm,
-# a browser): four workers keep two cores busy; an idle worker takes tests from a busy one's
-# queue, so the few minute-long tests do not make a tail.
-PYTEST_ARGS ?= -n 4 --dist worksteal
+# a browser): four workers keep two cores busy. A file's tests stay on one worker, so its
+# module fixtures (trained runs, the Slurm cluster) are built once, not once per worker.
+PYTEST_ARGS ?= -n 4 --dist loadfile
 
 .PHONY: demo test test-core-py310 lint setup clean
 
