@@ -43,7 +43,8 @@ class Receiver:
         self.hang.bind(("127.0.0.1", 0))
         self.hang.listen(16)
         self.held: list[socket.socket] = []
-        threading.Thread(target=self._hold, daemon=True).start()
+        self.holder = threading.Thread(target=self._hold, daemon=True)
+        self.holder.start()
 
     def _hold(self) -> None:
         """Accept and never answer."""
@@ -78,7 +79,12 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        try:  # wakes the thread blocked in accept(), which a close() alone does not
+            self.hang.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.hang.close()
+        self.holder.join(timeout=5)
         for conn in self.held:
             conn.close()
 
