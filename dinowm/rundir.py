@@ -359,13 +359,10 @@ def eval_dir(run_dir: Path, checkpoint: str) -> Path:
     return Path(run_dir) / EVAL_DIR / Path(checkpoint).stem
 
 
-def append_evaluation(run_dir: Path, record: dict[str, Any]) -> None:
-    """Append one evaluation record to evaluations.jsonl, durably (flush + fsync).
-
-    A line left torn by a crash is ended first, so it cannot swallow this record.
-    """
-    path = Path(run_dir) / EVALUATIONS
-    line = json.dumps(record, sort_keys=True, default=str).encode() + b"\n"
+def append_durably(path: Path, item: dict[str, Any]) -> None:
+    """Append one JSON line, flushed and fsynced; a line left torn by a crash is ended first,
+    so it cannot swallow this one (evaluations.jsonl, the queue's journal)."""
+    line = json.dumps(item, sort_keys=True, default=str).encode() + b"\n"
     with open(path, "ab+") as fh:
         if fh.tell() > 0:
             fh.seek(-1, os.SEEK_END)
@@ -374,6 +371,11 @@ def append_evaluation(run_dir: Path, record: dict[str, Any]) -> None:
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def append_evaluation(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one evaluation record to evaluations.jsonl, durably."""
+    append_durably(Path(run_dir) / EVALUATIONS, record)
 
 
 def read_evaluations(run_dir: Path) -> list[dict[str, Any]]:

@@ -34,9 +34,7 @@ def parse(table: dict[str, Any], where: str) -> AlertSettings:
     """[alerts] of dinowm.toml → AlertSettings; each problem is one line naming the key."""
     for name in table:
         if name not in KEYS:
-            close = difflib.get_close_matches(name, KEYS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"Unknown key '{name}' in [alerts] of {where};{hint} the keys "
+            raise ConfigError(f"Unknown key '{name}' in [alerts] of {where};{_hint(name, KEYS)} the keys "
                               f"are {', '.join(KEYS)}.")
     values: dict[str, Any] = {}
     if "events" in table:
@@ -59,15 +57,20 @@ def parse(table: dict[str, Any], where: str) -> AlertSettings:
     return AlertSettings(**values)
 
 
+def _hint(name: str, choices: tuple[str, ...]) -> str:
+    """" Did you mean 'x'?" for the closest of choices, or nothing."""
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
 def _events(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"alerts.events in {where} must be a list of event names such as "
                           f"[\"stall\", \"completed\"], got {value!r}.")
     for name in value:
         if name not in EVENTS:
-            close = difflib.get_close_matches(name, EVENTS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"alerts.events has unknown event {name!r} in {where};{hint} "
+            raise ConfigError(f"alerts.events has unknown event {name!r} in {where};"
+                              f"{_hint(name, EVENTS)} "
                               f"the events are {', '.join(EVENTS)}.")
     return tuple(dict.fromkeys(value))
 

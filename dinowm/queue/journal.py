@@ -7,29 +7,18 @@ the same facts; `dinowm reindex` replays this file (Store.queue_replay).
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Any
 
 from dinowm.config import Project
-from dinowm.rundir import read_jsonl
+from dinowm.rundir import append_durably, read_jsonl
 
 
 def append(project: Project, op: str, **fields: Any) -> None:
     """One line, durably (flush + fsync); a line left torn by a crash is ended first."""
     path = project.queue_journal
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"t": time.time(), "op": op, **fields}, sort_keys=True,
-                      default=str).encode() + b"\n"
-    with open(path, "ab+") as fh:
-        if fh.tell() > 0:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                line = b"\n" + line
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_durably(path, {"t": time.time(), "op": op, **fields})
 
 
 def lines(project: Project) -> list[dict[str, Any]]:

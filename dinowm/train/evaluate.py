@@ -238,13 +238,14 @@ class Evaluation:
             with torch.no_grad():
                 z = planner.final(actions, g)  # (G, 1, P, D)
                 objective = planner.distance(z, g)
+                visual_dist = planner.visual_distance(z, g)
                 decoded = model.decode(z).float()  # (G, 1, 3, img, img)
             finals[p] = decoded[:, 0]
             action_err = (actions.float() - true_actions.float()).pow(2).flatten(1).mean(1)
             for i, one in enumerate(per_goal):
                 img = image_metrics(decoded[i : i + 1], goal["visual"][i : i + 1].float(), "x")
                 one[p] = {"objective": float(objective[i]), "action_err": float(action_err[i]),
-                          "z_visual_dist": float(planner.visual_distance(z, g)[i]),
+                          "z_visual_dist": float(visual_dist[i]),
                           **{k: float(img[f"img_{k}_x"]) for k in ("mse", "psnr", "ssim")}}
             metrics.update({
                 f"{p}_objective": float(objective.mean()),
@@ -259,7 +260,7 @@ class Evaluation:
     def pictures(self, stem: str, visual: Tensor, finals: dict[str, Tensor],
                  per_goal: list[dict[str, Any]]) -> None:
         """One PNG per goal: start | goal | each planner's imagined final frame."""
-        folder = rundir.eval_path(self.run_dir, stem)
+        folder = rundir.eval_dir(self.run_dir, stem)
         folder.mkdir(parents=True, exist_ok=True)
         for i, one in enumerate(per_goal):
             frames = [visual[i, 0], visual[i, -1], *(f[i] for f in finals.values())]

@@ -21,7 +21,7 @@ import pytest
 
 from dinowm.cli.serve import addresses, is_loopback
 from dinowm.supervise.procinfo import descendants
-from tests.support.process import wait_until
+from tests.support.process import unavailable, wait_until
 from tests.support.tui_seed import seed_project
 
 INSTALL = "apt-get install -y chromium chromium-driver && pip install selenium"
@@ -62,10 +62,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
     """Headless chromium under chromedriver in a session of its own, killed whole at the end."""
     missing = browser_missing()
     if missing:
-        message = f"no {missing}: {INSTALL}"
-        if os.environ.get("DINOWM_REQUIRE_BROWSER") == "1":
-            pytest.fail(message + " (DINOWM_REQUIRE_BROWSER=1: .ci/run installs them)")
-        pytest.skip(message)
+        unavailable(f"no {missing}: {INSTALL}", "DINOWM_REQUIRE_BROWSER")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

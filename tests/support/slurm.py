@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.process import unavailable
+
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scancel", "scontrol", "srun")
 INSTALL = "apt-get install -y slurm-wlm munge"
@@ -156,10 +158,8 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     """A one-node Slurm cluster on localhost with 2 CPUs, for this test session."""
     gone = missing()
     if gone:
-        message = f"slurm-wlm not installed ({', '.join(gone)} missing): {INSTALL}"
-        if os.environ.get("DINOWM_REQUIRE_SLURM") == "1":
-            pytest.fail(message + " (DINOWM_REQUIRE_SLURM=1: .ci/run installs it)")
-        pytest.skip(message)
+        unavailable(f"slurm-wlm not installed ({', '.join(gone)} missing): {INSTALL}",
+                    "DINOWM_REQUIRE_SLURM")
     cluster = Cluster(tmp_path_factory.mktemp("slurm"))
     try:
         cluster.start()
