@@ -7,7 +7,9 @@ exit (os._exit(1)), spam (write 10 MB to stdout and go on), zombie (spawn a chil
 lock this thread holds). A fault fires in the first process that reaches it; set
 DINOWM_FAULT_ONCE=path to a file so that a resumed attempt does not fire it again.
 With several ranks (torchrun) a fault fires in every rank that reaches it; `action@R`
-(e.g. global_step:3:sigkill@1) fires only in rank R (the RANK variable; 0 without torchrun).
+(e.g. global_step:3:sigkill@1) fires only in rank R (the RANK variable; 0 without torchrun),
+and `action#A` (e.g. global_step:*:sleep=2#1) only in the run's attempt A (DINOWM_ATTEMPT, which
+the supervisor sets; 1 without it): a slow first allocation whose requeued one runs at speed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 _counts: dict[str, int] = {}
 _plan: list[tuple[str, int, str]] | None = None
 _RANK = "@"
+_ATTEMPT = "#"
 _children: list[subprocess.Popen] = []
 
 
@@ -33,9 +36,12 @@ def _parse() -> list[tuple[str, int, str]]:
     plan = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         point, n, action = item.split(":")
+        action, _, attempt = action.partition(_ATTEMPT)
         action, _, rank = action.partition(_RANK)
         if rank and int(rank) != int(os.environ.get("RANK", "0")):
             continue  # planned for another rank
+        if attempt and int(attempt) != int(os.environ.get("DINOWM_ATTEMPT", "1")):
+            continue  # planned for another attempt
         plan.append((point, 0 if n == "*" else int(n), action))
     return plan
 

@@ -124,10 +124,11 @@ def test_a_two_rank_run_completes_and_the_login_node_records_it(login: LoginNode
 
 def test_a_time_limit_checkpoints_requeues_and_ends_exactly(login: LoginNode,
                                                             tmp_path: Path) -> None:
-    # Every step sleeps: the run needs about 30 s of training, longer than what a 1-minute
-    # allocation leaves before Slurm signals it 30 s ahead of its end. Slurm holds a requeued
-    # job for 5 s (the test cluster's cred_expire) before it may start again.
-    slow = {"DINOWM_FAULT": "global_step:*:sleep=0.9"}
+    # In the first attempt every step sleeps: its 56 s of training cannot fit the 1-minute
+    # allocation, which Slurm signals 30 s ahead of its end. The requeued allocation trains at
+    # full speed, so the run ends in the second one however loaded the machine is. Slurm holds
+    # a requeued job for 5 s (the test cluster's cred_expire) before it may start again.
+    slow = {"DINOWM_FAULT": "global_step:*:sleep=2#1"}
     toml = login.project.root / "dinowm.toml"
     toml.write_text(toml.read_text().replace("signal_s = 120 ", "signal_s = 30  "))
     common = ["training.epochs=7", "training.max_steps_per_epoch=4"]
