@@ -57,6 +57,9 @@ class TrainingConfig:
                         min=0)
     rollout_horizon: int = opt(0, "shortest random rollout horizon in frameskip steps, "
                                   "0 = num_hist + 2 (public)", min=0)
+    decoder_every: int = opt(1, "train the decoder on every N-th step (1 = every step, as "
+                                "published); it learns from detached latents, so the predictor "
+                                "trains the same whatever N", min=1)
     precision: str = opt("bf16", "autocast precision on CUDA (CPU always runs fp32)",
                          choices=("fp32", "bf16"))
     deterministic: bool = opt(False, "deterministic kernels (bit-identical resumes on CPU)")
@@ -91,6 +94,8 @@ class ModelConfig:
     predictor_dim_head: int = opt(64, "width of one predictor head", min=1)
     predictor_mlp_dim: int = opt(2048, "predictor MLP hidden width", min=1)
     predictor_dropout: float = opt(0.1, "predictor dropout", min=0.0, max=1.0, max_open=True)
+    decoder: str = opt("on", "the image decoder; off: planning-only runs without "
+                       "reconstructions or image metrics", choices=("on", "off"))
     decoder_channels: int = opt(384, "decoder hidden channels", min=2)
     decoder_res_blocks: int = opt(4, "residual blocks per decoder upsampler", min=0)
     decoder_res_channels: int = opt(128, "decoder residual bottleneck channels", min=1)

@@ -30,26 +30,30 @@ def build_model(cfg: RunConfig, proprio_dim: int, action_dim: int,
     return WorldModel(encoder, proprio_dim, action_dim, cfg.num_hist, cfg.num_pred,
                       m.action_emb_dim, m.proprio_emb_dim, m.num_action_repeat,
                       m.num_proprio_repeat, m.concat_dim, predictor, decoder, m.img_size,
-                      m.encoder_img_size)
+                      m.encoder_img_size, decoder=m.decoder == "on")
 
 
 def build_optimizers(model: WorldModel, cfg: RunConfig,
                      device: torch.device) -> dict[str, torch.optim.Optimizer]:
-    """AdamW predictor, Adam decoder, AdamW action+proprio encoders (the encoder is frozen)."""
+    """AdamW predictor, Adam decoder (when the model has one), AdamW action+proprio encoders
+    (the encoder is frozen)."""
     t = cfg.training
     groups = model.trainable_parameter_groups()
     fused = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    return {
+    optimizers = {
         "predictor": torch.optim.AdamW(groups["predictor"], lr=t.predictor_lr, **fused),
-        "decoder": torch.optim.Adam(groups["decoder"], lr=t.decoder_lr, **fused),
+        "decoder": torch.optim.Adam(groups["decoder"], lr=t.decoder_lr, **fused)
+        if "decoder" in groups else None,
         "action_proprio_encoders": torch.optim.AdamW(groups["action_proprio_encoders"],
                                                      lr=t.action_encoder_lr, **fused),
     }
+    return {name: opt for name, opt in optimizers.items() if opt is not None}
 
 
 def model_state(model: WorldModel) -> dict[str, Any]:
     """State dicts of the trained parts (and of an untrained encoder, which no file restores)."""
-    state = {name: getattr(model, name).state_dict() for name in TRAINED_PARTS}
+    state = {name: getattr(model, name).state_dict() for name in TRAINED_PARTS
+             if getattr(model, name) is not None}  # no decoder with model.decoder=off
     if not model.encoder.is_pretrained:
         state["encoder"] = model.encoder.state_dict()
     return state
@@ -58,6 +62,8 @@ def model_state(model: WorldModel) -> dict[str, Any]:
 def load_model_state(model: WorldModel, state: dict[str, Any]) -> None:
     """Load what model_state() saved, strictly."""
     for name in TRAINED_PARTS:
+        if getattr(model, name) is None:
+            continue  # model.decoder=off
         getattr(model, name).load_state_dict(state[name], strict=True)
     if "encoder" in state:
         model.encoder.load_state_dict(state["encoder"], strict=True)

@@ -148,7 +148,7 @@ class Dist:
 
     # -- the model ---------------------------------------------------------------------------
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, unused_parameters: bool = False) -> nn.Module:
         """DistributedDataParallel over the model (only parameters that train are reduced);
         the model itself with one rank."""
         if not self.enabled:
@@ -157,10 +157,11 @@ class Dist:
 
         # Every trained parameter gets a gradient from every forward (loss = z_loss +
         # recon_loss reaches predictor, both embeddings and decoder; decode_pred only adds
-        # no-grad metrics), so find_unused_parameters stays off. The model has no buffers.
+        # no-grad metrics), so find_unused_parameters stays off, unless some steps leave the
+        # decoder out (unused_parameters: training.decoder_every > 1). No buffers.
         cuda = self.device is not None and self.device.type == "cuda"
         return DistributedDataParallel(model, device_ids=[self.local_rank] if cuda else None,
-                                       find_unused_parameters=False)
+                                       find_unused_parameters=unused_parameters)
 
     def close(self) -> None:
         """Leave the process group (after the last collective)."""

@@ -180,7 +180,8 @@ class Evaluation:
     def open_loop(self, model: WorldModel, val: SliceDataset, order: list[int],
                   horizon: int) -> dict[str, list[float]]:
         """Error of each imagined frame 1..horizon after num_hist true frames, mean over
-        episodes: latent (visual, proprio) and decoded image (mse, psnr, ssim)."""
+        episodes: latent (visual, proprio) and decoded image (mse, psnr, ssim; none without a
+        decoder)."""
         n = self.cfg.num_hist
         segs = [s for _, _, s in self._segments(val, order, n + horizon - 1, salt=0)]
         visual, proprio, action = self._to_device(segs)  # (K, n + H, ...), actions (K, n+H-1, A)
@@ -191,12 +192,13 @@ class Evaluation:
         for step, z_new in enumerate(imagine(model, z, action, horizon)):
             frame = n + step
             errs = per_sample_errors(model, z_new, z_true[:, frame : frame + 1])
-            img = image_metrics(model.decode(z_new), visual[:, frame : frame + 1], "x")
             curves["horizon"].append(step + 1)
             curves["z_visual_err"].append(float(errs["z_visual_err"].mean()))
             curves["z_proprio_err"].append(float(errs["z_proprio_err"].mean()))
-            for key in ("mse", "psnr", "ssim"):
-                curves[f"img_{key}"].append(float(img[f"img_{key}_x"]))
+            if model.has_decoder:  # else the image curves stay empty: "-" wherever shown
+                img = image_metrics(model.decode(z_new), visual[:, frame : frame + 1], "x")
+                for key in ("mse", "psnr", "ssim"):
+                    curves[f"img_{key}"].append(float(img[f"img_{key}_x"]))
         return curves
 
     def goals(self, val: SliceDataset, order: list[int],
@@ -239,20 +241,25 @@ class Evaluation:
                 z = planner.final(actions, g)  # (G, 1, P, D)
                 objective = planner.distance(z, g)
                 visual_dist = planner.visual_distance(z, g)
-                decoded = model.decode(z).float()  # (G, 1, 3, img, img)
-            finals[p] = decoded[:, 0]
+                # (G, 1, 3, img, img); without a decoder no imagined picture, no image metrics
+                decoded = model.decode(z).float() if model.has_decoder else None
+            if decoded is not None:
+                finals[p] = decoded[:, 0]
             action_err = (actions.float() - true_actions.float()).pow(2).flatten(1).mean(1)
             for i, one in enumerate(per_goal):
-                img = image_metrics(decoded[i : i + 1], goal["visual"][i : i + 1].float(), "x")
+                img = {f"img_{k}_x": None for k in ("mse", "psnr", "ssim")} if decoded is None \
+                    else image_metrics(decoded[i : i + 1], goal["visual"][i : i + 1].float(), "x")
                 one[p] = {"objective": float(objective[i]), "action_err": float(action_err[i]),
                           "z_visual_dist": float(visual_dist[i]),
-                          **{k: float(img[f"img_{k}_x"]) for k in ("mse", "psnr", "ssim")}}
+                          **{k: None if img[f"img_{k}_x"] is None else float(img[f"img_{k}_x"])
+                             for k in ("mse", "psnr", "ssim")}}
             metrics.update({
                 f"{p}_objective": float(objective.mean()),
                 f"{p}_oracle_ratio": float(objective.mean() / true_obj.mean().clamp_min(1e-12)),
                 f"{p}_action_err": float(action_err.mean()),
                 f"{p}_seconds": seconds / max(len(goals), 1),
-                **{f"{p}_img_{k}": float(np.mean([o[p][k] for o in per_goal]))
+                **{f"{p}_img_{k}": None if decoded is None
+                   else float(np.mean([o[p][k] for o in per_goal]))
                    for k in ("mse", "psnr", "ssim")}})
         self.pictures(stem, visual, finals, per_goal)
         return per_goal, metrics

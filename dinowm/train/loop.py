@@ -73,8 +73,9 @@ def _train(rt: Runtime, run_dir: Path) -> str:
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device)
     mode.prepare(model, device)  # before the optimisers, whose states follow the parameters
     optimizers = build_optimizers(model, cfg, device)
-    if dist.rank:  # the same initial weights; each further rank its own dropout stream
-        seed_everything(cfg.seed + dist.rank)
+    # The same initial weights on every rank; then each rank its own dropout stream, which
+    # starts the same whatever was built (a run without a decoder draws the same dropout masks).
+    seed_everything(cfg.seed + dist.rank)
     state = TrainState()
     if resumed:
         restore(resumed, rt.run_id, model, optimizers, dist)  # weights, optimiser, RNG states
@@ -84,7 +85,9 @@ def _train(rt: Runtime, run_dir: Path) -> str:
     if mode.cache_features:
         rt.phase("startup", epoch=None)
         attach_cache(model, train_ds, val_ds, run_dir.parent / ".feature_cache", device, rt.log)
-    net = dist.wrap(model)  # DistributedDataParallel with several ranks, else the model
+    # DistributedDataParallel with several ranks, else the model; a step that leaves the
+    # decoder out (training.decoder_every > 1) gives it no gradient to reduce
+    net = dist.wrap(model, unused_parameters=model.has_decoder and mode.decoder_every > 1)
     # one global order per epoch, or the public code's one order for all (shuffle=fixed)
     sampler = EpochSampler(len(train_ds), seed=cfg.seed, order=mode.order(train_ds, cfg.seed))
     plan = RankBatches(sampler, cfg.micro_batch, t.grad_accum, dist.world, dist.rank)
@@ -103,8 +106,10 @@ def _train(rt: Runtime, run_dir: Path) -> str:
              train_samples=len(train_ds), val_samples=len(val_ds),
              params=model.parameter_counts(), encoder_label=model.encoder.label, dataset=info,
              config_hash=config_hash(cfg), resumed_from=str(resumed.path) if resumed else None,
-             swept_temp_files=swept, stats_from=mode.stats_from, shuffle=mode.shuffle)
+             swept_temp_files=swept, stats_from=mode.stats_from, shuffle=mode.shuffle,
+             decoder=model.has_decoder, decoder_every=mode.decoder_every)
     autocast = rt.autocast(mode.precision)
+    last_recon = 0.0  # the last decoder step's reconstruction loss, for the live loss
 
     while state.epoch <= t.epochs:
         # -- train one epoch (a resume starts mid-epoch, after the samples it trained on) -----
@@ -127,7 +132,9 @@ def _train(rt: Runtime, run_dir: Path) -> str:
             fault("step")
             fault("global_step", at=state.step + 1)
             n = planned.n
-            decode = state.step % mode.decode_every == 0  # predicted frames: metrics only
+            # predicted frames decoded for metrics only; the decoder trained on its schedule
+            decode = model.has_decoder and state.step % mode.decode_every == 0
+            trains_decoder = mode.trains_decoder(model, state.step)
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             for i, micro in enumerate(group):
@@ -140,22 +147,30 @@ def _train(rt: Runtime, run_dir: Path) -> str:
                     with autocast:
                         out = net(visual, proprio, action, decode_pred=decode,
                                   image_metrics_on=decode, tokens=rt.tokens(micro),
-                                  keep_pred_graph=mode.keep_pred_graph)
+                                  keep_pred_graph=mode.keep_pred_graph,
+                                  reconstruct=trains_decoder)
                     # The mean over all n samples: DDP averages over ranks, hence x world; a
                     # stand-in sample (no share of this step) adds nothing.
                     weight = 0.0 if planned.standin else visual.shape[0] * dist.world / n
                     with dist.collective("grad_allreduce") if last else contextlib.nullcontext():
                         (out["loss"] * weight).backward()
-                if not planned.standin:
-                    state.accum.add(out, visual.shape[0])
-            for opt in optimizers.values():
-                opt.step()
+                if not planned.standin:  # a step without the decoder has no full loss
+                    state.accum.add(out, visual.shape[0],
+                                    skip=() if trains_decoder or not model.has_decoder
+                                    else ("loss",))
+            for name, opt in optimizers.items():
+                if name != "decoder" or trains_decoder:
+                    opt.step()
+            if trains_decoder:
+                last_recon = out["decoder_recon_loss_reconstructed"].item()
+            live_loss = out["loss"].item() if trains_decoder or not model.has_decoder \
+                else out["z_loss"].item() + last_recon
             state.step += 1
             state.samples += n
             state.accum.steps += 1
             state.accum.seconds = time.time() - epoch_start
             rt.heartbeat(epoch=state.epoch, batch=state.accum.steps, batches=steps_per_epoch,
-                         step=state.step, loss=out["loss"].item(),
+                         step=state.step, loss=live_loss,
                          step_s=time.perf_counter() - tick, samples=n,
                          remaining=(t.epochs - state.epoch + 1) * steps_per_epoch
                          - state.accum.steps)
@@ -216,7 +231,7 @@ def validate(model: WorldModel, loader: DataLoader, rt: Runtime, cfg: RunConfig,
         with autocast, mode.validation_grad():
             out = model(visual, proprio, action, decode_pred=True, return_images=i == 0,
                         tokens=rt.tokens(micro), keep_pred_graph=mode.keep_pred_graph)
-        if i == 0:
+        if i == 0 and "visual_reconstructed" in out:  # none without a decoder
             images = {"true": visual.float().cpu(),
                       "reconstructed": out.pop("visual_reconstructed").float().cpu(),
                       "pred": out.pop("visual_pred").float().cpu()}
@@ -293,10 +308,10 @@ class Accum:
         self.samples: int = state.get("samples", 0)
         self.seconds: float = state.get("seconds", 0.0)
 
-    def add(self, out: dict[str, torch.Tensor], n: int) -> None:
-        """Add the scalar outputs of a forward pass over `n` samples."""
+    def add(self, out: dict[str, torch.Tensor], n: int, skip: tuple[str, ...] = ()) -> None:
+        """Add the scalar outputs of a forward pass over `n` samples (but the keys in skip)."""
         for key, value in out.items():
-            if value.dim() == 0:
+            if value.dim() == 0 and key not in skip:
                 self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * n
                 self.weights[key] = self.weights.get(key, 0) + n
         self.samples += n

@@ -23,6 +23,7 @@ class Mode:
     reference: bool  # perf.mode=reference: the public DINO-WM code's costs, for comparison
     precision: str  # autocast precision: training.precision, or fp32 in reference mode
     decode_every: int  # decode the predicted frames on every N-th training step
+    decoder_every: int  # train the decoder on every N-th step (training.decoder_every)
     keep_pred_graph: bool  # keep that decode's unused autograd graph alive, as the public code
     cache_features: bool  # read the frozen encoder's tokens from the on-disk cache
     compile: bool  # torch.compile the predictor and decoder
@@ -40,6 +41,7 @@ class Mode:
         return cls(reference=reference,
                    precision="fp32" if reference else cfg.training.precision,
                    decode_every=1 if reference else TRAIN_DECODE_EVERY,
+                   decoder_every=1 if reference else cfg.training.decoder_every,
                    keep_pred_graph=reference,
                    cache_features=fast and cfg.data.cache_features,
                    compile=fast and cfg.perf.compile,
@@ -53,11 +55,18 @@ class Mode:
         """Set the model up for this mode, before its optimisers are built."""
         if self.reference:
             model.predictor.set_attention("explicit")
-        if self.channels_last and device.type == "cuda":  # CPU runs keep their exact kernels
-            model.decoder.to_channels_last()
+        decoder = model.decoder  # None with model.decoder=off
+        if self.channels_last and device.type == "cuda" and decoder is not None:
+            decoder.to_channels_last()  # CPU runs keep their exact kernels
         if self.compile:  # after the layout change, so the compiled graphs see it
             model.predictor.compile()  # in place: state_dict keys stay the same
-            model.decoder.compile()
+            if decoder is not None:
+                decoder.compile()
+
+    def trains_decoder(self, model: WorldModel, step: int) -> bool:
+        """Whether optimiser step `step` (0-based, counted over the whole run, so a resume
+        keeps the schedule) trains the decoder."""
+        return model.has_decoder and step % self.decoder_every == 0
 
     def dataset(self, ds: SliceDataset, img_size: int) -> Dataset:
         """Reference mode transforms each sample's whole episode, as the public loader."""

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dinowm.errors import ConfigError
+from dinowm.errors import ConfigError, DinowmError
 from dinowm.train.decoder import Decoder
 from dinowm.train.encoder import Encoder
 from dinowm.train.predictor import Predictor
@@ -79,6 +79,7 @@ class WorldModel(nn.Module):
         decoder_kwargs: dict | None = None,
         img_size: int = 224,
         encoder_img_size: int = 196,
+        decoder: bool = True,
     ) -> None:
         super().__init__()
         if concat_dim != 1:
@@ -106,7 +107,13 @@ class WorldModel(nn.Module):
         self.proprio_encoder = FrameEmbedding(proprio_dim, proprio_emb_dim)
         self.action_encoder = FrameEmbedding(action_dim, action_emb_dim)
         self.predictor = Predictor(self.num_patches, num_hist, self.emb_dim, **(predictor_kwargs or {}))
-        self.decoder = Decoder(in_dim=self.visual_dim, **(decoder_kwargs or {}))
+        # model.decoder=off (planning-only runs): no decoder, no reconstructions, no image metrics
+        self.decoder = Decoder(in_dim=self.visual_dim, **(decoder_kwargs or {})) if decoder else None
+
+    @property
+    def has_decoder(self) -> bool:
+        """False for a model built with model.decoder=off."""
+        return self.decoder is not None
 
     def _tile(self, emb: Tensor, repeat: int) -> Tensor:
         """(B, F, E) -> (B, F, P, E*repeat): the embedding repeated, then copied onto every patch."""
@@ -144,6 +151,9 @@ class WorldModel(nn.Module):
 
     def decode(self, z: Tensor) -> Tensor:
         """Latents (B, T, P, D) -> images (B, T, 3, img, img) from the visual channels only."""
+        if self.decoder is None:
+            raise DinowmError("this model has no decoder (model.decoder=off): nothing decodes "
+                              "latents to images; train with model.decoder=on for pictures")
         b, t = z.shape[:2]
         vis = z[..., : self.visual_dim].reshape(b * t, self.grid, self.grid, self.visual_dim)
         return self.decoder(vis.permute(0, 3, 1, 2)).unflatten(0, (b, t))  # (B, T, 3, img, img)
@@ -167,13 +177,17 @@ class WorldModel(nn.Module):
         image_metrics_on: bool = True,
         tokens: Tensor | None = None,
         keep_pred_graph: bool = False,
+        reconstruct: bool = True,
     ) -> dict[str, Tensor]:
         """Training losses and metrics for frames (B, num_hist + num_pred, ...); only `loss` has grad.
 
         image_metrics_on=False skips the per-frame image metrics (the fast path computes them on
         the steps that decode predictions). keep_pred_graph=True is the public code's cost: the
         predicted frames are decoded with autograd and returned under "_pred_graph" so the caller
-        can keep the graph alive (reference mode only).
+        can keep the graph alive (reference mode only). reconstruct=False leaves the decoder out
+        of this step (training.decoder_every): `loss` is then z_loss alone, and the predictor's
+        gradients are the same as with it, because the decoder only ever sees detached latents.
+        Without a decoder (model.decoder=off) nothing is decoded.
         """
         if visual.shape[1] != self.num_hist + self.num_pred:
             raise ValueError(f"expected {self.num_hist + self.num_pred} frames, got {visual.shape[1]}")
@@ -184,22 +198,27 @@ class WorldModel(nn.Module):
         z_loss = F.mse_loss(z_pred[..., :vp], z_tgt[..., :vp])  # action channels excluded
         z_visual_loss = F.mse_loss(z_pred[..., :v], z_tgt[..., :v])
         z_proprio_loss = F.mse_loss(z_pred[..., v:vp], z_tgt[..., v:vp])
-        recon = self.decode(z.detach())  # (B, F, 3, img, img): the decoder learns from true latents only
-        recon_loss = F.mse_loss(recon, visual)
-        loss = z_loss + recon_loss
         out = {
-            "loss": loss,
             "z_loss": z_loss.detach(),
             "z_visual_loss": z_visual_loss.detach(),
             "z_proprio_loss": z_proprio_loss.detach(),
-            "decoder_recon_loss_reconstructed": recon_loss.detach(),
         }
-        if keep_pred_graph:
+        recon = None
+        reconstruct = reconstruct and self.has_decoder
+        decode_pred = decode_pred and self.has_decoder
+        if reconstruct:
+            recon = self.decode(z.detach())  # (B, F, 3, img, img): the decoder learns from true latents only
+            recon_loss = F.mse_loss(recon, visual)
+            out["loss"] = z_loss + recon_loss
+            out["decoder_recon_loss_reconstructed"] = recon_loss.detach()
+        else:
+            out["loss"] = z_loss
+        if keep_pred_graph and self.has_decoder:
             out["_pred_graph"] = self.decode(z_pred)  # the public code's unused autograd graph
         with torch.no_grad():
             out.update(self.latent_errors(z_pred, z_tgt, "full"))
             out.update(self.latent_errors(z_pred[:, -self.num_pred :], z_tgt[:, -self.num_pred :], "pred"))
-            if image_metrics_on:
+            if image_metrics_on and recon is not None:
                 out.update(image_metrics(recon, visual, "reconstructed"))
             if decode_pred:
                 pred_images = self.decode(z_pred)  # (B, num_hist, 3, img, img), a metric only
@@ -209,7 +228,7 @@ class WorldModel(nn.Module):
                     out.update(image_metrics(last, visual[:, self.num_hist :], "pred"))
                 if return_images:
                     out["visual_pred"] = pred_images
-        if return_images:
+        if return_images and recon is not None:
             out["visual_reconstructed"] = recon.detach()
         return out
 
@@ -250,7 +269,7 @@ class WorldModel(nn.Module):
         """Parameters per optimiser: predictor (AdamW), decoder (Adam), action+proprio encoders (AdamW)."""
         return {
             "predictor": list(self.predictor.parameters()),
-            "decoder": list(self.decoder.parameters()),
+            **({"decoder": list(self.decoder.parameters())} if self.decoder is not None else {}),
             "action_proprio_encoders": [
                 *self.action_encoder.parameters(),
                 *self.proprio_encoder.parameters(),
@@ -260,7 +279,8 @@ class WorldModel(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts per part, and the trainable total."""
         parts = ("encoder", "predictor", "decoder", "action_encoder", "proprio_encoder")
-        counts = {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in parts}
+        counts = {name: sum(p.numel() for p in getattr(self, name).parameters())
+                  if getattr(self, name) is not None else 0 for name in parts}
         counts["trainable_total"] = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return counts
 

@@ -88,6 +88,9 @@ def check_supported(doc: dict[str, Any]) -> None:
     if model.get("concat_dim", 1) != 1 or doc.get("num_pred", 1) != 1:
         raise ConfigError(f"Only concat_dim=1 and num_pred=1 can be exported (this run: "
                           f"concat_dim={model.get('concat_dim')}, num_pred={doc.get('num_pred')})")
+    if model.get("decoder", "on") == "off":
+        raise ConfigError("This run has no decoder (model.decoder=off); the public planner's "
+                          "model files carry one: export a run trained with model.decoder=on.")
 
 
 class _Unmoved:

@@ -155,7 +155,10 @@ class Runtime:
                  f"{fields['batches_per_epoch']} batches/epoch of {fields['batch_size']} "
                  f"(micro-batch {fields['micro_batch']}), device {self.device}, "
                  f"encoder {fields['encoder_label']}, statistics from "
-                 f"{fields['stats_from']}, {fields['shuffle']} order")
+                 f"{fields['stats_from']}, {fields['shuffle']} order, " + (
+                     "no decoder (model.decoder=off: no reconstructions or image metrics)"
+                     if not fields.get("decoder", True) else
+                     f"decoder trained every {fields.get('decoder_every', 1)} step(s)"))
 
     def heartbeat(self, *, epoch: int, batch: int, batches: int, step: int, loss: float,
                   step_s: float, samples: int, remaining: int) -> None:
