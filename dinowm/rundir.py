@@ -29,6 +29,7 @@ FINAL = ("completed", "stopped", "failed", "lost", "cancelled")  # cancelled: by
 SPEC = "config.json"
 EVENTS = "events.jsonl"
 LOG = "train.log"
+LOG_FILE_ENV = "DINOWM_LOG_FILE"  # set for a Slurm job's trainer: it appends its log lines here
 RECORD = "record.jsonl"
 # On a cluster, the supervisor inside the Slurm job journals here (one writer per file: the
 # login node's record.jsonl and the job's own never interleave on a network filesystem).

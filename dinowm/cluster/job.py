@@ -87,6 +87,12 @@ class JobSupervisor(Supervisor):
     def _ranks(self, cfg: RunConfig) -> int:
         return self.opts.nodes * cfg.dist.nproc_per_node
 
+    def _trainer_env(self) -> dict[str, str]:
+        """The trainer appends its log lines to train.log itself: srun forwards a task's
+        output through slurmstepd, and a node failure loses the lines still on their way
+        (an epoch's 'done' line after its event and checkpoint were written)."""
+        return {rundir.LOG_FILE_ENV: str(self.run_dir / rundir.LOG)}
+
     def _command(self, cfg: RunConfig, attempt: int) -> list[str]:
         """srun: one task per node, each a torchrun with this node's ranks (or the trainer
         itself for a run of one rank)."""

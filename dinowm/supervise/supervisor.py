@@ -238,7 +238,7 @@ class Supervisor:
             log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} "
                       f"---\n".encode())
             env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1",
-                   **flight_recorder(self.run_dir, cfg)}
+                   **flight_recorder(self.run_dir, cfg), **self._trainer_env()}
             proc = subprocess.Popen(
                 [*self._command(cfg, attempt), "--run-dir", str(self.run_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -411,6 +411,10 @@ class Supervisor:
     def _recorded(self, status: str, reason: str) -> tuple[str, str]:
         """The status and reason the record keeps for how supervise() ended."""
         return status, reason
+
+    def _trainer_env(self) -> dict[str, str]:
+        """Variables for the trainer besides the attempt's (a Slurm job adds its own)."""
+        return {}
 
     def _command(self, cfg: RunConfig, attempt: int) -> list[str]:
         return trainer_command(cfg)

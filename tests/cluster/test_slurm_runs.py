@@ -41,7 +41,8 @@ class LoginNode:
         return self.project.run_row()
 
     def poll(self, run_id: str, until, timeout: float = 240) -> dict:
-        """`dinowm runs --json` every half second until until(row) holds; returns the row."""
+        """`dinowm runs --json` every second until until(row) holds; returns the row (each
+        call is a CLI process: a tighter poll costs the machine more than it shows)."""
         deadline = time.monotonic() + timeout
         while True:
             out = self.project.cli("runs", "--json")
@@ -53,7 +54,7 @@ class LoginNode:
             if until(row):
                 return row
             assert time.monotonic() < deadline, (self.seen, self.cluster.log()[-3000:])
-            time.sleep(0.5)
+            time.sleep(1.0)
 
     def done(self, run_id: str, timeout: float = 240) -> dict:
         """Until the run's status is final and Slurm has ended its job."""
@@ -176,7 +177,9 @@ def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
     assert not any(status == "running" and state == "CANCELLED" for status, state in login.seen)
     cancelled_at = row["epoch"]
     # resume --slurm: a new job continues from the checkpoint; dinowm stop checkpoints it
-    out = login.project.cli("resume", run["id"], "--slurm", env=slow)
+    # (its steps slower still, so that a busy machine's slow CLI calls cannot miss it)
+    out = login.project.cli("resume", run["id"], "--slurm",
+                            env={"DINOWM_FAULT": "global_step:*:sleep=1"})
     assert out.returncode == 0, out.stdout + out.stderr
     second = login.project.run_row()
     assert second["slurm_job_id"] != first and second["status"] == "pending"
@@ -221,7 +224,12 @@ def test_a_rank_killed_and_a_rank_stopped_inside_the_job_are_resumed_in_the_allo
     assert all(r["stacks"] for r in by_rank.values()), [r["stacks_note"] for r in by_rank.values()]
     kill = stall["details"]["kill"]
     assert kill["exited"] and "slurm_steps_left" not in kill, kill  # no step outlived it
-    assert epochs(login.project, run["id"]) == [1, 2] and epoch_lines(run) == [1, 2]
+    # The record has each epoch once. The log may say 'epoch 2 done' twice: the kill sends
+    # SIGCONT before SIGTERM, so the stalled attempt can finish epoch 2 before it stops at a
+    # step's end, and the next attempt trains that epoch's rest again from its checkpoint.
+    assert epochs(login.project, run["id"]) == [1, 2]
+    lines = epoch_lines(run)
+    assert lines[0] == 1 and set(lines) == {1, 2} and lines[-1] == 2, lines
 
 
 def test_a_failed_node_requeues_the_job_and_the_next_allocation_resumes(
