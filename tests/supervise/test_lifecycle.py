@@ -70,8 +70,10 @@ def test_dead_supervisor_marks_the_run_lost_and_resume_takes_over(project: Proje
 
 
 def test_tail_follow_streams_until_the_run_ends(project: Project) -> None:
+    # step 4 (in epoch 2) waits 6 s: the run is still going when `tail -f` starts, however
+    # slowly a busy machine starts the command
     out = project.cli("run", *tiny("training.epochs=2", "training.max_steps_per_epoch=3"),
-                      "--detach")
+                      "--detach", env={"DINOWM_FAULT": "global_step:4:sleep=6"})
     run_id = project.run_row()["id"]
     out = project.cli("tail", run_id, "-f", "-n", "0", timeout=180)
     assert out.returncode == 0
