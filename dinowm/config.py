@@ -325,6 +325,8 @@ def _describe(value: Any) -> str:
 
 def _coerce(spec: Key, raw: Any, where: str) -> Any:
     """Check a TOML value against the key's type (ints are accepted for floats)."""
+    if isinstance(raw, bool) and _on_off(spec):  # `cache_features = true`, older config.json
+        raw = "on" if raw else "off"
     ok = (isinstance(raw, spec.type) and not (spec.type is int and isinstance(raw, bool))) or (
         spec.type is float and isinstance(raw, int) and not isinstance(raw, bool))
     if not ok:
@@ -337,7 +339,11 @@ def _parse_override(spec: Key, raw: str) -> Any:
     """Parse the text of `key=value` as the key's type."""
     text = raw.strip()
     if spec.type is str:
-        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] in "'\"" else text
+        text = text[1:-1] if len(text) >= 2 and text[0] == text[-1] in "'\"" else text
+        if _on_off(spec):  # a switch with an auto: true/false mean on/off
+            text = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off",
+                    "0": "off"}.get(text.lower(), text)
+        return text
     try:
         if spec.type is bool:
             low = text.lower()
@@ -350,6 +356,11 @@ def _parse_override(spec: Key, raw: str) -> Any:
     except ValueError:
         raise ConfigError(f"{spec.name}={raw!r} is not {_TYPE_WORDS[spec.type]}; "
                           f"e.g. {spec.name}={_example(spec)}.") from None
+
+
+def _on_off(spec: Key) -> bool:
+    """A string key whose choices are on/off (and auto): it takes booleans too."""
+    return spec.type is str and spec.choices is not None and {"on", "off"} <= set(spec.choices)
 
 
 def _example(spec: Key) -> str:

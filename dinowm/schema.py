@@ -38,7 +38,10 @@ class DataConfig:
                        "public TrajSlicerDataset; auto: fixed in reference mode, else epoch",
                        choices=("auto", "epoch", "fixed"))
     num_workers: int = opt(2, "DataLoader worker processes", min=0)
-    cache_features: bool = opt(False, "cache the frozen encoder's patch tokens on disk")
+    cache_features: str = opt("auto", "cache the frozen encoder's patch tokens on disk (fp16); "
+                              "auto: on a GPU when the cache fits cache_max_gib and the free "
+                              "disk, off on the CPU", choices=("auto", "on", "off"))
+    cache_max_gib: float = opt(32.0, "disk budget of data.cache_features=auto", min=0.0)
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,14 @@ class PerfConfig:
     mode: str = opt("fast", "fast, or reference (the public code's costs, for comparison)",
                     choices=("fast", "reference"))
     compile: bool = opt(False, "torch.compile the predictor and decoder (fast mode)")
+    compile_mode: str = opt("default", "torch.compile mode; reduce-overhead also captures CUDA "
+                            "graphs of the fixed-shape steps",
+                            choices=("default", "reduce-overhead", "max-autotune"))
     channels_last: bool = opt(True, "channels-last decoder convolutions on CUDA (fast mode)")
+    encoder_inference_mode: bool = opt(True, "run the frozen encoder under torch.inference_mode "
+                                             "(fast mode; no_grad otherwise)")
+    prefetch: bool = opt(True, "copy the next batch to the GPU on a side stream while this "
+                               "step computes (fast mode, CUDA)")
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def shm_estimate(cfg: RunConfig) -> tuple[int, str]:
     reference = cfg.perf.mode == "reference"
     px = d.synth_image_size if d.synthetic and not reference else cfg.model.img_size
     frame = 3 * px * px * (FP32 if reference else 1)
-    tokens = cfg.num_patches * cfg.encoder_dim * 2 if d.cache_features else 0
+    tokens = cfg.num_patches * cfg.encoder_dim * 2 if d.cache_features != "off" else 0
     sample = cfg.num_frames * (frame + tokens)
     per_worker = PREFETCH * cfg.micro_batch * sample
     shown = "float32" if reference else "uint8"

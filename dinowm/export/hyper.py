@@ -11,7 +11,8 @@ from dinowm.schema import all_keys
 BASE = ("training.epochs", "training.batch_size", "training.grad_accum", "micro_batch", "seed",
         "training.save_every_x_epoch", "training.keep_checkpoints",
         "training.max_steps_per_epoch", "training.precision", "training.deterministic",
-        "training.num_reconstruct_samples", "training.rollouts", "training.rollout_horizon")
+        "training.num_reconstruct_samples", "training.decoder_every", "training.rollouts",
+        "training.rollout_horizon")
 TEMPORAL = ("frameskip", "num_hist", "num_pred", "num_frames")
 EMBEDDING = ("model.action_emb_dim", "model.proprio_emb_dim", "model.num_action_repeat",
              "model.num_proprio_repeat")

@@ -109,6 +109,8 @@ def _latest_sample(ctx: Ctx, rec: RunRecord) -> str | None:
     """A link to the newest reconstruction grid (true | reconstruction | prediction)."""
     if rec.folder != "ok" or not rec.epochs or rec.run_dir is None:
         return None
+    if rec.values.get("model.decoder") == "off":
+        return ctx("no_decoder")
     epoch = rec.epochs[-1]["epoch"]
     path = rundir.sample_path(rec.run_dir, epoch)
     if not path.is_file():

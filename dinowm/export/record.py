@@ -11,7 +11,9 @@ from dinowm.schema import SECTIONS, RunConfig, all_keys
 from dinowm.store import Store
 
 DEFAULTS = {name: key.default for name, key in all_keys().items()}
-LATER_KEYS = {"dist.nproc_per_node", "dist.timeout_s"}  # added after the first records
+LATER_KEYS = {  # added after the first records
+    "dist.nproc_per_node", "dist.timeout_s", "training.decoder_every", "model.decoder",
+    "data.cache_max_gib", "perf.compile_mode", "perf.encoder_inference_mode", "perf.prefetch"}
 
 
 @dataclass

@@ -95,6 +95,41 @@ def build_cache(model: Any, dataset: SliceDataset, root: Path, device: torch.dev
     return folder
 
 
+GIB = 2**30
+
+
+def cache_bytes(model: Any, dataset: SliceDataset) -> int:
+    """The cache's size on disk: every frame of every episode, fp16 patch tokens."""
+    per_frame = model.num_patches * model.visual_dim * torch.finfo(DTYPE).bits // 8
+    return sum(dataset.lengths) * per_frame
+
+
+def wanted(setting: str, model: Any, dataset: SliceDataset, root: Path, device: torch.device,
+           budget_gib: float) -> tuple[bool, str]:
+    """Whether to read tokens from the cache (data.cache_features), and why, for the log.
+
+    auto caches on a GPU when the cache fits data.cache_max_gib and half the free disk; on
+    the CPU it never does (fp32 training keeps the encoder's exact output there).
+    """
+    if setting != "auto":
+        return setting == "on", f"data.cache_features={setting}"
+    if device.type != "cuda":
+        return False, "off on the CPU (data.cache_features=auto)"
+    need = cache_bytes(model, dataset)
+    existing = root / "."  # the folder may not exist yet: measure the nearest one that does
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    size = f"{need / GIB:.1f} GiB"
+    if need > budget_gib * GIB:
+        return False, (f"off: it needs {size}, over data.cache_max_gib={budget_gib:g} "
+                       f"(data.cache_features=on caches anyway)")
+    if need > free / 2:
+        return False, (f"off: it needs {size} and {existing} has {free / GIB:.1f} GiB free "
+                       f"(it may take half)")
+    return True, f"on: {size} of data.cache_max_gib={budget_gib:g} (data.cache_features=auto)"
+
+
 def attach_cache(model: Any, train_ds: SliceDataset, val_ds: SliceDataset, root: Path,
                  device: torch.device, log: Callable[[str], None]) -> Path:
     """Build (or reuse) the cache of the run's frames; both splits then read tokens from it."""

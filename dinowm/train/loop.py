@@ -21,7 +21,7 @@ from dinowm.train.build import build_model, build_optimizers, seed_everything
 from dinowm.train.data import (EpochSampler, RankBatches, SliceDataset, build_datasets,
                                shard_batches, split_order)
 from dinowm.train.dist import Dist
-from dinowm.train.features import attach_cache
+from dinowm.train import features
 from dinowm.train.mode import Mode
 from dinowm.train.model import WorldModel
 from dinowm.train.rollouts import public_picks, rollout_errors
@@ -82,9 +82,14 @@ def _train(rt: Runtime, run_dir: Path) -> str:
         state = TrainState.from_checkpoint(resumed.state)
         if dist.enabled:
             state.accum = rank_accum(resumed.state, state.accum, dist, rt)
-    if mode.cache_features:
+    cache_root = run_dir.parent / ".feature_cache"
+    cached, why = features.wanted(mode.cache_features, model, train_ds, cache_root, device,
+                                  cfg.data.cache_max_gib)
+    if mode.cache_features != "off":
+        rt.log(f"feature cache: {why}")
+    if cached:
         rt.phase("startup", epoch=None)
-        attach_cache(model, train_ds, val_ds, run_dir.parent / ".feature_cache", device, rt.log)
+        features.attach_cache(model, train_ds, val_ds, cache_root, device, rt.log)
     # DistributedDataParallel with several ranks, else the model; a step that leaves the
     # decoder out (training.decoder_every > 1) gives it no gradient to reduce
     net = dist.wrap(model, unused_parameters=model.has_decoder and mode.decoder_every > 1)
@@ -107,7 +112,7 @@ def _train(rt: Runtime, run_dir: Path) -> str:
              params=model.parameter_counts(), encoder_label=model.encoder.label, dataset=info,
              config_hash=config_hash(cfg), resumed_from=str(resumed.path) if resumed else None,
              swept_temp_files=swept, stats_from=mode.stats_from, shuffle=mode.shuffle,
-             decoder=model.has_decoder, decoder_every=mode.decoder_every)
+             decoder=model.has_decoder, decoder_every=mode.decoder_every, feature_cache=cached)
     autocast = rt.autocast(mode.precision)
     last_recon = 0.0  # the last decoder step's reconstruction loss, for the live loss
 
@@ -119,7 +124,7 @@ def _train(rt: Runtime, run_dir: Path) -> str:
         sampler.set_epoch(state.epoch, min(state.samples, len(train_ds)))
         steps = plan.steps()  # this rank's part of each remaining step of the epoch
         net.train()
-        batches = iter(loader)
+        batches = rt.batches(loader, mode.prefetch)
         first_step = state.accum.steps
         epoch_start = time.time() - state.accum.seconds
         for planned in steps:

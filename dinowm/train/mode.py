@@ -25,8 +25,11 @@ class Mode:
     decode_every: int  # decode the predicted frames on every N-th training step
     decoder_every: int  # train the decoder on every N-th step (training.decoder_every)
     keep_pred_graph: bool  # keep that decode's unused autograd graph alive, as the public code
-    cache_features: bool  # read the frozen encoder's tokens from the on-disk cache
+    cache_features: str  # read the frozen encoder's tokens from an on-disk cache: auto/on/off
     compile: bool  # torch.compile the predictor and decoder
+    compile_mode: str  # torch.compile's mode (reduce-overhead: CUDA graphs)
+    encoder_inference_mode: bool  # the frozen encoder under inference_mode, not no_grad
+    prefetch: bool  # host-to-device copies of the next batch on a side stream (CUDA)
     channels_last: bool  # channels-last decoder convolutions (applied on CUDA only)
     stats_from: str  # "train" or "all": the episodes of the normalisation statistics
     shuffle: str  # "epoch" (a new order each epoch) or "fixed" (the public code's one order)
@@ -43,8 +46,11 @@ class Mode:
                    decode_every=1 if reference else TRAIN_DECODE_EVERY,
                    decoder_every=1 if reference else cfg.training.decoder_every,
                    keep_pred_graph=reference,
-                   cache_features=fast and cfg.data.cache_features,
+                   cache_features=cfg.data.cache_features if fast else "off",
                    compile=fast and cfg.perf.compile,
+                   compile_mode=cfg.perf.compile_mode,
+                   encoder_inference_mode=fast and cfg.perf.encoder_inference_mode,
+                   prefetch=fast and cfg.perf.prefetch,
                    channels_last=fast and cfg.perf.channels_last,
                    stats_from=d.stats_from if d.stats_from != "auto" else (
                        "all" if reference else "train"),
@@ -55,13 +61,14 @@ class Mode:
         """Set the model up for this mode, before its optimisers are built."""
         if self.reference:
             model.predictor.set_attention("explicit")
+        model.encoder_inference_mode = self.encoder_inference_mode
         decoder = model.decoder  # None with model.decoder=off
         if self.channels_last and device.type == "cuda" and decoder is not None:
             decoder.to_channels_last()  # CPU runs keep their exact kernels
         if self.compile:  # after the layout change, so the compiled graphs see it
-            model.predictor.compile()  # in place: state_dict keys stay the same
+            model.predictor.compile(mode=self.compile_mode)  # in place: the same state_dict keys
             if decoder is not None:
-                decoder.compile()
+                decoder.compile(mode=self.compile_mode)
 
     def trains_decoder(self, model: WorldModel, step: int) -> bool:
         """Whether optimiser step `step` (0-based, counted over the whole run, so a resume

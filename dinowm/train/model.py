@@ -99,6 +99,10 @@ class WorldModel(nn.Module):
         self.num_patches = grid * grid
         self.num_action_repeat, self.num_proprio_repeat = num_action_repeat, num_proprio_repeat
         self.visual_dim = encoder.embed_dim
+        # perf.encoder_inference_mode (set by Mode.prepare): the frozen encoder's forward under
+        # inference_mode, which skips autograd's version counters; its tokens only ever enter
+        # concatenations, which save nothing for backward
+        self.encoder_inference_mode = False
         self.proprio_emb_dim = proprio_emb_dim
         self.proprio_channels = proprio_emb_dim * num_proprio_repeat
         self.action_channels = action_emb_dim * num_action_repeat
@@ -126,7 +130,7 @@ class WorldModel(nn.Module):
             # torchvision's Resize on tensors, as the public model does (bilinear, antialiased).
             size = (self.encoder_img_size, self.encoder_img_size)
             frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
-        with torch.no_grad():
+        with torch.inference_mode() if self.encoder_inference_mode else torch.no_grad():
             tokens = self.encoder(frames)  # (B*F, P, D_vis)
         return tokens.unflatten(0, visual.shape[:2])
 

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -28,6 +29,42 @@ LOG_EVERY_S = 10.0
 # deliver one), not a second request.
 DUPLICATE_SIGNAL_S = 1.0
 
+
+class Prefetcher:
+    """Host-to-device copies of the next batch on a side CUDA stream while this step computes.
+
+    The loader pins its batches, so the copies are asynchronous; the compute stream waits for
+    a batch's copy before using it, and record_stream keeps the allocator from reusing its
+    memory while the compute stream may still read it. Pulls one batch ahead of the loop.
+    """
+
+    def __init__(self, it: Iterator[dict[str, torch.Tensor]], device: torch.device) -> None:
+        self.it, self.device = it, device
+        self.stream = torch.cuda.Stream(device)
+        self.ahead = self._copy()
+
+    def _copy(self) -> dict[str, torch.Tensor] | None:
+        batch = next(self.it, None)
+        if batch is None:
+            return None
+        with torch.cuda.stream(self.stream):
+            return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                    for k, v in batch.items()}
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        if self.ahead is None:
+            raise StopIteration
+        compute = torch.cuda.current_stream(self.device)
+        compute.wait_stream(self.stream)
+        batch = self.ahead
+        for value in batch.values():
+            if torch.is_tensor(value):
+                value.record_stream(compute)
+        self.ahead = self._copy()
+        return batch
 
 class Runtime:
     """One trainer process of a run: reads config.json, writes events.jsonl and the log.
@@ -52,6 +89,9 @@ class Runtime:
         # stacks.txt is rank 0's; another rank dumps into ranks/rankN.stacks.txt
         self._stacks = open(rundir.rank_stacks(self.run_dir, self.dist.rank), "a")
         self._last_log = 0.0
+        log_file = os.environ.get(rundir.LOG_FILE_ENV)
+        self._log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT) \
+            if log_file and self.main else None
         self._step_times: list[float] = []
         self._install_signals()
         cfg = self.spec["config"]["training"]
@@ -117,6 +157,12 @@ class Runtime:
         action = batch["action"].to(self.device, non_blocking=True)
         return visual, proprio, action
 
+    def batches(self, loader: DataLoader, prefetch: bool) -> Iterator[dict[str, torch.Tensor]]:
+        """The loader's batches; on CUDA with perf.prefetch, each already on its way to the
+        GPU while the step before computes (Prefetcher)."""
+        it = iter(loader)
+        return Prefetcher(it, self.device) if prefetch and self.device.type == "cuda" else it
+
     def tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Cached encoder tokens of the batch (B, F, P, D), when the feature cache is on."""
         tokens = batch.get("tokens")
@@ -131,9 +177,15 @@ class Runtime:
     # -- events and log ----------------------------------------------------------------------
 
     def log(self, message: str) -> None:
-        """A line of the human-readable log (stdout, which the supervisor sends to train.log)."""
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{stamp} {message}", flush=True)
+        """A line of the human-readable log: stdout, which the supervisor sends to train.log,
+        or, in a Slurm job (DINOWM_LOG_FILE), appended to that file in one write, so that no
+        line waits in srun's forwarding when the node dies."""
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n"
+        if self._log_fd is None:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        else:
+            os.write(self._log_fd, line.encode())
 
     def phase(self, phase: str, epoch: int | None) -> None:
         """Announce a phase so the watchdog applies that phase's budget."""

@@ -92,3 +92,16 @@ def test_a_resumed_run_keeps_the_decoder_schedule(runs, tiny_run) -> None:
         for name, value in state.items():
             assert torch.equal(value, got["model"][part][name]), f"{part}.{name}"
     assert [int(s["step"]) for s in got["optim"]["decoder"]["state"].values()][0] == 3
+
+
+def test_the_log_says_no_decoder_where_reconstructions_would_be(runs) -> None:
+    from tests.support.supervised import Project
+
+    project = Project(runs["off"].parents[1])  # the runs' project folder, indexed from files
+    assert project.cli("reindex").returncode == 0
+    out = project.cli("export-log", "log.md", "off", "fourth")
+    assert out.returncode == 0, out.stderr
+    text = (project.root / "log.md").read_text()
+    assert text.count("Reconstructions and image metrics: no decoder (model.decoder=off)") == 1
+    # the comparison of the two runs names the keys that differ
+    assert "training.decoder_every" in text and "model.decoder" in text

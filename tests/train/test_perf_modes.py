@@ -78,3 +78,37 @@ def test_training_with_the_cache_matches_training_without(tiny_run) -> None:
     for a, b in zip(losses["plain"], losses["ref"]):
         assert a == pytest.approx(b, rel=1e-4)
     assert (cached.parent / ".feature_cache").is_dir()
+
+
+def test_the_encoder_under_inference_mode_trains_exactly_as_under_no_grad(tiny_setup) -> None:
+    cfg, model, train, _ = tiny_setup
+    batch = _batch(train, [0, 3, 7])
+    visual = prepare_frames(batch["visual"], cfg.model.img_size)
+    grads = {}
+    for inference in (False, True):
+        model.encoder_inference_mode = inference
+        model.zero_grad(set_to_none=True)
+        out = model(visual, batch["proprio"], batch["action"])
+        out["loss"].backward()  # the tokens enter the graph only through a concatenation
+        grads[inference] = (out["loss"].detach(),
+                            [p.grad.clone() for p in model.parameters() if p.requires_grad])
+    assert torch.equal(grads[False][0], grads[True][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[False][1], grads[True][1]))
+    assert model.encode_visual(visual).is_inference()  # the lever was really on
+    model.encoder_inference_mode = False
+    assert not model.encode_visual(visual).is_inference()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the prefetcher copies "
+                    "batches on a side CUDA stream (on the CPU the loop reads the loader itself)")
+def test_prefetched_batches_equal_the_loaders(tiny_setup) -> None:
+    from dinowm.train.runtime import Prefetcher
+
+    _, _, train, _ = tiny_setup
+    loader = torch.utils.data.DataLoader(train, batch_size=4, pin_memory=True)
+    device = torch.device("cuda")
+    got = list(Prefetcher(iter(loader), device))
+    want = list(loader)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert all(a[k].device.type == "cuda" and torch.equal(a[k].cpu(), b[k]) for k in b)
