@@ -56,7 +56,7 @@ def diagnose(config: str | None = None, preset: str | None = None,
     cfg = chosen.config
     return [*checks,
             gpu.check_thermal(nvml, cfg, name),
-            space.check_shm(cfg, m.shm, m.free_bytes),
+            space.check_shm(cfg, m.shm, m.free_bytes, gpu=bool(nvml.get("gpus"))),
             space.check_disk(cfg, proj.outputs, m.free_bytes),
             project.check_weights(resolved, name, m.env, m.weights_sha256),
             mirror.check_wandb(cfg, name, m.env, m.reach),

@@ -92,15 +92,17 @@ def check_disk(cfg: RunConfig, outputs: Path, free: FreeBytes = free_bytes) -> C
     return Check(name, OK, found)
 
 
-def shm_estimate(cfg: RunConfig) -> tuple[int, str]:
+def shm_estimate(cfg: RunConfig, gpu: bool = False) -> tuple[int, str]:
     """Bytes of /dev/shm each DataLoader worker holds: PREFETCH batches of micro_batch
     samples, each F frames as the loader hands them over (uint8 in fast mode, float32
-    transformed frames in reference mode) and, with the feature cache, fp16 patch tokens."""
+    transformed frames in reference mode) and, with the feature cache (data.cache_features=on,
+    or auto on a machine with a GPU), fp16 patch tokens."""
     d = cfg.data
     reference = cfg.perf.mode == "reference"
     px = d.synth_image_size if d.synthetic and not reference else cfg.model.img_size
     frame = 3 * px * px * (FP32 if reference else 1)
-    tokens = cfg.num_patches * cfg.encoder_dim * 2 if d.cache_features != "off" else 0
+    cached = d.cache_features == "on" or (d.cache_features == "auto" and gpu and not reference)
+    tokens = cfg.num_patches * cfg.encoder_dim * 2 if cached else 0
     sample = cfg.num_frames * (frame + tokens)
     per_worker = PREFETCH * cfg.micro_batch * sample
     shown = "float32" if reference else "uint8"
@@ -112,7 +114,8 @@ def shm_estimate(cfg: RunConfig) -> tuple[int, str]:
     return per_worker, how
 
 
-def check_shm(cfg: RunConfig, shm: Path, free: FreeBytes = free_bytes) -> Check:
+def check_shm(cfg: RunConfig, shm: Path, free: FreeBytes = free_bytes,
+              gpu: bool = False) -> Check:
     """5. /dev/shm free against what the DataLoader workers pass through it."""
     name = "/dev/shm"
     workers = cfg.data.num_workers
@@ -121,7 +124,7 @@ def check_shm(cfg: RunConfig, shm: Path, free: FreeBytes = free_bytes) -> Check:
                      "process, no shared memory needed")
     if not shm.is_dir():
         return Check(name, SKIPPED, f"no {shm} on this system")
-    per_worker, how = shm_estimate(cfg)
+    per_worker, how = shm_estimate(cfg, gpu)
     need, have = workers * per_worker, free(shm)
     found = (f"{fmt_bytes(have)} free in {shm}; data.num_workers={workers} need about "
              f"{fmt_bytes(need)} ({how})")

@@ -33,6 +33,11 @@ def test_a_small_dev_shm_fails_against_the_workers(tmp_path: Path) -> None:
     assert space.check_shm(config(**{"data.num_workers": 0}), tmp_path,
                            lambda p: 0).status == "skipped"
     assert space.check_shm(cfg, tmp_path / "none", lambda p: 0).status == "skipped"
+    # the feature cache's tokens travel too: always with cache_features=on, with auto on a GPU
+    tokens = 4 * 32 * 4 * 196 * 384 * 2
+    assert space.shm_estimate(cfg, gpu=True)[0] == per_worker + tokens
+    assert space.shm_estimate(config(**{"data.cache_features": "on"}))[0] == per_worker + tokens
+    assert space.shm_estimate(config(**{"data.cache_features": "off"}), gpu=True)[0] == per_worker
 
 
 def test_a_full_disk_fails_against_the_checkpoints_kept(tmp_path: Path) -> None:
