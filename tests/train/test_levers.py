@@ -53,7 +53,7 @@ def test_fused_optimisers_step_as_the_foreach_ones(tiny) -> None:
         opts = [torch.optim.AdamW(groups["predictor"], lr=5e-4, **{kind: True}),
                 torch.optim.Adam(groups["decoder"], lr=3e-4, **{kind: True}),
                 torch.optim.AdamW(groups["action_proprio_encoders"], lr=5e-4, **{kind: True})]
-        losses = [float(_step(m, inputs, opts)["loss"]) for _ in range(5)]
+        losses = [_step(m, inputs, opts)["loss"].item() for _ in range(5)]
         runs[kind] = (losses, [p.detach().clone() for p in m.parameters() if p.requires_grad])
     assert runs["fused"][0] == pytest.approx(runs["foreach"][0], rel=1e-5)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6)
