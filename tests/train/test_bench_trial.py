@@ -91,3 +91,11 @@ def test_the_decomposed_step_is_the_whole_step(data: Path, overrides: list[str])
             assert torch.allclose(out[key], losses[key], rtol=1e-5, atol=1e-6), key
     for (name, a), b in zip(whole.model.named_parameters(), parts.model.parameters()):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU's refusal; CUDA applies the cap")
+def test_a_capped_trial_needs_cuda(data: Path) -> None:
+    cfg = resolve(load_project(REPO / "dinowm" / "dinowm.toml"), "demo", TINY).config
+    with pytest.raises(RuntimeError, match="a memory cap needs CUDA"):
+        build_trial({"config": to_dict(cfg), "data_path": str(data), "mode": "fast",
+                     "batch": 4, "mem_cap_gib": 16})
