@@ -49,6 +49,7 @@ class Clock:
         self.start, self.budget_s = time.time(), budget_s
 
     def left(self) -> float:
+        """Seconds of the budget left."""
         return self.budget_s - (time.time() - self.start)
 
     def skip(self, part: str) -> dict | None:
