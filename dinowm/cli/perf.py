@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
 from dinowm.cli.base import HELP, State, console, echo_json, main
+
+if TYPE_CHECKING:
+    from dinowm.trials import Variant
 
 
 def _ints(text: str) -> list[int]:
@@ -26,6 +29,10 @@ def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value / 1024:.2f} GiB"
 
 
+def _num(value: float | None, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
 @main.command(context_settings=HELP)
 @click.option("--preset", "-p", default=None, help="Preset whose model is measured.")
 @click.option("--batch", "batches", default="8,16,32", show_default=True,
@@ -33,37 +40,70 @@ def _mib(value: float | None) -> str:
 @click.option("--mode", "modes", default="fast,reference", show_default=True,
               type=click.Choice(["fast", "reference", "fast,reference", "reference,fast"]),
               help="fast (our path), reference (the public code's costs), or both.")
+@click.option("--variants", default=None, metavar="MODE[:KEY=VALUE...],...",
+              help="Instead of --mode: variants side by side, each a mode and the config keys "
+                   "it changes (a key's last part will do when unique), e.g. "
+                   "fast,fast:decoder_every=4,fast:decoder=off,reference.")
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the results as JSON to this file ('-': stdout).")
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="PATH",
+              help="Instead: one trial (one --batch, one variant; fast by default) with its "
+                   "step decomposed into parts and torch.profiler's top ops, written to "
+                   "PATH.txt and PATH.json.")
+@click.option("--mem-cap-gib", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="GIB", help="Cap each trial's CUDA memory at GIB (a smaller card on a "
+                                  "large one); needs a GPU.")
 @click.option("--gpus", default=None, metavar="N|auto",
               help="Scaling instead: the real trainer on 1 GPU and on N (DDP), samples/s and "
                    "efficiency.")
 @click.option("--ranks", default=None, type=click.IntRange(min=2),
               help="Scaling on N ranks of this machine's CPU (gloo) or GPUs, like --gpus.")
 @click.argument("overrides", nargs=-1)
-@click.pass_obj
-def bench(state: State, preset: str | None, batches: str, modes: str, steps: int, warmup: int,
-          json_path: Path | None, gpus: str | None, ranks: int | None,
-          overrides: tuple[str, ...]) -> None:
-    """Measure s/step, samples/s, peak memory and loader speed per mode and batch.
+@click.pass_context
+def bench(ctx: click.Context, preset: str | None, batches: str, modes: str,
+          variants: str | None, steps: int, warmup: int, json_path: Path | None,
+          profile_path: Path | None, mem_cap_gib: float | None, gpus: str | None,
+          ranks: int | None, overrides: tuple[str, ...]) -> None:
+    """Measure s/step, samples/s, TFLOP/s, peak memory and loader speed per variant and batch.
 
     Each trial runs in its own process on synthetic data at the preset's frame size, with a
-    randomly initialised encoder. On CPU the peak is the process RSS. With --gpus N (or
-    --ranks N) it measures scaling instead: two short real trainings, one rank and N ranks,
-    the same global batch (training.batch_size), and the efficiency N-rank samples/s over N x
-    one-rank samples/s.
+    randomly initialised encoder, its steps as the trainer takes them (the decoder on
+    training.decoder_every's schedule). s/step is the mean of the measured steps; TFLOP/s
+    is the FLOPs of a step (matmuls, convolutions, attention; torch's FlopCounterMode) over
+    it, and % peak its share of the card's dense BF16 peak (vendor datasheet; none on the
+    CPU or an unlisted card). "vs reference" is reference's s/step over the row's, at the
+    same batch. On CPU the peak memory is the process RSS.
+
+    --profile PATH times one trial's step whole and cut into its parts (data wait, copy to
+    the device, encoder, predictor and decoder forward and backward, metrics, optimiser),
+    synchronised between them; host/other is the whole minus the parts. --mem-cap-gib caps
+    the CUDA allocator of each trial (the CUDA context comes on top).
+
+    With --gpus N (or --ranks N) it measures scaling instead: two short real trainings, one
+    rank and N ranks, the same global batch (training.batch_size), and the efficiency N-rank
+    samples/s over N x one-rank samples/s.
 
     \b
     Examples:
       dinowm bench --preset demo --batch 8,16
       dinowm bench --preset franka_f5_h3 --batch 8,16,32 --json bench.json
+      dinowm bench --preset franka_f5_h3 --batch 32 \\
+          --variants fast,fast:decoder_every=4,fast:decoder=off,reference
+      dinowm bench --preset franka_f5_h3 --batch 32 --profile prof/franka_b32
+      dinowm bench --preset franka_f5_h3 --batch 32 --mem-cap-gib 16
       dinowm bench --preset franka_f5_h3 --gpus auto --steps 20
     """
     from dinowm.trials import bench as run_bench
+    from dinowm.trials import memory_cap_card, parse_variants
 
+    state: State = ctx.obj
     if gpus is not None or ranks is not None:
+        if profile_path or mem_cap_gib or variants:
+            raise click.UsageError("--gpus/--ranks measure scaling: leave out --profile, "
+                                   "--mem-cap-gib and --variants.")
         from dinowm.runs import gpu_ranks
 
         _scaling(state, preset, list(overrides), ranks or gpu_ranks(gpus or "auto"), steps,
@@ -71,48 +111,131 @@ def bench(state: State, preset: str | None, batches: str, modes: str, steps: int
         return
 
     sizes = _ints(batches)
-    result = run_bench(state.project, preset, list(overrides), sizes, modes.split(","), steps,
-                       warmup, report=lambda r: console.print(f"  {r['mode']} batch "
-                                                              f"{r['batch']}: {r['status']}"))
-    table = Table(title=f"bench {result['preset']} ({result['rows'][0].get('device', '?')})",
-                  title_justify="left")
-    for col in ("mode", "batch", "s/step", "samples/s", "peak train", "peak val",
-                "loader samples/s", "reference/fast"):
-        table.add_column(col, justify="left" if col == "mode" else "right")
-    for r in result["rows"]:
+    explicit_mode = ctx.get_parameter_source("modes") != click.core.ParameterSource.DEFAULT
+    if variants is not None and explicit_mode:
+        raise click.UsageError("give --variants or --mode, not both: --variants fast,reference "
+                               "is --mode fast,reference.")
+    if variants is None:  # --mode, whose default is both modes; a profile's, fast alone
+        variants = modes if explicit_mode or profile_path is None else "fast"
+    chosen = parse_variants(variants)
+    if mem_cap_gib is not None:
+        memory_cap_card(mem_cap_gib)
+    if profile_path is not None:
+        _profile(state, preset, list(overrides), chosen, sizes, steps, warmup, profile_path,
+                 mem_cap_gib)
+        return
+    result = run_bench(state.project, preset, list(overrides), sizes, chosen, steps, warmup,
+                       mem_cap_gib=mem_cap_gib,
+                       report=lambda r: console.print(f"  {r['variant']} batch {r['batch']}: "
+                                                      f"{r['status']}"))
+    console.print(bench_table(result))
+    _write_json(result, json_path)
+
+
+def bench_table(result: dict[str, Any]) -> Table:
+    """One row per (batch, variant): time, throughput, TFLOP/s, memory, vs reference."""
+    rows = result["rows"]
+    device = rows[0].get("gpu") or rows[0].get("device", "?")
+    cap = f", capped at {result['mem_cap_gib']:g} GiB" if result.get("mem_cap_gib") else ""
+    table = Table(title=f"bench {result['preset']} ({device}{cap})", title_justify="left",
+                  caption=_bench_caption(result), caption_justify="left")
+    for col in ("batch", "variant", "s/step", "samples/s", "TFLOP/s", "% peak", "peak train",
+                "peak val", "loader samples/s", "vs reference"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for r in sorted(rows, key=lambda r: r["batch"]):
         ok = r.get("status") == "ok"
-        ratio = result["speedup_fast_over_reference"].get(str(r["batch"]))
-        table.add_row(r["mode"], str(r["batch"]),
+        table.add_row(str(r["batch"]), r.get("variant", r["mode"]),
                       f"{r['s_per_step']:.4f}" if ok else r.get("status", "?"),
                       f"{r['samples_per_s']:.1f}" if ok else "-",
+                      _num(r.get("achieved_tflops"), ".3g"), _num(r.get("pct_of_peak"), ".1f"),
                       _mib(r.get("train_peak_mib")), _mib(r.get("val_peak_mib")),
-                      f"{r['loader_samples_per_s']:.0f}" if r.get("loader_samples_per_s")
-                      else "-", f"{ratio:.2f}x" if ratio and r["mode"] == "fast" else "")
+                      _num(r.get("loader_samples_per_s"), ".0f"),
+                      _num(r.get("vs_reference"), ".2f", "x"))
+    return table
+
+
+def _bench_caption(result: dict[str, Any]) -> str:
+    """What '% peak' and 'vs reference' are measured against."""
+    row = next((r for r in result["rows"] if r.get("status") == "ok"), {})
+    peak = (f"% peak: of the {row['peak_card']} dense BF16 peak, {row['peak_tflops']:g} TFLOP/s "
+            f"(vendor datasheet)" if row.get("peak_tflops") else
+            f"% peak: {row.get('peak_note') or 'no trial finished'}")
+    ref = (f"vs reference: {result['reference']}'s s/step over the row's (above 1: faster)"
+           if result.get("reference") else "vs reference: no reference variant was measured")
+    return f"{peak}\n{ref}"
+
+
+def _profile(state: State, preset: str | None, overrides: list[str], chosen: list[Variant],
+             sizes: list[int], steps: int, warmup: int, path: Path,
+             mem_cap_gib: float | None) -> None:
+    """`dinowm bench --profile PATH`: one trial's step cut into its parts, as a table."""
+    from dinowm.trials import profile
+
+    if len(sizes) != 1:
+        raise click.UsageError(f"--profile measures one trial: give one --batch, not "
+                               f"{','.join(map(str, sizes))} (e.g. --batch 32).")
+    if len(chosen) != 1:
+        raise click.UsageError(f"--profile measures one trial: give one variant, not "
+                               f"{','.join(v.label for v in chosen)} (e.g. --variants "
+                               f"fast:decoder_every=4; fast is the default).")
+    console.print(f"  profiling {chosen[0].label} at batch {sizes[0]}")
+    r = profile(state.project, preset, overrides, chosen[0], sizes[0], steps, warmup, path,
+                mem_cap_gib=mem_cap_gib)
+    table = Table(title=f"profile {r['variant']} batch {r['batch']} ({r['gpu'] or r['device']}), "
+                        f"mean of {r['steps']} steps", title_justify="left")
+    for col in ("component", "s", "share of step"):
+        table.add_column(col, justify="left" if col == "component" else "right")
+    for c in r["components"]:
+        table.add_row(c["label"], f"{c['s']:.5f}", f"{c['share']:.1%}")
+    table.add_row("whole step", f"{r['step_s']:.5f}", "100.0%", style="bold")
     console.print(table)
-    _write_json(result, json_path)
+    if r.get("achieved_tflops"):
+        peak = f", {r['pct_of_peak']:.1f}% of the {r['peak_card']} dense BF16 peak" \
+            if r.get("pct_of_peak") else f"; {r['peak_note']}"
+        console.print(f"{r['flop_per_step'] / 1e9:.3g} GFLOP per step, "
+                      f"{r['achieved_tflops']:.3g} TFLOP/s over the whole step{peak}")
+    console.print(f"wrote {r['files']['txt']} and {r['files']['json']}")
 
 
 @main.command(context_settings=HELP)
 @click.option("--preset", "-p", default=None, help="Preset whose model is probed.")
 @click.option("--margin", default=0.9, show_default=True, type=click.FloatRange(0.1, 1.0),
-              help="A batch fits when its peak stays under this share of the GPU's memory.")
+              help="A batch fits when its peak stays under this share of the GPU's memory "
+                   "(or of the cap).")
+@click.option("--min-batch", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Start doubling here (a batch known to fit saves trials).")
 @click.option("--max-batch", default=1024, show_default=True, type=click.IntRange(min=1))
+@click.option("--mem-cap-gib", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="GIB", help="Probe GIB of this GPU's memory, as a smaller card would "
+                                  "have (not remembered in runs.db).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the trials as JSON to this file ('-': stdout).")
 @click.argument("overrides", nargs=-1)
 @click.pass_obj
-def probe(state: State, preset: str | None, margin: float, max_batch: int,
+def probe(state: State, preset: str | None, margin: float, min_batch: int, max_batch: int,
+          mem_cap_gib: float | None, json_path: Path | None,
           overrides: tuple[str, ...]) -> None:
     """Find the largest batch that fits this GPU and remember it for `dinowm run`.
 
-    Short trials (train steps and a validation pass) in subprocesses, doubling the batch and
-    then bisecting. The results go to runs.db; `dinowm run` warns before a batch known not to
-    fit this GPU.
+    Short trials (train steps and a validation pass) in subprocesses, doubling the batch from
+    --min-batch and then bisecting. The results go to runs.db; `dinowm run` warns before a
+    batch known not to fit this GPU. With --mem-cap-gib GIB each trial's CUDA allocator is
+    capped at GIB, so a large GPU shows what fits a smaller card (the CUDA context, a few
+    hundred MiB, comes on top: the default margin leaves room for it); such a probe is not
+    remembered.
 
-    Example: dinowm probe --preset franka_f5_h3
+    \b
+    Examples:
+      dinowm probe --preset franka_f5_h3
+      dinowm probe --preset franka_f5_h3 --mem-cap-gib 16 --min-batch 16
     """
     from dinowm.config import model_hash, resolve
     from dinowm.supervise import hardware
+    from dinowm.trials import memory_cap_card
     from dinowm.trials import probe as run_probe
 
+    if mem_cap_gib is not None:
+        memory_cap_card(mem_cap_gib)
     gpu = hardware.gpu_description()
     if not gpu["gpus"]:
         console.print(f"no GPU ({gpu['nvml'].removeprefix('unavailable: ')}): probe measures "
@@ -121,23 +244,31 @@ def probe(state: State, preset: str | None, margin: float, max_batch: int,
     card = gpu["gpus"][0]
     resolved = resolve(state.project, preset, list(overrides))
     rows = run_probe(state.project, preset, list(overrides), card, margin=margin,
-                     max_batch=max_batch,
+                     max_batch=max_batch, min_batch=min_batch, mem_cap_gib=mem_cap_gib,
                      report=lambda r: console.print(f"  batch {r['batch']}: "
                                                     f"{'fits' if r['fits'] else 'does not fit'}"))
-    key = model_hash(resolved.config)
-    with state.store() as store:
-        for r in rows:
-            store.add_probe({"gpu_name": card["name"], "vram_mib": card["vram_mib"],
-                             "preset": resolved.preset, "model_hash": key,
-                             "precision": resolved.config.training.precision, "batch": r["batch"],
-                             "peak_mib": r.get("peak_mib"), "fits": int(r["fits"]),
-                             "status": r.get("status"), "s_per_step": r.get("s_per_step")})
-    console.print(probe_table(card, resolved.preset, rows))
+    if mem_cap_gib is None:
+        key = model_hash(resolved.config)
+        with state.store() as store:
+            for r in rows:
+                store.add_probe({"gpu_name": card["name"], "vram_mib": card["vram_mib"],
+                                 "preset": resolved.preset, "model_hash": key,
+                                 "precision": resolved.config.training.precision,
+                                 "batch": r["batch"], "peak_mib": r.get("peak_mib"),
+                                 "fits": int(r["fits"]), "status": r.get("status"),
+                                 "s_per_step": r.get("s_per_step")})
+    console.print(probe_table(card, resolved.preset, rows, mem_cap_gib))
+    best = max((r["batch"] for r in rows if r["fits"]), default=None)
+    _write_json({"gpu": card, "preset": resolved.preset, "margin": margin,
+                 "mem_cap_gib": mem_cap_gib, "largest_fitting_batch": best, "rows": rows},
+                json_path)
 
 
-def probe_table(card: dict[str, Any], preset: str, rows: list[dict[str, Any]]) -> Table:
+def probe_table(card: dict[str, Any], preset: str, rows: list[dict[str, Any]],
+                mem_cap_gib: float | None = None) -> Table:
     """Batch, peak VRAM, fits or not: the table the user once estimated by hand."""
-    table = Table(title=f"{card['name']} ({card['vram_mib']:,} MiB), preset {preset}",
+    cap = f", capped at {mem_cap_gib:g} GiB" if mem_cap_gib else ""
+    table = Table(title=f"{card['name']} ({card['vram_mib']:,} MiB{cap}), preset {preset}",
                   title_justify="left")
     for col in ("batch", "peak VRAM", "status"):
         table.add_column(col, justify="right" if col != "status" else "left")

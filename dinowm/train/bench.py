@@ -2,24 +2,38 @@
 
 `python -m dinowm.train.bench SPEC_JSON` prints one JSON line. A trial builds the model of the
 given config with a randomly initialised encoder (no weights file needed), runs `warmup` then
-`steps` training steps at the given micro-batch and mode, then validation batches, and reports
-s/step, samples/s, peak memory (GPU, or process RSS on CPU) and loader samples/s.
+`steps` training steps at the given micro-batch and mode, as the trainer takes them (the
+decoder trained on training.decoder_every's schedule, or not at all with model.decoder=off),
+then validation batches. It reports s/step (the mean over the measured steps, so a schedule's
+decoder steps count in proportion), samples/s, peak memory (GPU, or process RSS on CPU),
+loader samples/s, and the FLOPs of a step (torch's FlopCounterMode: matmuls, convolutions and
+attention, a multiply-add counted as 2) with the TFLOP/s they make and their share of the
+card's dense BF16 peak (dinowm.train.gpus). `mem_cap_gib` caps the CUDA allocator first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
 from dinowm.config import from_dict, with_values
+from dinowm.schema import RunConfig
 from dinowm.train.build import build_model, build_optimizers, seed_everything
-from dinowm.train.data import ReferenceDataset, build_datasets, prepare_frames
+from dinowm.train.data import build_datasets, prepare_frames
+from dinowm.train.gpus import cap_memory, peak_bf16_tflops
 from dinowm.train.mode import Mode
+from dinowm.train.model import WorldModel
 
 
 def _peak_mib(device: torch.device) -> float:
@@ -28,84 +42,179 @@ def _peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def trial(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one (mode, batch) trial; returns the measured numbers (or the OOM)."""
+@dataclass
+class Trial:
+    """The model, optimisers and loader of one trial, built as the trainer builds them."""
+
+    cfg: RunConfig
+    mode: Mode
+    device: torch.device
+    model: WorldModel
+    optimizers: dict[str, torch.optim.Optimizer]
+    loader: DataLoader
+    batch: int
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when the mode asks for it; fp32 everywhere else."""
+        if self.device.type == "cuda" and self.mode.precision == "bf16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def to_device(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """uint8 frames → float [-1, 1] at img_size on the device; proprio and action."""
+        visual = batch["visual"].to(self.device, non_blocking=True)
+        if visual.dtype == torch.uint8:  # reference mode's loader already transformed them
+            visual = prepare_frames(visual, self.cfg.model.img_size)  # (B, F, 3, img, img)
+        return (visual, batch["proprio"].to(self.device, non_blocking=True),
+                batch["action"].to(self.device, non_blocking=True))
+
+    def decodes(self, i: int) -> bool:
+        """Whether step i decodes the predicted frames (a metric only), as the loop does."""
+        return self.model.has_decoder and i % self.mode.decode_every == 0
+
+    def step(self, visual: Tensor, proprio: Tensor, action: Tensor, i: int) -> dict[str, Tensor]:
+        """Optimiser step i (0-based) as the training loop takes it, on one micro-batch."""
+        trains_decoder = self.mode.trains_decoder(self.model, i)
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            out = self.model(visual, proprio, action, decode_pred=self.decodes(i),
+                             image_metrics_on=self.decodes(i),
+                             keep_pred_graph=self.mode.keep_pred_graph,
+                             reconstruct=trains_decoder)
+        out["loss"].backward()
+        for name, opt in self.optimizers.items():
+            if name != "decoder" or trains_decoder:
+                opt.step()
+        return out
+
+
+def build_trial(spec: dict[str, Any]) -> Trial:
+    """The trial of a spec: config, mode, batch, data_path, optional workers and mem_cap_gib."""
     cfg = with_values(from_dict(spec["config"]), perf__mode=spec["mode"],
                       training__batch_size=spec["batch"], training__grad_accum=1)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    reference = cfg.perf.mode == "reference"
+    if spec.get("mem_cap_gib"):
+        if device.type != "cuda":
+            raise RuntimeError("a memory cap needs CUDA and this trial runs on the CPU")
+        cap_memory(spec["mem_cap_gib"], device)
+    if device.type == "cuda":  # what the trainer sets (Runtime.__init__)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = not cfg.training.deterministic
+    mode = Mode.of(cfg)
     seed_everything(cfg.seed)
-    train_ds, val_ds, _, info = build_datasets(
+    train_ds, _, _, info = build_datasets(
         spec["data_path"], frameskip=cfg.frameskip, num_hist=cfg.num_hist, num_pred=cfg.num_pred,
         split_ratio=cfg.data.split_ratio, split_seed=cfg.data.split_seed)
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"],
                         load_weights=False).to(device)
-    Mode.of(cfg).prepare(model, device)
+    mode.prepare(model, device)
     optimizers = build_optimizers(model, cfg, device)
-    b = spec["batch"]
-    source = ReferenceDataset(train_ds, cfg.model.img_size) if reference else train_ds
-    loader = torch.utils.data.DataLoader(source, batch_size=b, shuffle=True, drop_last=True,
-                                         num_workers=spec.get("workers", 0),
-                                         pin_memory=device.type == "cuda")
-    result: dict[str, Any] = {"mode": cfg.perf.mode, "batch": b, "device": str(device),
-                              "gpu": torch.cuda.get_device_name(device)
-                              if device.type == "cuda" else None}
+    workers = spec.get("workers", 0)
+    loader = DataLoader(mode.dataset(train_ds, cfg.model.img_size), batch_size=spec["batch"],
+                        shuffle=True, drop_last=True, num_workers=workers,
+                        persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    return Trial(cfg, mode, device, model, optimizers, loader, spec["batch"])
+
+
+class _TotalsOnly:
+    """Stands in for FlopCounterMode's module tracker, whose hooks fail on a module called
+    under no_grad with an input that requires grad (the metric decode of predictions); the
+    counter then keeps its totals alone."""
+
+    parents = {"Global"}
+
+    def __enter__(self) -> _TotalsOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def flop_per_step(trial: Trial, inputs: tuple[Tensor, Tensor, Tensor],
+                  steps: range) -> float | None:
+    """The mean FLOPs of these optimiser steps, each kind of step (decoder trained or not,
+    predictions decoded or not) counted once on a real step; None when nothing was counted
+    (kernels the counter cannot see, e.g. torch.compile's)."""
+    kinds = Counter((trial.mode.trains_decoder(trial.model, i), trial.decodes(i)) for i in steps)
+    total = 0.0
+    for kind, n in kinds.items():
+        i = next(i for i in steps if (trial.mode.trains_decoder(trial.model, i),
+                                      trial.decodes(i)) == kind)
+        counter = FlopCounterMode(display=False)
+        counter.mod_tracker = _TotalsOnly()
+        with counter:
+            trial.step(*inputs, i)
+        total += counter.get_total_flops() * n
+    return total / len(steps) if total else None
+
+
+def throughput(flops: float | None, s_per_step: float, gpu: str | None) -> dict[str, Any]:
+    """flop_per_step, achieved_tflops and its share of the card's dense BF16 peak."""
+    achieved = flops / s_per_step / 1e12 if flops else None
+    peak = peak_bf16_tflops(gpu) if gpu else None
+    return {"flop_per_step": flops, "achieved_tflops": achieved,
+            "peak_card": peak[0] if peak else None, "peak_tflops": peak[1] if peak else None,
+            "pct_of_peak": 100 * achieved / peak[1] if achieved and peak else None,
+            "peak_note": None if peak else "no peak: a CPU trial" if not gpu else
+            f"no dense BF16 peak known for {gpu}: add it to dinowm/train/gpus.py"}
+
+
+def trial(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one (mode, batch) trial; returns the measured numbers (or the OOM)."""
+    t = build_trial(spec)
+    device, b = t.device, t.batch
+    result: dict[str, Any] = {
+        "mode": t.cfg.perf.mode, "batch": b, "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "decoder": t.cfg.model.decoder, "mem_cap_gib": spec.get("mem_cap_gib"),
+        "decoder_every": t.mode.decoder_every if t.model.has_decoder else None}
     loader_batches = spec.get("loader_batches", 3)
     tick = time.perf_counter()
     batches = []
-    for i, batch in enumerate(loader):
+    for i, batch in enumerate(t.loader):
         batches.append(batch)
         if i + 1 >= loader_batches:
             break
     result["loader_samples_per_s"] = len(batches) * b / (time.perf_counter() - tick)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if device.type == "cuda" and not reference and cfg.training.precision == "bf16"
-                else torch.autocast(device.type, enabled=False))
-
-    def to_device(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        visual = batch["visual"].to(device, non_blocking=True)
-        if visual.dtype == torch.uint8:
-            visual = prepare_frames(visual, cfg.model.img_size)
-        return visual, batch["proprio"].to(device), batch["action"].to(device)
-
     try:
         times = []
+        # `out` keeps the previous step's outputs alive through the next step and the
+        # validation, as the loop's does (reference mode: its unused decode graph)
         out: Any = None
-        for i in range(spec["warmup"] + spec["steps"]):
-            visual, proprio, action = to_device(batches[i % len(batches)])
-            _sync(device)
+        measured = range(spec["warmup"], spec["warmup"] + spec["steps"])
+        for i in range(measured.stop):
+            inputs = t.to_device(batches[i % len(batches)])
+            sync(device)
             t0 = time.perf_counter()
-            for opt in optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            with autocast:
-                out = model(visual, proprio, action, decode_pred=reference or i % 10 == 0,
-                            image_metrics_on=reference or i % 10 == 0,
-                            keep_pred_graph=reference)
-            out["loss"].backward()
-            for opt in optimizers.values():
-                opt.step()
-            _sync(device)
-            if i >= spec["warmup"]:
+            out = t.step(*inputs, i)
+            sync(device)
+            if i in measured:
                 times.append(time.perf_counter() - t0)
         result["train_peak_mib"] = _peak_mib(device)
+        flops = flop_per_step(t, t.to_device(batches[0]), measured)  # outside the timing
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        model.eval()
-        grad = torch.enable_grad() if reference else torch.no_grad()
+        t.model.eval()
         for batch in batches[:2]:
-            visual, proprio, action = to_device(batch)
-            with autocast, grad:
-                out = model(visual, proprio, action, decode_pred=True, keep_pred_graph=reference)
-        _sync(device)
+            visual, proprio, action = t.to_device(batch)
+            with t.autocast(), t.mode.validation_grad():
+                out = t.model(visual, proprio, action, decode_pred=True,
+                              keep_pred_graph=t.mode.keep_pred_graph)
+        sync(device)
         result["val_peak_mib"] = _peak_mib(device)
-        times.sort()
-        result["s_per_step"] = times[len(times) // 2]
+        del out
+        result["s_per_step"] = sum(times) / len(times)
+        result["s_per_step_median"] = sorted(times)[len(times) // 2]
         result["samples_per_s"] = b / result["s_per_step"]
+        result.update(throughput(flops, result["s_per_step"], result["gpu"]))
         result["status"] = "ok"
     except torch.cuda.OutOfMemoryError as exc:
         result.update(status="oom", error=str(exc).splitlines()[0][:200],

@@ -21,6 +21,7 @@ from dinowm.events import EventWriter
 from dinowm.schema import RunConfig
 from dinowm.train import dist
 from dinowm.train.data import prepare_frames
+from dinowm.train.gpus import memory_cap_from_env
 
 LOG_EVERY_S = 10.0
 
@@ -84,6 +85,7 @@ class Runtime:
         self.events = EventWriter(self.run_dir / rundir.EVENTS) if self.main else _NoEvents()
         self.device = self.dist.device or torch.device("cuda" if torch.cuda.is_available()
                                                        else "cpu")
+        self.memory_cap_gib = memory_cap_from_env(self.device, self.log)  # a smaller GPU, emulated
         self.stop_requested = False
         self._pause_agreed = False
         # stacks.txt is rank 0's; another rank dumps into ranks/rankN.stacks.txt
