@@ -35,11 +35,16 @@ sys.path.insert(0, str(REPO))
 TINY = ["model.encoder=tiny", "model.img_size=64", "model.encoder_img_size=56",
         "model.predictor_depth=1", "model.decoder_channels=32", "data.num_workers=0"]
 VARIANTS = "fast,fast:decoder_every=4,fast:decoder=off,reference"
+# Each speed lever alone against fast (its defaults on), at batch 32: compile (and CUDA graphs
+# through reduce-overhead) with its compile time, channels-last and inference_mode turned off.
+LEVERS = ("fast,fast:compile=true,fast:compile=true:compile_mode=reduce-overhead,"
+          "fast:channels_last=false,fast:encoder_inference_mode=false")
+STEPS_PER_EPOCH = 516  # franka_f5_h3 at batch 32
 CAP_GIB = 16
 # Seconds each part takes on one H200 (measured parts, rounded up): a part starts only when
 # the budget has that much left.
-NEED = {"bench": 200, "profile": 40, "capped_run": 60, "probe": 100, "cache": 15, "run": 60,
-        "plan": 60, "ddp": 90}
+NEED = {"bench": 200, "profile": 40, "capped_run": 60, "probe": 100, "levers": 180,
+        "cache": 15, "run": 60, "plan": 60, "ddp": 90}
 
 
 class Clock:
@@ -91,6 +96,27 @@ def bench(project: Path, base: list[str], batches: str, steps: int, work: Path,
              cwd=project, timeout=clock.left())
     print(out.stdout[-4000:], flush=True)
     return json.loads(path.read_text()) if path.exists() else {"error": out.stderr[-2000:]}
+
+
+def levers(project: Path, base: list[str], batch: int, steps: int, work: Path,
+           clock: Clock) -> dict:
+    """Each lever alone at `batch`; a compiled variant's 10-epoch gain counts its compile time
+    (the warm-up beyond measured steps): what decides whether compile is on by default."""
+    path = work / "levers.json"
+    out = sh("-m", "dinowm", "bench", "--preset", "franka_f5_h3", "--batch", str(batch),
+             "--variants", LEVERS, "--steps", str(steps), "--warmup", "3", "--json", str(path),
+             *base, cwd=project, timeout=clock.left())
+    print(out.stdout[-3000:], flush=True)
+    if not path.exists():
+        return {"error": (out.stderr or out.stdout)[-1500:]}
+    result = json.loads(path.read_text())
+    rows = [r for r in result.get("rows", []) if r.get("status") == "ok"]
+    fast = next((r for r in rows if r.get("variant") == "fast"), None)
+    for r in rows:
+        if fast is not None and r is not fast:
+            saved = (fast["s_per_step"] - r["s_per_step"]) * 10 * STEPS_PER_EPOCH
+            r["ten_epoch_gain_s"] = saved - max(0.0, r["warmup_s"] - fast["warmup_s"])
+    return result
 
 
 def profile(project: Path, base: list[str], batch: int, steps: int, stem: Path,
@@ -279,6 +305,8 @@ def run_all(args: argparse.Namespace) -> dict:
         clock.left(), env={"DINOWM_MEMORY_CAP_GIB": str(CAP_GIB)})}
     result["probe"] = clock.skip("probe") or probe_capped(project, base, batch, args.work,
                                                           clock)
+    result["levers"] = clock.skip("levers") or levers(project, base, batch, steps, args.work,
+                                                      clock)
     t0 = time.time()
     result["cache"] = clock.skip("cache") or cache_check(project, base)
     result["cache_s"] = time.time() - t0
@@ -357,6 +385,17 @@ def print_table(r: dict) -> None:
               f"{sorted(peaks)}")
     else:
         print(f"16 GiB probe: {_why(pr)}")
+    lv = r.get("levers", {"skipped": "not in this run"})
+    for row in lv.get("rows", []):
+        if row.get("status") != "ok":
+            print(f"lever {row.get('variant')}: {row.get('status')} {row.get('error', '')[:60]}")
+            continue
+        gain = row.get("ten_epoch_gain_s")
+        print(f"lever {row.get('variant'):<48} {row['s_per_step']:.4f} s/step, warm-up "
+              f"{row['warmup_s']:.1f} s" + ("" if gain is None else
+                                             f", 10 franka epochs {gain:+.0f} s against fast"))
+    if "rows" not in lv:
+        print(f"levers: {_why(lv)}")
     c = r["cache"]
     if "relative_diff" in c:
         print(f"feature cache: {c['frames_cached']} frames in {c['build_s']:.1f} s, relative "

@@ -185,7 +185,7 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
             break
     result["loader_samples_per_s"] = len(batches) * b / (time.perf_counter() - tick)
     try:
-        times = []
+        times, warmup = [], []
         # `out` keeps the previous step's outputs alive through the next step and the
         # validation, as the loop's does (reference mode: its unused decode graph)
         out: Any = None
@@ -196,8 +196,7 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             out = t.step(*inputs, i)
             sync(device)
-            if i in measured:
-                times.append(time.perf_counter() - t0)
+            (times if i in measured else warmup).append(time.perf_counter() - t0)
         result["train_peak_mib"] = _peak_mib(device)
         flops = flop_per_step(t, t.to_device(batches[0]), measured)  # outside the timing
         if device.type == "cuda":
@@ -212,6 +211,10 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
         result["val_peak_mib"] = _peak_mib(device)
         del out
         result["s_per_step"] = sum(times) / len(times)
+        # the warm-up steps' time beyond measured ones: torch.compile's compile time, cuDNN's
+        # autotuning and the allocator's first growth
+        result["warmup_s"] = sum(warmup)
+        result["warmup_extra_s"] = max(0.0, sum(warmup) - len(warmup) * result["s_per_step"])
         result["s_per_step_median"] = sorted(times)[len(times) // 2]
         result["samples_per_s"] = b / result["s_per_step"]
         result.update(throughput(flops, result["s_per_step"], result["gpu"]))

@@ -85,7 +85,6 @@ class Runtime:
         self.events = EventWriter(self.run_dir / rundir.EVENTS) if self.main else _NoEvents()
         self.device = self.dist.device or torch.device("cuda" if torch.cuda.is_available()
                                                        else "cpu")
-        self.memory_cap_gib = memory_cap_from_env(self.device, self.log)  # a smaller GPU, emulated
         self.stop_requested = False
         self._pause_agreed = False
         # stacks.txt is rank 0's; another rank dumps into ranks/rankN.stacks.txt
@@ -94,6 +93,7 @@ class Runtime:
         log_file = os.environ.get(rundir.LOG_FILE_ENV)
         self._log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT) \
             if log_file and self.main else None
+        self.memory_cap_gib = memory_cap_from_env(self.device, self.log)  # a smaller GPU, emulated
         self._step_times: list[float] = []
         self._install_signals()
         cfg = self.spec["config"]["training"]

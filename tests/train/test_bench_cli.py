@@ -27,6 +27,7 @@ def test_bench_measures_both_modes_and_the_ratio(project_dir: Path, cli) -> None
     for r in rows.values():
         assert r["status"] == "ok" and r["s_per_step"] > 0 and r["train_peak_mib"] > 0
         assert r["loader_samples_per_s"] > 0
+        assert r["warmup_s"] > 0 and 0 <= r["warmup_extra_s"] <= r["warmup_s"]
     assert result["speedup_fast_over_reference"]["4"] > 0
     assert rows["fast"]["vs_reference"] == pytest.approx(result["speedup_fast_over_reference"]
                                                          ["4"], rel=1e-3)

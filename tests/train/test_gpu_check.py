@@ -49,6 +49,11 @@ RESULT = {
     "probe": {"largest_fitting_batch": 48, "rows": [{"batch": 32, "peak_mib": 8100.0},
                                                     {"batch": 64, "peak_mib": None},
                                                     {"batch": 48, "peak_mib": 12000.0}]},
+    "levers": {"rows": [{**_row("fast", 32, 0.08, 1.0), "warmup_s": 2.0},
+                        {**_row("fast:compile=true", 32, 0.06, 1.0), "warmup_s": 60.0,
+                         "ten_epoch_gain_s": 45.2},
+                        {"variant": "fast:channels_last=false", "status": "oom",
+                         "error": "CUDA out of memory"}]},
     "cache": {"frames_cached": 120, "build_s": 0.7, "within_bf16_tolerance": True,
               "relative_diff": {"loss": 1e-3}},
     "run": {"status": "completed", "wall_s": 40.0, "epochs": 4, "peak_gpu_mem_mib": 8000.0,
@@ -73,17 +78,19 @@ def test_the_table_shows_every_part(check, capsys) -> None:
     assert "16 GiB probe: largest batch that fits 48 (peak 11.72 GiB), trials [32, 48, 64]" \
         in text
     assert "CEM plan, 8 goal(s): error" in text and "DDP check: skipped (1 GPU here" in text
+    assert "fast:compile=true" in text and "warm-up 60.0 s, 10 franka epochs +45 s against " \
+        "fast" in text and "lever fast:channels_last=false: oom CUDA out of memory" in text
 
 
 def test_the_table_says_which_parts_did_not_run(check, capsys) -> None:
     skipped = {"skipped": "20 s of the budget left, probe needs about 100 s"}
     result = {"device": "cpu", "torch": "2.x", "bench": {"error": "Traceback: boom"},
-              **{part: skipped for part in ("profile", "capped_run", "probe", "cache", "run",
-                                            "plan", "ddp")}}
+              **{part: skipped for part in ("profile", "capped_run", "probe", "levers", "cache",
+                                            "run", "plan", "ddp")}}
     check.print_table(result)
     text = capsys.readouterr().out
     assert "bench: failed: Traceback: boom" in text
-    for line in ("profile", "16 GiB run", "16 GiB probe", "feature cache", "supervised run",
+    for line in ("profile", "16 GiB run", "16 GiB probe", "levers", "feature cache", "supervised run",
                  "CEM plan", "DDP check"):
         assert f"{line}: skipped (20 s of the budget left" in text
 
