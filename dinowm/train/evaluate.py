@@ -141,7 +141,8 @@ class Evaluation:
         stem = Path(name).stem
         with self.autocast():
             planned, metrics = self.plan(model, val, goals, horizon, name, stem)
-        metrics.update({f"rollout_{k}": v[-1] for k, v in curves.items() if k != "horizon"})
+        metrics.update({f"rollout_{k}": v[-1] if v else None  # no image curves: no decoder
+                        for k, v in curves.items() if k != "horizon"})
         first = r["planners"][0]
         metrics["plan_score"] = metrics.get(f"{first}_action_err")
         return {"run_id": self.spec["run_id"], "checkpoint": name,

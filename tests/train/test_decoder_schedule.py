@@ -3,6 +3,7 @@ leaving it out of steps (or out of the model) changes nothing else, bit for bit.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,19 @@ def test_the_log_says_no_decoder_where_reconstructions_would_be(runs) -> None:
     assert text.count("Reconstructions and image metrics: no decoder (model.decoder=off)") == 1
     # the comparison of the two runs names the keys that differ
     assert "training.decoder_every" in text and "model.decoder" in text
+
+
+def test_a_run_without_a_decoder_is_evaluated_in_latent_space_only(runs) -> None:
+    from tests.support.supervised import Project
+
+    project = Project(runs["off"].parents[1])
+    assert project.cli("reindex").returncode == 0
+    out = project.cli("eval", "off", "--episodes", "2", "--planner", "cem", "--horizon", "2",
+                      "--cem-iterations", "2", "--json", "--quiet")
+    assert out.returncode == 0, out.stderr[-2000:]
+    (record,) = json.loads(out.stdout)
+    metrics, curves = record["metrics"], record["curves"]
+    assert metrics["cem_action_err"] >= 0 and metrics["cem_img_psnr"] is None
+    assert curves["z_visual_err"] and not curves["img_psnr"]
+    # the goal pictures hold start and goal only: no imagined frame without a decoder
+    assert list((runs["off"] / "eval").rglob("goal_*.png"))
