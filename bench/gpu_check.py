@@ -44,7 +44,7 @@ CAP_GIB = 16
 # Seconds each part takes on one H200 (measured parts, rounded up): a part starts only when
 # the budget has that much left.
 NEED = {"bench": 200, "profile": 40, "capped_run": 60, "probe": 100, "levers": 180,
-        "cache": 15, "run": 60, "plan": 60, "ddp": 90}
+        "cache": 15, "run": 60, "prefetch": 60, "plan": 60, "ddp": 90}
 
 
 class Clock:
@@ -314,6 +314,10 @@ def run_all(args: argparse.Namespace) -> dict:
     result["run"] = clock.skip("run") or supervised(
         project, [*base, f"training.epochs={epochs}", "data.num_workers=" + (
             "0" if args.tiny else "6"), "telemetry.interval_s=1"], clock.left())
+    # perf.prefetch acts in the real loop only: the same run with it on, samples/s against
+    result["prefetch"] = clock.skip("prefetch") or supervised(
+        project, [*base, f"training.epochs={epochs}", "data.num_workers=" + (
+            "0" if args.tiny else "6"), "perf.prefetch=true"], clock.left())
     if "run_id" not in result["run"]:
         result["plan"] = {"skipped": "no supervised run to plan with"}
     else:
@@ -414,6 +418,12 @@ def print_table(r: dict) -> None:
               f"{tel['umean'] or 0:.0f}%, reasons {run['throttle_reasons']}")
     else:
         print(f"supervised run: {_why(run)}")
+    pf = r.get("prefetch", {"skipped": "not in this run"})
+    if "status" in pf and "samples_per_s" in run:
+        print(f"perf.prefetch=true: {pf['status']}, samples/s {max(pf['samples_per_s'] or [0]):.0f}"
+              f" against {max(run['samples_per_s'] or [0]):.0f} without")
+    elif "status" not in pf:
+        print(f"perf.prefetch: {_why(pf)}")
     plan = r["plan"]
     for goals, row in (plan.items() if "skipped" not in plan else []):
         if "error" in row:

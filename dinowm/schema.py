@@ -165,8 +165,8 @@ class PerfConfig:
     channels_last: bool = opt(True, "channels-last decoder convolutions on CUDA (fast mode)")
     encoder_inference_mode: bool = opt(True, "run the frozen encoder under torch.inference_mode "
                                              "(fast mode; no_grad otherwise)")
-    prefetch: bool = opt(True, "copy the next batch to the GPU on a side stream while this "
-                               "step computes (fast mode, CUDA)")
+    prefetch: bool = opt(False, "copy the next batch to the GPU on a side stream while this "
+                                "step computes (fast mode, CUDA; off until measured)")
 
 
 @dataclass(frozen=True)

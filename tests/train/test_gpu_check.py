@@ -60,6 +60,7 @@ RESULT = {
             "samples_per_s": [300.0, 380.0], "throttle_reasons": [],
             "telemetry": {"n": 40, "tmax": 50, "pmean": 400.0, "pmax": 500.0, "plimit": 700.0,
                           "umean": 90.0}},
+    "prefetch": {"status": "completed", "samples_per_s": [310.0, 395.0]},
     "plan": {"1": {"s_per_plan": 1.5, "wall_s": 20.0},
              "8": {"error": "Traceback ... ValueError: boom"}},
     "ddp": {"skipped": "1 GPU here: the DDP check needs at least 2"},
@@ -78,6 +79,7 @@ def test_the_table_shows_every_part(check, capsys) -> None:
     assert "16 GiB probe: largest batch that fits 48 (peak 11.72 GiB), trials [32, 48, 64]" \
         in text
     assert "CEM plan, 8 goal(s): error" in text and "DDP check: skipped (1 GPU here" in text
+    assert "perf.prefetch=true: completed, samples/s 395 against 380 without" in text
     assert "fast:compile=true" in text and "warm-up 60.0 s, 10 franka epochs +45 s against " \
         "fast" in text and "lever fast:channels_last=false: oom CUDA out of memory" in text
 
@@ -86,11 +88,11 @@ def test_the_table_says_which_parts_did_not_run(check, capsys) -> None:
     skipped = {"skipped": "20 s of the budget left, probe needs about 100 s"}
     result = {"device": "cpu", "torch": "2.x", "bench": {"error": "Traceback: boom"},
               **{part: skipped for part in ("profile", "capped_run", "probe", "levers", "cache",
-                                            "run", "plan", "ddp")}}
+                                            "run", "prefetch", "plan", "ddp")}}
     check.print_table(result)
     text = capsys.readouterr().out
     assert "bench: failed: Traceback: boom" in text
-    for line in ("profile", "16 GiB run", "16 GiB probe", "levers", "feature cache", "supervised run",
+    for line in ("profile", "16 GiB run", "16 GiB probe", "levers", "feature cache", "supervised run", "perf.prefetch",
                  "CEM plan", "DDP check"):
         assert f"{line}: skipped (20 s of the budget left" in text
 

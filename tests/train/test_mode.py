@@ -28,6 +28,7 @@ def _tiny(tiny_run, tmp_path: Path, **changes):
 
 def test_fast_mode_follows_the_perf_and_cache_settings(tiny_run, tmp_path: Path) -> None:
     cfg, model, train = _tiny(tiny_run, tmp_path, perf__compile=True, data__cache_features="on",
+                              perf__prefetch=True,
                               training__precision="bf16")
     mode = Mode.of(cfg)
     assert (mode.reference, mode.precision, mode.decode_every, mode.keep_pred_graph) == (
