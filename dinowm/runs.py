@@ -27,7 +27,8 @@ RESUMABLE_PREFIXES = ("training.epochs", "training.batch_size", "training.grad_a
                       "training.save_every_x_epoch", "training.keep_checkpoints",
                       "training.num_reconstruct_samples", "training.max_steps_per_epoch",
                       "training.rollout", "training.precision", "data.num_workers",
-                      "watchdog.", "telemetry.", "thermal.", "wandb.mode", "perf.compile")
+                      "watchdog.", "telemetry.", "thermal.", "wandb.mode", "perf.compile",
+                      "training.decoder_every", "perf.prefetch", "perf.encoder_inference_mode")
 
 
 def new_run_id() -> str:

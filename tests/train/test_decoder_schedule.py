@@ -122,3 +122,15 @@ def test_a_run_without_a_decoder_is_evaluated_in_latent_space_only(runs) -> None
     assert curves["z_visual_err"] and not curves["img_psnr"]
     # the goal pictures hold start and goal only: no imagined frame without a decoder
     assert list((runs["off"] / "eval").rglob("goal_*.png"))
+
+
+def test_a_resume_may_change_the_schedule_but_not_whether_there_is_a_decoder(runs) -> None:
+    from dinowm.config import load_project
+    from dinowm.errors import ConfigError
+    from dinowm.runs import resumed_spec
+
+    project = load_project(runs["fourth"].parents[1] / "dinowm.toml")
+    spec, cfg = resumed_spec(runs["fourth"], ["training.decoder_every=2"], project)
+    assert cfg.training.decoder_every == 2 and spec["config"]["training"]["decoder_every"] == 2
+    with pytest.raises(ConfigError, match="model.decoder cannot change on resume"):
+        resumed_spec(runs["fourth"], ["model.decoder=off"], project)

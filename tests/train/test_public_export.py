@@ -253,6 +253,9 @@ def test_unsupported_layouts_are_refused() -> None:
         check_supported({"model": {"concat_dim": 0}, "num_pred": 1})
     with pytest.raises(ConfigError, match="num_pred=2"):
         check_supported({"model": {"concat_dim": 1}, "num_pred": 2})
+    with pytest.raises(ConfigError, match=r"no decoder \(model.decoder=off\)"):
+        check_supported({"model": {"concat_dim": 1, "decoder": "off"}, "num_pred": 1})
+    check_supported({"model": {"concat_dim": 1, "decoder": "on"}, "num_pred": 1})
 
 
 def test_the_yaml_emitter_writes_what_yaml_reads() -> None:
