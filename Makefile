@@ -32,7 +32,7 @@ test: setup
 
 # The torch-free tests on Python 3.10, the user's conda version: the flat modules, the store,
 # the CLI basics and the supervisor's parts; not the supervised runs in tests/supervise/, which
-# spawn the trainer (torch), nor the 20-second store load test (it already ran above), nor
+# spawn the trainer (torch), nor the 10-second store load test (it already ran above), nor
 # `dinowm serve` in a browser (textual-serve and selenium are the main venv's).
 PY310_TESTS = tests/core tests/store tests/cli tests/supervise tests/cluster/test_options.py \
   --ignore=tests/supervise/test_lifecycle.py --ignore=tests/supervise/test_nvml.py \
@@ -46,7 +46,7 @@ test-core-py310:
 	  .venv310/bin/python -m pip install -q click rich textual sqlite-utils 'tomli>=2' nvidia-ml-py \
 	    'pytest>=8' pytest-timeout pytest-xdist hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
-	.venv310/bin/python -m pytest $(PY310_TESTS) -p no:cacheprovider -n 2 -k 'not for_20_seconds'
+	.venv310/bin/python -m pytest $(PY310_TESTS) -p no:cacheprovider -n 2 -k 'not for_10_seconds'
 
 # The architecture's import contracts (pyproject.toml [tool.importlinter]); make test runs them
 # too, through tests/test_architecture.py.

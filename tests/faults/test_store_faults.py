@@ -30,7 +30,7 @@ def test_writers_and_a_reader_with_one_writer_killed_mid_transaction(tmp_path: P
             env["DINOWM_FAULT"] = "db_tx:40:sigkill"
         procs[role] = subprocess.Popen(
             [sys.executable, str(LOAD), str(db), role, "epochs" if role == "reader" else role,
-             "30", str(tmp_path / f"{role}.ack")], stderr=subprocess.PIPE, text=True, env=env)
+             "10", str(tmp_path / f"{role}.ack")], stderr=subprocess.PIPE, text=True, env=env)
     for role, proc in procs.items():
         _, err = proc.communicate(timeout=180)
         if role == "mixed":

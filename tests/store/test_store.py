@@ -102,7 +102,7 @@ def test_corrupt_db_gives_a_clear_error(tmp_path: Path) -> None:
         Store(path)
 
 
-def test_four_writers_and_a_reader_for_20_seconds(tmp_path: Path) -> None:
+def test_four_writers_and_a_reader_for_10_seconds(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     with Store(db) as store:
         for rid in ("notes", "epochs", "telemetry", "mixed"):
@@ -112,7 +112,7 @@ def test_four_writers_and_a_reader_for_20_seconds(tmp_path: Path) -> None:
     for role in roles:
         run_id = "epochs" if role == "reader" else role
         procs.append(subprocess.Popen(
-            [sys.executable, str(LOAD), str(db), role, run_id, "20",
+            [sys.executable, str(LOAD), str(db), role, run_id, "10",
              str(tmp_path / f"{role}.ack")], stderr=subprocess.PIPE, text=True))
     for role, proc in zip(roles, procs):
         _, err = proc.communicate(timeout=120)
