@@ -69,11 +69,16 @@ def test_each_event_of_a_real_run_alerts_once_and_the_url_stays_secret(
 def test_a_hanging_receiver_does_not_slow_training(project: Project, receiver: Receiver,
                                                    tmp_path: Path) -> None:
     """A crash at the first step of epoch 2 alerts a receiver that never answers (and one that
-    does) while the resumed attempt trains epoch 2: its speed is epoch 1's."""
+    does) while the resumed attempt trains epoch 2: its speed is epoch 1's.
+
+    Every step also waits 0.25 s, so that an epoch's speed is not four tiny steps' share of a
+    busy machine: an alert that held the trainer up for its 3 s timeout would still show.
+    """
     token = _token()
     set_alerts(project.root / "dinowm.toml", alerts_body(
         ["env:DINOWM_ALERT_URL", receiver.hanging_url(token)], ["crash", "completed"], 3))
-    env = {"DINOWM_FAULT": "global_step:5:raise", "DINOWM_ALERT_URL": receiver.url(token),
+    env = {"DINOWM_FAULT": "global_step:5:raise,global_step:*:sleep=0.25",
+           "DINOWM_ALERT_URL": receiver.url(token),
            "DINOWM_FAULT_ONCE": str(tmp_path / "fired")}
     out = project.cli("run", *tiny("training.epochs=2", *SHORT), env=env)
     returned = time.time()
