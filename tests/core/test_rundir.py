@@ -68,7 +68,7 @@ def test_a_killed_holder_frees_the_lock_at_once(tmp_path: Path, spawn_process: S
     proc.wait(timeout=10)
     t0 = time.monotonic()
     RunLock.acquire(path).release()
-    assert time.monotonic() - t0 < 0.1
+    assert time.monotonic() - t0 < 0.4  # no retry: a contended acquire waits 0.5 s
 
 
 def test_a_lock_handed_to_a_child_stays_held_without_a_gap(tmp_path: Path) -> None:
