@@ -29,11 +29,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dinowm.config import from_dict, with_values
 from dinowm.schema import RunConfig
-from dinowm.train.build import build_model, build_optimizers, seed_everything
-from dinowm.train.data import build_datasets, prepare_frames
+from dinowm.train.build import build_model, build_optimizers, seed_everything, step_optimizers
+from dinowm.train.data import build_datasets
 from dinowm.train.gpus import cap_memory, peak_bf16_tflops
 from dinowm.train.mode import Mode
 from dinowm.train.model import WorldModel
+from dinowm.train.runtime import autocast, batch_to_device, cuda_settings
 
 
 def _peak_mib(device: torch.device) -> float:
@@ -61,22 +62,16 @@ class Trial:
     batch: int
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast on CUDA when the mode asks for it; fp32 everywhere else."""
-        if self.device.type == "cuda" and self.mode.precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """The trainer's autocast for the mode's precision."""
+        return autocast(self.device, self.mode.precision)
 
     def to_device(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """uint8 frames → float [-1, 1] at img_size on the device; proprio and action."""
-        visual = batch["visual"].to(self.device, non_blocking=True)
-        if visual.dtype == torch.uint8:  # reference mode's loader already transformed them
-            visual = prepare_frames(visual, self.cfg.model.img_size)  # (B, F, 3, img, img)
-        return (visual, batch["proprio"].to(self.device, non_blocking=True),
-                batch["action"].to(self.device, non_blocking=True))
+        """The trainer's uint8 frames → float [-1, 1] on the device; proprio and action."""
+        return batch_to_device(batch, self.device, self.cfg.model.img_size)
 
     def decodes(self, i: int) -> bool:
         """Whether step i decodes the predicted frames (a metric only), as the loop does."""
-        return self.model.has_decoder and i % self.mode.decode_every == 0
+        return self.mode.decodes_predictions(self.model, i)
 
     def step(self, visual: Tensor, proprio: Tensor, action: Tensor, i: int) -> dict[str, Tensor]:
         """Optimiser step i (0-based) as the training loop takes it, on one micro-batch."""
@@ -89,9 +84,7 @@ class Trial:
                              keep_pred_graph=self.mode.keep_pred_graph,
                              reconstruct=trains_decoder)
         out["loss"].backward()
-        for name, opt in self.optimizers.items():
-            if name != "decoder" or trains_decoder:
-                opt.step()
+        step_optimizers(self.optimizers, trains_decoder)
         return out
 
 
@@ -105,9 +98,7 @@ def build_trial(spec: dict[str, Any]) -> Trial:
             raise RuntimeError("a memory cap needs CUDA and this trial runs on the CPU")
         cap_memory(spec["mem_cap_gib"], device)
     if device.type == "cuda":  # what the trainer sets (Runtime.__init__)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = not cfg.training.deterministic
+        cuda_settings(cfg.training.deterministic)
     mode = Mode.of(cfg)
     seed_everything(cfg.seed)
     train_ds, _, _, info = build_datasets(

@@ -50,6 +50,14 @@ def build_optimizers(model: WorldModel, cfg: RunConfig,
     return {name: opt for name, opt in optimizers.items() if opt is not None}
 
 
+def step_optimizers(optimizers: dict[str, torch.optim.Optimizer], trains_decoder: bool) -> None:
+    """One optimiser step of every part; the decoder's only on a step that trained it
+    (training.decoder_every), so that its Adam counts the steps it learnt from."""
+    for name, opt in optimizers.items():
+        if name != "decoder" or trains_decoder:
+            opt.step()
+
+
 def model_state(model: WorldModel) -> dict[str, Any]:
     """State dicts of the trained parts (and of an untrained encoder, which no file restores)."""
     state = {name: getattr(model, name).state_dict() for name in TRAINED_PARTS

@@ -40,7 +40,7 @@ from dinowm.train.data import SliceDataset, build_datasets, prepare_frames, spli
 from dinowm.train.model import WorldModel, image_metrics
 from dinowm.train.planning import CemSettings, GdSettings, Planner
 from dinowm.train.rollouts import imagine, per_sample_errors
-from dinowm.train.runtime import ensure_dataset
+from dinowm.train.runtime import autocast, ensure_dataset
 from dinowm.train.samples import png_bytes, tile
 
 BEAT_S = 1.0  # at most one progress event a second; the supervisor's stall budget is minutes
@@ -79,9 +79,7 @@ class Evaluation:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 on CUDA when the run trained in bf16; fp32 otherwise."""
-        if self.device.type == "cuda" and self.cfg.training.precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, self.cfg.training.precision)
 
     def progress(self, what: str, units: int = 1) -> None:
         """Count done work, emit a throttled heartbeat, honour a stop request."""

@@ -17,7 +17,7 @@ from dinowm.config import config_hash, from_dict
 from dinowm.faults import fault
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.build import build_model, build_optimizers, seed_everything
+from dinowm.train.build import build_model, build_optimizers, seed_everything, step_optimizers
 from dinowm.train.data import (EpochSampler, RankBatches, SliceDataset, build_datasets,
                                shard_batches, split_order)
 from dinowm.train.dist import Dist
@@ -138,8 +138,9 @@ def _train(rt: Runtime, run_dir: Path) -> str:
             fault("global_step", at=state.step + 1)
             n = planned.n
             # predicted frames decoded for metrics only; the decoder trained on its schedule
-            decode = model.has_decoder and state.step % mode.decode_every == 0
+            decode = mode.decodes_predictions(model, state.step)
             trains_decoder = mode.trains_decoder(model, state.step)
+            full_loss = trains_decoder or not model.has_decoder  # else z_loss alone
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             for i, micro in enumerate(group):
@@ -160,16 +161,11 @@ def _train(rt: Runtime, run_dir: Path) -> str:
                     with dist.collective("grad_allreduce") if last else contextlib.nullcontext():
                         (out["loss"] * weight).backward()
                 if not planned.standin:  # a step without the decoder has no full loss
-                    state.accum.add(out, visual.shape[0],
-                                    skip=() if trains_decoder or not model.has_decoder
-                                    else ("loss",))
-            for name, opt in optimizers.items():
-                if name != "decoder" or trains_decoder:
-                    opt.step()
+                    state.accum.add(out, visual.shape[0], skip=() if full_loss else ("loss",))
+            step_optimizers(optimizers, trains_decoder)
             if trains_decoder:
                 last_recon = out["decoder_recon_loss_reconstructed"].item()
-            live_loss = out["loss"].item() if trains_decoder or not model.has_decoder \
-                else out["z_loss"].item() + last_recon
+            live_loss = out["loss"].item() if full_loss else out["z_loss"].item() + last_recon
             state.step += 1
             state.samples += n
             state.accum.steps += 1

@@ -70,6 +70,10 @@ class Mode:
             if decoder is not None:
                 decoder.compile(mode=self.compile_mode)
 
+    def decodes_predictions(self, model: WorldModel, step: int) -> bool:
+        """Whether optimiser step `step` decodes the predicted frames (a metric only)."""
+        return model.has_decoder and step % self.decode_every == 0
+
     def trains_decoder(self, model: WorldModel, step: int) -> bool:
         """Whether optimiser step `step` (0-based, counted over the whole run, so a resume
         keeps the schedule) trains the decoder."""

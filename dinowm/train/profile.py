@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity
 
 from dinowm.train.bench import Trial, build_trial, flop_per_step, sync, throughput
+from dinowm.train.build import step_optimizers
 from dinowm.train.model import image_metrics
 
 PARTS = {
@@ -116,9 +117,7 @@ def decomposed_step(t: Trial, data: Iterator, i: int,
                                             visual[:, m.num_hist:], "pred"))
         kept[:] = [m.decode(z_pred)] if t.mode.keep_pred_graph and m.has_decoder else []
     mark("metrics")
-    for name, opt in t.optimizers.items():
-        if name != "decoder" or trains_decoder:
-            opt.step()
+    step_optimizers(t.optimizers, trains_decoder)
     for opt in t.optimizers.values():
         opt.zero_grad(set_to_none=True)
     mark("optimizer")

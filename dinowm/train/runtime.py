@@ -9,8 +9,8 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +29,31 @@ LOG_EVERY_S = 10.0
 # A stop signal this soon after the first is a copy of it (Slurm, srun and torchrun each
 # deliver one), not a second request.
 DUPLICATE_SIGNAL_S = 1.0
+
+
+def cuda_settings(deterministic: bool) -> None:
+    """The trainer's CUDA math settings (TF32, cuDNN autotuning unless deterministic); the
+    bench trials take the same."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when `precision` says bf16; fp32 everywhere else."""
+    if device.type == "cuda" and precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def batch_to_device(batch: dict[str, torch.Tensor], device: torch.device,
+                    img_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 frames → float [-1, 1] at img_size on `device`; proprio and action."""
+    visual = batch["visual"].to(device, non_blocking=True)
+    if visual.dtype == torch.uint8:  # reference mode's loader already transformed them
+        visual = prepare_frames(visual, img_size)  # (B, F, 3, img, img)
+    return (visual, batch["proprio"].to(device, non_blocking=True),
+            batch["action"].to(device, non_blocking=True))
 
 
 class Prefetcher:
@@ -67,6 +92,7 @@ class Prefetcher:
         self.ahead = self._copy()
         return batch
 
+
 class Runtime:
     """One trainer process of a run: reads config.json, writes events.jsonl and the log.
 
@@ -101,9 +127,7 @@ class Runtime:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-            torch.backends.cudnn.benchmark = not cfg.get("deterministic")
+            cuda_settings(bool(cfg.get("deterministic")))
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -152,12 +176,7 @@ class Runtime:
     def to_device(self, batch: dict[str, torch.Tensor],
                   img_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 frames → float [-1, 1] at img_size on the device; proprio and action."""
-        visual = batch["visual"].to(self.device, non_blocking=True)
-        if visual.dtype == torch.uint8:  # reference mode's loader already transformed them
-            visual = prepare_frames(visual, img_size)  # (B, F, 3, img, img)
-        proprio = batch["proprio"].to(self.device, non_blocking=True)
-        action = batch["action"].to(self.device, non_blocking=True)
-        return visual, proprio, action
+        return batch_to_device(batch, self.device, img_size)
 
     def batches(self, loader: DataLoader, prefetch: bool) -> Iterator[dict[str, torch.Tensor]]:
         """The loader's batches; on CUDA with perf.prefetch, each already on its way to the
@@ -172,9 +191,7 @@ class Runtime:
 
     def autocast(self, precision: str) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when asked; fp32 everywhere else."""
-        if self.device.type == "cuda" and precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, precision)
 
     # -- events and log ----------------------------------------------------------------------
 
