@@ -116,7 +116,7 @@ def wanted(setting: str, model: Any, dataset: SliceDataset, root: Path, device: 
     if device.type != "cuda":
         return False, "off on the CPU (data.cache_features=auto)"
     need = cache_bytes(model, dataset)
-    existing = root / "."  # the folder may not exist yet: measure the nearest one that does
+    existing = root  # the folder may not exist yet: measure the nearest one that does
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     free = shutil.disk_usage(existing).free
