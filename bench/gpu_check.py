@@ -148,9 +148,10 @@ def cache_check(project: Path, overrides: list[str]) -> dict:
     import torch
 
     from dinowm.config import load_project, resolve
-    from dinowm.train.build import build_model, seed_everything
-    from dinowm.train.data import build_datasets, prepare_frames
-    from dinowm.train.features import TokenStore, build_cache
+    from dinowm.model.build import build_model
+    from dinowm.train.state import seed_everything
+    from dinowm.data.datasets import build_datasets, prepare_frames
+    from dinowm.data.features import TokenStore, build_cache
 
     cfg = resolve(load_project(project / "dinowm.toml"), "franka_f5_h3", overrides).config
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -268,8 +269,8 @@ def run_all(args: argparse.Namespace) -> dict:
     """Every part while the budget lasts; a skipped part records why."""
     import torch
 
-    from dinowm.train.encoder import build_encoder
-    from dinowm.train.synth import write_synthetic_dataset
+    from dinowm.model.encoder import build_encoder
+    from dinowm.data.synth import write_synthetic_dataset
 
     clock = Clock(args.budget_s if not args.tiny else 3600)
     project = args.work / "project"

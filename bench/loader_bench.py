@@ -20,8 +20,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from dinowm.train.data import build_datasets, check_dataset, prepare_frames, reference_sample
-from dinowm.train.synth import write_synthetic_dataset
+from dinowm.data.datasets import build_datasets, prepare_frames, reference_sample
+from dinowm.data.check import check_dataset
+from dinowm.data.synth import write_synthetic_dataset
 
 
 def dataset(cache: Path, episodes: int, length: int, size: int) -> tuple[Path, float | None]:

@@ -1,26 +1,26 @@
 """The run folder, our durable record: every file name in it, its locks, its small readers.
 
-A run has at most one supervisor and one trainer. Each holds an exclusive `flock` on its lock
-file for its whole life; the kernel releases it when the process dies, so a crash never leaves a
-stale lock. The holder writes who it is (pid, host, since when) into the file, which a refused
-process quotes. This module is torch-free: the CLI, the TUI and the trainer all use it.
+A run has at most one supervisor and one trainer. Each holds an exclusive lock on its lock file
+for its whole life (dinowm.locks: the kernel releases it when the process dies, and the holder's
+identity in the file is what a refused process quotes). This module is torch-free: the CLI, the
+TUI and the trainer all use it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import re
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dinowm.errors import DinowmError
+from dinowm.locks import Holder as Holder  # the lock's names, where callers import them
+from dinowm.locks import LockHeld, RunLock, holder
+from dinowm.locks import read_holder as read_holder
 
 # A run's status, as runs.db and the run folder's record.jsonl keep it.
 ACTIVE = ("created", "pending", "running", "resuming", "stopping")  # pending: a Slurm job waits
@@ -51,6 +51,11 @@ TRAINER_LOCK = "trainer.lock"
 # of a checkpoint wins), and its pictures under eval/<checkpoint stem>/.
 EVALUATIONS = "evaluations.jsonl"
 EVAL_DIR = "eval"
+EPOCH_CHECKPOINT = "epoch_{epoch:04d}.pth"  # in CHECKPOINTS, each with its manifest + .json
+EPOCH_CHECKPOINTS = "epoch_*.pth"  # every epoch checkpoint; sorted by name = by epoch
+SAMPLE = "epoch_{epoch:04d}.png"  # in SAMPLES: an epoch's reconstruction grid
+GOAL_PICTURE = "goal_{goal:02d}.png"  # in eval/<checkpoint>/: start | goal | planned frames
+HORIZON_PLOT = "horizon.svg"  # in eval/<checkpoint>/: the error against the horizon
 
 # The public DINO-WM planner's model folder, <ckpt_base_path>/outputs/<model_name>/, which
 # `dinowm export-checkpoint` writes: hydra.yaml, and CHECKPOINTS/model_<epoch>.pth beside
@@ -60,144 +65,6 @@ PLANNER_CONFIG = "hydra.yaml"
 
 TAIL_BLOCK = 64 * 1024
 MAX_TAIL_BYTES = 1024 * 1024
-
-# A process that only looks (lost detection, a trainer checking its parent) holds a shared lock
-# for microseconds; an acquirer that meets one tries again within this window.
-_CONTENDED_S = 0.5
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a run-folder lock, as it wrote itself into the lock file."""
-
-    pid: int | None
-    host: str | None
-    since: float | None = None
-    role: str = "supervisor"
-    job: str | None = None  # the Slurm job the holder runs in
-
-    def describe(self) -> str:
-        """'pid 4242 on gpu-box (since 09:33:48)', with ', Slurm job 12' inside a job."""
-        since = f" (since {time.strftime('%H:%M:%S', time.localtime(self.since))})" \
-            if self.since else ""
-        job = f", Slurm job {self.job}" if self.job else ""
-        return f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'}{job}{since}"
-
-
-class LockHeld(DinowmError):
-    """Another live process holds the run folder: the caller must not touch it."""
-
-    def __init__(self, message: str, holder: Holder):
-        super().__init__(message)
-        self.holder = holder
-
-
-class RunLock:
-    """An exclusive lock on one lock file of a run folder, held until release or death."""
-
-    def __init__(self, path: Path, fd: int):
-        self.path = path
-        self.fd: int | None = fd
-
-    @classmethod
-    def acquire(cls, path: Path, role: str = "supervisor") -> RunLock:
-        """Take the lock now or raise LockHeld naming the holder; never waits for a holder."""
-        path = Path(path)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + _CONTENDED_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    os.close(fd)
-                    raise
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    holder = read_holder(path, role)
-                    raise LockHeld(f"{path} is held by {holder.describe()}", holder) from None
-                time.sleep(0.02)
-        lock = cls(path, fd)
-        lock.record(os.getpid(), role)
-        return lock
-
-    @classmethod
-    def adopt(cls, path: Path, fd: int, role: str = "supervisor") -> RunLock:
-        """Take over a lock inherited from the parent (`dinowm resume --detach` hands it on)."""
-        path = Path(path)
-        st, mine = os.fstat(fd), os.stat(path)
-        if (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino):
-            raise DinowmError(f"descriptor {fd} is not the lock file {path}; start the "
-                              f"supervisor through 'dinowm run' or 'dinowm resume'.")
-        try:  # already ours through the shared open file description; this only confirms it
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise LockHeld(f"{path} is not held by descriptor {fd}",
-                           read_holder(path, role)) from None
-        os.set_inheritable(fd, False)
-        lock = cls(path, fd)
-        lock.record(os.getpid(), role)
-        return lock
-
-    def record(self, pid: int, role: str = "supervisor") -> None:
-        """Write the holder's identity into the lock file (a child that takes it over too)."""
-        assert self.fd is not None
-        data = json.dumps({"pid": pid, "host": socket.gethostname(), "since": time.time(),
-                           "role": role, "job": os.environ.get("SLURM_JOB_ID")}).encode()
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
-
-    def inheritable_fd(self) -> int:
-        """The descriptor, made inheritable for a child that takes the lock over."""
-        assert self.fd is not None
-        os.set_inheritable(self.fd, True)
-        return self.fd
-
-    def release(self) -> None:
-        """Give the lock up (closing the descriptor is enough; a dead process releases it too)."""
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> RunLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def read_holder(path: Path, role: str = "supervisor") -> Holder:
-    """The identity written into a lock file (its holder writes it just after locking)."""
-    deadline = time.monotonic() + 1.0
-    while True:
-        try:
-            data: dict[str, Any] = json.loads(Path(path).read_text() or "null") or {}
-        except (OSError, ValueError):
-            data = {}
-        if data.get("pid") or time.monotonic() >= deadline:
-            return Holder(data.get("pid"), data.get("host"), data.get("since"),
-                          data.get("role", role), data.get("job"))
-        time.sleep(0.02)
-
-
-def holder(path: Path) -> Holder | None:
-    """Who holds the lock file now, or None when nobody does (a probe, never a wait)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            return read_holder(path)
-        return None  # closing the descriptor drops the shared lock at once
-    finally:
-        os.close(fd)
-
 
 def supervisor_lock(run_dir: Path) -> Path:
     """The lock file a run's supervisor holds for its whole life."""
@@ -352,7 +219,22 @@ def planner_checkpoint(model_dir: Path, epoch: int | str) -> Path:
 
 def sample_path(run_dir: Path, epoch: int) -> Path:
     """The reconstruction grid of an epoch."""
-    return Path(run_dir) / SAMPLES / f"epoch_{epoch:04d}.png"
+    return Path(run_dir) / SAMPLES / SAMPLE.format(epoch=epoch)
+
+
+def epoch_checkpoint(epoch: int) -> str:
+    """The file name of an epoch's checkpoint in CHECKPOINTS."""
+    return EPOCH_CHECKPOINT.format(epoch=epoch)
+
+
+def epoch_checkpoints(folder: Path) -> list[Path]:
+    """The epoch checkpoints in a CHECKPOINTS folder, oldest first."""
+    return sorted(Path(folder).glob(EPOCH_CHECKPOINTS), key=lambda p: p.name)
+
+
+def goal_picture(goal: int) -> str:
+    """The file name of an evaluated goal's picture in its checkpoint's eval folder."""
+    return GOAL_PICTURE.format(goal=goal)
 
 
 def eval_dir(run_dir: Path, checkpoint: str) -> Path:
@@ -463,3 +345,13 @@ EVAL_STACKS = "stacks.txt"  # its Python stacks on SIGUSR1
 def eval_path(run_dir: Path, name: str) -> Path:
     """A file of the run's evaluation folder (the folder itself for name "")."""
     return Path(run_dir) / EVAL_DIR / name if name else Path(run_dir) / EVAL_DIR
+
+
+# -- the project's feature cache, beside the run folders -----------------------------------------
+
+FEATURE_CACHE = ".feature_cache"  # the frozen encoder's tokens, shared by the project's runs
+
+
+def feature_cache(run_dir: Path) -> Path:
+    """The feature cache of the project a run folder belongs to (outputs/.feature_cache)."""
+    return Path(run_dir).parent / FEATURE_CACHE

@@ -1,7 +1,7 @@
 """The trainer's code run in child processes, so that the CLI and the TUI never import torch.
 
-Dataset checks, synthetic data and the export for the public planner (dinowm.train.tools), and
-the trials of `dinowm bench` and `dinowm probe` (dinowm.train.bench, dinowm.train.profile):
+Dataset checks, synthetic data and the export for the public planner (dinowm.interop.tools), and
+the trials of `dinowm bench` and `dinowm probe` (dinowm.perf.bench, dinowm.perf.profile):
 variants measured side by side, each trial in a fresh process.
 """
 
@@ -13,9 +13,10 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dinowm import rundir
 from dinowm.config import Project, resolve, to_dict, with_values
@@ -40,8 +41,8 @@ def _last_error(proc: subprocess.CompletedProcess[str], default: str) -> str:
 
 
 def run_tool(name: str, **args: Any) -> Any:
-    """`python -m dinowm.train.tools NAME` with args; its result, or its error raised here."""
-    proc = subprocess.run([sys.executable, "-m", "dinowm.train.tools", name, json.dumps(args)],
+    """`python -m dinowm.interop.tools NAME` with args; its result, or its error raised here."""
+    proc = subprocess.run([sys.executable, "-m", "dinowm.interop.tools", name, json.dumps(args)],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     out = _json_out(proc)
     if out is None:
@@ -159,15 +160,15 @@ def run_trial(cfg: RunConfig, data: Path, mode: str, batch: int, steps: int, war
               timeout: float = 900.0, mem_cap_gib: float | None = None,
               profile: Path | None = None) -> dict[str, Any]:
     """One trial in a fresh process (clean peak memory); a crash is reported, not raised.
-    With `profile` (a path without suffix) the trial is dinowm.train.profile's instead,
+    With `profile` (a path without suffix) the trial is dinowm.perf.profile's instead,
     which writes PROFILE.json and PROFILE.txt."""
     spec: dict[str, Any] = {"config": to_dict(cfg), "data_path": str(data), "mode": mode,
                             "batch": batch, "steps": steps, "warmup": warmup,
                             "mem_cap_gib": mem_cap_gib}
-    module = "dinowm.train.bench"
+    module = "dinowm.perf.bench"
     if profile is not None:  # the trainer's loader workers: data wait is one of the parts
         spec.update(out=str(profile), workers=cfg.data.num_workers)
-        module = "dinowm.train.profile"
+        module = "dinowm.perf.profile"
     try:
         proc = subprocess.run([sys.executable, "-m", module, json.dumps(spec)],
                               capture_output=True, text=True, timeout=timeout)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.supervised import Project
+from tests.support.trainer import make_run_dir
 
 # Fixtures defined next to the helpers they belong to, registered here once for every folder.
 pytest_plugins = ["tests.support.alerts", "tests.support.process", "tests.support.slurm"]
@@ -28,6 +29,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)  # no desktop notifications
     return tmp_path
+
+
+@pytest.fixture
+def tiny_run(tmp_path: Path):
+    """A tiny run folder in this test's folder: tiny_run(run_id, overrides=()) (make_run_dir)."""
+    return lambda run_id, overrides=(): make_run_dir(tmp_path, run_id, list(overrides))
 
 
 @pytest.fixture

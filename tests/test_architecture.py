@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
+import re
 import shutil
 import subprocess
 import sys
@@ -83,18 +85,54 @@ def test_few_modules_sit_flat_in_the_package() -> None:
     assert len(flat) <= MAX_FLAT, flat
 
 
+def folder_names() -> tuple[set[str], list[str]]:
+    """rundir's file names, and its patterns as globs: "epoch_{epoch:04d}.pth" and
+    "epoch_*.pth" are both "epoch_*.pth"."""
+    values = [v for k, v in vars(rundir).items() if k.isupper() and isinstance(v, str)]
+    # (folder names, "samples" or "ranks", are words too: a dict key is not a folder)
+    names = {v for v in values if "{" not in v and "*" not in v and "." in v}
+    patterns = sorted({re.sub(r"\{[^}]*\}", "*", v) for v in values if "{" in v or "*" in v})
+    return names - {rundir.LOG_FILE_ENV}, patterns
+
+
+def spelled(tree: ast.AST, names: set[str], patterns: list[str]) -> list[tuple[int, str]]:
+    """(line, text) of each string or f-string in `tree` that spells a run-folder name or a
+    pattern of one: a name itself, a glob or format string of a pattern, or a name that a
+    pattern matches ("epoch_0003.pth")."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "*" for v in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        glob = re.sub(r"\{[^}]*\}", "*", text).lstrip(".")
+        base = glob.rsplit("/", 1)[-1].removesuffix(".tmp")
+        if text in names or base in patterns or any(
+                fnmatch.fnmatchcase(base, p) for p in patterns if "*" not in base):
+            found.append((node.lineno, text))
+    return found
+
+
 def test_run_folder_names_are_spelled_only_in_rundir() -> None:
-    names = {rundir.SPEC, rundir.EVENTS, rundir.LOG, rundir.SUPERVISOR_LOG, rundir.CONTROL,
-             rundir.STACKS, rundir.RECORD, rundir.SUPERVISOR_LOCK, rundir.TRAINER_LOCK,
-             rundir.LATEST_CHECKPOINT, rundir.EVALUATIONS}
+    names, patterns = folder_names()
+    assert {"epoch_*.pth", "epoch_*.png", "goal_*.png"} <= set(patterns)
     found = []
     for path in SOURCES:
         if path.name == "rundir.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and node.value in names:
-                found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+        for line, text in spelled(ast.parse(path.read_text()), names, patterns):
+            found.append(f"{path.relative_to(REPO)}:{line} {text!r}")
     assert found == []
+
+
+def test_the_name_check_sees_globs_format_strings_and_plain_names() -> None:
+    names, patterns = folder_names()
+    source = ('a = folder.glob("epoch_*.pth")\nb = f"epoch_{n:04d}.png"\n'
+              'c = f".goal_{i:02d}.png.tmp"\nd = "model_latest.pth"\ne = "epoch_0003.pth"\n'
+              'f = root / ".feature_cache"\ng = "dinov2_vits14_pretrain.pth"\n')
+    assert sorted(line for line, _ in spelled(ast.parse(source), names, patterns)) == [1, 2, 3, 4, 5, 6]
 
 
 def reads(tree: ast.AST) -> set[tuple[str, str]]:

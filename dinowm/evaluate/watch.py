@@ -26,7 +26,7 @@ Progress = Callable[[int, int, str], None]
 
 
 class EvalWatch:
-    """Supervises `python -m dinowm.train.evaluate` for one run: progress, stop, stall, results."""
+    """Supervises `python -m dinowm.evaluate.process` for one run: progress, stop, stall, results."""
 
     def __init__(self, project: Project, run_ref: str, request: dict[str, Any], *,
                  on_progress: Progress | None = None, stall_s: float = 300.0) -> None:
@@ -69,7 +69,7 @@ class EvalWatch:
         offset = events.stat().st_size if events.exists() else 0
         log = open(rundir.eval_path(self.run_dir, rundir.EVAL_LOG), "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dinowm.train.evaluate", "--run-dir", str(self.run_dir),
+            [sys.executable, "-m", "dinowm.evaluate.process", "--run-dir", str(self.run_dir),
              "--request", json.dumps(self.request)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)  # a terminal's Ctrl-C reaches us; we forward it once

@@ -1,4 +1,5 @@
-"""Training: the world model, its data pipeline and the training loop."""
+"""The training loop: one trainer process of a run (python -m dinowm.train), its steps, its
+validation, its checkpoints and what it reports. Imports torch."""
 
 from dinowm import faults
 

@@ -167,7 +167,7 @@ def candidates(folder: Path) -> list[Path]:
     """Checkpoint files, newest first: model_latest.pth, then epoch files by epoch."""
     if not folder.exists():
         return []
-    epochs = sorted(folder.glob("epoch_*.pth"), key=lambda p: p.name, reverse=True)
+    epochs = rundir.epoch_checkpoints(folder)[::-1]
     latest = [folder / LATEST] if (folder / LATEST).exists() else []
     return latest + epochs
 
@@ -198,7 +198,7 @@ def load_latest(folder: Path) -> Loaded | None:
 
 def prune(folder: Path, keep: int) -> list[str]:
     """Delete all but the newest `keep` epoch files (model_latest.pth stays)."""
-    epochs = sorted(folder.glob("epoch_*.pth"), key=lambda p: p.name)
+    epochs = rundir.epoch_checkpoints(folder)
     removed = []
     for path in epochs[:-keep] if keep > 0 else epochs:
         manifest_path(path).unlink(missing_ok=True)

@@ -10,8 +10,10 @@ import torch
 from torch.utils.data import Dataset
 
 from dinowm.schema import RunConfig
-from dinowm.train.data import ReferenceDataset, SliceDataset, public_order
-from dinowm.train.model import WorldModel
+from dinowm.data.datasets import ReferenceDataset, SliceDataset
+from dinowm.data.sampling import public_order
+from dinowm.model.world import WorldModel
+from dinowm.train.step import Schedule
 
 TRAIN_DECODE_EVERY = 10  # fast mode decodes predicted frames (a metric only) every 10th step
 
@@ -70,14 +72,10 @@ class Mode:
             if decoder is not None:
                 decoder.compile(mode=self.compile_mode)
 
-    def decodes_predictions(self, model: WorldModel, step: int) -> bool:
-        """Whether optimiser step `step` decodes the predicted frames (a metric only)."""
-        return model.has_decoder and step % self.decode_every == 0
-
-    def trains_decoder(self, model: WorldModel, step: int) -> bool:
-        """Whether optimiser step `step` (0-based, counted over the whole run, so a resume
-        keeps the schedule) trains the decoder."""
-        return model.has_decoder and step % self.decoder_every == 0
+    def schedule(self, model: WorldModel) -> Schedule:
+        """Which steps of this model decode predictions and train the decoder."""
+        return Schedule(has_decoder=model.has_decoder, decode_every=self.decode_every,
+                        decoder_every=self.decoder_every, keep_pred_graph=self.keep_pred_graph)
 
     def dataset(self, ds: SliceDataset, img_size: int) -> Dataset:
         """Reference mode transforms each sample's whole episode, as the public loader."""

@@ -13,10 +13,11 @@ from dinowm.errors import ConfigError
 from dinowm.faults import fault
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.build import load_model_state, model_state, rng_state, set_rng_state
+from dinowm.model.build import load_model_state, model_state
+from dinowm.train.state import rank_state, rng_state, set_rng_state
 from dinowm.train.dist import Dist
-from dinowm.train.model import WorldModel
-from dinowm.train.normalize import Stats
+from dinowm.model.world import WorldModel
+from dinowm.data.normalize import Stats
 from dinowm.train.runtime import Runtime
 
 Optimizers = dict[str, torch.optim.Optimizer]
@@ -51,14 +52,6 @@ def restore(resumed: ckpt.Loaded, run_id: str, model: WorldModel,
                           f"config.json or start a new run.") from None
     own = rank_state(state, dist)
     set_rng_state(own["rng"] if own else state["rng"])
-
-
-def rank_state(state: dict[str, Any], dist: Dist | None) -> dict[str, Any] | None:
-    """This rank's {"rng", "accum"} in a checkpoint written by as many ranks, else None."""
-    ranks = state.get("ranks")
-    if dist is None or not dist.enabled or not ranks or len(ranks) != dist.world:
-        return None
-    return ranks[dist.rank]
 
 
 def merge_accums(states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -116,7 +109,7 @@ def save(rt: Runtime, cfg: RunConfig, model: WorldModel, optimizers: Optimizers,
             "config_hash": config_hash(cfg)}
     fault("checkpoint")
     if kind == "epoch":
-        name = f"epoch_{epoch - 1:04d}.pth"
+        name = rundir.epoch_checkpoint(epoch - 1)
         manifest = ckpt.save(folder, name, payload, meta, latest=True)
         ckpt.prune(folder, cfg.training.keep_checkpoints)
     else:

@@ -1,4 +1,5 @@
-"""What the loop needs around it: device, loaders, signals, events, the readable log."""
+"""What the loop needs around it: its process (signals, the stop and the thermal pause),
+loaders, events and the readable log."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from dinowm import rundir
 from dinowm.events import EventWriter
 from dinowm.schema import RunConfig
 from dinowm.train import dist
-from dinowm.train.data import prepare_frames
-from dinowm.train.gpus import memory_cap_from_env
+from dinowm.train.device import (Prefetcher, autocast, batch_to_device, cuda_settings,
+                                 memory_cap_from_env, tokens_to_device)
 
 LOG_EVERY_S = 10.0
 
@@ -29,68 +30,6 @@ LOG_EVERY_S = 10.0
 # A stop signal this soon after the first is a copy of it (Slurm, srun and torchrun each
 # deliver one), not a second request.
 DUPLICATE_SIGNAL_S = 1.0
-
-
-def cuda_settings(deterministic: bool) -> None:
-    """The trainer's CUDA math settings (TF32, cuDNN autotuning unless deterministic); the
-    bench trials take the same."""
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = not deterministic
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when `precision` says bf16; fp32 everywhere else."""
-    if device.type == "cuda" and precision == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def batch_to_device(batch: dict[str, torch.Tensor], device: torch.device,
-                    img_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 frames → float [-1, 1] at img_size on `device`; proprio and action."""
-    visual = batch["visual"].to(device, non_blocking=True)
-    if visual.dtype == torch.uint8:  # reference mode's loader already transformed them
-        visual = prepare_frames(visual, img_size)  # (B, F, 3, img, img)
-    return (visual, batch["proprio"].to(device, non_blocking=True),
-            batch["action"].to(device, non_blocking=True))
-
-
-class Prefetcher:
-    """Host-to-device copies of the next batch on a side CUDA stream while this step computes.
-
-    The loader pins its batches, so the copies are asynchronous; the compute stream waits for
-    a batch's copy before using it, and record_stream keeps the allocator from reusing its
-    memory while the compute stream may still read it. Pulls one batch ahead of the loop.
-    """
-
-    def __init__(self, it: Iterator[dict[str, torch.Tensor]], device: torch.device) -> None:
-        self.it, self.device = it, device
-        self.stream = torch.cuda.Stream(device)
-        self.ahead = self._copy()
-
-    def _copy(self) -> dict[str, torch.Tensor] | None:
-        batch = next(self.it, None)
-        if batch is None:
-            return None
-        with torch.cuda.stream(self.stream):
-            return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
-                    for k, v in batch.items()}
-
-    def __iter__(self) -> Prefetcher:
-        return self
-
-    def __next__(self) -> dict[str, torch.Tensor]:
-        if self.ahead is None:
-            raise StopIteration
-        compute = torch.cuda.current_stream(self.device)
-        compute.wait_stream(self.stream)
-        batch = self.ahead
-        for value in batch.values():
-            if torch.is_tensor(value):
-                value.record_stream(compute)
-        self.ahead = self._copy()
-        return batch
 
 
 class Runtime:
@@ -186,8 +125,7 @@ class Runtime:
 
     def tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Cached encoder tokens of the batch (B, F, P, D), when the feature cache is on."""
-        tokens = batch.get("tokens")
-        return None if tokens is None else tokens.to(self.device, non_blocking=True)
+        return tokens_to_device(batch, self.device)
 
     def autocast(self, precision: str) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when asked; fp32 everywhere else."""
@@ -349,21 +287,3 @@ class _NoEvents:
 
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.5f}"
-
-
-def ensure_dataset(cfg: RunConfig) -> None:
-    """Generate the built-in synthetic dataset at data.path on first use (demo preset)."""
-    from dinowm.config import data_path
-    from dinowm.errors import DataError
-
-    path = data_path(cfg)
-    if cfg.data.synthetic and not path.exists():
-        from dinowm.train.synth import write_synthetic_dataset
-
-        try:
-            write_synthetic_dataset(path, episodes=cfg.data.synth_episodes,
-                                    length=cfg.data.synth_length,
-                                    image_size=cfg.data.synth_image_size, seed=cfg.seed)
-        except (OSError, DataError):
-            if not path.exists():  # another run generated it at the same moment: use theirs
-                raise

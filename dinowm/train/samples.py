@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from dinowm import rundir
+
 PAD = 2  # black border between and around the tiles, as in the public model's sample grids
 
 
@@ -43,18 +45,18 @@ def png_bytes(image: torch.Tensor) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
-def reconstruction_grid(images: dict[str, torch.Tensor], folder: Path, epoch: int,
+def reconstruction_grid(images: dict[str, torch.Tensor], run_dir: Path, epoch: int,
                         n: int) -> Path:
     """Save rows of [true | reconstructed | predicted] for the last frame of n val samples."""
-    folder.mkdir(parents=True, exist_ok=True)
+    path = rundir.sample_path(run_dir, epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
     n = min(n, images["true"].shape[0])
     true = images["true"][:n, -1]  # (n, 3, H, W) the frame after the context
     recon = images["reconstructed"][:n, -1]
     pred = images["pred"][:n, -1]
     grid = torch.stack([true, recon, pred], dim=1).flatten(0, 1)  # (3n, 3, H, W)
     grid = ((grid.detach().cpu().float().clamp(-1, 1) + 1) / 2)
-    path = folder / f"epoch_{epoch:04d}.png"
-    tmp = folder / f".epoch_{epoch:04d}.png.tmp"
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(png_bytes(tile(grid, ncol=3)))
     tmp.replace(path)
     return path

@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_torch_free_facts_match_the_trainer(tmp_path, monkeypatch) -> None:
     import torch
 
-    from dinowm.train import encoder
-    from dinowm.train.build import build_model
+    from dinowm.model import encoder
+    from dinowm.model.build import build_model
 
     default = build({k: key.default for k, key in all_keys().items()})
     # DINOv2 ViT-S/14 as a real run recorded it; predictor and decoder as docs/REFERENCE counts

@@ -26,8 +26,8 @@ from dinowm.cli import main
 from dinowm.config import load_project, resolve
 from dinowm.errors import ConfigError, DataError, DinowmError
 from dinowm.schema import all_keys
-from dinowm.train.datacheck import validate_dataset
-from dinowm.train.synth import write_synthetic_dataset
+from dinowm.data.check import validate_dataset
+from dinowm.data.synth import write_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = (REPO / "dinowm.toml").read_text()

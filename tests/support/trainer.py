@@ -53,9 +53,10 @@ def tiny_model(run_dir: Path, data: Path) -> tuple:
     """(cfg, model, train, val, stats, info) of a tiny run folder's config, on a small synthetic
     dataset written at `data`; seeded, on the CPU (imports torch)."""
     from dinowm.config import from_dict
-    from dinowm.train.build import build_model, seed_everything
-    from dinowm.train.data import build_datasets
-    from dinowm.train.synth import write_synthetic_dataset
+    from dinowm.model.build import build_model
+    from dinowm.train.state import seed_everything
+    from dinowm.data.datasets import build_datasets
+    from dinowm.data.synth import write_synthetic_dataset
 
     cfg = from_dict(json.loads((run_dir / "config.json").read_text())["config"])
     write_synthetic_dataset(data, episodes=4, length=30, image_size=32, seed=0)

@@ -15,7 +15,7 @@ import torch
 
 from dinowm import faults, rundir
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.data import EpochSampler, plan_steps, rank_share, shard_batches
+from dinowm.data.sampling import EpochSampler, plan_steps, rank_share, shard_batches
 from dinowm.train.dist import RankBeat
 from tests.support.trainer import events, run_trainer
 

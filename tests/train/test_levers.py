@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dinowm.train.data import prepare_frames
+from dinowm.data.datasets import prepare_frames
 from tests.support.trainer import tiny_model
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.synth import write_synthetic_dataset
+from dinowm.data.synth import write_synthetic_dataset
 from tests.support.datasets import coded_tables, write_franka
 from tests.support.trainer import events, run_trainer
 

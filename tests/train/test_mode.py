@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 
 from dinowm.config import from_dict, with_values
-from dinowm.train.build import build_model, seed_everything
-from dinowm.train.data import ReferenceDataset, build_datasets
+from dinowm.model.build import build_model
+from dinowm.train.state import seed_everything
+from dinowm.data.datasets import ReferenceDataset, build_datasets
 from dinowm.train.mode import TRAIN_DECODE_EVERY, Mode
-from dinowm.train.synth import write_synthetic_dataset
+from dinowm.data.synth import write_synthetic_dataset
 
 
 def _tiny(tiny_run, tmp_path: Path, **changes):
@@ -72,7 +73,7 @@ def test_channels_last_applies_to_the_decoder_on_cuda_only(tiny_run, tmp_path: P
 
 
 def test_the_feature_cache_auto_caches_on_a_gpu_within_its_budget(tiny_run, tmp_path: Path) -> None:
-    from dinowm.train import features
+    from dinowm.data import features
 
     cfg, model, train = _tiny(tiny_run, tmp_path)
     assert cfg.data.cache_features == "auto"

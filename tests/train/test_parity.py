@@ -15,7 +15,8 @@ import torch
 from dinowm.config import with_values
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.data import EpochSampler, build_datasets, public_order, split_episodes
+from dinowm.data.sampling import EpochSampler, public_order
+from dinowm.data.datasets import build_datasets, split_episodes
 from dinowm.train.mode import Mode
 from tests.support.trainer import events, run_trainer
 from tests.support.datasets import coded_tables, small, write_franka

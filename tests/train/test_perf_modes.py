@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dinowm.train.data import ReferenceDataset, prepare_frames
-from dinowm.train.features import TokenStore, build_cache
+from dinowm.data.datasets import ReferenceDataset, prepare_frames
+from dinowm.data.features import TokenStore, build_cache
 from tests.support.trainer import events, run_trainer, tiny_model
 
 
@@ -102,7 +102,7 @@ def test_the_encoder_under_inference_mode_trains_exactly_as_under_no_grad(tiny_s
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the prefetcher copies "
                     "batches on a side CUDA stream (on the CPU the loop reads the loader itself)")
 def test_prefetched_batches_equal_the_loaders(tiny_setup) -> None:
-    from dinowm.train.runtime import Prefetcher
+    from dinowm.train.device import Prefetcher
 
     _, _, train, _ = tiny_setup
     loader = torch.utils.data.DataLoader(train, batch_size=4, pin_memory=True)

@@ -10,9 +10,9 @@ import torch
 
 from dinowm.errors import ConfigError
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.build import build_optimizers
+from dinowm.train.setup import build_optimizers
 from dinowm.train.dist import Dist
-from dinowm.train.loop import Accum, TrainState
+from dinowm.train.state import Accum, TrainState
 from dinowm.train.resume import match_layouts, restore, save
 from tests.support.trainer import tiny_model
 

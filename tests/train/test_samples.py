@@ -19,8 +19,8 @@ def test_grid_decodes_to_the_same_pixels_as_torchvision_writes(tmp_path: Path) -
     g = torch.Generator().manual_seed(0)
     images = {k: torch.rand(4, 3, 3, 20, 12, generator=g) * 2 - 1
               for k in ("true", "reconstructed", "pred")}
-    path = reconstruction_grid(images, tmp_path / "samples", 7, n=3)
-    assert path.name == "epoch_0007.png" and not list(path.parent.glob(".*tmp"))
+    path = reconstruction_grid(images, tmp_path, 7, n=3)
+    assert path == tmp_path / "samples" / "epoch_0007.png" and not list(path.parent.glob(".*tmp"))
     ours = decode_png(torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8))
 
     grid = torch.stack([images[k][:3, -1] for k in ("true", "reconstructed", "pred")], 1)
@@ -35,7 +35,7 @@ def test_grid_decodes_to_the_same_pixels_as_torchvision_writes(tmp_path: Path) -
 
 def test_the_trainer_does_not_import_torchvision() -> None:
     import subprocess
-    code = ("import sys, dinowm.train.__main__, dinowm.train.loop, dinowm.train.build; "
+    code = ("import sys, dinowm.train.__main__, dinowm.train.loop, dinowm.model.build; "
             "print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -35,7 +35,7 @@ def test_checking_a_launch_on_real_data_stays_torch_free(tmp_path: Path) -> None
     """The new-run modal validates on every keystroke: never the dataset files, never torch."""
     import shutil
 
-    from dinowm.train.synth import write_synthetic_dataset
+    from dinowm.data.synth import write_synthetic_dataset
 
     write_synthetic_dataset(tmp_path / "ds", episodes=3, length=12, image_size=8)
     shutil.copyfile(Path(tui.__file__).parents[1] / "dinowm.toml", tmp_path / "dinowm.toml")
