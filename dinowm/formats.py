@@ -80,18 +80,3 @@ def world_size(run: dict[str, Any]) -> int:
         return 1
     return int(start.get("world_size") or 1) if isinstance(start, dict) else 1
 
-
-def slurm_text(run: dict[str, Any]) -> str:
-    """'job 12 RUNNING on node[1-2]', 'job 12 PENDING (Priority)', or '' for a local run."""
-    job = run.get("slurm_job_id")
-    if not job:
-        return ""
-    state = run.get("slurm_state") or "?"
-    text = f"job {job} {state}"
-    if run.get("slurm_reason") and run["slurm_reason"] != "None" and state != "RUNNING":
-        text += f" ({run['slurm_reason']})"
-    if run.get("slurm_nodes") and state in ("RUNNING", "COMPLETING"):
-        text += f" on {run['slurm_nodes']}"
-    if run.get("slurm_restarts"):
-        text += f", requeued {run['slurm_restarts']}x"
-    return text

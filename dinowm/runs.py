@@ -1,4 +1,5 @@
-"""Run lifecycle outside the supervisor: create, reconcile, request a stop, resume checks."""
+"""The run's record outside its supervisor, wherever it runs: resolve and create, resume checks
+(under the run's lock). Where a run runs (start, stop, lost) is its backend's: dinowm.backends."""
 
 from __future__ import annotations
 
@@ -8,27 +9,19 @@ import secrets
 import shlex
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
-from dinowm.config import (Project, Resolved, config_hash, data_path, flat_values, from_dict,
-                           model_hash, resolve, to_dict, with_values)
+from dinowm.config import (Project, Resolved, config_hash, data_path, dinov2_weights_path,
+                           flat_values, from_dict, model_hash, resolve, to_dict, with_values)
 from dinowm.errors import ConfigError, DinowmError, NotFoundError
-from dinowm.rundir import ACTIVE, RunLock, read_spec, write_spec
-from dinowm.schema import RunConfig
+from dinowm.rundir import RunLock, read_spec, write_spec
+from dinowm.schema import RunConfig, all_keys
 from dinowm.store import Store
 from dinowm.supervise import hardware
 from dinowm.supervise.procinfo import ProcessRef
-
-# Keys a resume may change; everything else shapes the model or the data and needs a new run.
-RESUMABLE_PREFIXES = ("training.epochs", "training.batch_size", "training.grad_accum",
-                      "training.save_every_x_epoch", "training.keep_checkpoints",
-                      "training.num_reconstruct_samples", "training.max_steps_per_epoch",
-                      "training.rollout", "training.precision", "data.num_workers",
-                      "watchdog.", "telemetry.", "thermal.", "wandb.mode", "perf.compile",
-                      "training.decoder_every", "perf.prefetch", "perf.encoder_inference_mode")
 
 
 def new_run_id() -> str:
@@ -43,15 +36,6 @@ def encoder_label(cfg: RunConfig) -> str:
     return "DINOv2 ViT-S/14 (pretrained, frozen)"
 
 
-def dinov2_weights_path(cfg: RunConfig) -> Path:
-    """Where the trainer will look for the official DINOv2 weights (torch hub cache)."""
-    if cfg.model.encoder_weights:
-        return Path(cfg.model.encoder_weights).expanduser()
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
-    return Path(torch_home) / "hub" / "checkpoints" / "dinov2_vits14_pretrain.pth"
-
-
 def preflight(cfg: RunConfig) -> None:
     """Errors a run would hit in its first seconds, found before anything is written."""
     d = cfg.data
@@ -59,7 +43,7 @@ def preflight(cfg: RunConfig) -> None:
         raise ConfigError(f"data.path={d.path} does not exist; fix the path, or set "
                           f"data.synthetic=true to generate the built-in synthetic data there.")
     if cfg.model.encoder == "dinov2_vits14":
-        weights = dinov2_weights_path(cfg)
+        weights = dinov2_weights_path(cfg.model.encoder_weights)
         if not weights.is_file():
             raise ConfigError(
                 f"DINOv2 weights not found at {weights}: download https://dl.fbaipublicfiles.com"
@@ -189,11 +173,12 @@ def resumed_spec(run_dir: Path, overrides: list[str] | tuple[str, ...],
     if not overrides:
         return spec, cfg
     changes: dict[str, Any] = {}
+    resumable = {name: key.resumable for name, key in all_keys().items()}
     resolved = resolve(project, spec.get("preset"), list(overrides))  # validates the syntax
     new_values = flat_values(resolved.config)
     for item in overrides:
         key = item.partition("=")[0].strip()
-        if not key.startswith(RESUMABLE_PREFIXES):
+        if not resumable.get(key):
             raise ConfigError(f"{key} cannot change on resume (it shapes the model or the data); "
                               f"start a new run with 'dinowm run' instead.")
         changes[key.replace(".", "__")] = new_values[key]
@@ -203,79 +188,14 @@ def resumed_spec(run_dir: Path, overrides: list[str] | tuple[str, ...],
     return spec, cfg
 
 
-def supervisor_alive(run: dict[str, Any]) -> bool:
-    """True when the run has a live supervisor here: its folder lock is held, or the recorded
-    supervisor process (pid and start time) still runs."""
-    if run.get("host") not in (None, socket.gethostname()):
-        return False
-    if run.get("run_dir") and rundir.holder(rundir.supervisor_lock(run["run_dir"])):
-        return True
-    if not run.get("supervisor_pid"):
-        return False
-    return ProcessRef(run["supervisor_pid"], run.get("supervisor_start") or -1).alive()
-
-
-def reconcile(store: Store) -> list[str]:
-    """Runs marked active whose supervisor is gone become 'lost', with their last log lines.
-
-    The status change is a compare-and-set on the status read here, so a resume that took the
-    run in the meantime is never marked lost.
-    """
-    from dinowm.cluster.follow import sync
-
-    sync(store)  # cluster runs: their folders read on, their status as Slurm says
-    lost = []
-    here = socket.gethostname()
-    for run in store.runs_with_status(ACTIVE):
-        if run.get("slurm_job_id") or run.get("host") not in (None, here) or \
-                supervisor_alive(run):
-            continue
-        if run["status"] == "created" and time.time() - run["created_at"] < 60:
-            continue  # a supervisor that is still starting
-        tail = rundir.log_tail(run["run_dir"], 20) if run["run_dir"] else []
-        trainer = ProcessRef(run["pid"], run.get("pid_start") or -1) if run.get("pid") else None
-        orphan = trainer is not None and trainer.alive()
-        reason = (f"supervisor (pid {run.get('supervisor_pid')}) is gone"
-                  + (f"; trainer pid {run['pid']} still runs" if orphan else ""))
-        if not store.update_run_if(run["id"], [run["status"]], status="lost", exit_reason=reason,
-                                   ended_at=time.time(), phase=None):
-            continue  # a resume or the supervisor changed it since it was read
-        store.add_incident(run["id"], "lost", reason, {"log_tail": tail, "orphan_trainer": orphan},
-                           attempt=run.get("attempts"), epoch=run.get("epoch"))
-        lost.append(run["id"])
-    return lost
-
-
-def request_stop(store: Store, ref: str,
-                 say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Ask a run's supervisor to stop gracefully (checkpoint, then 'stopped'); a cluster run's
-    through Slurm (see dinowm.cluster.control)."""
-    import signal
-
-    reconcile(store)
-    run = store.run(ref)
-    if run.get("slurm_job_id") and run["status"] in ACTIVE:
-        from dinowm.cluster.control import stop
-
-        return stop(store, run, say=say or (lambda text: None))
-    if not store.update_run_if(run["id"], ACTIVE, stop_requested_at=time.time(),
-                               status="stopping"):
-        run = store.run(run["id"])
-        raise NotFoundError(f"Run {run['id']} is not running (status {run['status']}); "
-                            f"nothing to stop.")
-    if supervisor_alive(run) and run.get("supervisor_pid"):
-        ProcessRef(run["supervisor_pid"], run.get("supervisor_start") or -1) \
-            .send(signal.SIGTERM)  # it also polls the request; this only makes it prompt
-    return store.run(run["id"])
-
-
 def prepare_resume(store: Store, project: Project, ref: str,
-                   overrides: list[str] | tuple[str, ...],
-                   by: str = "the user") -> tuple[dict[str, Any], RunLock]:
+                   overrides: list[str] | tuple[str, ...], by: str = "the user", *,
+                   fields: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], RunLock]:
     """Take the run's supervisor lock, check that RUN can resume, apply resumable overrides.
 
     Returns the updated row and the held lock, which the caller hands to the supervisor. A run
     with a live supervisor is refused before anything is written: no incident, no status.
+    `fields` are written with the status change (a backend's columns that no longer hold).
     """
     run = store.run(ref)
     run_dir = Path(run["run_dir"])
@@ -283,7 +203,7 @@ def prepare_resume(store: Store, project: Project, ref: str,
         raise NotFoundError(f"Run folder {run_dir} of {run['id']} is missing; it cannot resume.")
     lock = rundir.claim(run_dir, run["id"])
     try:
-        row = _resume_locked(store, project, store.run(run["id"]), overrides, by)
+        row = _resume_locked(store, project, store.run(run["id"]), overrides, by, fields or {})
     except BaseException:
         lock.release()
         raise
@@ -291,7 +211,8 @@ def prepare_resume(store: Store, project: Project, ref: str,
 
 
 def _resume_locked(store: Store, project: Project, run: dict[str, Any],
-                   overrides: list[str] | tuple[str, ...], by: str) -> dict[str, Any]:
+                   overrides: list[str] | tuple[str, ...], by: str,
+                   fields: Mapping[str, Any]) -> dict[str, Any]:
     run_dir = Path(run["run_dir"])
     spec, cfg = resumed_spec(run_dir, overrides, project)
     if run["status"] == "completed" and run["epoch"] >= cfg.training.epochs:
@@ -309,11 +230,8 @@ def _resume_locked(store: Store, project: Project, run: dict[str, Any],
         raise rundir.LockHeld(f"A trainer ({other.describe()}) runs in {run_dir} without a "
                               f"supervisor; stop it (kill {other.pid}) and resume again.", other)
     write_spec(run_dir, spec)
-    # A cluster run resumed here: its old job no longer speaks for it (resume --slurm sets
-    # the new one right after).
-    no_job = dict.fromkeys(("slurm_job_id", "slurm_state", "slurm_reason", "slurm_nodes")) \
-        if run.get("slurm_job_id") else {}
-    store.update_run(run["id"], **no_job, status="created", epochs_target=cfg.training.epochs,
+    # One write with the status: a reader in between never sees 'created' with stale fields
+    store.update_run(run["id"], **fields, status="created", epochs_target=cfg.training.epochs,
                      resume_overrides_json=json.dumps(spec.get("resume_overrides", [])),
                      batch_size=cfg.training.batch_size, grad_accum=cfg.training.grad_accum,
                      micro_batch=cfg.micro_batch, config_json=json.dumps(to_dict(cfg)),

@@ -9,10 +9,11 @@ from typing import Any
 
 def opt(default: Any, help: str, *, min: float | None = None, max: float | None = None,
         choices: tuple[str, ...] | None = None, min_open: bool = False,
-        max_open: bool = False) -> Any:
-    """A config field with its help text and allowed range (`*_open` excludes the bound)."""
+        max_open: bool = False, resumable: bool = False) -> Any:
+    """A config field with its help text and allowed range (`*_open` excludes the bound);
+    `resumable` when `dinowm resume` may change it (it shapes neither the model nor the data)."""
     meta = {"help": help, "min": min, "max": max, "choices": choices,
-            "min_open": min_open, "max_open": max_open}
+            "min_open": min_open, "max_open": max_open, "resumable": resumable}
     return field(default=default, metadata=meta)
 
 
@@ -37,7 +38,7 @@ class DataConfig:
     shuffle: str = opt("auto", "a new sample order each epoch, or one fixed seeded order as the "
                        "public TrajSlicerDataset; auto: fixed in reference mode, else epoch",
                        choices=("auto", "epoch", "fixed"))
-    num_workers: int = opt(2, "DataLoader worker processes", min=0)
+    num_workers: int = opt(2, "DataLoader worker processes", min=0, resumable=True)
     cache_features: str = opt("auto", "cache the frozen encoder's patch tokens on disk (fp16); "
                               "auto: on a GPU when the cache fits cache_max_gib and the free "
                               "disk, off on the CPU", choices=("auto", "on", "off"))
@@ -48,23 +49,27 @@ class DataConfig:
 class TrainingConfig:
     """The optimisation schedule, as in the user's `training.*` keys."""
 
-    epochs: int = opt(100, "target total of epochs (a resume trains up to it)", min=1)
-    batch_size: int = opt(32, "samples per optimiser step (before grad_accum split)", min=1)
-    grad_accum: int = opt(1, "micro-batches per optimiser step", min=1)
-    save_every_x_epoch: int = opt(1, "checkpoint every N epochs", min=1)
-    keep_checkpoints: int = opt(3, "epoch checkpoints kept besides model_latest.pth", min=1)
+    epochs: int = opt(100, "target total of epochs (a resume trains up to it)", min=1,
+                      resumable=True)
+    batch_size: int = opt(32, "samples per optimiser step (before grad_accum split)", min=1,
+                          resumable=True)
+    grad_accum: int = opt(1, "micro-batches per optimiser step", min=1, resumable=True)
+    save_every_x_epoch: int = opt(1, "checkpoint every N epochs", min=1, resumable=True)
+    keep_checkpoints: int = opt(3, "epoch checkpoints kept besides model_latest.pth", min=1,
+                                resumable=True)
     num_reconstruct_samples: int = opt(6, "frames in the per-epoch reconstruction grid, 0 = off",
-                                       min=0)
-    max_steps_per_epoch: int = opt(0, "cap on steps per epoch, 0 = the whole split", min=0)
+                                       min=0, resumable=True)
+    max_steps_per_epoch: int = opt(0, "cap on steps per epoch, 0 = the whole split", min=0,
+                                   resumable=True)
     rollouts: int = opt(10, "open-loop rollouts per split each epoch (public: 10), 0 = off",
-                        min=0)
+                        min=0, resumable=True)
     rollout_horizon: int = opt(0, "shortest random rollout horizon in frameskip steps, "
-                                  "0 = num_hist + 2 (public)", min=0)
+                                  "0 = num_hist + 2 (public)", min=0, resumable=True)
     decoder_every: int = opt(1, "train the decoder on every N-th step (1 = every step, as "
                                 "published); it learns from detached latents, so the predictor "
-                                "trains the same whatever N", min=1)
+                                "trains the same whatever N", min=1, resumable=True)
     precision: str = opt("bf16", "autocast precision on CUDA (CPU always runs fp32)",
-                         choices=("fp32", "bf16"))
+                         choices=("fp32", "bf16"), resumable=True)
     deterministic: bool = opt(False, "deterministic kernels (bit-identical resumes on CPU)")
     encoder_lr: float = opt(1e-6, "encoder learning rate (frozen: never stepped)", min=0.0)
     predictor_lr: float = opt(5e-4, "predictor learning rate (AdamW)", min=0.0, min_open=True)
@@ -109,7 +114,8 @@ class ModelConfig:
 class WandbConfig:
     """Optional wandb mirror, fed by the supervisor, never by the trainer."""
 
-    mode: str = opt("disabled", "wandb mirror", choices=("disabled", "offline", "online"))
+    mode: str = opt("disabled", "wandb mirror", choices=("disabled", "offline", "online"),
+                    resumable=True)
     project: str = opt("dino_wm", "wandb project")
     entity: str = opt("", "wandb entity (team or user), empty = default")
 
@@ -118,38 +124,45 @@ class WandbConfig:
 class WatchdogConfig:
     """Stall and crash handling of the supervisor."""
 
-    heartbeat_floor_s: float = opt(60.0, "a step may always take this long", min=0.1)
+    heartbeat_floor_s: float = opt(60.0, "a step may always take this long", min=0.1,
+                                   resumable=True)
     heartbeat_factor: float = opt(5.0, "stall threshold = max(floor, factor x p99 step time)",
-                                  min=1.0)
-    startup_s: float = opt(600.0, "budget until the first step", min=1.0)
-    validation_s: float = opt(900.0, "budget for one validation pass", min=1.0)
-    checkpoint_s: float = opt(300.0, "budget for one checkpoint save", min=1.0)
-    max_attempts: int = opt(5, "automatic resumes before giving up", min=0)
-    kill_grace_s: float = opt(10.0, "after a stall: seconds from SIGTERM to SIGKILL", min=0.0)
-    backoff_s: float = opt(10.0, "first wait before an automatic resume (doubles)", min=0.0)
-    backoff_max_s: float = opt(300.0, "longest wait between automatic resumes", min=0.0)
-    on_crash: str = opt("resume", "after a crash", choices=("resume", "stop"))
+                                  min=1.0, resumable=True)
+    startup_s: float = opt(600.0, "budget until the first step", min=1.0, resumable=True)
+    validation_s: float = opt(900.0, "budget for one validation pass", min=1.0, resumable=True)
+    checkpoint_s: float = opt(300.0, "budget for one checkpoint save", min=1.0, resumable=True)
+    max_attempts: int = opt(5, "automatic resumes before giving up", min=0, resumable=True)
+    kill_grace_s: float = opt(10.0, "after a stall: seconds from SIGTERM to SIGKILL", min=0.0,
+                              resumable=True)
+    backoff_s: float = opt(10.0, "first wait before an automatic resume (doubles)", min=0.0,
+                           resumable=True)
+    backoff_max_s: float = opt(300.0, "longest wait between automatic resumes", min=0.0,
+                               resumable=True)
+    on_crash: str = opt("resume", "after a crash", choices=("resume", "stop"), resumable=True)
     oom: str = opt("halve", "after CUDA out of memory: halve batch (x2 grad_accum) or stop",
-                   choices=("halve", "stop"))
+                   choices=("halve", "stop"), resumable=True)
 
 
 @dataclass(frozen=True)
 class TelemetryConfig:
     """GPU sampling by the supervisor."""
 
-    interval_s: float = opt(1.0, "seconds between GPU samples", min=0.05)
-    raw_retention_s: float = opt(3600.0, "raw samples kept this long, then aggregated", min=0.0)
-    aggregate_s: float = opt(60.0, "bucket width of aggregated samples", min=1.0)
+    interval_s: float = opt(1.0, "seconds between GPU samples", min=0.05, resumable=True)
+    raw_retention_s: float = opt(3600.0, "raw samples kept this long, then aggregated", min=0.0,
+                                 resumable=True)
+    aggregate_s: float = opt(60.0, "bucket width of aggregated samples", min=1.0, resumable=True)
 
 
 @dataclass(frozen=True)
 class ThermalConfig:
     """Pause training while the GPU is too hot."""
 
-    enabled: bool = opt(True, "pause between steps above max_temp_c")
-    max_temp_c: float = opt(82.0, "pause above this GPU temperature", min=30.0, max=120.0)
-    resume_temp_c: float = opt(75.0, "resume below this GPU temperature", min=20.0, max=120.0)
-    hold_s: float = opt(10.0, "seconds above max_temp_c before pausing", min=0.0)
+    enabled: bool = opt(True, "pause between steps above max_temp_c", resumable=True)
+    max_temp_c: float = opt(82.0, "pause above this GPU temperature", min=30.0, max=120.0,
+                            resumable=True)
+    resume_temp_c: float = opt(75.0, "resume below this GPU temperature", min=20.0, max=120.0,
+                               resumable=True)
+    hold_s: float = opt(10.0, "seconds above max_temp_c before pausing", min=0.0, resumable=True)
 
 
 @dataclass(frozen=True)
@@ -158,15 +171,17 @@ class PerfConfig:
 
     mode: str = opt("fast", "fast, or reference (the public code's costs, for comparison)",
                     choices=("fast", "reference"))
-    compile: bool = opt(False, "torch.compile the predictor and decoder (fast mode)")
+    compile: bool = opt(False, "torch.compile the predictor and decoder (fast mode)",
+                        resumable=True)
     compile_mode: str = opt("default", "torch.compile mode; reduce-overhead also captures CUDA "
                             "graphs of the fixed-shape steps",
-                            choices=("default", "reduce-overhead", "max-autotune"))
+                            choices=("default", "reduce-overhead", "max-autotune"), resumable=True)
     channels_last: bool = opt(True, "channels-last decoder convolutions on CUDA (fast mode)")
     encoder_inference_mode: bool = opt(True, "run the frozen encoder under torch.inference_mode "
-                                             "(fast mode; no_grad otherwise)")
+                                             "(fast mode; no_grad otherwise)", resumable=True)
     prefetch: bool = opt(False, "copy the next batch to the GPU on a side stream while this "
-                                "step computes (fast mode, CUDA; off until measured)")
+                                "step computes (fast mode, CUDA; off until measured)",
+                                resumable=True)
 
 
 @dataclass(frozen=True)
@@ -254,6 +269,7 @@ class Key:
     choices: tuple[str, ...] | None
     min_open: bool
     max_open: bool
+    resumable: bool  # `dinowm resume RUN key=value` may change it
 
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
@@ -266,7 +282,8 @@ def _fields(cls: type) -> list[dataclasses.Field]:
 def _key(name: str, f: dataclasses.Field) -> Key:
     m = f.metadata
     return Key(name, _TYPES[f.type] if isinstance(f.type, str) else f.type, f.default,
-               m["help"], m["min"], m["max"], m["choices"], m["min_open"], m["max_open"])
+               m["help"], m["min"], m["max"], m["choices"], m["min_open"], m["max_open"],
+               m["resumable"])
 
 
 def _section_classes() -> dict[str, type]:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
+from dinowm.backends import reconcile
 from dinowm.errors import DinowmError
 from dinowm.evaluate.watch import progress as eval_progress
 from dinowm.rundir import ACTIVE
-from dinowm.runs import reconcile
 from tui.messages import AlertsPolled, QueuePolled, RunPolled, RunsPolled
 from tui.services import Services
 

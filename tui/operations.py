@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dinowm import backends
 from dinowm.config import Project, flat_values, resolve
 from dinowm.errors import ConfigError, DinowmError
-from dinowm.runs import new_run, prepare_resume, reconcile, request_stop, resolve_run
+from dinowm.runs import resolve_run
 from tui.services import Services
 
 
@@ -53,30 +52,23 @@ def launch(services: Services, preset: str | None, overrides: list[str], name: s
     write the run folder and row, then start a detached supervisor."""
     # An empty GPU field keeps dist.nproc_per_node; N or auto is `dinowm run --gpus` (NVML is
     # asked here, in a worker).
-    row, lock = new_run(services.project, preset, overrides, gpus=gpus or None,
-                        name=name or None, note=note or None)
-    services.spawn(services.project, row["id"], lock)
-    return row
+    new = backends.NewRun(preset, tuple(overrides), name=name or None, note=note or None,
+                          gpus=gpus or None)
+    return backends.launch(services.project, new, backends.Launch(start=services.spawn))
 
 
 def stop(services: Services, run_id: str) -> dict[str, Any]:
-    """Ask the run's supervisor to stop gracefully."""
+    """Ask the run to stop gracefully, where it runs (a cluster run through Slurm)."""
     with services.store() as store:
-        return request_stop(store, run_id)
+        return backends.stop(store, run_id)
 
 
 def resume(services: Services, run_id: str, overrides: list[str]) -> dict[str, Any]:
-    """prepare_resume (takes the run's lock; resumable overrides only), then a detached
-    supervisor; a run another supervisor holds is refused with the CLI's one-line error."""
-    with services.store() as store:
-        reconcile(store)
-        if store.run(run_id).get("slurm_job_id"):  # a cluster run resumes as a new job
-            from dinowm.cluster.submit import resubmit
-
-            return resubmit(store, services.project, run_id, overrides, {})
-        row, lock = prepare_resume(store, services.project, run_id, overrides)
-    services.spawn(services.project, row["id"], lock)  # the lock passes to the supervisor
-    return row
+    """`dinowm resume RUN`, the same function: where the run ran (a detached supervisor here,
+    a cluster run as a new Slurm job); refused with the CLI's one-line error while another
+    supervisor or a live job holds it."""
+    return backends.resume(services.project, run_id, overrides,
+                           backends.Launch(start=services.spawn))
 
 
 def add_note(services: Services, run_id: str, text: str) -> None:
@@ -103,18 +95,15 @@ def export_log(services: Services, path: Path, run_ids: list[str]) -> Path:
 
 def evaluate(services: Services, run_id: str, text: str) -> int:
     """`dinowm eval RUN OPTIONS` detached (its output in the run's eval/eval.log); its pid.
-    The options are checked here first, so a typo is refused in one line, not in a log."""
+    The options are parsed and checked here first, as the CLI checks them, so a typo is
+    refused in one line, not in a log."""
+    from dinowm.evaluate.request import parse
     from dinowm.evaluate.watch import start_detached
 
-    args = shlex.split(text)
-    command = [sys.executable, "-m", "dinowm", "--config", str(services.project.config_path),
-               "eval", run_id, *args]
-    check = subprocess.run([*command, "--check"], capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL)
-    if check.returncode:
-        lines = check.stderr.strip().splitlines() or [f"exit code {check.returncode}"]
-        raise DinowmError(lines[-1].removeprefix("error: "))
-    return start_detached(services.project, run_id, args).pid
+    with services.store() as store:
+        run_dir = Path(store.run(run_id)["run_dir"])
+    evaluation = parse(text, run_dir)
+    return start_detached(services.project, run_id, list(evaluation.argv)).pid
 
 
 def stop_evaluation(services: Services, run_id: str) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,6 +13,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from dinowm.cli.base import HELP, State, console, echo_json, main
 from dinowm.errors import DinowmError
 from dinowm.export.evaltable import COLUMNS, MEANINGS
+
+if TYPE_CHECKING:
+    from dinowm.evaluate.request import Evaluation
 
 
 def _columns_help() -> str:
@@ -58,38 +61,28 @@ def _key(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if row is None else {"run_id": row["run_id"], "checkpoint": row["checkpoint"]}
 
 
+def eval_flags(fn: Any) -> Any:
+    """The options that shape an evaluation, as dinowm.evaluate.request.FLAGS lists them."""
+    from dinowm.evaluate.request import FLAGS
+
+    for flag in reversed(FLAGS):
+        kind = click.Choice(list(flag.choices)) if flag.choices else flag.kind
+        fn = click.option(flag.name, *([flag.short] if flag.short else []), flag.dest,
+                          default=flag.default, show_default=True, type=kind,
+                          metavar=flag.metavar, help=flag.help or None)(fn)
+    return fn
+
+
 @main.command("eval", context_settings=HELP)
 @click.argument("run")
-@click.option("--checkpoint", "-c", default="latest", show_default=True, metavar="WHICH",
-              help="latest, epoch_N, or all (every kept epoch checkpoint).")
-@click.option("--episodes", "-k", default=8, show_default=True, type=int,
-              help="Held-out goals to plan to (and open-loop rollouts to measure).")
-@click.option("--horizon", "-H", default=5, show_default=True, type=int,
-              help="Steps of frameskip from start to goal (public goal_H).")
-@click.option("--planner", "planners", default="cem,gd", show_default=True, metavar="P[,P]",
-              help="cem, gd, or both (cem,gd); the first one ranks checkpoints.")
-@click.option("--seed", default=99, show_default=True, type=int, help="Goals and planners' seed.")
-@click.option("--alpha", default=1.0, show_default=True, type=float,
-              help="Weight of the proprio term in the planning objective.")
-@click.option("--cem-samples", default=300, show_default=True, type=int)
-@click.option("--cem-topk", default=30, show_default=True, type=int)
-@click.option("--cem-iterations", default=30, show_default=True, type=int)
-@click.option("--gd-steps", default=1000, show_default=True, type=int)
-@click.option("--gd-lr", default=1.0, show_default=True, type=float)
-@click.option("--device", default="auto", show_default=True,
-              type=click.Choice(["auto", "cpu", "cuda"]), help="auto: the GPU when there is one.")
-@click.option("--stall-s", default=300.0, show_default=True, type=float,
-              help="Stop an evaluation that reports no progress for this long.")
+@eval_flags
 @click.option("--detach", "-d", is_flag=True, help="Return at once; evaluate in background.")
 @click.option("--stop", "stop_it", is_flag=True, help="Stop RUN's running evaluation.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (logs, the TUI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
-@click.option("--check", is_flag=True, hidden=True, help="Only validate the options (the TUI).")
 @click.pass_obj
-def eval_cmd(state: State, run: str, checkpoint: str, episodes: int, horizon: int,
-             planners: str, seed: int, alpha: float, cem_samples: int, cem_topk: int,
-             cem_iterations: int, gd_steps: int, gd_lr: float, device: str, stall_s: float,
-             detach: bool, stop_it: bool, quiet: bool, as_json: bool, check: bool) -> None:
+def eval_cmd(state: State, run: str, detach: bool, stop_it: bool, quiet: bool, as_json: bool,
+             **values: Any) -> None:
     """Judge RUN's checkpoints as its users would: open-loop rollouts and planning to goals.
 
     Offline, no simulator: on held-out episodes it measures the rollout error against the
@@ -105,8 +98,8 @@ def eval_cmd(state: State, run: str, checkpoint: str, episodes: int, horizon: in
       dinowm eval latest --episodes 4 --gd-steps 200 --detach
       dinowm eval latest --stop
     """
-    from dinowm.evaluate import request as req
-    from dinowm.evaluate.watch import EvalWatch, start_detached, stop
+    from dinowm.evaluate.request import checked
+    from dinowm.evaluate.watch import start_detached, stop
 
     with state.store() as store:
         row = store.run(run)
@@ -116,36 +109,13 @@ def eval_cmd(state: State, run: str, checkpoint: str, episodes: int, horizon: in
         click.echo(f"asked the evaluation of {row['id']} (pid {pid}) to stop" if pid else
                    f"no evaluation of {row['id']} is running")
         return
-    options = req.EvalOptions(
-        checkpoint=checkpoint, episodes=episodes, horizon=horizon,
-        planners=tuple(p.strip() for p in planners.split(",") if p.strip()), seed=seed,
-        alpha=alpha, cem={"samples": cem_samples, "topk": cem_topk,
-                          "iterations": cem_iterations, "var_scale": 1.0},
-        gd={"steps": gd_steps, "lr": gd_lr, "noise": 0.003}, device=device)
-    request = req.build(run_dir, options)  # one-line errors before anything starts
-    if check:
-        return
+    evaluation = checked(values, run_dir)  # one-line errors before anything starts
     if detach:
-        args = ["--checkpoint", checkpoint, "--episodes", str(episodes), "--horizon",
-                str(horizon), "--planner", planners, "--seed", str(seed), "--alpha", str(alpha),
-                "--cem-samples", str(cem_samples), "--cem-topk", str(cem_topk),
-                "--cem-iterations", str(cem_iterations), "--gd-steps", str(gd_steps),
-                "--gd-lr", str(gd_lr), "--device", device, "--stall-s", str(stall_s)]
-        proc = start_detached(state.project, row["id"], args)
+        proc = start_detached(state.project, row["id"], list(evaluation.argv))
         click.echo(f"evaluating {row['id']} in the background (pid {proc.pid}); "
                    f"'dinowm eval {row['id']} --stop' stops it")
         return
-    if quiet:
-        result = EvalWatch(state.project, row["id"], request, stall_s=stall_s).run_eval()
-    else:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                      TextColumn("{task.fields[what]}"), console=console,
-                      transient=True) as bar:
-            task = bar.add_task(f"eval {row['id']}", total=None, what="starting")
-            result = EvalWatch(state.project, row["id"], request, stall_s=stall_s,
-                               on_progress=lambda done, total, what: bar.update(
-                                   task, completed=done, total=total, what=what)).run_eval()
+    result = _evaluate(state, row["id"], evaluation, quiet)
     if as_json:
         echo_json(result["records"])
     elif result["records"]:
@@ -160,3 +130,19 @@ def eval_cmd(state: State, run: str, checkpoint: str, episodes: int, horizon: in
         raise error
     if not as_json:
         click.echo(result["message"])
+
+
+def _evaluate(state: State, run_id: str, evaluation: Evaluation, quiet: bool) -> dict[str, Any]:
+    """The evaluation in this process, with a progress bar unless quiet; its result."""
+    from dinowm.evaluate.watch import EvalWatch
+
+    if quiet:
+        return EvalWatch(state.project, run_id, evaluation.request,
+                         stall_s=evaluation.stall_s).run_eval()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  TextColumn("{task.fields[what]}"), console=console, transient=True) as bar:
+        task = bar.add_task(f"eval {run_id}", total=None, what="starting")
+        return EvalWatch(state.project, run_id, evaluation.request, stall_s=evaluation.stall_s,
+                         on_progress=lambda done, total, what: bar.update(
+                             task, completed=done, total=total, what=what)).run_eval()

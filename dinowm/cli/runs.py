@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,9 @@ from dinowm.cli.base import HELP, State, console, echo_json, main
 from dinowm.errors import ConfigError
 from dinowm.rundir import RunLock
 from dinowm.store import Store
+
+if TYPE_CHECKING:
+    from dinowm.backends import Launch
 
 
 def slurm_options(fn: Any) -> Any:
@@ -60,45 +63,30 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
     With --slurm the run is a batch job ([slurm] in dinowm.toml has the defaults); this
     returns once it is submitted, and 'dinowm tail RUN -f' follows it.
     """
-    from dinowm.runs import new_run
+    from dinowm import backends
 
-    if use_slurm:
-        if gpus is not None:
-            raise ConfigError("--gpus is for this machine's GPUs; on Slurm give "
-                              "--gpus-per-node N (and --nodes M).")
-        from dinowm.cluster.submit import submit_new
-
-        row = submit_new(state.project, preset, overrides, slurm_flags, name=name, note=note,
-                         argv=["dinowm", *sys.argv[1:]],
-                         warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
-        _submitted(row)
-        return
-    _no_slurm_flags(slurm_flags)
-    row, lock = new_run(state.project, preset, overrides, gpus=gpus, name=name, note=note,
-                        argv=["dinowm", *sys.argv[1:]],
-                        warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
-    _launch(state, row, detach, lock)
+    new = backends.NewRun(preset, overrides, name=name, note=note, gpus=gpus,
+                          argv=["dinowm", *sys.argv[1:]])
+    backends.launch(state.project, new, _how(state, detach, slurm_flags),
+                    where="slurm" if use_slurm else "local")
 
 
-def _no_slurm_flags(flags: dict[str, Any]) -> None:
-    given = [k for k, v in flags.items() if v is not None]
-    if given:
-        raise ConfigError(f"--{given[0].replace('_', '-')} is a Slurm option; add --slurm to "
-                          f"submit the run to Slurm.")
+def _how(state: State, detach: bool, flags: dict[str, Any]) -> Launch:
+    """How the CLI starts a supervisor here (foreground or detached) and what it prints."""
+    from dinowm.backends import Launch
+
+    return Launch(start=lambda project, run_id, lock: _launch(state, run_id, detach, lock),
+                  say=console.print, flags=flags,
+                  warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
 
 
-def _submitted(row: dict[str, Any]) -> None:
-    console.print(f"run {row['id']} ({row['name']}) submitted as Slurm job "
-                  f"{row['slurm_job_id']}\n  follow:  dinowm tail {row['id']} -f\n"
-                  f"  state:   dinowm runs   (job state, nodes)\n  stop:    dinowm stop "
-                  f"{row['id']}\n  folder:  {row['run_dir']}")
-
-
-def _launch(state: State, row: dict[str, Any], detach: bool, lock: RunLock) -> None:
+def _launch(state: State, run_id: str, detach: bool, lock: RunLock) -> None:
     """Supervise here or detached; the run's lock, held since the run was created or the
     resume was checked, passes to the supervisor."""
     from dinowm.supervise.supervisor import run_foreground, spawn_detached
 
+    with Store(state.project.runs_db) as store:
+        row = store.run(run_id)
     if detach:
         pid = spawn_detached(state.project, row["id"], lock)
         console.print(f"run {row['id']} ({row['name']}) started, supervisor pid {pid}\n"
@@ -121,38 +109,36 @@ def _launch(state: State, row: dict[str, Any], detach: bool, lock: RunLock) -> N
 @main.command(context_settings=HELP)
 @click.argument("run")
 @click.option("--detach", "-d", is_flag=True, help="Return at once; supervise in background.")
+@click.option("--local", "use_local", is_flag=True,
+              help="Train RUN on this machine, also a run that was a Slurm job.")
 @click.argument("overrides", nargs=-1)
 @slurm_options
 @click.pass_obj
-def resume(state: State, run: str, detach: bool, overrides: tuple[str, ...], use_slurm: bool,
-           **slurm_flags: Any) -> None:
+def resume(state: State, run: str, detach: bool, use_local: bool, overrides: tuple[str, ...],
+           use_slurm: bool, **slurm_flags: Any) -> None:
     """Resume RUN from its latest checkpoint, in the same run folder, up to its target epochs.
 
     OVERRIDES may change resumable keys, e.g. training.epochs=150 to train further.
 
     \b
-    A run has one supervisor: while another one holds RUN this exits 1 naming it, and changes
-    nothing. With --slurm a new batch job continues RUN (refused while its job still lives).
+    RUN resumes where it ran: a run of this machine here, a cluster run as a new Slurm job
+    (refused while its job still lives). --local trains a cluster run here instead, --slurm
+    submits a run of this machine to Slurm. A run has one supervisor: while another one holds
+    RUN this exits 1 naming it, and changes nothing.
 
     \b
     Examples:
       dinowm resume latest
       dinowm resume 20260107-093348 training.epochs=150 --detach
       dinowm resume 20260107-093348 --slurm --time 12:00:00
+      dinowm resume 20260107-093348 --local
     """
-    from dinowm.runs import prepare_resume
+    from dinowm.backends import resume as resume_run
 
-    if use_slurm:
-        from dinowm.cluster.submit import resubmit
-
-        with state.store() as store:
-            row = resubmit(store, state.project, run, overrides, slurm_flags)
-        _submitted(row)
-        return
-    _no_slurm_flags(slurm_flags)
-    with state.store() as store:
-        row, lock = prepare_resume(store, state.project, run, overrides)
-    _launch(state, row, detach, lock)
+    if use_local and use_slurm:
+        raise ConfigError("--local and --slurm ask for two places; give one of them.")
+    where = "slurm" if use_slurm else "local" if use_local else None
+    resume_run(state.project, run, overrides, _how(state, detach, slurm_flags), where=where)
 
 
 @main.command(context_settings=HELP)
@@ -170,11 +156,11 @@ def stop(state: State, run: str, wait: bool) -> None:
     """
     import time
 
+    from dinowm.backends import stop as stop_run
     from dinowm.rundir import ACTIVE
-    from dinowm.runs import request_stop
 
     with state.store() as store:
-        row = request_stop(store, run, say=console.print)
+        row = stop_run(store, run, say=console.print)
         console.print(f"stop requested for {row['id']}")
         deadline = time.monotonic() + 900
         while wait and row["status"] in ACTIVE and time.monotonic() < deadline:
@@ -214,13 +200,16 @@ def runs(state: State, status: str | None, limit: int | None, as_json: bool) -> 
     Example: dinowm runs --status running
     """
     from dinowm.cli import views
+    from dinowm.rundir import ACTIVE
 
     with state.store() as store:
         rows = store.runs(status=status, limit=limit)
+        samples = {r["id"]: store.latest_telemetry(r["id"]) for r in rows
+                   if r["status"] in ACTIVE and not as_json}  # the GPU now, as the TUI shows
     if as_json:
         echo_json([{k: v for k, v in r.items() if k != "config_json"} for r in rows])
     else:
-        console.print(views.runs_table(rows, console.width))
+        console.print(views.runs_table(rows, console.width, samples))
 
 
 @main.command(context_settings=HELP)
@@ -310,7 +299,7 @@ def reindex(state: State, force: bool) -> None:
 
     Example: dinowm reindex
     """
-    from dinowm.store.reindex import reindex as rebuild
+    from dinowm.backends import reindex as rebuild
 
     result = rebuild(state.project, force=force)
     if not result["rebuilt"]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
-from dinowm.cluster.follow import sync
+from dinowm.backends import backend_of
 from dinowm.rundir import ACTIVE
 from dinowm.store import Store
 
@@ -16,9 +17,11 @@ from dinowm.store import Store
 def follow_log(db_path: Path, run: dict[str, Any], lines: int, follow: bool,
                poll_s: float = 0.5) -> None:
     """Print the last `lines` lines; with follow, stream appended bytes until the run ends."""
-    path = Path(run["run_dir"]) / rundir.LOG
-    for line in rundir.log_tail(run["run_dir"], lines):  # none yet: a run still pending
-        sys.stdout.write(line + "\n")
+    backend = backend_of(run)
+    path = backend.log_path(run)
+    with contextlib.suppress(FileNotFoundError):  # none yet: a run still pending
+        for line in rundir.last_lines(path, lines):
+            sys.stdout.write(line + "\n")
     sys.stdout.flush()
     if not follow:
         return
@@ -37,8 +40,7 @@ def follow_log(db_path: Path, run: dict[str, Any], lines: int, follow: bool,
             if time.monotonic() - last_check > 1.0:
                 last_check = time.monotonic()
                 with Store(db_path) as store:
-                    if run.get("slurm_job_id"):  # its status comes from the folder and Slurm
-                        sync(store)
+                    backend.reconcile(store)  # where it runs says (a cluster run: Slurm)
                     status = store.run(run["id"])["status"]
                 if status not in ACTIVE:
                     sys.stdout.write(f"[run {run['id']} is {status}]\n")

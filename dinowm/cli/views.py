@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from rich import box
@@ -10,48 +11,33 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from dinowm.backends import backend_of
 from dinowm.config import Resolved, flat_values
-from dinowm.formats import (fmt_duration, fmt_num, fmt_time, run_duration, slurm_text,
-                            status_text, world_size)
+from dinowm.formats import fmt_duration, fmt_num, fmt_time, run_duration, status_text, world_size
 from dinowm.schema import DERIVED, all_keys
 from dinowm.supervise.hardware import gpu_summary
+from dinowm.views import runs as view
 
-# The runs table's columns: header, justification, and the order in which they give way when
-# the terminal is too narrow (higher goes first); id, status, epoch and the losses always stay.
-RUN_COLUMNS = (("id", "left", 0), ("name", "left", 5), ("preset", "left", 7),
-               ("status", "left", 0), ("epoch", "right", 0), ("train", "right", 0),
-               ("val", "right", 0), ("best z_err", "right", 1), ("°C max", "right", 4),
-               ("start", "left", 6), ("duration", "right", 3))
-SLURM_COLUMN = (("slurm", "left", 2),)  # shown when a run of the list is a Slurm job
+# The columns `dinowm runs` shows, in its order (dinowm.views.runs defines them and their cells
+# for the TUI's table too); the placement one joins after the name when a listed run has one.
+RUNS_KEYS = ("id", "name", "preset", "status", "epoch", "train", "val", "zbest", "temp", "start",
+             "duration")
 
 
-def runs_table(runs: list[dict[str, Any]], width: int = 200) -> Table:
-    """The `dinowm runs` table, dropping the least needed columns to fit `width` cells."""
-    rows = []
-    columns = RUN_COLUMNS + (SLURM_COLUMN if any(r.get("slurm_job_id") for r in runs) else ())
-    for r in runs:
-        temp = r.get("max_gpu_temp_c")
-        rows.append([r["id"], r.get("name") or "", r.get("preset") or "",
-                     status_text(r["status"]), f"{r['epoch']}/{r.get('epochs_target') or '?'}",
-                     fmt_num(r.get("last_train_loss")), fmt_num(r.get("last_val_loss")),
-                     fmt_num(r.get("best_z_err_pred")), "-" if temp is None else f"{temp:.0f}",
-                     fmt_time(r.get("started_at") or r.get("created_at")),
-                     fmt_duration(run_duration(r)), slurm_text(r) or "-"][:len(columns)])
-    need = [max([len(h)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
-                            for c in (row[i] for row in rows)])
-            for i, (h, _, _) in enumerate(columns)]
-    keep = list(range(len(columns)))
-    for i in sorted(keep, key=lambda k: -columns[k][2]):
-        if sum(need[k] + 3 for k in keep) <= width or columns[i][2] == 0:
-            break
-        keep.remove(i)
+def runs_table(runs: list[dict[str, Any]], width: int = 200,
+               samples: dict[str, list[dict[str, Any]]] | None = None) -> Table:
+    """The `dinowm runs` table, dropping the least needed columns to fit `width` cells;
+    `samples`: the latest GPU samples of active runs, by run id."""
+    now = time.time()
+    rows = [view.texts(view.values(r, (samples or {}).get(r["id"], []), now)) for r in runs]
+    columns = view.fitting(view.columns(RUNS_KEYS, placed=view.placed(runs)), rows, width)
     table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)}", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    for k in keep:
-        header, justify, _ = columns[k]
-        table.add_column(header, justify=justify, no_wrap=True, min_width=need[k])
+    for column in columns:
+        widest = max([len(column.label)] + [row[column.key].cell_len for row in rows])
+        table.add_column(column.label, justify=column.justify, no_wrap=True, min_width=widest)
     for row in rows:
-        table.add_row(*(row[k] for k in keep))
+        table.add_row(*(row[column.key] for column in columns))
     return table
 
 
@@ -140,7 +126,7 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
                          ("encoder", run.get("encoder_label") or "-"),
                          ("GPU", gpu_summary(hw) if hw else "-"),
                          ("ranks", ranks_text(run)),
-                         *((("slurm", slurm_text(run)),) if run.get("slurm_job_id") else ()),
+                         *_placement(run),
                          ("command", run.get("command") or "-"),
                          ("wandb", run.get("wandb_url") or "-")):
         head.add_row(field, value)
@@ -163,6 +149,13 @@ def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[
             nt.add_row(fmt_time(n["t"]), n["text"])
         parts.append(nt)
     return Group(*parts)
+
+
+def _placement(run: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """('slurm', 'job 12 RUNNING on n1') for a run with a placement to show; none else."""
+    backend = backend_of(run)
+    where = backend.placement(run)
+    return ((backend.name, where),) if where else ()
 
 
 def gpus_table(epochs: list[dict[str, Any]]) -> Table | None:

@@ -96,7 +96,7 @@ def settle(store: Store, run: dict[str, Any], state: slurm.JobState | None) -> N
         if new == "lost":
             reason += " but its supervisor recorded no final status; see slurm.out"
         elif new == "cancelled":
-            reason += " (scancel from outside dinowm); 'dinowm resume RUN --slurm' continues it"
+            reason += " (scancel from outside dinowm); 'dinowm resume RUN' continues it"
         store.update_run_if(run["id"], [status], status=new, phase=None, exit_reason=reason,
                             ended_at=time.time())
 

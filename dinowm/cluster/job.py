@@ -77,7 +77,7 @@ class JobSupervisor(Supervisor):
             return "pending", f"Slurm time limit near: {where}, job {self.job} requeued"
         if self.time_limit and not self.opts.requeue:
             return status, (f"Slurm time limit near: {where}; slurm.requeue is off, 'dinowm "
-                            f"resume {self.run_id} --slurm' continues it")
+                            f"resume {self.run_id}' continues it")
         if self.time_limit:
             return status, f"Slurm time limit near: {where}, the last of its epochs"
         why = reason if "Slurm" in reason else \
@@ -184,7 +184,7 @@ def run_job(project: Project, run_id: str) -> int:
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
         print("error: dinowm.cluster.job runs inside a Slurm job (SLURM_JOB_ID is not set); "
-              "submit it with 'dinowm run --slurm' or 'dinowm resume RUN --slurm'.",
+              "submit it with 'dinowm run --slurm' or 'dinowm resume RUN'.",
               file=sys.stderr)
         return 2
     run_dir = project.outputs / run_id
@@ -195,13 +195,13 @@ def run_job(project: Project, run_id: str) -> int:
     db = private_index(job)
     try:
         with Store(db, journal=rundir.JOB_RECORD) as store:
-            rebuild_run(store, run_dir, settle=False)
+            rebuild_run(store, run_dir)
             row = store.run(run_id)
             if row["status"] == "completed" and row["epoch"] >= row["epochs_target"]:
                 print(f"run {run_id} already completed {row['epoch']} epochs; nothing to do")
                 return 0
             if row["status"] == "cancelled":
-                print(f"run {run_id} was cancelled; 'dinowm resume {run_id} --slurm' resumes it")
+                print(f"run {run_id} was cancelled; 'dinowm resume {run_id}' resumes it")
                 return 0
             store.update_run(run_id, slurm_job_id=job, slurm_nodes=nodelist,
                              slurm_restarts=restarts, status="created")
@@ -237,7 +237,7 @@ def _after(db: Path, run_id: str, job: str, status: str) -> int:
         except slurm.SlurmError as exc:
             store.update_run(run_id, status="stopped", ended_at=time.time(),
                              exit_reason=f"time limit: requeue failed ({exc}); 'dinowm resume "
-                             f"{run_id} --slurm' continues it")
+                             f"{run_id}' continues it")
             return 1
     return 0
 

@@ -23,7 +23,7 @@ def render(run_id: str, name: str, run_dir: Path, config_path: Path, root: Path,
     lines = [
         "#!/bin/bash",
         f"# dinowm run {run_id} ({name}): the batch job of one supervised training run.",
-        "# Written by `dinowm run --slurm`; `dinowm resume RUN --slurm` submits it again.",
+        "# Written by `dinowm run --slurm`; `dinowm resume RUN` submits it again.",
         "# Inside the allocation, dinowm's supervisor starts one torchrun on each node with",
         f"# srun ({ranks_per_node} rank{'s' * (ranks_per_node != 1)} per node), watches every "
         f"rank, resumes after a crash or a stall,",

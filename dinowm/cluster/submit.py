@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,10 @@ from dinowm.errors import ConfigError
 from dinowm.rundir import read_spec, write_spec
 from dinowm.runs import create_run, prepare_resume, resolve_run, resumed_spec
 from dinowm.store import Store
+
+# The row's fields that name a run's current job; a resume clears them in the same write as
+# its status (a follower reading in between never sees a new attempt under the old job).
+JOB_FIELDS = ("slurm_job_id", "slurm_state", "slurm_reason", "slurm_nodes")
 
 
 def _world_check(opts: SlurmOptions, batch: int, grad_accum: int, ranks_per_node: int) -> None:
@@ -75,25 +79,33 @@ def submit_new(project: Project, preset: str | None, overrides: tuple[str, ...] 
         return _submitted(store, row, job, "submitted")
 
 
+def refuse_live(run: Mapping[str, Any]) -> None:
+    """LockHeld naming the run's job while Slurm says it still lives (pending or running)."""
+    if not run.get("slurm_job_id"):
+        return
+    state = slurm.query([run["slurm_job_id"]]).get(run["slurm_job_id"])
+    if state is not None and state.live:
+        raise rundir.LockHeld(f"Run {run['id']} is Slurm job {state.job_id}, "
+                              f"{state.describe()}; 'dinowm stop {run['id']}' stops it.",
+                              rundir.Holder(None, state.nodes or None, job=state.job_id))
+
+
 def resubmit(store: Store, project: Project, ref: str, overrides: tuple[str, ...] | list[str],
-             flags: dict[str, Any]) -> dict[str, Any]:
-    """`dinowm resume RUN --slurm`: the usual resume checks, then a new job that continues
-    from the latest checkpoint. A run whose job still lives is refused."""
-    slurm.require("resume --slurm")
+             flags: dict[str, Any], by: str = "the user") -> dict[str, Any]:
+    """`dinowm resume RUN` of a cluster run (or with --slurm): the usual resume checks, then a
+    new job that continues from the latest checkpoint. A run whose job still lives is refused;
+    one whose job could not be submitted keeps its last job."""
+    slurm.require("resume on Slurm (--local trains it on this machine instead)")
     run = store.run(ref)
-    if run.get("slurm_job_id"):
-        state = slurm.query([run["slurm_job_id"]]).get(run["slurm_job_id"])
-        if state is not None and state.live:
-            raise rundir.LockHeld(f"Run {run['id']} is Slurm job {state.job_id}, "
-                                  f"{state.describe()}; 'dinowm stop {run['id']}' stops it.",
-                                  rundir.Holder(None, state.nodes or None, job=state.job_id))
+    refuse_live(run)
     # The options and the batch split of the resumed configuration are checked before the
     # resume writes anything (resumed_spec only reads).
     spec, cfg = resumed_spec(Path(run["run_dir"]), overrides, project)
     opts = options({**project.slurm, **(spec.get("slurm") or {})},
                    f"config.json of {run['id']}", **flags)
     _world_check(opts, cfg.training.batch_size, cfg.training.grad_accum, cfg.dist.nproc_per_node)
-    row, lock = prepare_resume(store, project, run["id"], overrides)
+    row, lock = prepare_resume(store, project, run["id"], overrides, by,
+                               fields=dict.fromkeys(JOB_FIELDS))
     try:
         write_spec(row["run_dir"], {**read_spec(row["run_dir"]), "slurm": opts.to_dict()})
         rundir.clear_stop_request(row["run_dir"])
@@ -102,7 +114,8 @@ def resubmit(store: Store, project: Project, ref: str, overrides: tuple[str, ...
         return _submitted(store, row, job, "resubmitted")
     except BaseException:
         store.update_run_if(row["id"], ["created"], status="stopped",
-                            exit_reason="resume --slurm did not submit")
+                            exit_reason="the resume's Slurm job was not submitted",
+                            **{k: run.get(k) for k in JOB_FIELDS})
         raise
     finally:
         lock.release()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dinowm.config import Project, Resolved, load_project, resolve
+from dinowm.config import (DINOV2_WEIGHTS_FILE, Project, Resolved, dinov2_weights_path,
+                           load_project, resolve)
 from dinowm.doctor.check import FAIL, OK, SKIPPED, WARN, Check
 from dinowm.errors import DinowmError
 from dinowm.formats import fmt_bytes
@@ -17,7 +17,7 @@ from dinowm.schema import RunConfig
 # The official file and where it is published (the trainer's dinowm/train/encoder.py names the
 # same; a test keeps the two equal). Meta publishes no checksum for it, and dinowm records none:
 # the user pins the hash of a copy they trust (--weights-sha256 or DINOWM_WEIGHTS_SHA256).
-WEIGHTS_FILE = "dinov2_vits14_pretrain.pth"
+WEIGHTS_FILE = DINOV2_WEIGHTS_FILE
 WEIGHTS_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth"
 PIN_ENV = "DINOWM_WEIGHTS_SHA256"
 
@@ -80,15 +80,12 @@ def check_dataset(cfg: RunConfig, preset: str, validate: Validate) -> Check:
 
 def hub_checkpoints(env: Mapping[str, str]) -> Path:
     """torch hub's checkpoint folder as torch.hub.get_dir() finds it, without importing torch."""
-    home = env.get("TORCH_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache",
-                                                 "torch")
-    return Path(home).expanduser() / "hub" / "checkpoints"
+    return dinov2_weights_path("", env).parent
 
 
 def weights_path(cfg: RunConfig, env: Mapping[str, str]) -> Path:
     """The file the trainer loads: model.encoder_weights, else the torch hub cache."""
-    given = cfg.model.encoder_weights
-    return Path(given).expanduser() if given else hub_checkpoints(env) / WEIGHTS_FILE
+    return dinov2_weights_path(cfg.model.encoder_weights, env)
 
 
 def sha256(path: Path) -> str:

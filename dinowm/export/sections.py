@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from dinowm.backends import backend_of
 from dinowm.export.markdown import Ctx, code, gigabytes, integer, plain, table
 from dinowm.export.record import RunRecord
-from dinowm.formats import STATUS_STYLE, fmt_duration, slurm_text
+from dinowm.formats import STATUS_STYLE, fmt_duration
 from dinowm.rundir import ACTIVE
 
 
@@ -52,7 +53,7 @@ def overview(ctx: Ctx, rec: RunRecord) -> list[str]:
         ("Status", status(rec)), (ctx("attempts"), run.get("attempts")),
         ("Encoder", _encoder(ctx, run.get("encoder_label"))),
         ("WandB Run", wandb),
-        *((("Slurm", slurm_text(run)),) if run.get("slurm_job_id") else ()),
+        *_placement(run),
         (ctx("run_folder"), folder),
         (ctx("checkpoint_path"),
          code(_dir(f"{run['run_dir']}/checkpoints")) if run.get("run_dir") else None),
@@ -61,6 +62,13 @@ def overview(ctx: Ctx, rec: RunRecord) -> list[str]:
     ]
     return [f"## {ctx('h_overview')}", "",
             *table([ctx("field"), ctx("value")], ((f"**{k}**", v) for k, v in rows))]
+
+
+def _placement(run: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """('Slurm', 'job 12 COMPLETED') for a run with a placement to show; none for a local run."""
+    backend = backend_of(run)
+    where = backend.placement(run)
+    return ((backend.where, where),) if where else ()
 
 
 def _dir(path: str) -> str:

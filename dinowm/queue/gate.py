@@ -8,11 +8,10 @@ reason instead of hanging it.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
+from dinowm.backends import backend_of, reconcile
 from dinowm.rundir import ACTIVE
-from dinowm.runs import reconcile
 from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.supervise.bounded import call_with_timeout
@@ -38,9 +37,8 @@ class Gate:
     def why_not(self, store: Store, cfg: RunConfig) -> str | None:
         """None when an entry of cfg may start now, else why it waits (one line)."""
         reconcile(store)  # a run whose supervisor died is no longer active
-        here = socket.gethostname()
         for run in store.runs_with_status(ACTIVE):
-            if not run.get("slurm_job_id") and run.get("host") in (None, here):
+            if backend_of(run).occupies_here(run):
                 return f"run {run['id']} ({run.get('name')}) is {run['status']} on this machine"
         sampler = self.sampler()
         if not sampler.available:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
+from dinowm.alerts.settings import for_project as alert_settings
+from dinowm.backends import reconcile
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError, NotFoundError
 from dinowm.faults import fault
@@ -31,7 +33,7 @@ from dinowm.queue import hooks, journal
 from dinowm.queue.entries import resolved_of
 from dinowm.queue.gate import Gate
 from dinowm.rundir import Holder, LockHeld, RunLock
-from dinowm.runs import create_run, prepare_resume, reconcile
+from dinowm.runs import create_run, prepare_resume
 from dinowm.store import Store
 from dinowm.store.reindex import rebuild_run
 from dinowm.supervise.supervisor import spawn_detached
@@ -135,8 +137,9 @@ class QueueRunner:
         if status == "created" and not run["attempts"]:  # created, never supervised
             self._spawns[entry["id"]] = self._spawns.get(entry["id"], 0) + 1
             if self._spawns[entry["id"]] > MAX_RESUMES + 1:
+                log = Path(run["run_dir"]) / rundir.SUPERVISOR_LOG
                 return self._end(store, entry, "failed", f"the supervisor of run {run['id']} "
-                                 f"did not start; see {Path(run['run_dir']) / rundir.SUPERVISOR_LOG}")
+                                 f"did not start; see {log}")
             return self._spawn(store, entry, run, None)
         if status in ("completed", "failed", "cancelled") or \
                 (status == "stopped" and run.get("stop_requested_at")):
@@ -164,7 +167,7 @@ class QueueRunner:
             return store.run(run_id)
         run_dir = self.project.outputs / run_id
         if (run_dir / rundir.SPEC).is_file():  # created, but runs.db lost its row
-            rebuild_run(store, run_dir, settle=False)
+            rebuild_run(store, run_dir)
             return store.run(run_id)
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # a folder a crash left empty
@@ -253,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lock-fd", type=int, default=None)
     args = parser.parse_args(argv)
     project = load_project(args.config)
+    alert_settings(project)  # refused at start, as the command refused it, not at the end
 
     def say(text: str) -> None:
         print(time.strftime("%H:%M:%S"), text, flush=True)

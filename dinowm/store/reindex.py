@@ -12,14 +12,18 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
 from dinowm.config import Project
 from dinowm.events import read_events
-from dinowm.rundir import ACTIVE
 from dinowm.store import Store, StoreError
+
+# What becomes of a rebuilt run, decided where it ran (dinowm.backends.rebuilt): the store,
+# its rebuilt row, the folder's trainer events, and where events.jsonl ended.
+Settle = Callable[[Store, dict[str, Any], list[dict[str, Any]], int], None]
 
 
 def move_aside(db: Path) -> Path | None:
@@ -67,11 +71,12 @@ def apply_record(store: Store, run_id: str, items: list[dict[str, Any]],
             store.upsert_epoch(run_id, item["epoch"], item["summary"])
 
 
-def rebuild_run(store: Store, run_dir: Path, settle: bool = True) -> str | None:
+def rebuild_run(store: Store, run_dir: Path, settle: Settle | None = None) -> str | None:
     """Replay one run folder into the store; returns the run id (None if not a run folder).
 
-    With settle, a run the record leaves active ends as its last `end` event says, or 'lost'
-    (reindex); without, it keeps the record's status (a Slurm job seeding its own store).
+    `settle` then decides what the record leaves open (reindex: a run still active ends, a
+    cluster run is read on); without it the run keeps the record's status (a Slurm job
+    seeding its own store, the queue restoring a row).
     """
     spec_path = run_dir / rundir.SPEC
     if not spec_path.exists():
@@ -96,21 +101,14 @@ def rebuild_run(store: Store, run_dir: Path, settle: bool = True) -> str | None:
         store.sync_checkpoints(run_id, rundir.committed_checkpoints(run_dir))
         for evaluation in rundir.read_evaluations(run_dir):  # in file order: the last one of
             store.add_evaluation({**evaluation, "run_id": run_id})  # a checkpoint wins
-        final = store.run(run_id)
-        if final.get("slurm_job_id"):  # the login node reads on from here
-            job_record = run_dir / rundir.JOB_RECORD
-            store.update_run(run_id, events_offset=events_end, job_record_offset=(
-                job_record.stat().st_size if job_record.exists() else 0))
-        if settle and final["status"] in ACTIVE and not final.get("slurm_job_id"):
-            ended = [e for e in events if e["type"] == "end"]
-            status = ended[-1]["status"] if ended else "lost"
-            store.update_run(run_id, status=status, exit_reason=final.get("exit_reason") or
-                             "rebuilt by dinowm reindex")
+        if settle is not None:
+            settle(store, store.run(run_id), events, events_end)
     return run_id
 
 
-def reindex(project: Project, force: bool = False) -> dict[str, Any]:
-    """Rebuild runs.db from outputs/*/ when it is missing or damaged (or always with force)."""
+def reindex(project: Project, force: bool = False, *, settle: Settle) -> dict[str, Any]:
+    """Rebuild runs.db from outputs/*/ when it is missing or damaged (or always with force);
+    `settle` ends what each rebuilt run's record leaves open."""
     db = project.runs_db
     if db.exists() and healthy(db) and not force:
         return {"rebuilt": False, "reason": "runs.db is healthy (use --force to rebuild)"}
@@ -120,7 +118,7 @@ def reindex(project: Project, force: bool = False) -> dict[str, Any]:
         folders = sorted(p for p in project.outputs.glob("*") if p.is_dir()) \
             if project.outputs.exists() else []
         for run_dir in folders:
-            run_id = rebuild_run(store, run_dir)
+            run_id = rebuild_run(store, run_dir, settle)
             if run_id:
                 runs.append(run_id)
         entries = store.queue_replay(rundir.read_jsonl(project.queue_journal, 0)[0],

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from dinowm import rundir
+from dinowm.backends import Launch, backend_of, resume
 from dinowm.cluster.follow import sync
 from dinowm.cluster.submit import resubmit
 from dinowm.config import Project, load_project, resolve, to_dict
 from dinowm.errors import ConfigError
-from dinowm.runs import prepare_resume
 from dinowm.store import Store
 from tests.support.slurm import Cluster, free_ports
 
@@ -82,10 +82,19 @@ def test_a_cluster_run_resumed_here_is_no_longer_its_old_jobs(tmp_path: Path,
                                                              slurm_cluster: Cluster) -> None:
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
     project, db, run_id = _cancelled_demo_run(tmp_path, "999998")
-    with Store(db) as store:
-        row, lock = prepare_resume(store, project, run_id, [])
+    said: list[str] = []
+    started: list[str] = []
+
+    def start(project: Project, run_id: str, lock: rundir.RunLock) -> None:
+        started.append(run_id)  # the supervisor here would take the lock over
         lock.release()
-        assert row["status"] == "created" and row["slurm_job_id"] is None
+
+    row = resume(project, run_id, [], Launch(start=start, say=said.append), where="local")
+    assert started == [run_id] and row["status"] == "created" and row["slurm_job_id"] is None
+    assert said == [f"run {run_id} was a Slurm job (last job 999998); training it on this "
+                    f"machine because of --local"]
+    with Store(db) as store:
+        assert backend_of(store.run(run_id)).name == "local"
         assert sync(store) == []  # followed as a local run from now on
         assert store.run(run_id)["status"] == "created"
 

@@ -14,10 +14,13 @@ import torch
 
 from dinowm import rundir
 from dinowm.cluster.slurm import LIVE
+from dinowm.config import load_project
 from tests.support.nvml_fake import UUIDS, FakeGPU, write_pynvml
 from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
 from tests.support.slurm import Cluster
 from tests.support.supervised import Project, tiny
+from tui import operations
+from tui.services import Services
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +158,7 @@ def test_a_time_limit_checkpoints_requeues_and_ends_exactly(login: LoginNode,
 
 
 def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
-        login: LoginNode) -> None:
+        login: LoginNode, monkeypatch: pytest.MonkeyPatch) -> None:
     # one rank: srun starts the trainer itself, without torchrun
     slow = {"DINOWM_FAULT": "global_step:*:sleep=0.4"}
     run = login.submit("training.epochs=8", "training.max_steps_per_epoch=4", env=slow, ranks=1)
@@ -163,10 +166,12 @@ def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
     script = (Path(run["run_dir"]) / rundir.SLURM_SCRIPT).read_text()
     assert "1 rank per node" in script
     login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 1)
-    # While the job lives, a resume is refused in one line and changes nothing.
-    refused = login.project.cli("resume", run["id"], "--slurm")
-    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
-    assert f"Slurm job {first}, RUNNING" in refused.stderr
+    # While the job lives, a resume (on Slurm, where the run is) is refused in one line and
+    # changes nothing.
+    for where in ((), ("--local",)):  # nor does --local start a second trainer here
+        refused = login.project.cli("resume", run["id"], *where)
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+        assert f"Slurm job {first}, RUNNING" in refused.stderr
     assert login.project.run_row()["slurm_job_id"] == first
     # scancel from outside dinowm: cancelled, never left running
     login.poll(run["id"], lambda r: r["epoch"] >= 2)
@@ -176,30 +181,50 @@ def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
     assert "scancel" in row["exit_reason"]
     assert not any(status == "running" and state == "CANCELLED" for status, state in login.seen)
     cancelled_at = row["epoch"]
-    # resume --slurm: a new job continues from the checkpoint; dinowm stop checkpoints it
-    # (its steps slower still, so that a busy machine's slow CLI calls cannot miss it)
-    out = login.project.cli("resume", run["id"], "--slurm",
-                            env={"DINOWM_FAULT": "global_step:*:sleep=1"})
+    # `dinowm resume RUN` of a cluster run: a new job continues from the checkpoint; dinowm
+    # stop checkpoints it (its steps slower still, so that a busy machine's slow CLI calls
+    # cannot miss it)
+    out = login.project.cli("resume", run["id"], env={"DINOWM_FAULT": "global_step:*:sleep=1"})
     assert out.returncode == 0, out.stdout + out.stderr
     second = login.project.run_row()
     assert second["slurm_job_id"] != first and second["status"] == "pending"
+    assert f"submitted as Slurm job {second['slurm_job_id']}" in out.stdout
     login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] > cancelled_at)
     out = login.project.cli("stop", run["id"])
     assert out.returncode == 0, out.stderr
     row = login.done(run["id"])
     assert row["status"] == "stopped" and row["slurm_state"] == "COMPLETED", row
     assert row["epoch"] < 8 and login.project.incidents(run["id"], "requeue") == []
-    # and a third job completes it: every epoch once, each attempt resumed where the last ended
-    out = login.project.cli("resume", run["id"], "--slurm")
-    assert out.returncode == 0, out.stdout + out.stderr
+    # and a third job, from the TUI's resume (the same function), completes it: every epoch
+    # once, each attempt resumed where the last ended
+    for key, value in {**login.cluster.env, "OMP_NUM_THREADS": "1"}.items():
+        monkeypatch.setenv(key, value)
+    services = Services(load_project(login.project.root / "dinowm.toml"),
+                        spawn=_no_supervisor_here)
+    third = operations.resume(services, run["id"], [])
+    assert third["status"] == "pending" and third["slurm_job_id"] not in (
+        first, second["slurm_job_id"])
     row = login.done(run["id"])
     assert row["status"] == "completed" and row["epoch"] == 8, row
-    assert row["slurm_job_id"] not in (first, second["slurm_job_id"])
+    assert row["slurm_job_id"] == third["slurm_job_id"]
     assert epochs(login.project, run["id"]) == list(range(1, 9))
     assert epoch_lines(run) == list(range(1, 9))
     log = (Path(run["run_dir"]) / rundir.LOG).read_text()
     assert "attempt 2: resuming from" in log and "attempt 3: resuming from" in log
     all_checkpoints_verify(row)
+    # --local trains the cluster run on this machine on purpose, and says so
+    out = login.project.cli("resume", run["id"], "--local", "training.epochs=9")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr
+    assert (f"run {run['id']} was a Slurm job (last job {third['slurm_job_id']}); training "
+            f"it on this machine because of --local") in out.stdout
+    row = login.project.run_row()
+    assert row["status"] == "completed" and row["epoch"] == 9 and row["slurm_job_id"] is None
+    assert epochs(login.project, run["id"]) == list(range(1, 10))
+    assert epoch_lines(run) == list(range(1, 10))
+
+
+def _no_supervisor_here(*args: object) -> int:
+    raise AssertionError(f"a cluster run's resume started a supervisor on this machine: {args}")
 
 
 def test_a_rank_killed_and_a_rank_stopped_inside_the_job_are_resumed_in_the_allocation(

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 from dinowm import rundir
+from dinowm.backends import reconcile
+from dinowm.backends import stop as request_stop
 from dinowm.config import load_project
-from dinowm.runs import prepare_resume, reconcile, request_stop
+from dinowm.runs import prepare_resume
 from dinowm.store import Store
 from dinowm.supervise.procinfo import ProcessRef
 from dinowm.supervise.supervisor import spawn_detached

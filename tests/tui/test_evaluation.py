@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import pytest
+
+from dinowm.config import load_project
+from dinowm.errors import DinowmError
 from dinowm.store import Store
 from tests.support.evaluations import sample_record
 from tests.support.tui import aio, pilot_wait_for
 from tests.support.tui_seed import NOW, RUNS
+from tui import operations
 from tui.app import build_app
 from tui.screens.run import RunScreen
+from tui.services import Services
 from tui.widgets.run_tables import KeyedTable
 
 BASELINE = RUNS[0][0]
@@ -91,3 +98,38 @@ async def test_v_evaluates_the_run_in_the_background_and_x_stops_it(tmp_path: Pa
         await pilot_wait_for(pilot, lambda: len(table.shown) == 1, timeout=60,
                              what="the evaluation's row")
         assert plain(table, "epoch_0001.pth")[0].startswith("epoch_0001.pth")
+
+
+def test_bad_evaluation_options_are_refused_in_one_line_without_a_child(
+        seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The v prompt's options are parsed and checked in this process, as `dinowm eval` checks
+    them: no child process starts for a typo."""
+    def no_child(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a child process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_child)
+    monkeypatch.setattr(subprocess, "run", no_child)
+    services = Services(load_project(seeded))
+    for text, message in (("--cem-topk 999", "--cem-topk 999 is out of range"),
+                          ("--planner mppi", "--planner mppi: use cem, gd or both"),
+                          ("--episodes four", "--episodes 'four' is not an int"),
+                          ("--bogus 1", "--bogus: not an option of dinowm eval"),
+                          ("-k 2 --horizon", "--horizon needs a value"),
+                          ("--device tpu", "--device tpu: use one of auto, cpu, cuda"),
+                          ("--episodes=2", "has no committed checkpoint yet")):
+        with pytest.raises(DinowmError) as refused:
+            operations.evaluate(services, BASELINE, text)
+        assert message in str(refused.value) and "\n" not in str(refused.value), text
+
+
+def test_checked_options_read_back_the_same_from_their_arguments(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """What a detached `dinowm eval` is given (Evaluation.argv) asks for the same request."""
+    from dinowm.evaluate import request
+
+    monkeypatch.setattr(request, "choose_checkpoints", lambda run_dir, which: [which])
+    first = request.parse("-k 3 --planner cem --gd-lr=0.5 --device cpu --stall-s 20", tmp_path)
+    again = request.parse(first.argv, tmp_path)
+    assert again == first and first.stall_s == 20.0
+    assert first.request["episodes"] == 3 and first.request["planners"] == ["cem"]
+    assert first.request["gd"]["lr"] == 0.5 and first.request["device"] == "cpu"

@@ -255,10 +255,10 @@ async def test_a_cluster_run_shows_its_job_state_and_nodes(seeded: Path) -> None
     app = app_for(seeded)
     async with app.run_test(size=(160, 30)) as pilot:
         table = await loaded(pilot)
-        assert table.texts(B8)["slurm"].plain == "job 4242 COMPLETED, requeued 1x"
-        keys = [key for key, _, _ in table.columns]  # shown after the name, for this list
-        assert keys.index("slurm") == keys.index("name") + 1
-        assert table.texts(BASELINE)["slurm"].plain == "-"
+        assert table.texts(B8)["placement"].plain == "job 4242 COMPLETED, requeued 1x"
+        keys = [column.key for column in table.columns]  # shown after the name, for this list
+        assert keys.index("placement") == keys.index("name") + 1
+        assert table.texts(BASELINE)["placement"].plain == "-"
         await pilot.press("slash", *"4242", "enter")  # the filter finds a run by its job
         assert order(table) == [B8]
         screen = RunScreen(app.services, B8)

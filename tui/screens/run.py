@@ -3,7 +3,6 @@ the evaluations of its checkpoints."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -14,11 +13,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual.worker import Worker, get_current_worker
 
-from dinowm import rundir
+from dinowm.backends import backend_of
 from dinowm.export.evaltable import evaluation_table
-from dinowm.formats import fmt_duration, fmt_num, slurm_text, status_text, world_size
+from dinowm.formats import fmt_duration, fmt_num, status_text, world_size
 from dinowm.rundir import ACTIVE
-from tui.cells import progress_bar
+from dinowm.views.runs import progress_bar
 from tui.feed import fetch_run
 from tui.messages import (EditNoteRequested, EvalRequested, EvalStopRequested, ExportRequested,
                           NoteRequested, ResumeRequested, RunPolled, RunsChanged, StopRequested)
@@ -46,8 +45,9 @@ def run_header(run: dict[str, Any], now: float) -> Text:
     bits = [f"attempt {run.get('attempts') or 0}", fmt_duration(duration)]
     if world_size(run) > 1:
         bits.insert(1, f"{world_size(run)} ranks")
-    if run.get("slurm_job_id"):
-        bits.insert(1, f"Slurm {slurm_text(run)}")
+    backend = backend_of(run)
+    if backend.placement(run):
+        bits.insert(1, f"{backend.where} {backend.placement(run)}")
     if run["status"] in ACTIVE:
         bits += [f"phase {run.get('phase') or '-'}", f"loss {fmt_num(run.get('last_loss'))}",
                  f"{fmt_num(run.get('samples_per_s'), 3)} samples/s",
@@ -170,7 +170,7 @@ class RunScreen(Screen[None]):
             self.query_one(RunPlots).show_gpu(self.samples, run.get("started_at"))
         log = self.query_one(LogTail)
         if first and run.get("run_dir"):
-            log.path = Path(run["run_dir"]) / rundir.LOG
+            log.path = backend_of(run).log_path(run)
             log.follow(log.path)
 
     def show_evaluations(self) -> None:

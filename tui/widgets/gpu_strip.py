@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -9,7 +10,12 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from dinowm.supervise.telemetry import throttle_names
-from tui.cells import temp_style
+from dinowm.views.runs import temp_style
+
+
+def _val(row: dict[str, Any], key: str, spec: str = ".0f") -> str:
+    """A row's value formatted, or '-' when it has none."""
+    return "-" if row.get(key) is None else format(row[key], spec)
 
 
 def gpu_text(rows: list[dict[str, Any]], reason: str) -> Text:
@@ -18,9 +24,7 @@ def gpu_text(rows: list[dict[str, Any]], reason: str) -> Text:
         return Text.assemble(("no GPU", "bold"), (f"  {reason}" if reason else "", "dim"))
     text = Text(no_wrap=True, overflow="ellipsis")
     for r in rows:
-        def val(key: str, fmt: str = ".0f") -> str:
-            return "-" if r.get(key) is None else format(r[key], fmt)
-
+        val = partial(_val, r)
         text.append(f"GPU{r['gpu']} ", style="bold")
         text.append(f"{val('temp_c')}°C", style=temp_style(r.get("temp_c")) or "")
         text.append(f" {val('power_w')}/{val('power_limit_w')} W {val('util_pct')}%")

@@ -15,10 +15,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.cells import RIGHT, RUN_COLUMNS, SLURM_COLUMN, columns, run_texts, run_values, sort_key
+from dinowm.views import runs as view
 
-DESCENDING_FIRST = {"start", "duration", "epoch", "attempts", "incidents", "temp", "power"}
-MAX_WIDTH = {"name": 24, "preset": 20, "slurm": 36}
 CACHE = 4000
 
 
@@ -33,8 +31,8 @@ class RunRow:
     now: float | None
 
     def values(self) -> dict[str, Any]:
-        """Raw column values (see tui.cells.run_values)."""
-        return run_values(self.run, self.samples, self.now or 0.0, self.marked)
+        """Raw column values (see dinowm.views.runs.values)."""
+        return view.values(self.run, self.samples, self.now or 0.0, self.marked)
 
 
 class RunsTable(ScrollView, can_focus=True):
@@ -69,8 +67,8 @@ class RunsTable(ScrollView, can_focus=True):
         self.order: list[str] = []
         self.cursor = 0
         self.sort_column, self.sort_reverse = "start", True
-        self.columns = RUN_COLUMNS
-        self.widths = {key: max(width, len(label) + 1) for key, label, width in RUN_COLUMNS}
+        self.columns: tuple[view.Column, ...] = view.columns()
+        self.widths = {c.key: max(c.width, len(c.label) + 1) for c in self.columns}
         self.rendered = 0  # rows formatted so far (a poll should add only the changed ones)
         self._layout = 0
         self._texts: dict[str, tuple[int, dict[str, Text]]] = {}
@@ -99,10 +97,10 @@ class RunsTable(ScrollView, can_focus=True):
             if old is None:
                 self.order.append(run_id)
             resort = resort or old is None or self._sort_value(old) != self._sort_value(row)
-            if row.run.get("slurm_job_id") and self.columns is RUN_COLUMNS:
-                self.columns = columns(with_slurm=True)
-                key, label, width = SLURM_COLUMN
-                self.widths[key] = max(width, len(label) + 1)
+            if "placement" not in self.widths and row.values()["placement"]:
+                self.columns = view.columns(placed=True)  # once a listed run has one
+                self.widths = {c.key: self.widths.get(c.key, max(c.width, len(c.label) + 1))
+                               for c in self.columns}
                 self._layout += 1
             for key in ("name", "preset"):
                 self._widen(key, len(str(row.run.get(key) or "-")))
@@ -130,7 +128,7 @@ class RunsTable(ScrollView, can_focus=True):
         cached = self._texts.get(run_id)
         if cached is None or cached[0] != version:
             self.rendered += 1
-            cached = (version, run_texts(self.rows[run_id].values()))
+            cached = (version, view.texts(self.rows[run_id].values()))
             self._texts[run_id] = cached
         return cached[1]
 
@@ -139,13 +137,13 @@ class RunsTable(ScrollView, can_focus=True):
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
         """Sort by a column; the same column again flips the direction."""
         if reverse is None:
-            reverse = (not self.sort_reverse if column == self.sort_column
-                       else column in DESCENDING_FIRST)
+            first = next((c.descending for c in self.columns if c.key == column), False)
+            reverse = not self.sort_reverse if column == self.sort_column else first
         self.sort_column, self.sort_reverse = column, reverse
         self._sort(self.current_id)
 
     def _sort_value(self, row: RunRow) -> Any:
-        return sort_key(self.sort_column, row.values()[self.sort_column])
+        return view.sort_key(self.sort_column, row.values()[self.sort_column])
 
     def _sort(self, keep: str | None) -> None:
         keys = {i: self._sort_value(self.rows[i]) for i in self.order}
@@ -193,16 +191,17 @@ class RunsTable(ScrollView, can_focus=True):
             self.move_cursor(row)
 
     def _column_at(self, x: int) -> str | None:
-        for key, _, _ in self.columns:
-            x -= self.widths[key] + 2
+        for column in self.columns:
+            x -= self.widths[column.key] + 2
             if x < 0:
-                return key
+                return column.key
         return None
 
     # -- rendering ----------------------------------------------------------------------------
 
     def _widen(self, key: str, width: int) -> None:
-        width = min(width, MAX_WIDTH.get(key, width))
+        limit = next((c.max_width for c in self.columns if c.key == key), None)
+        width = min(width, limit or width)
         if width > self.widths[key]:
             self.widths[key] = width
             self._layout += 1
@@ -212,27 +211,28 @@ class RunsTable(ScrollView, can_focus=True):
         self.virtual_size = Size(total, len(self.order) + 1)
         self.refresh()
 
-    def _line(self, texts: dict[str, Text], base: Style) -> Strip:
+    def _line(self, cells: dict[str, Text], base: Style) -> Strip:
         line = Text(style=base, no_wrap=True, end="")
-        for key, _, _ in self.columns:
-            text, width = texts[key], self.widths[key]
+        for column in self.columns:
+            text, width = cells[column.key], self.widths[column.key]
             if text.cell_len > width:
                 text = text.copy()
                 text.truncate(width, overflow="ellipsis")
             pad = " " * (width - text.cell_len)
-            line.append(" " + pad if key in RIGHT else " ")
+            right = column.justify == "right"
+            line.append(" " + pad if right else " ")
             line.append_text(text)
-            line.append(" " if key in RIGHT else pad + " ")
+            line.append(" " if right else pad + " ")
         segments = list(line.render(self.app.console))
         return Strip(segments, line.cell_len)
 
     def _header(self) -> Strip:
-        texts = {}
-        for key, label, _ in self.columns:
-            arrow = ("▼" if self.sort_reverse else "▲") if key == self.sort_column else ""
-            texts[key] = Text(label + arrow)
+        labels = {}
+        for column in self.columns:
+            arrow = ("▼" if self.sort_reverse else "▲") if column.key == self.sort_column else ""
+            labels[column.key] = Text(column.label + arrow)
         style = self.get_component_rich_style("runs-table--header")
-        return self._line(texts, self.rich_style + style)
+        return self._line(labels, self.rich_style + style)
 
     def _row(self, index: int) -> Strip:
         run_id = self.order[index]
@@ -240,10 +240,10 @@ class RunsTable(ScrollView, can_focus=True):
         key = (run_id, self.versions[run_id], self._layout, index % 2, cursor, self.has_focus)
         strip = self._strips.get(key)
         if strip is None:
-            texts = self.texts(run_id)
+            cells = self.texts(run_id)
             layout = self._layout
-            for column, text in texts.items():
-                if column in self.widths:  # the Slurm column only once shown
+            for column, text in cells.items():
+                if column in self.widths:  # the placement column only once shown
                     self._widen(column, text.cell_len)
             if layout != self._layout:  # a wider value: lay out again once this paint is done
                 self.call_later(self._resize)
@@ -252,7 +252,7 @@ class RunsTable(ScrollView, can_focus=True):
                 base += self.get_component_rich_style("runs-table--odd")
             if cursor:
                 base += self.get_component_rich_style("runs-table--cursor")
-            strip = self._line(texts, base)
+            strip = self._line(cells, base)
             if len(self._strips) > CACHE:
                 self._strips.clear()
             self._strips[key] = strip

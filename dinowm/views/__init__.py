@@ -1,0 +1,1 @@
+"""What the faces show of the record, shaped once: the CLI and the TUI render these views."""
