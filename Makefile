@@ -29,6 +29,7 @@ demo: setup
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-core-py310
+	$(MAKE) --no-print-directory lint
 
 # The torch-free tests on Python 3.10, the user's conda version: the flat modules, the store,
 # the CLI basics and the supervisor's parts; not the supervised runs in tests/supervise/, which
@@ -48,10 +49,14 @@ test-core-py310:
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
 	.venv310/bin/python -m pytest $(PY310_TESTS) -p no:cacheprovider -n 2 -k 'not for_10_seconds'
 
-# The architecture's import contracts (pyproject.toml [tool.importlinter]); make test runs them
-# too, through tests/test_architecture.py.
+# The architecture's import contracts (pyproject.toml [tool.importlinter]; make test runs them
+# through tests/test_architecture.py too), ruff's rules and format, and mypy ([tool.ruff] and
+# [tool.mypy]): make test ends with this.
 lint: setup
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check dinowm tui
+	$(VENV)/bin/ruff format --check dinowm tui
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache

@@ -8,12 +8,11 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dinowm.alerts.settings import AlertSettings
-from dinowm.alerts.settings import parse as parse_alerts
 from dinowm.errors import ConfigError
 from dinowm.rundir import SPEC
 from dinowm.schema import SECTIONS, Key, RunConfig, all_keys
@@ -41,7 +40,8 @@ class Project:
     defaults: dict[str, Any]
     presets: dict[str, dict[str, Any]]
     slurm: dict[str, Any] = field(default_factory=dict)  # [slurm]: see dinowm.cluster.options
-    alerts: AlertSettings | None = None  # [alerts]: see dinowm.alerts; None = no alerts
+    # [alerts] as written; dinowm.alerts.settings.for_project checks it. None: no table.
+    alerts: dict[str, Any] | None = None
 
     # The queue's files beside the run folders (dinowm.queue): its journal of adds, moves,
     # removes, starts and ends, which `dinowm reindex` replays; the one queue supervisor's
@@ -147,8 +147,7 @@ def load_project(explicit: str | os.PathLike | None = None, cwd: Path | None = N
                    default_preset=settings["default_preset"],
                    defaults=_table(doc, "defaults", where), presets=presets,
                    slurm=_table(doc, "slurm", where),
-                   alerts=parse_alerts(_table(doc, "alerts", where), where)
-                   if "alerts" in doc else None)
+                   alerts=_table(doc, "alerts", where) if "alerts" in doc else None)
 
 
 def resolve(project: Project, preset: str | None = None,
@@ -157,7 +156,7 @@ def resolve(project: Project, preset: str | None = None,
     keys = all_keys()
     name = preset or project.default_preset
     values: dict[str, Any] = {k: key.default for k, key in keys.items()}
-    sources = {k: "default" for k in keys}
+    sources = dict.fromkeys(keys, "default")
     layers = [("dinowm.toml", "[defaults]", project.defaults)]
     layers += [(f"preset {p}", f"[presets.{p}]", project.presets[p])
                for p in _preset_chain(project, name)]
@@ -422,3 +421,17 @@ def _check_consistency(c: RunConfig) -> None:
                           f"model.tiny_heads={m.tiny_heads}.")
     if m.decoder_channels % 2:
         raise ConfigError(f"model.decoder_channels={m.decoder_channels} must be even.")
+
+
+DINOV2_WEIGHTS_FILE = "dinov2_vits14_pretrain.pth"
+DINOV2_WEIGHTS_URL = f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/{DINOV2_WEIGHTS_FILE}"
+
+
+def dinov2_weights_path(encoder_weights: str, env: Mapping[str, str] | None = None) -> Path:
+    """The DINOv2 weights file: model.encoder_weights, else where torch.hub keeps it."""
+    if encoder_weights:
+        return Path(encoder_weights).expanduser()
+    env = os.environ if env is None else env
+    # torch.hub.get_dir() without torch: a variable set but empty counts as set, as there
+    home = env.get("TORCH_HOME", os.path.join(env.get("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return Path(os.path.expanduser(home), "hub", "checkpoints", DINOV2_WEIGHTS_FILE)

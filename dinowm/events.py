@@ -59,7 +59,7 @@ class EventWriter:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.seq = last_seq(self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held until close())
 
     def emit(self, type: str, *, durable: bool = False, **fields: Any) -> dict[str, Any]:
         """Write one event; `durable` fsyncs it (epochs, checkpoints, the end)."""

@@ -3,9 +3,10 @@
 At the n-th time the code passes `point` (n = * for every time), `action` happens: oom (raise
 CUDA out of memory), enospc (raise OSError: no space left), sleep=SECONDS,
 raise (RuntimeError), hang (sleep forever), busy (spin forever), sigkill / sigstop (to itself),
-exit (os._exit(1)), spam (write 10 MB to stdout and go on), zombie (spawn a child that exits and is never reaped), deadlock (wait on a
-lock this thread holds). A fault fires in the first process that reaches it; set
-DINOWM_FAULT_ONCE=path to a file so that a resumed attempt does not fire it again.
+exit (os._exit(1)), spam (write 10 MB to stdout and go on), zombie (spawn a child that exits
+and is never reaped), deadlock (wait on a lock this thread holds). A fault fires in the first
+process that reaches it; set DINOWM_FAULT_ONCE=path to a file so that a resumed attempt does not
+fire it again.
 With several ranks (torchrun) a fault fires in every rank that reaches it; `action@R`
 (e.g. global_step:3:sigkill@1) fires only in rank R (the RANK variable; 0 without torchrun),
 and `action#A` (e.g. global_step:*:sleep=2#1) only in the run's attempt A (DINOWM_ATTEMPT, which

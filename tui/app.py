@@ -13,16 +13,30 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, get_current_worker
 
+from dinowm.alerts.settings import for_project as alert_settings
 from dinowm.alerts.watch import Watch
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
 from dinowm.runs import gpu_ranks
 from tui import operations
 from tui.feed import fetch_alerts
-from tui.messages import (ActionDone, AlertsPolled, EditNoteRequested, EvalRequested, EvalStopRequested,
-                          ExportRequested, GpuSampled, NewRunRequested, NoteRequested,
-                          QueueMoveRequested, QueuePauseRequested, QueueRemoveRequested,
-                          ResumeRequested, RunsChanged, StopRequested)
+from tui.messages import (
+    ActionDone,
+    AlertsPolled,
+    EditNoteRequested,
+    EvalRequested,
+    EvalStopRequested,
+    ExportRequested,
+    GpuSampled,
+    NewRunRequested,
+    NoteRequested,
+    QueueMoveRequested,
+    QueuePauseRequested,
+    QueueRemoveRequested,
+    ResumeRequested,
+    RunsChanged,
+    StopRequested,
+)
 from tui.notices import report_failure
 from tui.screens.dialogs import ConfirmModal, PromptModal
 from tui.screens.new_run import LaunchSpec, NewRunModal
@@ -45,7 +59,7 @@ class DinowmApp(App[None]):
         self.gpu_rows: list[dict[str, Any]] = []
         self.gpu_reason = "starting" if services.gpu else "GPU sampling off"
         self.notices: list[tuple[str, str]] = []
-        alerts = services.project.alerts
+        alerts = alert_settings(services.project)  # a bad [alerts] table: refused at start
         self.alert_watch = Watch(alerts) if alerts is not None and alerts.tui else None
         self.alert_polling = False
 
@@ -178,25 +192,36 @@ class DinowmApp(App[None]):
     def on_note_requested(self, message: NoteRequested) -> None:
         """A note on a run."""
         run_id = message.run_id
+
+        def answer(text: str | None) -> None:
+            if text is not None:
+                self.note_run(run_id, text)
+
         self.push_screen(PromptModal("Add note", f"Note on run {run_id}:",
-                                     placeholder="lr too high; fan curve JW"),
-                         lambda text: text is not None and self.note_run(run_id, text))
+                                     placeholder="lr too high; fan curve JW"), answer)
 
     def on_edit_note_requested(self, message: EditNoteRequested) -> None:
         """Edit a note's text."""
         note_id, run_id = message.note_id, message.run_id
+
+        def answer(text: str | None) -> None:
+            if text is not None:
+                self.edit_note(note_id, text, run_id)
+
         self.push_screen(PromptModal("Edit note", f"Note {note_id} on run {run_id}:",
-                                     value=message.text),
-                         lambda text: text is not None and self.edit_note(note_id, text,
-                                                                          run_id))
+                                     value=message.text), answer)
 
     def on_export_requested(self, message: ExportRequested) -> None:
         """Where to write the Markdown log of the requested runs."""
         run_ids = message.run_ids
         what = f"{len(run_ids)} run{'s' * (len(run_ids) != 1)}" if run_ids else "all runs"
+
+        def answer(path: str | None) -> None:
+            if path is not None:
+                self.export(path, run_ids)
+
         self.push_screen(PromptModal("Export log", f"Markdown training log of {what} to:",
-                                     value="training_log.md"),
-                         lambda path: path is not None and self.export(path, run_ids))
+                                     value="training_log.md"), answer)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
     def launch(self, spec: LaunchSpec) -> None:

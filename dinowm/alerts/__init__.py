@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from dinowm import rundir
 from dinowm.alerts.deliver import Result, deliver, spawn_payload, targets
 from dinowm.alerts.message import Alert, compose
-from dinowm.alerts.settings import EVENTS, AlertSettings
+from dinowm.alerts.settings import EVENTS, AlertSettings, for_project
 
 if TYPE_CHECKING:
     from dinowm.config import Project
 
-__all__ = ["EVENTS", "AlertSettings", "notify", "send_test", "dispatch"]
+__all__ = ["EVENTS", "AlertSettings", "dispatch", "for_project", "notify", "send_test"]
 
 
 def notify(project: Project, event: str, *, run: Mapping[str, Any] | None = None,
@@ -31,7 +32,7 @@ def notify(project: Project, event: str, *, run: Mapping[str, Any] | None = None
     if event not in EVENTS:
         raise ValueError(f"unknown alert event {event!r}; one of {', '.join(EVENTS)}")
     log = Path(run["run_dir"]) / rundir.SUPERVISOR_LOG if run and run.get("run_dir") else None
-    return dispatch(project.alerts, compose(event, run, summary), log)
+    return dispatch(for_project(project), compose(event, run, summary), log)
 
 
 def dispatch(settings: AlertSettings | None, alert: Alert, log: Path | None = None) -> bool:
@@ -40,28 +41,30 @@ def dispatch(settings: AlertSettings | None, alert: Alert, log: Path | None = No
         return False
     if not any(not t.inactive for t in targets(settings)):
         return False
-    try:
-        out = open(log, "ab") if log is not None else subprocess.DEVNULL
-    except OSError:
-        out = subprocess.DEVNULL
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "dinowm.alerts"],
-                                stdin=subprocess.PIPE, stdout=out, stderr=out,
-                                start_new_session=True, close_fds=True)
-    except OSError as exc:
-        print(f"alert '{alert.event}' not sent: cannot start {sys.executable} "
-              f"({exc.strerror})", file=sys.stderr)
-        return False
-    finally:
-        if out is not subprocess.DEVNULL:
-            out.close()
-    try:
-        proc.stdin.write(spawn_payload(settings, alert))  # small: fits the pipe, never blocks
-        proc.stdin.close()
-    except OSError:
-        pass  # it died at once; its own output says why
+    with contextlib.ExitStack() as files:
+        out = _output(log, files)
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "dinowm.alerts"],
+                                    stdin=subprocess.PIPE, stdout=out, stderr=out,
+                                    start_new_session=True, close_fds=True)
+        except OSError as exc:
+            print(f"alert '{alert.event}' not sent: cannot start {sys.executable} "
+                  f"({exc.strerror})", file=sys.stderr)
+            return False
+    if proc.stdin is not None:  # always, with stdin=PIPE
+        with contextlib.suppress(OSError):  # it died at once; its own output says why
+            proc.stdin.write(spawn_payload(settings, alert))  # small: fits the pipe, never blocks
+            proc.stdin.close()
     threading.Thread(target=proc.wait, name="alert-reaper", daemon=True).start()
     return True
+
+
+def _output(log: Path | None, files: contextlib.ExitStack) -> IO[bytes] | int:
+    """Where the delivery process writes: the run's supervisor.log, else nowhere."""
+    if log is not None:
+        with contextlib.suppress(OSError):
+            return files.enter_context(open(log, "ab"))
+    return subprocess.DEVNULL
 
 
 def send_test(settings: AlertSettings, event: str = "completed") -> list[Result]:

@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from dinowm.alerts.message import Alert
 from dinowm.alerts.settings import AlertSettings, resolve
@@ -140,8 +139,10 @@ def main() -> int:
     """Deliver the alert on stdin; print one redacted line per failed target; exit by the
     deadline whatever a hung service does."""
     doc = json.loads(sys.stdin.read())
-    settings = AlertSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                for k, v in doc["settings"].items()})
+    sent = doc["settings"]
+    settings = AlertSettings(events=tuple(sent["events"]), urls=tuple(sent["urls"]),
+                             desktop=sent["desktop"], tui=sent["tui"],
+                             timeout_s=sent["timeout_s"])
     alert = Alert(**doc["alert"])
     signal.alarm(int(settings.timeout_s) + 5)  # the last word on a hang anywhere
     for result in deliver(settings, alert):

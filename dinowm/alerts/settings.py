@@ -6,9 +6,12 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dinowm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dinowm.config import Project
 
 EVENTS = ("stall", "oom", "crash", "failed", "completed", "thermal", "queue_empty")
 DEFAULT_EVENTS = ("stall", "oom", "crash", "failed", "completed")
@@ -30,12 +33,17 @@ class AlertSettings:
 KEYS = ("events", "urls", "desktop", "tui", "timeout_s")
 
 
+def for_project(project: Project) -> AlertSettings | None:
+    """The project's [alerts] table checked (a ConfigError names the key); None without one."""
+    return None if project.alerts is None else parse(project.alerts, str(project.config_path))
+
+
 def parse(table: dict[str, Any], where: str) -> AlertSettings:
     """[alerts] of dinowm.toml → AlertSettings; each problem is one line naming the key."""
     for name in table:
         if name not in KEYS:
-            raise ConfigError(f"Unknown key '{name}' in [alerts] of {where};{_hint(name, KEYS)} the keys "
-                              f"are {', '.join(KEYS)}.")
+            raise ConfigError(f"Unknown key '{name}' in [alerts] of {where};{_hint(name, KEYS)} "
+                              f"the keys are {', '.join(KEYS)}.")
     values: dict[str, Any] = {}
     if "events" in table:
         values["events"] = _events(table["events"], where)

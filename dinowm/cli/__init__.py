@@ -1,7 +1,18 @@
 """The `dinowm` command: thin click commands that call one function each."""
 
-from dinowm.cli import (alerts, data, doctor, evals, models, perf, project,  # noqa: F401
-                        queue, runs, serve)  # (they register commands)
+# Each of these modules registers its commands on `main` when imported.
+from dinowm.cli import (  # noqa: F401
+    alerts,
+    data,
+    doctor,
+    evals,
+    models,
+    perf,
+    project,
+    queue,
+    runs,
+    serve,
+)
 from dinowm.cli.base import main
 
 __all__ = ["entry", "main"]

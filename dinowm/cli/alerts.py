@@ -27,9 +27,9 @@ def test_cmd(state: State, event: str) -> None:
 
     Example: dinowm alerts test --event stall
     """
-    from dinowm.alerts import EVENTS, send_test, targets
+    from dinowm.alerts import EVENTS, for_project, send_test, targets
 
-    settings = state.project.alerts
+    settings = for_project(state.project)
     if settings is None:
         raise ConfigError(f"No [alerts] table in {state.project.config_path}: nothing alerts; "
                           f"add one (dinowm init writes an example) with urls = [...].")

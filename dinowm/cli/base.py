@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
 from dinowm import __version__
+from dinowm.alerts.settings import for_project as alert_settings
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
 from dinowm.store import Store
@@ -28,6 +30,14 @@ class Group(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def load_checked(config: str | Path | None) -> Project:
+    """The project's dinowm.toml, with its [alerts] table checked: a bad one is refused before
+    any command acts (dinowm.config keeps it unparsed)."""
+    project = load_project(config)
+    alert_settings(project)
+    return project
+
+
 class State:
     """What every command needs: where dinowm.toml is, lazily loaded."""
 
@@ -38,12 +48,12 @@ class State:
     @property
     def project(self) -> Project:
         if self._project is None:
-            self._project = load_project(self.config_arg)
+            self._project = load_checked(self.config_arg)
         return self._project
 
     def store(self) -> Store:
         """runs.db of the project, after marking runs whose supervisor died as lost."""
-        from dinowm.runs import reconcile
+        from dinowm.backends import reconcile
 
         store = Store(self.project.runs_db)
         reconcile(store)

@@ -60,7 +60,8 @@ def export_checkpoint(state: State, run: str, epoch: int | None, fmt: str, check
     Examples:
       dinowm export-checkpoint latest --dino-wm ~/dino_wm
       dinowm export-checkpoint franka_f5_h3-2 --epoch 40 --dino-wm ~/dino_wm
-      cd ~/dino_wm && python plan.py ckpt_base_path=$HOME/dino_wm model_name=franka_f5_h3-2 model_epoch=40
+      cd ~/dino_wm && python plan.py ckpt_base_path=$HOME/dino_wm \\
+          model_name=franka_f5_h3-2 model_epoch=40
     """
     from dinowm.trials import export_for_planner
 

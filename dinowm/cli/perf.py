@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.cli.perfviews import bench_table, probe_table, profile_view, scaling_table
 
 if TYPE_CHECKING:
     from dinowm.trials import Variant
@@ -19,18 +19,11 @@ def _ints(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma list of integers, e.g. 8,16,32")
+        raise click.BadParameter(f"{text!r} is not a comma list of integers, e.g. 8,16,32"
+                                 ) from None
     if not values or min(values) < 1:
         raise click.BadParameter(f"{text!r}: batch sizes must be >= 1, e.g. 8,16,32")
     return values
-
-
-def _mib(value: float | None) -> str:
-    return "-" if value is None else f"{value / 1024:.2f} GiB"
-
-
-def _num(value: float | None, spec: str, unit: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{unit}"
 
 
 @main.command(context_settings=HELP)
@@ -97,27 +90,17 @@ def bench(ctx: click.Context, preset: str | None, batches: str, modes: str,
       dinowm bench --preset franka_f5_h3 --gpus auto --steps 20
     """
     from dinowm.trials import bench as run_bench
-    from dinowm.trials import memory_cap_card, parse_variants
+    from dinowm.trials import memory_cap_card
 
     state: State = ctx.obj
     if gpus is not None or ranks is not None:
         if profile_path or mem_cap_gib or variants:
             raise click.UsageError("--gpus/--ranks measure scaling: leave out --profile, "
                                    "--mem-cap-gib and --variants.")
-        from dinowm.runs import gpu_ranks
-
-        _scaling(state, preset, list(overrides), ranks or gpu_ranks(gpus or "auto"), steps,
-                 json_path)
+        _scaling(state, preset, list(overrides), gpus, ranks, steps, json_path)
         return
-
     sizes = _ints(batches)
-    explicit_mode = ctx.get_parameter_source("modes") != click.core.ParameterSource.DEFAULT
-    if variants is not None and explicit_mode:
-        raise click.UsageError("give --variants or --mode, not both: --variants fast,reference "
-                               "is --mode fast,reference.")
-    if variants is None:  # --mode, whose default is both modes; a profile's, fast alone
-        variants = modes if explicit_mode or profile_path is None else "fast"
-    chosen = parse_variants(variants)
+    chosen = _variants(ctx, modes, variants, profile_path)
     if mem_cap_gib is not None:
         memory_cap_card(mem_cap_gib)
     if profile_path is not None:
@@ -132,37 +115,18 @@ def bench(ctx: click.Context, preset: str | None, batches: str, modes: str,
     _write_json(result, json_path)
 
 
-def bench_table(result: dict[str, Any]) -> Table:
-    """One row per (batch, variant): time, throughput, TFLOP/s, memory, vs reference."""
-    rows = result["rows"]
-    device = rows[0].get("gpu") or rows[0].get("device", "?")
-    cap = f", capped at {result['mem_cap_gib']:g} GiB" if result.get("mem_cap_gib") else ""
-    table = Table(title=f"bench {result['preset']} ({device}{cap})", title_justify="left",
-                  caption=_bench_caption(result), caption_justify="left")
-    for col in ("batch", "variant", "s/step", "samples/s", "TFLOP/s", "% peak", "peak train",
-                "peak val", "loader samples/s", "vs reference"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
-    for r in sorted(rows, key=lambda r: r["batch"]):
-        ok = r.get("status") == "ok"
-        table.add_row(str(r["batch"]), r.get("variant", r["mode"]),
-                      f"{r['s_per_step']:.4f}" if ok else r.get("status", "?"),
-                      f"{r['samples_per_s']:.1f}" if ok else "-",
-                      _num(r.get("achieved_tflops"), ".3g"), _num(r.get("pct_of_peak"), ".1f"),
-                      _mib(r.get("train_peak_mib")), _mib(r.get("val_peak_mib")),
-                      _num(r.get("loader_samples_per_s"), ".0f"),
-                      _num(r.get("vs_reference"), ".2f", "x"))
-    return table
+def _variants(ctx: click.Context, modes: str, variants: str | None,
+              profile_path: Path | None) -> list[Variant]:
+    """--variants, or --mode (both modes by default; a profile's default is fast alone)."""
+    from dinowm.trials import parse_variants
 
-
-def _bench_caption(result: dict[str, Any]) -> str:
-    """What '% peak' and 'vs reference' are measured against."""
-    row = next((r for r in result["rows"] if r.get("status") == "ok"), {})
-    peak = (f"% peak: of the {row['peak_card']} dense BF16 peak, {row['peak_tflops']:g} TFLOP/s "
-            f"(vendor datasheet)" if row.get("peak_tflops") else
-            f"% peak: {row.get('peak_note') or 'no trial finished'}")
-    ref = (f"vs reference: {result['reference']}'s s/step over the row's (above 1: faster)"
-           if result.get("reference") else "vs reference: no reference variant was measured")
-    return f"{peak}\n{ref}"
+    explicit_mode = ctx.get_parameter_source("modes") != click.core.ParameterSource.DEFAULT
+    if variants is not None and explicit_mode:
+        raise click.UsageError("give --variants or --mode, not both: --variants fast,reference "
+                               "is --mode fast,reference.")
+    if variants is None:
+        variants = modes if explicit_mode or profile_path is None else "fast"
+    return parse_variants(variants)
 
 
 def _profile(state: State, preset: str | None, overrides: list[str], chosen: list[Variant],
@@ -181,20 +145,7 @@ def _profile(state: State, preset: str | None, overrides: list[str], chosen: lis
     console.print(f"  profiling {chosen[0].label} at batch {sizes[0]}")
     r = profile(state.project, preset, overrides, chosen[0], sizes[0], steps, warmup, path,
                 mem_cap_gib=mem_cap_gib)
-    table = Table(title=f"profile {r['variant']} batch {r['batch']} ({r['gpu'] or r['device']}), "
-                        f"mean of {r['steps']} steps", title_justify="left")
-    for col in ("component", "s", "share of step"):
-        table.add_column(col, justify="left" if col == "component" else "right")
-    for c in r["components"]:
-        table.add_row(c["label"], f"{c['s']:.5f}", f"{c['share']:.1%}")
-    table.add_row("whole step", f"{r['step_s']:.5f}", "100.0%", style="bold")
-    console.print(table)
-    if r.get("achieved_tflops"):
-        peak = f", {r['pct_of_peak']:.1f}% of the {r['peak_card']} dense BF16 peak" \
-            if r.get("pct_of_peak") else f"; {r['peak_note']}"
-        console.print(f"{r['flop_per_step'] / 1e9:.3g} GFLOP per step, "
-                      f"{r['achieved_tflops']:.3g} TFLOP/s over the whole step{peak}")
-    console.print(f"wrote {r['files']['txt']} and {r['files']['json']}")
+    console.print(profile_view(r))
 
 
 @main.command(context_settings=HELP)
@@ -264,40 +215,16 @@ def probe(state: State, preset: str | None, margin: float, min_batch: int, max_b
                 json_path)
 
 
-def probe_table(card: dict[str, Any], preset: str, rows: list[dict[str, Any]],
-                mem_cap_gib: float | None = None) -> Table:
-    """Batch, peak VRAM, fits or not: the table the user once estimated by hand."""
-    cap = f", capped at {mem_cap_gib:g} GiB" if mem_cap_gib else ""
-    table = Table(title=f"{card['name']} ({card['vram_mib']:,} MiB{cap}), preset {preset}",
-                  title_justify="left")
-    for col in ("batch", "peak VRAM", "status"):
-        table.add_column(col, justify="right" if col != "status" else "left")
-    best = max((r["batch"] for r in rows if r["fits"]), default=None)
-    for r in rows:
-        mark = "✅ fits" + (" (largest)" if r["batch"] == best else "") if r["fits"] \
-            else f"❌ {'OOM' if r.get('status') == 'oom' else 'over the margin'}"
-        table.add_row(str(r["batch"]), _mib(r.get("peak_mib")), mark)
-    return table
-
-
-def _scaling(state: State, preset: str | None, overrides: list[str], ranks: int, steps: int,
-             json_path: Path | None) -> None:
-    """`dinowm bench --gpus N`: one rank against N, the table and the efficiency."""
+def _scaling(state: State, preset: str | None, overrides: list[str], gpus: str | None,
+             ranks: int | None, steps: int, json_path: Path | None) -> None:
+    """`dinowm bench --gpus N` (or --ranks N): one rank against N, the table and the
+    efficiency."""
+    from dinowm.runs import gpu_ranks
     from dinowm.trials import scaling
 
-    result = scaling(state.project, preset, overrides, ranks, steps,
+    result = scaling(state.project, preset, overrides, ranks or gpu_ranks(gpus or "auto"), steps,
                      report=lambda r: console.print(f"  {r['ranks']} rank(s): {r['status']}"))
-    table = Table(title=f"scaling {result['preset']}, global batch {result['batch_size']}",
-                  title_justify="left")
-    for col in ("ranks", "samples/s", "s/step", "peak GPU memory", "efficiency"):
-        table.add_column(col, justify="right")
-    for r in result["rows"]:
-        ok = r["status"] == "ok"
-        eff = result["efficiency"] if r["ranks"] > 1 and result["efficiency"] else None
-        table.add_row(str(r["ranks"]), f"{r['samples_per_s']:.1f}" if ok else r["status"],
-                      f"{r['s_per_step']:.4f}" if ok else r.get("error", "-")[:40],
-                      _mib(r.get("peak_gpu_mem_mib")), f"{eff:.0%}" if eff else "")
-    console.print(table)
+    console.print(scaling_table(result))
     _write_json(result, json_path)
 
 

@@ -1,4 +1,5 @@
-"""`dinowm serve`: dinowm-tui in a browser through textual-serve, on this machine only by default."""
+"""`dinowm serve`: dinowm-tui in a browser through textual-serve, on this machine only by
+default."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from pathlib import Path
 
 import click
 
-from dinowm.cli.base import HELP, State, main
-from dinowm.config import load_project
+from dinowm.cli.base import HELP, State, load_checked, main
 from dinowm.errors import ConfigError, DinowmError
 
 SSH = "ssh -L {port}:localhost:{port} user@workstation"
@@ -119,7 +119,7 @@ def serve(state: State, host: str, port: int, allow_remote: bool, path: Path | N
       # on your laptop: forward the port, then open http://localhost:8000
       ssh -L 8000:localhost:8000 user@workstation
     """
-    project = load_project(path) if path is not None else state.project
+    project = load_checked(path) if path is not None else state.project
     found = addresses(host, port)
     remote = not is_loopback(found)
     if remote and not allow_remote:

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from dinowm.alerts.settings import for_project as alert_settings
+from dinowm.config import Project, Resolved
 from dinowm.doctor import gpu, mirror, project, space, torchenv
 from dinowm.doctor.check import FAIL, SKIPPED, Check, failed
+from dinowm.errors import DinowmError
 from dinowm.trials import check_dataset_files
 
 __all__ = ["Check", "Machine", "diagnose", "failed"]
@@ -43,13 +46,13 @@ def diagnose(config: str | None = None, preset: str | None = None,
     nvml = gpu.read_nvml(m.nvml)
     checks = [torchenv.check_location(facts), torchenv.check_versions(facts),
               gpu.check_cuda(facts, nvml), gpu.check_nvml(nvml)]
-    config_check, proj, resolved = project.check_config(config, cwd)
+    config_check, proj, resolved = _check_config(config, cwd)
     name = preset or (proj.default_preset if proj else None)
     chosen = resolved.get(name) if name else None
     if proj is not None and name and name not in proj.presets and config_check.status != FAIL:
         config_check = Check(config_check.name, FAIL, f"Unknown preset '{name}' in "
                              f"{proj.config_path}", "'dinowm presets' lists them")
-    if chosen is None:
+    if chosen is None or proj is None or name is None:
         why = "dinowm.toml is not valid" if proj is None else f"preset {name} does not resolve"
         return [*checks, *(Check(c, SKIPPED, why) for c in ROOM), config_check,
                 Check("dataset", SKIPPED, why)]
@@ -62,3 +65,16 @@ def diagnose(config: str | None = None, preset: str | None = None,
             mirror.check_wandb(cfg, name, m.env, m.reach),
             config_check,
             project.check_dataset(cfg, name, m.validate)]
+
+
+def _check_config(config: str | None, cwd: Path | None
+                  ) -> tuple[Check, Project | None, dict[str, Resolved]]:
+    """dinowm.toml's check, its [alerts] table included (the config no longer checks it)."""
+    check, proj, resolved = project.check_config(config, cwd)
+    if proj is None:
+        return check, proj, resolved
+    try:
+        alert_settings(proj)
+    except DinowmError as exc:
+        return Check(check.name, FAIL, str(exc), "fix it as the message says"), None, {}
+    return check, proj, resolved

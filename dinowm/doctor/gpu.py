@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from types import ModuleType
 from typing import Any
@@ -9,8 +10,7 @@ from typing import Any
 from dinowm.doctor.check import FAIL, OK, SKIPPED, WARN, Check
 from dinowm.schema import RunConfig
 from dinowm.supervise.bounded import call_with_timeout
-from dinowm.supervise.telemetry import (ERROR_GPU_IS_LOST, PERMANENT_ERRORS, TEMPERATURE_GPU,
-                                        _why)
+from dinowm.supervise.telemetry import ERROR_GPU_IS_LOST, PERMANENT_ERRORS, TEMPERATURE_GPU, _why
 
 THRESHOLD_SLOWDOWN = 1  # nvmlTemperatureThresholds_t: the GPU slows its clocks above this
 HEADROOM_C = 10.0  # a reading taken at rest: under load the GPU warms by more than this
@@ -37,7 +37,7 @@ def read_nvml(nvml: ModuleType | None = None, timeout: float = 10.0) -> dict[str
     unsupported, lost}]}; nvml is the pynvml module (imported when None)."""
     if nvml is None:
         try:
-            import pynvml as nvml
+            nvml = importlib.import_module("pynvml")
         except ImportError:
             return {"ok": False, "missing": True, "gpus": [],
                     "reason": "nvidia-ml-py is not installed"}

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dinowm.errors import ConfigError, NotFoundError
-from dinowm.export import (blocks, compare, evalsection, hyper, progress, sections, svg,
-                           troubleshoot)
+from dinowm.export import blocks, compare, evalsection, hyper, progress, sections, svg, troubleshoot
 from dinowm.export.labels import LABELS
 from dinowm.export.markdown import Ctx
 from dinowm.export.parallel import cores, fork_map
@@ -32,8 +31,8 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("overview", sections.overview), ("hardware", sections.hardware),
     ("dataset", sections.dataset), ("hyperparameters", hyper.hyperparameters),
     ("architecture", hyper.architecture), ("progress", progress.progress),
-    ("evaluation", evalsection.evaluation), ("commands", progress.commands), ("troubleshooting", troubleshoot.troubleshooting),
-    ("notes", progress.notes))
+    ("evaluation", evalsection.evaluation), ("commands", progress.commands),
+    ("troubleshooting", troubleshoot.troubleshooting), ("notes", progress.notes))
 
 
 @dataclass(frozen=True)

@@ -149,11 +149,12 @@ def _epoch_lines(ctx: Ctx, rec: RunRecord) -> list[str]:
         losses = _losses(train, val, z)
         if rollouts:
             losses += " | " + _rollout(rollouts.get(e["epoch"]))
-        append("| %d | %s | %s | %s | %s | %s | %s |" % (
-            e["epoch"], losses, when(end),
-            "-" if took is None else _seconds(round(took)),
-            "-" if temp is None else round(temp), "-" if power is None else round(power),
-            cell("; ".join(items)) if items else ""))
+        took_s = "-" if took is None else _seconds(round(took))
+        temp_s = "-" if temp is None else round(temp)
+        power_s = "-" if power is None else round(power)
+        note = cell("; ".join(items)) if items else ""
+        append(f"| {int(e['epoch'])} | {losses} | {when(end)} | {took_s} | {temp_s} | {power_s} "
+               f"| {note} |")
     return lines
 
 
@@ -161,7 +162,7 @@ def _losses(train: float | None, val: float | None, z: float | None) -> str:
     """'0.4123 | 0.3561 | 0.2711' as fmt_num writes them, in one step for the usual range."""
     if (train is not None and val is not None and z is not None and 1e-3 <= train < 1e5
             and 1e-3 <= val < 1e5 and 1e-3 <= z < 1e5):
-        return "%.4g | %.4g | %.4g" % (train, val, z)
+        return f"{train:.4g} | {val:.4g} | {z:.4g}"
     return f"{fmt_num(train)} | {fmt_num(val)} | {fmt_num(z)}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from html import escape
+from typing import cast
 
 from dinowm.export.record import RunRecord
 from dinowm.formats import fmt_num
@@ -51,7 +52,7 @@ def lines_svg(xs: list[float], series: list[tuple[str, str, list[float | None]]]
               x_label: str) -> str:
     """Lines over shared x values with a legend: (label, colour, values, None for a gap)."""
     values = [v for _, _, column in series for v in column if v is not None]
-    ticks = _nice_ticks(min(values + [0.0]), max(values + [0.0]))
+    ticks = _nice_ticks(min([*values, 0.0]), max([*values, 0.0]))
     y0, y1 = ticks[0], ticks[-1]
     x0, x1 = min(xs), max(xs)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -111,7 +112,7 @@ def lines_svg(xs: list[float], series: list[tuple[str, str, list[float | None]]]
 def _segments(values: list[float | None]) -> list[list[tuple[int, float]]]:
     """Runs of consecutive values that are not None, as (index, value)."""
     if None not in values:  # the usual case: one line through every epoch
-        return [list(enumerate(values))] if values else []
+        return [list(enumerate(cast("list[float]", values)))] if values else []
     segments: list[list[tuple[int, float]]] = []
     current: list[tuple[int, float]] = []
     for i, value in enumerate(values):

@@ -41,8 +41,10 @@ def _checked(project: Project, preset: str | None,
 
 
 def _row(item: Resolved, name: str | None, sweep_id: str | None) -> dict[str, Any]:
-    return {"preset": item.preset, "name": name, "overrides_json": json.dumps(list(item.overrides)),
-            "config_json": json.dumps(to_dict(item.config)), "config_hash": config_hash(item.config),
+    return {"preset": item.preset, "name": name,
+            "overrides_json": json.dumps(list(item.overrides)),
+            "config_json": json.dumps(to_dict(item.config)),
+            "config_hash": config_hash(item.config),
             "changed_json": json.dumps(item.changed()), "sweep_id": sweep_id}
 
 

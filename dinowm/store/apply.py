@@ -14,7 +14,7 @@ from dinowm.store.sql import GPU_SUMMARY_SQL, TELEMETRY_SUMMARY_SQL
 def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -> None:
     """Map one trainer event (see dinowm.events) onto rows; called inside a transaction."""
     kind, seq, t = event["type"], event["seq"], event.get("t", time.time())
-    runs = db["runs"]
+    runs = db.table("runs")
     if kind == "start":
         start = {k: v for k, v in event.items() if k not in ("seq", "type")}
         runs.update(run_id, {k: event.get(k) for k in ("batches_per_epoch", "batch_size",
@@ -46,10 +46,11 @@ def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -
                                                     "seq": seq})
         runs.update(run_id, {"epoch": event["epoch"], "last_heartbeat": t})
     elif kind == "checkpoint":
-        db["checkpoints"].upsert({"run_id": run_id, "path": event["path"],
-                                  "kind": event.get("kind"), "epoch": event.get("epoch"),
-                                  "step": event.get("step"), "sha256": event.get("sha256"),
-                                  "size": event.get("size"), "t": t}, pk=("run_id", "path"))
+        db.table("checkpoints").upsert(
+            {"run_id": run_id, "path": event["path"], "kind": event.get("kind"),
+             "epoch": event.get("epoch"), "step": event.get("step"),
+             "sha256": event.get("sha256"), "size": event.get("size"), "t": t},
+            pk=("run_id", "path"))
     elif kind in ("incident", "error"):
         details = dict(event.get("details") or {})
         if kind == "error":
@@ -60,7 +61,7 @@ def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -
                "details_json": json.dumps(details, default=str), "seq": seq,
                "attempt": event.get("attempt"), "epoch": event.get("epoch"),
                "step": event.get("step")}
-        db["incidents"].insert(row)
+        db.table("incidents").insert(row)
 
 
 EPOCH_FIELDS = ("attempt", "train_loss", "val_loss", "z_err_pred", "started_at", "ended_at",
@@ -70,10 +71,10 @@ EPOCH_FIELDS = ("attempt", "train_loss", "val_loss", "z_err_pred", "started_at",
 def upsert_epoch_row(db: sqlite_utils.Database, run_id: str, epoch: int,
                   fields: dict[str, Any]) -> None:
     """Merge fields into the epoch row; unknown metric names go to metrics_json."""
-    columns = set(db["epochs"].columns_dict)
+    columns = set(db.table("epochs").columns_dict)
     existing = list(db.query("select * from epochs where run_id = ? and epoch = ?",
                              [run_id, epoch]))
-    row = dict(existing[0]) if existing else {"run_id": run_id, "epoch": epoch}
+    row: dict[str, Any] = dict(existing[0]) if existing else {"run_id": run_id, "epoch": epoch}
     metrics = json.loads(row.get("metrics_json") or "{}")
     for key, value in fields.items():
         if key in columns:
@@ -81,4 +82,4 @@ def upsert_epoch_row(db: sqlite_utils.Database, run_id: str, epoch: int,
         else:
             metrics[key] = value
     row["metrics_json"] = json.dumps(metrics, sort_keys=True)
-    db["epochs"].upsert(row, pk=("run_id", "epoch"))
+    db.table("epochs").upsert(row, pk=("run_id", "epoch"))

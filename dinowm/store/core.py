@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlite_utils
 
 from dinowm import rundir
 from dinowm.errors import DinowmError, NotFoundError
-from dinowm.faults import fault
 from dinowm.store.apply import apply_event, upsert_epoch_row
+from dinowm.store.connection import insert_row
 from dinowm.store.evals import EvaluationRows
 from dinowm.store.journal import DURABLE_FIELDS, Journal
 from dinowm.store.migrations import MIGRATIONS
@@ -24,18 +23,9 @@ from dinowm.store.queue import QueueRows
 from dinowm.store.reads import BulkReads
 from dinowm.store.sql import RUN_SUMMARY_SQL, TELEMETRY_SUMMARY_SQL, fold_samples
 
-T = TypeVar("T")
-
-_RETRY_S = 120.0
-
 
 class StoreError(DinowmError):
     """runs.db cannot be opened or written."""
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
 
 
 class Store(BulkReads, EvaluationRows, QueueRows):
@@ -77,40 +67,6 @@ class Store(BulkReads, EvaluationRows, QueueRows):
 
     # -- transactions ------------------------------------------------------------------------
 
-    def _retry(self, fn: Callable[[], T]) -> T:
-        """Run fn, retrying 'database is locked' with jittered backoff for up to two minutes."""
-        deadline = time.monotonic() + _RETRY_S
-        delay = 0.01
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.5)
-
-    def transaction(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
-        """Run fn(db) inside BEGIN IMMEDIATE ... COMMIT; the whole body is retried when busy."""
-
-        def attempt() -> T:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                fault("db_tx")
-                result = fn(self.db)
-                self.conn.execute("COMMIT")
-                return result
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-
-        return self._retry(attempt)
-
-    def _query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a read-only query as dicts (the store's own; callers use the named reads)."""
-        return self._retry(lambda: list(self.db.query(sql, params)))
-
     def checkpoint_wal(self) -> None:
         """Fold the WAL back into the database file so it cannot grow without bound."""
         self._retry(lambda: self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
@@ -126,7 +82,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         now = time.time()
         row = {"status": "created", "created_at": now, "updated_at": now, "attempts": 0,
                "epoch": 0, "step": 0, "last_seq": 0, **row}
-        self.transaction(lambda db: db["runs"].insert(row))
+        self.transaction(lambda db: db.table("runs").insert(row))
         self.journal.remember(row["id"], row.get("run_dir"))
         self.journal.append(row["id"], "run", row=row)
         return row["id"]
@@ -134,7 +90,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of one run."""
         fields["updated_at"] = time.time()
-        self.transaction(lambda db: db["runs"].update(run_id, fields))
+        self.transaction(lambda db: db.table("runs").update(run_id, fields))
         durable = {k: v for k, v in fields.items() if k in DURABLE_FIELDS}
         if durable:
             self._journal(run_id, "update", fields=durable)
@@ -240,7 +196,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         """Record the machine a run ran on (one row per run)."""
         row = {k: v for k, v in hw.items() if k != "gpus"}
         row.update(run_id=run_id, gpus_json=json.dumps(hw.get("gpus", [])))
-        self.transaction(lambda db: db["hardware"].upsert(row, pk="run_id"))
+        self.transaction(lambda db: db.table("hardware").upsert(row, pk="run_id"))
         self._journal(run_id, "hardware", hardware=hw)
 
     def hardware(self, run_id: str) -> dict[str, Any] | None:
@@ -261,7 +217,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
     def add_telemetry(self, rows: list[dict[str, Any]]) -> None:
         """One transaction for a batch of GPU samples (run_id, t, gpu, temp_c, ...)."""
         if rows:
-            self.transaction(lambda db: db["telemetry"].insert_all(rows, replace=True))
+            self.transaction(lambda db: db.table("telemetry").insert_all(rows, replace=True))
         if rows and self.telemetry_every_s:
             self._forward_telemetry(rows)
 
@@ -287,7 +243,8 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         return self._query(TELEMETRY_SUMMARY_SQL, [run_id, t0, t1])[0]
 
     def aggregate_telemetry(self, run_id: str, before: float, bucket_s: float) -> int:
-        """Fold raw samples older than `before` into one row per GPU and bucket; returns rows folded.
+        """Fold raw samples older than `before` into one row per GPU and bucket; returns the rows
+        folded.
 
         Means are weighted by sample count, the temperature maximum is kept, throttle reasons
         are OR-ed, so per-epoch summaries stay exact after aggregation.
@@ -306,9 +263,9 @@ class Store(BulkReads, EvaluationRows, QueueRows):
                 buckets.setdefault((r["gpu"], r["t"] - r["t"] % bucket_s), []).append(r)
             db.execute("delete from telemetry where run_id = ? and t < ? and n = 1",
                        [run_id, before])
-            db["telemetry"].insert_all(
-                (fold_samples(run_id, gpu, start, group) for (gpu, start), group in buckets.items()),
-                replace=True)
+            db.table("telemetry").insert_all(
+                (fold_samples(run_id, gpu, start, group)
+                 for (gpu, start), group in buckets.items()), replace=True)
             return len(rows)
 
         return self.transaction(body)
@@ -320,7 +277,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         t = time.time() if t is None else t
         row = {"run_id": run_id, "t": t, "kind": kind, "summary": summary,
                "details_json": json.dumps(details or {}, default=str), **fields}
-        pk = self.transaction(lambda db: db["incidents"].insert(row).last_pk)
+        pk = self.transaction(lambda db: insert_row(db.table("incidents"), row))
         self._journal(run_id, "incident", incident_kind=kind, summary=summary,
                       details=details or {}, fields=fields, at=t)
         return pk
@@ -336,7 +293,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
             raise DinowmError("A note needs some text, e.g. dinowm note latest 'lr too high'.")
         t = time.time() if t is None else t
         row = {"run_id": run_id, "t": t, "text": text.strip(), "source": source}
-        pk = self.transaction(lambda db: db["notes"].insert(row).last_pk)
+        pk = self.transaction(lambda db: insert_row(db.table("notes"), row))
         self._journal(run_id, "note", id=pk, text=row["text"], source=source, at=t)
         return pk
 
@@ -347,7 +304,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
     def add_checkpoint(self, run_id: str, row: dict[str, Any]) -> None:
         """Record a committed checkpoint file (path, epoch, step, sha256, size)."""
         full = {"run_id": run_id, "t": time.time(), **row}
-        self.transaction(lambda db: db["checkpoints"].upsert(full, pk=("run_id", "path")))
+        self.transaction(lambda db: db.table("checkpoints").upsert(full, pk=("run_id", "path")))
 
     def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """Checkpoint records of a run, newest epoch last."""
@@ -386,7 +343,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
 
     def add_probe(self, row: dict[str, Any]) -> None:
         """Record one `dinowm probe` trial (gpu_name, model_hash, batch, peak_mib, fits, ...)."""
-        self.transaction(lambda db: db["probes"].insert({"t": time.time(), **row}))
+        self.transaction(lambda db: db.table("probes").insert({"t": time.time(), **row}))
 
     def probes(self, gpu_name: str, model_hash: str) -> list[dict[str, Any]]:
         """Probe trials of one GPU model and model shape, newest first."""
@@ -398,7 +355,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
 
         def body(db: sqlite_utils.Database) -> None:
             db.execute("delete from checkpoints where run_id = ?", [run_id])
-            db["checkpoints"].insert_all([{"run_id": run_id, **r} for r in rows])
+            db.table("checkpoints").insert_all([{"run_id": run_id, **r} for r in rows])
 
         self.transaction(body)
 
@@ -406,7 +363,7 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         """Replace the text of a note (a user edit), stamping edited_at."""
         if not text.strip():
             raise DinowmError("A note needs some text; delete words, not the whole note.")
-        self.transaction(lambda db: db["notes"].update(
+        self.transaction(lambda db: db.table("notes").update(
             note_id, {"text": text.strip(), "edited_at": time.time()}))
         row = self.conn.execute("select run_id from notes where id = ?", [note_id]).fetchone()
         if row:

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from dinowm.errors import DinowmError, NotFoundError
+from dinowm.store.connection import Connection
 
 JSON_PARTS = ("metrics", "settings", "curves", "goals", "pictures")
 ROLLOUT_KEYS = ("val_z_visual_err_rollout", "val_z_visual_err_rollout_1framestart",
@@ -58,14 +59,14 @@ def decoded(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class EvaluationRows:
+class EvaluationRows(Connection):
     """Mixed into Store: evaluations written and read."""
 
     def add_evaluation(self, record: dict[str, Any]) -> None:
         """Record one checkpoint's evaluation; a re-evaluation of the checkpoint replaces it."""
         row = evaluation_row(record)
         try:
-            self.transaction(lambda db: db["evaluations"].insert(row, replace=True))
+            self.transaction(lambda db: db.table("evaluations").insert(row, replace=True))
         except sqlite3.IntegrityError:
             raise NotFoundError(f"No run '{row['run_id']}' in {self.path} for the evaluation "
                                 f"of {row['checkpoint']}; 'dinowm runs' lists the run ids, "

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from dinowm.errors import DinowmError, NotFoundError
+from dinowm.store.connection import Connection, insert_row
 
 QUEUED, RUNNING = "queued", "running"
 ENDED = ("completed", "failed", "stopped")
@@ -19,7 +20,7 @@ _COLUMNS = ("preset", "name", "overrides_json", "config_json", "config_hash", "c
             "sweep_id")
 
 
-class QueueRows:
+class QueueRows(Connection):
     """Mixed into Store: the queue table and its settings."""
 
     def queue_add(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ class QueueRows:
                        **{k: entry[k] for k in ("id", "position", "state", "run_id",
                                                 "added_at", "started_at", "ended_at",
                                                 "resumes", "reason") if entry.get(k) is not None}}
-                ids.append(db["queue"].insert(row).last_pk)
+                ids.append(insert_row(db.table("queue"), row))
             return ids
 
         ids = self.transaction(body)
@@ -138,7 +139,7 @@ class QueueRows:
 
     def set_queue_paused(self, paused: bool) -> None:
         """Pause (no new entry starts) or unpause the queue."""
-        self.transaction(lambda db: db["queue_settings"].upsert(
+        self.transaction(lambda db: db.table("queue_settings").upsert(
             {"key": "paused", "value": "1" if paused else "0"}, pk="key"))
 
     def queue_clear(self) -> None:
@@ -205,7 +206,7 @@ class QueueRows:
 
     def set_queue_status(self, text: str | None) -> None:
         """What the queue supervisor does now ('waiting: GPU 0 at 82 °C ...'), for the list."""
-        self.transaction(lambda db: db["queue_settings"].upsert(
+        self.transaction(lambda db: db.table("queue_settings").upsert(
             {"key": "status", "value": text}, pk="key"))
 
     def queue_status(self) -> str | None:

@@ -6,10 +6,11 @@ import json
 import sqlite3
 from typing import Any
 
+from dinowm.store.connection import Connection
 from dinowm.store.sql import LATEST_TELEMETRY_SQL, RUN_TABLE_SQL
 
 
-class BulkReads:
+class BulkReads(Connection):
     """Mixed into Store: one query per table for any number of runs."""
 
     def run_versions(self) -> dict[str, tuple[float | None, int, str]]:
@@ -102,20 +103,3 @@ class BulkReads:
     def checkpoints_of(self, ids: list[str] | None) -> dict[str, list[dict[str, Any]]]:
         """run id → checkpoint records, newest epoch last."""
         return self._by_run("select * from checkpoints", ids, "epoch, t")
-
-    def _of_runs(self, select: str, ids: list[str] | None, order: str | None = None,
-                 column: str = "run_id") -> list[dict[str, Any]]:
-        """Rows of `select` whose `column` is one of ids (one JSON parameter), or all rows."""
-        sql, params = select, []
-        if ids is not None:
-            sql += f" where {column} in (select value from json_each(?))"
-            params.append(json.dumps(ids))
-        return self._query(sql + (f" order by {order}" if order else ""), params)
-
-    def _by_run(self, select: str, ids: list[str] | None,
-                order: str | None) -> dict[str, list[dict[str, Any]]]:
-        """run id → rows of `select` in `order`, with an empty list for every id that has none."""
-        out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids or ()}
-        for row in self._of_runs(select, ids, order and f"run_id, {order}"):
-            out.setdefault(row["run_id"], []).append(row)
-        return out

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def fold_samples(run_id: str, gpu: int, start: float, group: list[dict[str, Any]]) -> dict[str, Any]:
+def fold_samples(run_id: str, gpu: int, start: float,
+                 group: list[dict[str, Any]]) -> dict[str, Any]:
     """One aggregated telemetry row from raw samples of one GPU and bucket."""
 
     def mean(key: str) -> float | None:

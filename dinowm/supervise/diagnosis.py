@@ -42,7 +42,7 @@ def parse_stacks(text: str) -> list[dict[str, Any]]:
         if head or line.startswith("Stack (most recent call first)"):
             threads.append({"id": head.group(2) if head else None,
                             "name": (head.group(3).strip(" []") or None) if head else None,
-                            "current": bool(head) and head.group(1) == "Current thread",
+                            "current": head is not None and head.group(1) == "Current thread",
                             "main": False, "frames": []})
         elif threads and (frame := FRAME_RE.match(line)):
             number = frame.group(2)
@@ -215,7 +215,8 @@ def collect(run_dir: Path, pid: int, *, stacks_wait_s: float = 3.0, sample_s: fl
         ref = None
     process = _sample(ref, sample_s)
     activity = process["activity"]
-    stacks, note = None, f"process is {activity}: no stacks"
+    stacks: dict[str, Any] | None = None
+    note: str | None = f"process is {activity}: no stacks"
     if ref and activity not in ("gone", "zombie"):
         text, note = _stacks(ref, stacks_path or run_dir / rundir.STACKS, activity == "stopped",
                              stacks_wait_s,

@@ -83,7 +83,7 @@ def _cpu_mhz(name: str) -> float | None:
         return None
 
 
-def _meminfo() -> dict[str, int]:
+def _meminfo() -> dict[str, int | None]:
     values: dict[str, int] = {}
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from rich.console import Console, Group
@@ -13,14 +14,18 @@ from dinowm.formats import fmt_duration, fmt_num, status_text
 from dinowm.supervise.telemetry import throttle_names
 
 
+def _val(row: dict[str, Any], key: str, spec: str) -> str:
+    """A row's value formatted, or '-' when it has none."""
+    return "-" if row.get(key) is None else format(row[key], spec)
+
+
 def gpu_line(rows: list[dict[str, Any]]) -> Text:
     """'GPU0 71 °C 183/300 W 97% 7.9/80 GiB [hw_thermal]' for each GPU, or 'no GPU'."""
     if not rows:
         return Text("GPU: no telemetry (no GPU or NVML unavailable)", style="dim")
     text = Text()
     for r in rows:
-        def val(key: str, fmt: str) -> str:
-            return "-" if r.get(key) is None else format(r[key], fmt)
+        val = partial(_val, r)
         mem = ("-" if r.get("mem_used_mib") is None else
                f"{r['mem_used_mib'] / 1024:.1f}/{(r.get('mem_total_mib') or 0) / 1024:.0f} GiB")
         text.append(f"GPU{r['gpu']} {val('temp_c', '.0f')} °C  {val('power_w', '.0f')}/"
@@ -53,7 +58,7 @@ class Display:
             self.live.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.live is not None:
             self.live.__exit__(*exc)
 

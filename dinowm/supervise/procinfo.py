@@ -113,7 +113,7 @@ def _read_text(path: Path) -> str | None:
 
 def threads(pid: int) -> list[dict[str, Any]]:
     """Each thread: tid, name, state, wchan (kernel function it sleeps in), ticks (utime+stime)."""
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         tasks = sorted((PROC / str(pid) / "task").iterdir(), key=lambda p: int(p.name))
     except OSError:

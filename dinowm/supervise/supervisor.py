@@ -8,12 +8,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
+from dinowm.alerts import for_project as alert_settings
 from dinowm.alerts import notify
 from dinowm.alerts.message import OUTCOME_EVENTS, final_summary
 from dinowm.config import Project, from_dict, load_project, to_dict, with_values
@@ -22,50 +21,25 @@ from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec, w
 from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.supervise import diagnosis, procinfo, ranks, telemetry
+from dinowm.supervise.attempt import AttemptState, Duty, attempt_log, rank_beats, start_trainer
 from dinowm.supervise.gpuwatch import GpuWatch
+from dinowm.supervise.launch import flight_recorder, trainer_command
+from dinowm.supervise.launch import spawn_detached as spawn_detached  # where callers find it
 from dinowm.supervise.ranks import first_failure
 from dinowm.supervise.thermal import ThermalGuard
 from dinowm.supervise.wandb_mirror import Mirror
-from dinowm.supervise.watchdog import (Decision, Outcome, Progress, Verdict, check, check_ranks,
-                                       classify, decide)
+from dinowm.supervise.watchdog import (
+    Decision,
+    Outcome,
+    Verdict,
+    check,
+    check_ranks,
+    classify,
+    decide,
+)
 
 TICK_S = 0.25
 WAL_EVERY_S = 60.0
-
-
-@dataclass
-class AttemptState:
-    """What one attempt knows: its trainer, its progress, and what the trainer said last."""
-
-    number: int
-    cfg: RunConfig
-    proc: subprocess.Popen
-    guard: ThermalGuard
-    progress: Progress = field(default_factory=lambda: Progress(attempt_started=time.time(),
-                                                                 phase_since=time.time()))
-    error: dict[str, Any] | None = None  # the trainer's `error` event
-    end: str | None = None  # the status of its `end` event
-    base_seq: int = 0  # events up to this seq were written before this attempt began
-    stop_sent: float | None = None  # when SIGTERM went to the trainer (monotonic)
-
-    def outcome(self, kind: str, message: str, **fields: Any) -> Outcome:
-        """How this attempt ended, with its progress."""
-        return Outcome(kind, message, self.progress.steps, self.proc.returncode,
-                       last_step=self.progress.last_step, **fields)
-
-
-@dataclass
-class Duty:
-    """Periodic work of the tick loop (telemetry rows, the stop poll, WAL housekeeping)."""
-
-    every_s: float
-    work: Callable[[], None]
-    due: float = field(default_factory=time.monotonic)
-
-    def run_if_due(self, now: float) -> None:
-        if now - self.due >= self.every_s:
-            self.due = now
-            self.work()
 
 
 class Supervisor:
@@ -74,6 +48,7 @@ class Supervisor:
     def __init__(self, project: Project, run_id: str, display: Any = None,
                  lock: RunLock | None = None, lock_fd: int | None = None,
                  journal: str = rundir.RECORD, telemetry_every_s: float | None = None):
+        alert_settings(project)  # a bad [alerts] table refuses the supervisor before it starts
         self.project = project
         self.store = Store(project.runs_db, journal=journal, telemetry_every_s=telemetry_every_s)
         self.run = self.store.run(run_id)
@@ -230,19 +205,13 @@ class Supervisor:
 
     # -- pieces of an attempt ---------------------------------------------------------------
 
-    def _spawn(self, attempt: int, cfg: RunConfig) -> subprocess.Popen:
+    def _spawn(self, attempt: int, cfg: RunConfig) -> subprocess.Popen[bytes]:
         """The trainer in its own session, its output appended to train.log; with
         dist.nproc_per_node > 1, torchrun starting one rank per GPU (never restarting one: the
         supervisor decides about resumes)."""
-        with open(self.run_dir / rundir.LOG, "ab", buffering=0) as log:
-            log.write(f"--- attempt {attempt} started {time.strftime('%Y-%m-%d %H:%M:%S')} "
-                      f"---\n".encode())
-            env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1",
-                   **flight_recorder(self.run_dir, cfg), **self._trainer_env()}
-            proc = subprocess.Popen(
-                [*self._command(cfg, attempt), "--run-dir", str(self.run_dir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True, cwd=self.run_dir)
+        env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1",
+               **flight_recorder(self.run_dir, cfg), **self._trainer_env()}
+        proc = start_trainer(self.run_dir, attempt, self._command(cfg, attempt), env)
         ref = procinfo.ProcessRef.of(proc.pid)
         self.store.update_run(self.run_id, pid=ref.pid, pid_start=ref.start)
         return proc
@@ -271,7 +240,7 @@ class Supervisor:
         self._ingest(a, mirror, time.time())
         self._kill(a.proc, grace_s=1.0, reaped=True)  # leftover workers
         sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
-        failed = first_failure(self._attempt_log(a.number)) \
+        failed = first_failure(attempt_log(self.run_dir, a.number)) \
             if self._ranks(a.cfg) > 1 and rc != 0 else None
         error = a.error
         if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
@@ -283,7 +252,7 @@ class Supervisor:
             who = f"rank {failed.rank} (pid {failed.pid})"
             message = message.replace("trainer", who, 1) if message.startswith("trainer") \
                 else f"{who}: {message}"
-        beats = self._rank_beats(a) if failed is not None else []
+        beats = rank_beats(self.run_dir, a) if failed is not None else []
         if failed is not None:  # where every rank was when the group went down
             self.store.add_incident(self.run_id, "ranks", ranks.last_places(failed, beats),
                                     {"first_failure": failed.__dict__, "ranks": beats},
@@ -295,13 +264,6 @@ class Supervisor:
                                      "rank": failed.rank if failed else None, "ranks": beats},
                                     step=a.progress.last_step)
         return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
-
-    def _attempt_log(self, attempt: int, lines: int = 400) -> list[str]:
-        """The end of train.log, from this attempt's first line on."""
-        tail = rundir.log_tail(self.run_dir, lines)
-        marker = f"--- attempt {attempt} started"
-        starts = [i for i, line in enumerate(tail) if line.startswith(marker)]
-        return tail[starts[-1]:] if starts else tail
 
     def _gpu_lost(self, a: AttemptState, gpu: GpuWatch) -> Outcome | None:
         """NVML says the GPU is gone: stop the trainer instead of waiting for a stall."""
@@ -316,17 +278,12 @@ class Supervisor:
 
     def _stalled(self, a: AttemptState, gpu: GpuWatch, now: float) -> Outcome | None:
         if self._ranks(a.cfg) > 1:  # any rank's silence is the run's
-            verdict = check_ranks(a.progress, self._rank_beats(a), now, a.cfg.watchdog)
+            verdict = check_ranks(a.progress, rank_beats(self.run_dir, a), now, a.cfg.watchdog)
         else:
             verdict = check(a.progress, now, a.cfg.watchdog)
         if not verdict.stalled or a.stop_sent is not None:
             return None
         return self._stall(verdict, a, gpu)
-
-    def _rank_beats(self, a: AttemptState) -> list[dict[str, Any]]:
-        """This attempt's rank heartbeats (files left by an earlier attempt are not)."""
-        return [b for b in rundir.read_rank_heartbeats(self.run_dir).values()
-                if float(b.get("t") or 0) >= a.progress.attempt_started]
 
     def _ingest(self, a: AttemptState, mirror: Mirror, now: float) -> None:
         events, self.offset = read_events(self.run_dir / rundir.EVENTS, self.offset)
@@ -352,7 +309,7 @@ class Supervisor:
     def _stall(self, verdict: Verdict, a: AttemptState, gpu: GpuWatch) -> Outcome:
         """Diagnose, record, kill the process group, reap."""
         snapshot = telemetry.snapshot(timeout=5.0) if gpu.available else None
-        beats = self._rank_beats(a) if self._ranks(a.cfg) > 1 else []
+        beats = rank_beats(self.run_dir, a) if self._ranks(a.cfg) > 1 else []
         diag = ranks.diagnose(self.run_dir, beats, snapshot) if beats else \
             diagnosis.collect(self.run_dir, self._trainer_pid(a), gpu=snapshot)
         killed = self._kill(a.proc, grace_s=a.cfg.watchdog.kill_grace_s)
@@ -456,55 +413,6 @@ class Supervisor:
             self.display.update(self.store.run(self.run_id), gpu.latest())
         except OSError:
             self.display = None  # the terminal is gone; keep supervising
-
-
-def trainer_command(cfg: RunConfig) -> list[str]:
-    """How a trainer starts: one process, or torchrun with one rank per GPU on this machine."""
-    ranks = cfg.dist.nproc_per_node
-    if ranks == 1:
-        return [sys.executable, "-m", "dinowm.train"]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={ranks}", "--max-restarts=0", "-m", "dinowm.train"]
-
-
-def flight_recorder(run_dir: Path, cfg: RunConfig) -> dict[str, str]:
-    """On CUDA with several ranks, NCCL's flight recorder dumps each rank's last collectives
-    into the run folder when a collective times out (ranks/nccl_trace_rank_N)."""
-    if cfg.dist.nproc_per_node == 1:
-        return {}
-    return {"TORCH_NCCL_TRACE_BUFFER_SIZE": "2000", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
-            "TORCH_FR_DUMP_TEMP_FILE": str(rundir.nccl_trace_prefix(run_dir))}
-
-
-def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -> int:
-    """Start a supervisor in its own session (it outlives the terminal); returns its pid.
-
-    A held lock (from prepare_resume) passes to the child through an inherited descriptor, so
-    the run is never unlocked between the check and the supervisor's start; the caller's copy
-    is released here.
-    """
-    run_dir = project.outputs / run_id
-    argv = [sys.executable, "-m", "dinowm.supervise.supervisor", "--config", str(project.config_path),
-            "--run", run_id]
-    fds: tuple[int, ...] = ()
-    if lock is not None:
-        fds = (lock.inheritable_fd(),)
-        argv += ["--lock-fd", str(fds[0])]
-    try:
-        with open(run_dir / rundir.SUPERVISOR_LOG, "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=project.root, pass_fds=fds)
-        if lock is not None:
-            lock.record(proc.pid)
-    finally:
-        if lock is not None:
-            lock.release()
-    ref = procinfo.ProcessRef.of(proc.pid)
-    with Store(project.runs_db) as store:
-        store.update_run(run_id, supervisor_pid=ref.pid, supervisor_start=ref.start,
-                         host=socket.gethostname())
-    return proc.pid
 
 
 def run_foreground(project: Project, run_id: str, lock: RunLock | None = None) -> str:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,7 +71,7 @@ class Mirror:
         self.mode = mode
         self.timeout_s = timeout_s
         self.url: str | None = None
-        self._init_kwargs = {
+        self._init_kwargs: dict[str, Any] = {
             "project": project, "entity": entity or None, "name": run_name,
             "id": wandb_id or new_wandb_id(), "resume": "allow", "dir": str(run_dir),
             "config": {**config, "dinowm_run_id": run_id}, "mode": mode,
@@ -178,7 +179,7 @@ class Mirror:
                     break
                 metrics, step = self._queue.popleft()
             try:
-                self._call("wandb.log", lambda: run.log(metrics, step=step))
+                self._call("wandb.log", partial(run.log, metrics, step=step))
             except BaseException as exc:
                 self._fail("wandb.log", exc)
         try:

@@ -1,4 +1,5 @@
-"""Pure decisions of the supervisor: is the trainer making progress, and what to do after it ends."""
+"""Pure decisions of the supervisor: is the trainer making progress, and what to do after it
+ends."""
 
 from __future__ import annotations
 

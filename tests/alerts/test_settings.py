@@ -8,7 +8,8 @@ import pytest
 
 from dinowm.alerts.deliver import targets
 from dinowm.alerts.message import compose
-from dinowm.alerts.settings import DEFAULT_EVENTS, KEYS, AlertSettings, redact, resolve
+from dinowm.alerts.settings import (DEFAULT_EVENTS, KEYS, AlertSettings, for_project, redact,
+                                    resolve)
 from dinowm.alerts.watch import Watch
 from dinowm.config import TEMPLATE, load_project, read_toml
 from dinowm.errors import ConfigError
@@ -17,13 +18,13 @@ from tests.support.alerts import set_alerts
 
 def _load(project_dir: Path, body: str | None) -> AlertSettings | None:
     set_alerts(project_dir / "dinowm.toml", body)
-    return load_project(project_dir / "dinowm.toml").alerts
+    return for_project(load_project(project_dir / "dinowm.toml"))
 
 
 def test_the_shipped_table_lists_every_key_at_its_default(project_dir: Path) -> None:
     table = read_toml(TEMPLATE)["alerts"]
     assert tuple(table) == KEYS
-    shipped = load_project(project_dir / "dinowm.toml").alerts
+    shipped = for_project(load_project(project_dir / "dinowm.toml"))
     assert shipped == AlertSettings() and shipped.events == DEFAULT_EVENTS
     assert _load(project_dir, None) is None  # no table: no alerts
 
@@ -45,6 +46,17 @@ def test_bad_values_are_one_line_naming_the_key(project_dir: Path, body: str,
     assert "\n" not in message and str(project_dir / "dinowm.toml") in message
     assert all(n in message for n in names), message
     assert "SECRET-TOKEN" not in message and "my-host" not in message
+
+
+def test_the_config_keeps_the_table_and_where_alerts_start_it_is_checked(
+        project_dir: Path) -> None:
+    from tui.app import build_app
+
+    set_alerts(project_dir / "dinowm.toml", 'events = ["completd"]')
+    project = load_project(project_dir / "dinowm.toml")  # the trainer's read: no alerts code
+    assert project.alerts == {"events": ["completd"]}
+    with pytest.raises(ConfigError, match="alerts.events"):
+        build_app(project=project)  # dinowm-tui refuses it at its start, as before
 
 
 def test_the_cli_refuses_a_bad_event_in_one_line(project_dir: Path, cli) -> None:

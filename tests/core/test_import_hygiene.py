@@ -19,3 +19,10 @@ def _modules_after(stmt: str) -> set[str]:
                                     "dinowm.export"])
 def test_no_torch(module: str) -> None:
     assert "torch" not in _modules_after(f"import {module}")
+
+
+def test_the_config_does_not_load_the_alerts() -> None:
+    """Every trainer reads dinowm.toml; checking and sending alerts is the supervisor's part."""
+    loaded = _modules_after("import dinowm.config")
+    assert "dinowm.config" in loaded
+    assert sorted(m for m in loaded if m.split(".")[:2] == ["dinowm", "alerts"]) == []

@@ -90,10 +90,9 @@ class CompareScreen(Screen[None]):
             table.add_row(key, *values, key=key)
         outcomes = [results(r["epochs"], r.get("evaluations") or []) for r in runs]
         for label in outcomes[0] if outcomes else ():
-            values = [o[label] for o in outcomes]
-            if label != "best plan score" or any(values):
-                table.add_row(Text(label, style="bold"), *(v or "-" for v in values),
-                              key=label)
+            found = [o[label] for o in outcomes]
+            if label != "best plan score" or any(found):
+                table.add_row(Text(label, style="bold"), *(v or "-" for v in found), key=label)
         plot = self.query_one("#compare-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_figure()

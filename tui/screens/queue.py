@@ -13,8 +13,14 @@ from textual.worker import Worker, get_current_worker
 
 from dinowm.formats import status_text
 from tui.feed import fetch_queue
-from tui.messages import (NewRunRequested, QueueMoveRequested, QueuePauseRequested,
-                          QueuePolled, QueueRemoveRequested, RunsChanged)
+from tui.messages import (
+    NewRunRequested,
+    QueueMoveRequested,
+    QueuePauseRequested,
+    QueuePolled,
+    QueueRemoveRequested,
+    RunsChanged,
+)
 from tui.notices import report_failure
 from tui.services import Services
 from tui.widgets.gpu_strip import GpuStrip

@@ -15,8 +15,15 @@ from textual.worker import Worker, get_current_worker
 from dinowm.rundir import ACTIVE, FINAL
 from tui.cells import matches
 from tui.feed import fetch_runs
-from tui.messages import (ExportRequested, NewRunRequested, NoteRequested, ResumeRequested,
-                          RunsChanged, RunsPolled, StopRequested)
+from tui.messages import (
+    ExportRequested,
+    NewRunRequested,
+    NoteRequested,
+    ResumeRequested,
+    RunsChanged,
+    RunsPolled,
+    StopRequested,
+)
 from tui.notices import report_failure
 from tui.services import Services
 from tui.widgets.gpu_strip import GpuStrip

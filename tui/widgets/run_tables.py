@@ -61,16 +61,16 @@ class KeyedTable(Table):
             self.remove_row(key)
             del self.shown[key]
         added = False
-        for key, cells in rows.items():
+        for key, values in rows.items():
             old = self.shown.get(key)
             if old is None:
-                self.add_row(*cells, key=key)
+                self.add_row(*values, key=key)
                 added = True
-            elif old != cells:
-                for name, new, was in zip(self.column_names, cells, old):
+            elif old != values:
+                for name, new, was in zip(self.column_names, values, old):
                     if new != was:
                         self.update_cell(key, name, new, update_width=True)
-            self.shown[key] = cells
+            self.shown[key] = values
         if added and follow:
             self.move_cursor(row=self.row_count - 1)
         self.check_idle()  # widths are recomputed when this table's pump goes idle
