@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """export-log benchmark: `dinowm export-log all.md --all` over 1,000 runs of 100 epochs each.
 
 Builds a project with runs.db (runs, hardware, 100 epochs, a few incidents, notes and

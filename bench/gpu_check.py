@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """GPU check (issue: GPU speed): one run of under 8 minutes on one H200, one table at the end.
 
 1. `dinowm bench --variants fast,fast:decoder_every=4,fast:decoder=off,reference` at batch 8,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Behaviour unchanged, bit for bit: deterministic CPU runs digested for comparison across commits.
 
     python bench/identity.py digest OUT.json     # run the scenarios here, write their digest

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Loader benchmark: slice-first samples vs transforming the whole episode per sample (public code).
 
 Both paths produce the same (F, 3, 224, 224) frames in [-1, 1] on one CPU thread; the slice-first

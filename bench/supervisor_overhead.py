@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Supervisor overhead: the tiny trainer alone vs the same trainer under `dinowm run`.
 
 Both modes run the same configuration, interleaved `--reps` times in one invocation (the

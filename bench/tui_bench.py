@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """TUI benchmark: first paint and one refresh tick of dinowm-tui on a large generated runs.db.
 
 1,000 runs x 100 epochs and 1,000,000 telemetry rows, written with executemany; then the real

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`python -m dinowm` is the `dinowm` command."""
 
 from dinowm.cli import entry

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """dinowm.toml + preset + key=value overrides → a frozen, validated RunConfig."""
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ class Resolved:
 def data_path(cfg: RunConfig) -> Path:
     """The run's dataset folder; an empty data.path is refused, naming the fix."""
     if not cfg.data.path:
-        raise ConfigError("data.path is empty: point it at the dataset, e.g. "
-                          "data.path=/path/to/franka_cube_stack_ds (or use --preset demo).")
+        raise ConfigError(
+            "data.path is empty: point it at the dataset, e.g. "
+            "data.path=/path/to/franka_cube_stack_ds (or use --preset demo)."
+        )
     return Path(cfg.data.path)
 
 
@@ -93,15 +96,19 @@ def find_config(explicit: str | os.PathLike | None = None, cwd: Path | None = No
         if path.is_dir():
             path = path / CONFIG_NAME
         if not path.is_file():
-            raise ConfigError(f"Config file {path} does not exist; create it with "
-                              f"'dinowm init {path.parent}' or point --config at a dinowm.toml.")
+            raise ConfigError(
+                f"Config file {path} does not exist; create it with "
+                f"'dinowm init {path.parent}' or point --config at a dinowm.toml."
+            )
         return path.resolve()
     start = (cwd or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         if (folder / CONFIG_NAME).is_file():
             return folder / CONFIG_NAME
-    raise ConfigError(f"No {CONFIG_NAME} in {start} or any parent folder; run 'dinowm init' "
-                      f"there, or pass --config PATH (or set DINOWM_CONFIG).")
+    raise ConfigError(
+        f"No {CONFIG_NAME} in {start} or any parent folder; run 'dinowm init' "
+        f"there, or pass --config PATH (or set DINOWM_CONFIG)."
+    )
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -125,41 +132,52 @@ def load_project(explicit: str | os.PathLike | None = None, cwd: Path | None = N
     unknown = set(doc) - {"project", "defaults", "presets", "slurm", "alerts"}
     if unknown:
         name = sorted(unknown)[0]
-        raise ConfigError(f"Unknown table [{name}] in {where}; the allowed tables are [project], "
-                          f"[defaults], [presets.NAME], [slurm] and [alerts].")
+        raise ConfigError(
+            f"Unknown table [{name}] in {where}; the allowed tables are [project], "
+            f"[defaults], [presets.NAME], [slurm] and [alerts]."
+        )
     proj = _table(doc, "project", where)
     for key in proj:
         if key not in PROJECT_KEYS:
-            raise ConfigError(f"Unknown key '{key}' in [project] of {where}"
-                              f"{_did_you_mean(key, PROJECT_KEYS)}")
+            raise ConfigError(
+                f"Unknown key '{key}' in [project] of {where}{_did_you_mean(key, PROJECT_KEYS)}"
+            )
         if not isinstance(proj[key], str) or not proj[key]:
-            raise ConfigError(f"Key '{key}' in [project] of {where} must be a non-empty string, "
-                              f"got {proj[key]!r}.")
+            raise ConfigError(
+                f"Key '{key}' in [project] of {where} must be a non-empty string, "
+                f"got {proj[key]!r}."
+            )
     settings = {**PROJECT_KEYS, **proj}
     root = path.parent
     presets = _table(doc, "presets", where)
     for name, body in presets.items():
         if not isinstance(body, dict):
             raise ConfigError(f"[presets.{name}] in {where} must be a table, got {body!r}.")
-    return Project(root=root, config_path=path,
-                   runs_db=(root / settings["runs_db"]).resolve(),
-                   outputs=(root / settings["outputs"]).resolve(),
-                   default_preset=settings["default_preset"],
-                   defaults=_table(doc, "defaults", where), presets=presets,
-                   slurm=_table(doc, "slurm", where),
-                   alerts=_table(doc, "alerts", where) if "alerts" in doc else None)
+    return Project(
+        root=root,
+        config_path=path,
+        runs_db=(root / settings["runs_db"]).resolve(),
+        outputs=(root / settings["outputs"]).resolve(),
+        default_preset=settings["default_preset"],
+        defaults=_table(doc, "defaults", where),
+        presets=presets,
+        slurm=_table(doc, "slurm", where),
+        alerts=_table(doc, "alerts", where) if "alerts" in doc else None,
+    )
 
 
-def resolve(project: Project, preset: str | None = None,
-            overrides: list[str] | tuple[str, ...] = ()) -> Resolved:
+def resolve(
+    project: Project, preset: str | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Resolved:
     """Built-in defaults → [defaults] → preset (and what it extends) → key=value overrides."""
     keys = all_keys()
     name = preset or project.default_preset
     values: dict[str, Any] = {k: key.default for k, key in keys.items()}
     sources = dict.fromkeys(keys, "default")
     layers = [("dinowm.toml", "[defaults]", project.defaults)]
-    layers += [(f"preset {p}", f"[presets.{p}]", project.presets[p])
-               for p in _preset_chain(project, name)]
+    layers += [
+        (f"preset {p}", f"[presets.{p}]", project.presets[p]) for p in _preset_chain(project, name)
+    ]
     for source, table, body in layers:
         where = f"{table} of {project.config_path}"
         for key, raw in _flatten(body, where):
@@ -174,8 +192,7 @@ def resolve(project: Project, preset: str | None = None,
         if value != values[key]:
             values[key], sources[key] = value, "override"
     if values["data.path"]:
-        values["data.path"] = str((project.root / Path(values["data.path"]).expanduser())
-                                  .resolve())
+        values["data.path"] = str((project.root / Path(values["data.path"]).expanduser()).resolve())
     config = build(values)
     return Resolved(config, name, sources, tuple(overrides))
 
@@ -202,8 +219,9 @@ def from_dict(doc: dict[str, Any]) -> RunConfig:
     keys = all_keys()
     unknown = [k for k in flat if k not in keys]
     if unknown:
-        raise ConfigError(f"{SPEC} has unknown key '{unknown[0]}'; it was written by "
-                          f"another dinowm version.")
+        raise ConfigError(
+            f"{SPEC} has unknown key '{unknown[0]}'; it was written by another dinowm version."
+        )
     values = {k: key.default for k, key in keys.items()}
     values.update({k: _coerce(keys[k], v, SPEC) for k, v in flat.items()})
     return build(values)
@@ -227,9 +245,14 @@ def config_hash(config: RunConfig) -> str:
 
 def model_hash(config: RunConfig) -> str:
     """12 hex identifying the model's shape and precision (what decides GPU memory per sample)."""
-    doc = {"model": dataclasses.asdict(config.model), "num_hist": config.num_hist,
-           "num_pred": config.num_pred, "frameskip": config.frameskip,
-           "precision": config.training.precision, "mode": config.perf.mode}
+    doc = {
+        "model": dataclasses.asdict(config.model),
+        "num_hist": config.num_hist,
+        "num_pred": config.num_pred,
+        "frameskip": config.frameskip,
+        "precision": config.training.precision,
+        "mode": config.perf.mode,
+    }
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -250,16 +273,21 @@ def _preset_chain(project: Project, name: str) -> list[str]:
         if current not in project.presets:
             known = ", ".join(sorted(project.presets)) or "none"
             origin = f" (extended by preset '{chain[0]}')" if chain else ""
-            raise ConfigError(f"Unknown preset '{current}'{origin} in {project.config_path}"
-                              f"{_did_you_mean(current, project.presets)} Known presets: {known}.")
+            raise ConfigError(
+                f"Unknown preset '{current}'{origin} in {project.config_path}"
+                f"{_did_you_mean(current, project.presets)} Known presets: {known}."
+            )
         if current in chain:
-            raise ConfigError(f"Preset '{current}' extends itself in a cycle in "
-                              f"{project.config_path}; remove one 'extends'.")
+            raise ConfigError(
+                f"Preset '{current}' extends itself in a cycle in "
+                f"{project.config_path}; remove one 'extends'."
+            )
         chain.append(current)
         parent = project.presets[current].get("extends")
         if parent is not None and not isinstance(parent, str):
-            raise ConfigError(f"'extends' in [presets.{current}] must be a preset name, "
-                              f"got {parent!r}.")
+            raise ConfigError(
+                f"'extends' in [presets.{current}] must be a preset name, got {parent!r}."
+            )
         current = parent
     return chain[::-1]
 
@@ -278,8 +306,9 @@ def _flatten(body: dict[str, Any], where: str, prefix: str = "") -> list[tuple[s
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             if prefix or name not in SECTIONS:
-                raise ConfigError(f"Unknown table '{name}' in {where}; sections are "
-                                  f"{', '.join(SECTIONS)}.")
+                raise ConfigError(
+                    f"Unknown table '{name}' in {where}; sections are {', '.join(SECTIONS)}."
+                )
             out.extend(_flatten(value, where, f"{name}."))
         else:
             out.append((name, value))
@@ -299,8 +328,9 @@ def _did_you_mean(name: str, known: Any) -> str:
     same_leaf = [k for k in known if k.rpartition(".")[2] == leaf]
     close = same_leaf or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     if not close:
-        close = [k for k in known
-                 if difflib.get_close_matches(leaf, [k.rpartition(".")[2]], cutoff=0.75)]
+        close = [
+            k for k in known if difflib.get_close_matches(leaf, [k.rpartition(".")[2]], cutoff=0.75)
+        ]
     if close:
         return f". Did you mean '{close[0]}'?"
     return "; 'dinowm config --keys' lists every key."
@@ -310,8 +340,9 @@ def _split_override(item: str) -> tuple[str, str]:
     key, sep, raw = item.partition("=")
     key = key.strip().lstrip("+")
     if not sep or not key:
-        raise ConfigError(f"Override '{item}' must look like key=value, "
-                          f"e.g. training.batch_size=16.")
+        raise ConfigError(
+            f"Override '{item}' must look like key=value, e.g. training.batch_size=16."
+        )
     return key, raw.strip()
 
 
@@ -327,10 +358,12 @@ def _coerce(spec: Key, raw: Any, where: str) -> Any:
     if isinstance(raw, bool) and _on_off(spec):  # `cache_features = true`, older config.json
         raw = "on" if raw else "off"
     ok = (isinstance(raw, spec.type) and not (spec.type is int and isinstance(raw, bool))) or (
-        spec.type is float and isinstance(raw, int) and not isinstance(raw, bool))
+        spec.type is float and isinstance(raw, int) and not isinstance(raw, bool)
+    )
     if not ok:
-        raise ConfigError(f"Key '{spec.name}' in {where} must be {_TYPE_WORDS[spec.type]}, "
-                          f"got {_describe(raw)}.")
+        raise ConfigError(
+            f"Key '{spec.name}' in {where} must be {_TYPE_WORDS[spec.type]}, got {_describe(raw)}."
+        )
     return float(raw) if spec.type is float else raw
 
 
@@ -340,8 +373,14 @@ def _parse_override(spec: Key, raw: str) -> Any:
     if spec.type is str:
         text = text[1:-1] if len(text) >= 2 and text[0] == text[-1] in "'\"" else text
         if _on_off(spec):  # a switch with an auto: true/false mean on/off
-            text = {"true": "on", "yes": "on", "1": "on", "false": "off", "no": "off",
-                    "0": "off"}.get(text.lower(), text)
+            text = {
+                "true": "on",
+                "yes": "on",
+                "1": "on",
+                "false": "off",
+                "no": "off",
+                "0": "off",
+            }.get(text.lower(), text)
         return text
     try:
         if spec.type is bool:
@@ -353,8 +392,10 @@ def _parse_override(spec: Key, raw: str) -> Any:
             raise ValueError(text)
         return int(text) if spec.type is int else float(text)
     except ValueError:
-        raise ConfigError(f"{spec.name}={raw!r} is not {_TYPE_WORDS[spec.type]}; "
-                          f"e.g. {spec.name}={_example(spec)}.") from None
+        raise ConfigError(
+            f"{spec.name}={raw!r} is not {_TYPE_WORDS[spec.type]}; "
+            f"e.g. {spec.name}={_example(spec)}."
+        ) from None
 
 
 def _on_off(spec: Key) -> bool:
@@ -370,20 +411,25 @@ def _example(spec: Key) -> str:
 
 def _check_range(spec: Key, value: Any) -> None:
     if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(f"{spec.name}={value!r} is not allowed; choose one of "
-                          f"{', '.join(spec.choices)}.")
+        raise ConfigError(
+            f"{spec.name}={value!r} is not allowed; choose one of {', '.join(spec.choices)}."
+        )
     if spec.type in (int, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{spec.name}={value} must be a finite number.")
         low, high = spec.min, spec.max
         if low is not None and (value <= low if spec.min_open else value < low):
             op = ">" if spec.min_open else ">="
-            raise ConfigError(f"{spec.name}={value} is out of range: it must be {op} "
-                              f"{_num(low)}{_range_hint(spec)}.")
+            raise ConfigError(
+                f"{spec.name}={value} is out of range: it must be {op} "
+                f"{_num(low)}{_range_hint(spec)}."
+            )
         if high is not None and (value >= high if spec.max_open else value > high):
             op = "<" if spec.max_open else "<="
-            raise ConfigError(f"{spec.name}={value} is out of range: it must be {op} "
-                              f"{_num(high)}{_range_hint(spec)}.")
+            raise ConfigError(
+                f"{spec.name}={value} is out of range: it must be {op} "
+                f"{_num(high)}{_range_hint(spec)}."
+            )
 
 
 def _range_hint(spec: Key) -> str:
@@ -398,27 +444,38 @@ def _check_consistency(c: RunConfig) -> None:
     """Rules that involve more than one key."""
     m = c.model
     if m.encoder_img_size % 14:
-        raise ConfigError(f"model.encoder_img_size={m.encoder_img_size} must be a multiple of "
-                          f"14 (the encoder's patch size), e.g. 196.")
+        raise ConfigError(
+            f"model.encoder_img_size={m.encoder_img_size} must be a multiple of "
+            f"14 (the encoder's patch size), e.g. 196."
+        )
     grid = m.encoder_img_size // 14
     if m.img_size != 16 * grid:
-        raise ConfigError(f"model.img_size={m.img_size} must be 16 x the patch grid "
-                          f"(model.encoder_img_size={m.encoder_img_size} gives {grid} patches a "
-                          f"side, so model.img_size={16 * grid}).")
+        raise ConfigError(
+            f"model.img_size={m.img_size} must be 16 x the patch grid "
+            f"(model.encoder_img_size={m.encoder_img_size} gives {grid} patches a "
+            f"side, so model.img_size={16 * grid})."
+        )
     if c.training.grad_accum > c.training.batch_size:
-        raise ConfigError(f"training.grad_accum={c.training.grad_accum} exceeds "
-                          f"training.batch_size={c.training.batch_size}; lower grad_accum.")
+        raise ConfigError(
+            f"training.grad_accum={c.training.grad_accum} exceeds "
+            f"training.batch_size={c.training.batch_size}; lower grad_accum."
+        )
     ranks = c.dist.nproc_per_node
     if ranks > 1 and c.training.batch_size < ranks * c.training.grad_accum:
-        raise ConfigError(f"training.batch_size={c.training.batch_size} is smaller than "
-                          f"dist.nproc_per_node={ranks} x training.grad_accum="
-                          f"{c.training.grad_accum}; raise the batch or use fewer ranks.")
+        raise ConfigError(
+            f"training.batch_size={c.training.batch_size} is smaller than "
+            f"dist.nproc_per_node={ranks} x training.grad_accum="
+            f"{c.training.grad_accum}; raise the batch or use fewer ranks."
+        )
     if c.thermal.resume_temp_c >= c.thermal.max_temp_c:
-        raise ConfigError(f"thermal.resume_temp_c={c.thermal.resume_temp_c} must be below "
-                          f"thermal.max_temp_c={c.thermal.max_temp_c}.")
+        raise ConfigError(
+            f"thermal.resume_temp_c={c.thermal.resume_temp_c} must be below "
+            f"thermal.max_temp_c={c.thermal.max_temp_c}."
+        )
     if m.encoder == "tiny" and m.tiny_dim % m.tiny_heads:
-        raise ConfigError(f"model.tiny_dim={m.tiny_dim} must be divisible by "
-                          f"model.tiny_heads={m.tiny_heads}.")
+        raise ConfigError(
+            f"model.tiny_dim={m.tiny_dim} must be divisible by model.tiny_heads={m.tiny_heads}."
+        )
     if m.decoder_channels % 2:
         raise ConfigError(f"model.decoder_channels={m.decoder_channels} must be even.")
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Domain errors: each one names the thing, the value and the fix in one line."""
 
 from __future__ import annotations

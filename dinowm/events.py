@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The trainer → supervisor contract: events.jsonl, one JSON object a line with a rising seq.
 
 Event types, each with `seq`, `t` (unix time) and `type`:

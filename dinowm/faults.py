@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fault injection for tests: DINOWM_FAULT="point:n:action[,point:n:action...]".
 
 At the n-th time the code passes `point` (n = * for every time), `action` happens: oom (raise

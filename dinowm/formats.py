@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """How values read wherever dinowm shows them: the CLI, the TUI, the export, the live display."""
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from typing import Any
 from rich.text import Text
 
 STATUS_STYLE = {
-    "created": ("·", "dim"), "running": ("▶", "green"), "resuming": ("↻", "yellow"),
-    "stopping": ("■", "yellow"), "completed": ("✔", "bold green"), "stopped": ("■", "cyan"),
-    "failed": ("✘", "bold red"), "lost": ("?", "magenta"), "pending": ("…", "yellow"),
+    "created": ("·", "dim"),
+    "running": ("▶", "green"),
+    "resuming": ("↻", "yellow"),
+    "stopping": ("■", "yellow"),
+    "completed": ("✔", "bold green"),
+    "stopped": ("■", "cyan"),
+    "failed": ("✘", "bold red"),
+    "lost": ("?", "magenta"),
+    "pending": ("…", "yellow"),
     "cancelled": ("⊘", "magenta"),
 }
 
@@ -56,7 +63,7 @@ def fmt_duration(seconds: float | None) -> str:
     """'1h 02m', '3m 05s', '12s' or '-'."""
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(float(seconds))
     if s >= 3600:
         return f"{s // 3600}h {s % 3600 // 60:02d}m"
     if s >= 60:
@@ -79,4 +86,3 @@ def world_size(run: dict[str, Any]) -> int:
     except ValueError:
         return 1
     return int(start.get("world_size") or 1) if isinstance(start, dict) else 1
-

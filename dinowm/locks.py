@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Locks a process holds for its whole life: an exclusive `flock` on a file, released by the
 kernel when the process dies (a crash never leaves a stale lock), with the holder's identity
 (pid, host, since when, Slurm job) written into the file for whoever is refused to quote.
@@ -37,8 +38,11 @@ class Holder:
 
     def describe(self) -> str:
         """'pid 4242 on gpu-box (since 09:33:48)', with ', Slurm job 12' inside a job."""
-        since = f" (since {time.strftime('%H:%M:%S', time.localtime(self.since))})" \
-            if self.since else ""
+        since = (
+            f" (since {time.strftime('%H:%M:%S', time.localtime(self.since))})"
+            if self.since
+            else ""
+        )
         job = f", Slurm job {self.job}" if self.job else ""
         return f"pid {self.pid if self.pid is not None else '?'} on {self.host or '?'}{job}{since}"
 
@@ -87,13 +91,16 @@ class RunLock:
         path = Path(path)
         st, mine = os.fstat(fd), os.stat(path)
         if (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino):
-            raise DinowmError(f"descriptor {fd} is not the lock file {path}; start the "
-                              f"supervisor through 'dinowm run' or 'dinowm resume'.")
+            raise DinowmError(
+                f"descriptor {fd} is not the lock file {path}; start the "
+                f"supervisor through 'dinowm run' or 'dinowm resume'."
+            )
         try:  # already ours through the shared open file description; this only confirms it
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise LockHeld(f"{path} is not held by descriptor {fd}",
-                           read_holder(path, role)) from None
+            raise LockHeld(
+                f"{path} is not held by descriptor {fd}", read_holder(path, role)
+            ) from None
         os.set_inheritable(fd, False)
         lock = cls(path, fd)
         lock.record(os.getpid(), role)
@@ -102,8 +109,15 @@ class RunLock:
     def record(self, pid: int, role: str = "supervisor") -> None:
         """Write the holder's identity into the lock file (a child that takes it over too)."""
         assert self.fd is not None
-        data = json.dumps({"pid": pid, "host": socket.gethostname(), "since": time.time(),
-                           "role": role, "job": os.environ.get("SLURM_JOB_ID")}).encode()
+        data = json.dumps(
+            {
+                "pid": pid,
+                "host": socket.gethostname(),
+                "since": time.time(),
+                "role": role,
+                "job": os.environ.get("SLURM_JOB_ID"),
+            }
+        ).encode()
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
 
@@ -135,8 +149,13 @@ def read_holder(path: Path, role: str = "supervisor") -> Holder:
         except (OSError, ValueError):
             data = {}
         if data.get("pid") or time.monotonic() >= deadline:
-            return Holder(data.get("pid"), data.get("host"), data.get("since"),
-                          data.get("role", role), data.get("job"))
+            return Holder(
+                data.get("pid"),
+                data.get("host"),
+                data.get("since"),
+                data.get("role", role),
+                data.get("job"),
+            )
         time.sleep(0.02)
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The run folder, our durable record: every file name in it, its locks, its small readers.
 
 A run has at most one supervisor and one trainer. Each holds an exclusive lock on its lock file
@@ -66,6 +67,7 @@ PLANNER_CONFIG = "hydra.yaml"
 TAIL_BLOCK = 64 * 1024
 MAX_TAIL_BYTES = 1024 * 1024
 
+
 def supervisor_lock(run_dir: Path) -> Path:
     """The lock file a run's supervisor holds for its whole life."""
     return Path(run_dir) / SUPERVISOR_LOCK
@@ -122,9 +124,12 @@ def claim(run_dir: Path, run_id: str) -> RunLock:
     try:
         return RunLock.acquire(supervisor_lock(run_dir))
     except LockHeld as exc:
-        raise LockHeld(f"Run {run_id} is already supervised by {exc.holder.describe()}; "
-                       f"'dinowm stop {run_id}' stops it, 'dinowm tail {run_id} -f' follows "
-                       f"it.", exc.holder) from None
+        raise LockHeld(
+            f"Run {run_id} is already supervised by {exc.holder.describe()}; "
+            f"'dinowm stop {run_id}' stops it, 'dinowm tail {run_id} -f' follows "
+            f"it.",
+            exc.holder,
+        ) from None
 
 
 def _ancestors(pid: int, depth: int = 4) -> list[int]:
@@ -152,22 +157,31 @@ def hold_trainer(run_dir: Path, rank: int = 0, pid: int | None = None) -> RunLoc
     """
     sup = holder(supervisor_lock(run_dir))
     mine = _ancestors(pid or os.getpid())
-    same_job = sup is not None and sup.job is not None and \
-        sup.job == os.environ.get("SLURM_JOB_ID")
-    if sup is not None and not same_job and \
-            (sup.pid not in mine or sup.host != socket.gethostname()):
-        raise LockHeld(f"Run folder {run_dir} is supervised by {sup.describe()}; a second "
-                       f"trainer would train the run twice. Follow it with 'dinowm tail', or "
-                       f"'dinowm stop' it first.", sup)
+    same_job = sup is not None and sup.job is not None and sup.job == os.environ.get("SLURM_JOB_ID")
+    if (
+        sup is not None
+        and not same_job
+        and (sup.pid not in mine or sup.host != socket.gethostname())
+    ):
+        raise LockHeld(
+            f"Run folder {run_dir} is supervised by {sup.describe()}; a second "
+            f"trainer would train the run twice. Follow it with 'dinowm tail', or "
+            f"'dinowm stop' it first.",
+            sup,
+        )
     try:
         return RunLock.acquire(trainer_lock(run_dir, rank), role="trainer")
     except LockHeld as exc:
-        raise LockHeld(f"Run folder {run_dir} already has a trainer ({exc.holder.describe()}); "
-                       f"a second one would train the run twice.", exc.holder) from None
+        raise LockHeld(
+            f"Run folder {run_dir} already has a trainer ({exc.holder.describe()}); "
+            f"a second one would train the run twice.",
+            exc.holder,
+        ) from None
 
 
-def last_lines(path: Path, n: int, block: int = TAIL_BLOCK,
-               max_bytes: int = MAX_TAIL_BYTES) -> list[str]:
+def last_lines(
+    path: Path, n: int, block: int = TAIL_BLOCK, max_bytes: int = MAX_TAIL_BYTES
+) -> list[str]:
     """The last n lines of a text file, read backwards in blocks (at most max_bytes of it)."""
     if n <= 0:
         return []
@@ -207,8 +221,9 @@ def read_spec(run_dir: Path) -> dict[str, Any]:
     try:
         return json.loads((Path(run_dir) / SPEC).read_text())
     except (OSError, ValueError) as exc:
-        raise DinowmError(f"{run_dir}/{SPEC} cannot be read ({exc}); the run folder "
-                          f"is damaged.") from None
+        raise DinowmError(
+            f"{run_dir}/{SPEC} cannot be read ({exc}); the run folder is damaged."
+        ) from None
 
 
 def planner_checkpoint(model_dir: Path, epoch: int | str) -> Path:
@@ -279,17 +294,25 @@ def committed_checkpoints(run_dir: Path) -> list[dict[str, Any]]:
                 continue
         except (OSError, ValueError):
             continue
-        rows.append({"path": str(data_file), "epoch": meta.get("epoch"),
-                     "kind": "latest" if data_file.name == LATEST_CHECKPOINT else "epoch",
-                     "step": meta.get("step"), "sha256": meta.get("sha256"),
-                     "size": meta.get("size"), "t": meta.get("time")})
+        rows.append(
+            {
+                "path": str(data_file),
+                "epoch": meta.get("epoch"),
+                "kind": "latest" if data_file.name == LATEST_CHECKPOINT else "epoch",
+                "step": meta.get("step"),
+                "sha256": meta.get("sha256"),
+                "size": meta.get("size"),
+                "t": meta.get("time"),
+            }
+        )
     return rows
 
 
 def request_stop(run_dir: Path) -> None:
     """Ask the run's supervisor, wherever it runs, to stop gracefully (it polls this file)."""
-    (Path(run_dir) / STOP_REQUEST).write_text(json.dumps({"t": time.time(),
-                                                           "host": socket.gethostname()}))
+    (Path(run_dir) / STOP_REQUEST).write_text(
+        json.dumps({"t": time.time(), "host": socket.gethostname()})
+    )
 
 
 def stop_requested(run_dir: Path) -> bool:
@@ -331,7 +354,6 @@ def read_jsonl(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
         if isinstance(item, dict):
             out.append(item)
     return out, offset + end
-
 
 
 # -- the evaluation process's own files, in EVAL_DIR ------------------------------------------

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The run's record outside its supervisor, wherever it runs: resolve and create, resume checks
 (under the run's lock). Where a run runs (start, stop, lost) is its backend's: dinowm.backends."""
 
@@ -14,8 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
-from dinowm.config import (Project, Resolved, config_hash, data_path, dinov2_weights_path,
-                           flat_values, from_dict, model_hash, resolve, to_dict, with_values)
+from dinowm.config import (
+    Project,
+    Resolved,
+    config_hash,
+    data_path,
+    dinov2_weights_path,
+    flat_values,
+    from_dict,
+    model_hash,
+    resolve,
+    to_dict,
+    with_values,
+)
 from dinowm.errors import ConfigError, DinowmError, NotFoundError
 from dinowm.rundir import RunLock, read_spec, write_spec
 from dinowm.schema import RunConfig, all_keys
@@ -40,32 +52,38 @@ def preflight(cfg: RunConfig) -> None:
     """Errors a run would hit in its first seconds, found before anything is written."""
     d = cfg.data
     if not d.synthetic and not data_path(cfg).is_dir():
-        raise ConfigError(f"data.path={d.path} does not exist; fix the path, or set "
-                          f"data.synthetic=true to generate the built-in synthetic data there.")
+        raise ConfigError(
+            f"data.path={d.path} does not exist; fix the path, or set "
+            f"data.synthetic=true to generate the built-in synthetic data there."
+        )
     if cfg.model.encoder == "dinov2_vits14":
         weights = dinov2_weights_path(cfg.model.encoder_weights)
         if not weights.is_file():
             raise ConfigError(
                 f"DINOv2 weights not found at {weights}: download https://dl.fbaipublicfiles.com"
                 f"/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth there, or set "
-                f"model.encoder_weights=PATH (model.encoder=tiny trains an untrained encoder).")
+                f"model.encoder_weights=PATH (model.encoder=tiny trains an untrained encoder)."
+            )
 
 
 def fit_warning(store: Store, cfg: RunConfig, hw: dict[str, Any]) -> str | None:
     """A warning when `dinowm probe` found this micro-batch too big for this GPU model."""
     if not hw.get("gpu_name"):
         return None
-    trials = [p for p in store.probes(hw["gpu_name"], model_hash(cfg))
-              if p["batch"] == cfg.micro_batch]
+    trials = [
+        p for p in store.probes(hw["gpu_name"], model_hash(cfg)) if p["batch"] == cfg.micro_batch
+    ]
     if not trials or trials[0]["fits"]:
         return None
     fitting = [p["batch"] for p in store.probes(hw["gpu_name"], model_hash(cfg)) if p["fits"]]
     largest = f"; the largest that fits is {max(fitting)}" if fitting else ""
     peak = trials[0]["peak_mib"]
     seen = f" (peak {peak / 1024:.1f} GiB)" if peak else ""
-    return (f"micro-batch {cfg.micro_batch} did not fit {hw['gpu_name']} in 'dinowm probe'"
-            f"{seen}{largest}; watchdog.oom={cfg.watchdog.oom} applies if it runs out of "
-            f"memory")
+    return (
+        f"micro-batch {cfg.micro_batch} did not fit {hw['gpu_name']} in 'dinowm probe'"
+        f"{seen}{largest}; watchdog.oom={cfg.watchdog.oom} applies if it runs out of "
+        f"memory"
+    )
 
 
 def gpu_ranks(value: str, env: dict[str, str] | None = None) -> int:
@@ -79,19 +97,24 @@ def gpu_ranks(value: str, env: dict[str, str] | None = None) -> int:
     if value != "auto" and (not value.isdigit() or int(value) < 1):
         raise ConfigError(f"--gpus {value}: give a number of GPUs (1, 2, ...) or 'auto'.")
     if visible == 0:
-        raise ConfigError(f"--gpus {value}: no GPU is visible on this machine (NVML: "
-                          f"{desc.get('nvml')}); on the CPU, dist.nproc_per_node=N trains N gloo "
-                          f"ranks.")
+        raise ConfigError(
+            f"--gpus {value}: no GPU is visible on this machine (NVML: "
+            f"{desc.get('nvml')}); on the CPU, dist.nproc_per_node=N trains N gloo "
+            f"ranks."
+        )
     wanted = visible if value == "auto" else int(value)
     if wanted > visible:
-        raise ConfigError(f"--gpus {value}: only {visible} GPU{'s' * (visible != 1)} visible "
-                          f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')}"
-                          f"); use --gpus {visible} or --gpus auto.")
+        raise ConfigError(
+            f"--gpus {value}: only {visible} GPU{'s' * (visible != 1)} visible "
+            f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES', 'unset')}"
+            f"); use --gpus {visible} or --gpus auto."
+        )
     return wanted
 
 
-def resolve_run(project: Project, preset: str | None,
-                overrides: list[str] | tuple[str, ...]) -> Resolved:
+def resolve_run(
+    project: Project, preset: str | None, overrides: list[str] | tuple[str, ...]
+) -> Resolved:
     """The configuration a new run would train with, checked as far as it can be without
     reading the dataset (that is `dinowm.trials.check_dataset_files`, a child process)."""
     resolved = resolve(project, preset, overrides)
@@ -99,10 +122,17 @@ def resolve_run(project: Project, preset: str | None,
     return resolved
 
 
-def create_run(project: Project, resolved: Resolved, name: str | None = None,
-               note: str | None = None, argv: list[str] | None = None,
-               warn: Callable[[str], None] | None = None, *, run_id: str | None = None,
-               origin: dict[str, Any] | None = None) -> dict[str, Any]:
+def create_run(
+    project: Project,
+    resolved: Resolved,
+    name: str | None = None,
+    note: str | None = None,
+    argv: list[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+    *,
+    run_id: str | None = None,
+    origin: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write the run folder, config.json, the runs row and the hardware row of a resolved run.
 
     The queue passes the run id it claimed for an entry and `origin` (queue_entry, sweep_id),
@@ -113,28 +143,50 @@ def create_run(project: Project, resolved: Resolved, name: str | None = None,
     run_id = run_id or new_run_id()
     origin = {k: v for k, v in (origin or {}).items() if v is not None}
     run_dir = project.outputs / run_id
-    command = shlex.join(argv) if argv else \
-        shlex.join(["dinowm", "run", "--preset", resolved.preset, *overrides])
+    command = (
+        shlex.join(argv)
+        if argv
+        else shlex.join(["dinowm", "run", "--preset", resolved.preset, *overrides])
+    )
     with Store(project.runs_db) as store:
         count = store.count_runs(resolved.preset)
         name = name or f"{resolved.preset}-{count + 1}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        spec = {"run_id": run_id, "name": name, "preset": resolved.preset,
-                "overrides": list(overrides), "changed": resolved.changed(),
-                "config": to_dict(cfg), "config_hash": config_hash(cfg), "command": command,
-                "created_at": time.time(), **origin}
+        spec = {
+            "run_id": run_id,
+            "name": name,
+            "preset": resolved.preset,
+            "overrides": list(overrides),
+            "changed": resolved.changed(),
+            "config": to_dict(cfg),
+            "config_hash": config_hash(cfg),
+            "command": command,
+            "created_at": time.time(),
+            **origin,
+        }
         write_spec(run_dir, spec)
-        store.create_run({"id": run_id, "name": name, "preset": resolved.preset,
-                          "env": cfg.env, "config_json": json.dumps(to_dict(cfg)),
-                          "config_hash": config_hash(cfg),
-                          "overrides_json": json.dumps(list(overrides)), "command": command,
-                          "cwd": os.getcwd(), "run_dir": str(run_dir),
-                          "epochs_target": cfg.training.epochs,
-                          "batch_size": cfg.training.batch_size,
-                          "grad_accum": cfg.training.grad_accum,
-                          "micro_batch": cfg.micro_batch, "host": socket.gethostname(),
-                          "encoder_label": encoder_label(cfg),
-                          "changed_json": json.dumps(resolved.changed()), **origin})
+        store.create_run(
+            {
+                "id": run_id,
+                "name": name,
+                "preset": resolved.preset,
+                "env": cfg.env,
+                "config_json": json.dumps(to_dict(cfg)),
+                "config_hash": config_hash(cfg),
+                "overrides_json": json.dumps(list(overrides)),
+                "command": command,
+                "cwd": os.getcwd(),
+                "run_dir": str(run_dir),
+                "epochs_target": cfg.training.epochs,
+                "batch_size": cfg.training.batch_size,
+                "grad_accum": cfg.training.grad_accum,
+                "micro_batch": cfg.micro_batch,
+                "host": socket.gethostname(),
+                "encoder_label": encoder_label(cfg),
+                "changed_json": json.dumps(resolved.changed()),
+                **origin,
+            }
+        )
         store.set_hardware(run_id, hw)
         warning = fit_warning(store, cfg, hw)
         if warning and warn:
@@ -144,10 +196,17 @@ def create_run(project: Project, resolved: Resolved, name: str | None = None,
         return store.run(run_id)
 
 
-def new_run(project: Project, preset: str | None, overrides: list[str] | tuple[str, ...], *,
-            gpus: str | None = None, name: str | None = None, note: str | None = None,
-            argv: list[str] | None = None,
-            warn: Callable[[str], None] | None = None) -> tuple[dict[str, Any], RunLock]:
+def new_run(
+    project: Project,
+    preset: str | None,
+    overrides: list[str] | tuple[str, ...],
+    *,
+    gpus: str | None = None,
+    name: str | None = None,
+    note: str | None = None,
+    argv: list[str] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], RunLock]:
     """Everything before a new run's supervisor starts, as `dinowm run` and the TUI do it:
     resolve (with `--gpus N|auto` as dist.nproc_per_node), check the dataset files (the
     trainer's own check, in a child process), write the run, and take its lock for the
@@ -162,8 +221,9 @@ def new_run(project: Project, preset: str | None, overrides: list[str] | tuple[s
     return row, rundir.claim(row["run_dir"], row["id"])
 
 
-def resumed_spec(run_dir: Path, overrides: list[str] | tuple[str, ...],
-                 project: Project) -> tuple[dict[str, Any], RunConfig]:
+def resumed_spec(
+    run_dir: Path, overrides: list[str] | tuple[str, ...], project: Project
+) -> tuple[dict[str, Any], RunConfig]:
     """A run's config.json with resumable keys changed (epochs, batch, ...); others are refused.
 
     Nothing is written: the caller writes the spec once every check has passed.
@@ -179,18 +239,30 @@ def resumed_spec(run_dir: Path, overrides: list[str] | tuple[str, ...],
     for item in overrides:
         key = item.partition("=")[0].strip()
         if not resumable.get(key):
-            raise ConfigError(f"{key} cannot change on resume (it shapes the model or the data); "
-                              f"start a new run with 'dinowm run' instead.")
+            raise ConfigError(
+                f"{key} cannot change on resume (it shapes the model or the data); "
+                f"start a new run with 'dinowm run' instead."
+            )
         changes[key.replace(".", "__")] = new_values[key]
     cfg = with_values(cfg, **changes)
-    spec = {**spec, "config": to_dict(cfg), "config_hash": config_hash(cfg),
-            "resume_overrides": [*spec.get("resume_overrides", []), *overrides]}
+    spec = {
+        **spec,
+        "config": to_dict(cfg),
+        "config_hash": config_hash(cfg),
+        "resume_overrides": [*spec.get("resume_overrides", []), *overrides],
+    }
     return spec, cfg
 
 
-def prepare_resume(store: Store, project: Project, ref: str,
-                   overrides: list[str] | tuple[str, ...], by: str = "the user", *,
-                   fields: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], RunLock]:
+def prepare_resume(
+    store: Store,
+    project: Project,
+    ref: str,
+    overrides: list[str] | tuple[str, ...],
+    by: str = "the user",
+    *,
+    fields: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], RunLock]:
     """Take the run's supervisor lock, check that RUN can resume, apply resumable overrides.
 
     Returns the updated row and the held lock, which the caller hands to the supervisor. A run
@@ -210,15 +282,22 @@ def prepare_resume(store: Store, project: Project, ref: str,
     return row, lock
 
 
-def _resume_locked(store: Store, project: Project, run: dict[str, Any],
-                   overrides: list[str] | tuple[str, ...], by: str,
-                   fields: Mapping[str, Any]) -> dict[str, Any]:
+def _resume_locked(
+    store: Store,
+    project: Project,
+    run: dict[str, Any],
+    overrides: list[str] | tuple[str, ...],
+    by: str,
+    fields: Mapping[str, Any],
+) -> dict[str, Any]:
     run_dir = Path(run["run_dir"])
     spec, cfg = resumed_spec(run_dir, overrides, project)
     if run["status"] == "completed" and run["epoch"] >= cfg.training.epochs:
-        raise DinowmError(f"Run {run['id']} already completed {run['epoch']}/"
-                          f"{cfg.training.epochs} epochs; train further with 'dinowm resume "
-                          f"{run['id']} training.epochs={cfg.training.epochs + 50}'.")
+        raise DinowmError(
+            f"Run {run['id']} already completed {run['epoch']}/"
+            f"{cfg.training.epochs} epochs; train further with 'dinowm resume "
+            f"{run['id']} training.epochs={cfg.training.epochs + 50}'."
+        )
     if run.get("pid") and run.get("host") == socket.gethostname():
         from dinowm.supervise.procinfo import kill_tree
 
@@ -227,17 +306,34 @@ def _resume_locked(store: Store, project: Project, run: dict[str, Any],
             kill_tree(run["pid"], None, grace_s=30.0)
     other = rundir.holder(rundir.trainer_lock(run_dir))
     if other is not None:
-        raise rundir.LockHeld(f"A trainer ({other.describe()}) runs in {run_dir} without a "
-                              f"supervisor; stop it (kill {other.pid}) and resume again.", other)
+        raise rundir.LockHeld(
+            f"A trainer ({other.describe()}) runs in {run_dir} without a "
+            f"supervisor; stop it (kill {other.pid}) and resume again.",
+            other,
+        )
     write_spec(run_dir, spec)
     # One write with the status: a reader in between never sees 'created' with stale fields
-    store.update_run(run["id"], **fields, status="created", epochs_target=cfg.training.epochs,
-                     resume_overrides_json=json.dumps(spec.get("resume_overrides", [])),
-                     batch_size=cfg.training.batch_size, grad_accum=cfg.training.grad_accum,
-                     micro_batch=cfg.micro_batch, config_json=json.dumps(to_dict(cfg)),
-                     config_hash=config_hash(cfg), stop_requested_at=None, ended_at=None,
-                     exit_reason=None, created_at=run["created_at"])
-    store.add_incident(run["id"], "resume", f"resumed by {by}" +
-                       (f" with {' '.join(overrides)}" if overrides else ""),
-                       {"overrides": list(overrides)}, attempt=run.get("attempts"))
+    store.update_run(
+        run["id"],
+        **fields,
+        status="created",
+        epochs_target=cfg.training.epochs,
+        resume_overrides_json=json.dumps(spec.get("resume_overrides", [])),
+        batch_size=cfg.training.batch_size,
+        grad_accum=cfg.training.grad_accum,
+        micro_batch=cfg.micro_batch,
+        config_json=json.dumps(to_dict(cfg)),
+        config_hash=config_hash(cfg),
+        stop_requested_at=None,
+        ended_at=None,
+        exit_reason=None,
+        created_at=run["created_at"],
+    )
+    store.add_incident(
+        run["id"],
+        "resume",
+        f"resumed by {by}" + (f" with {' '.join(overrides)}" if overrides else ""),
+        {"overrides": list(overrides)},
+        attempt=run.get("attempts"),
+    )
     return store.run(run["id"])

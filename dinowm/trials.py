@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The trainer's code run in child processes, so that the CLI and the TUI never import torch.
 
 Dataset checks, synthetic data and the export for the public planner (dinowm.interop.tools), and
@@ -25,8 +26,11 @@ from dinowm.schema import RunConfig, all_keys
 
 BENCH_EPISODES, BENCH_LENGTH = 8, 120
 PLANNER_FILES = ("models/vit.py", "models/vqvae.py", "models/proprio.py")  # of a DINO-WM checkout
-ERRORS: dict[str, type[DinowmError]] = {"DataError": DataError, "ConfigError": ConfigError,
-                                        "NotFoundError": NotFoundError}
+ERRORS: dict[str, type[DinowmError]] = {
+    "DataError": DataError,
+    "ConfigError": ConfigError,
+    "NotFoundError": NotFoundError,
+}
 
 
 def _json_out(proc: subprocess.CompletedProcess[str]) -> dict[str, Any] | None:
@@ -42,8 +46,12 @@ def _last_error(proc: subprocess.CompletedProcess[str], default: str) -> str:
 
 def run_tool(name: str, **args: Any) -> Any:
     """`python -m dinowm.interop.tools NAME` with args; its result, or its error raised here."""
-    proc = subprocess.run([sys.executable, "-m", "dinowm.interop.tools", name, json.dumps(args)],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dinowm.interop.tools", name, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     out = _json_out(proc)
     if out is None:
         last = _last_error(proc, f"exit code {proc.returncode}")
@@ -61,75 +69,126 @@ def check_dataset_files(cfg: RunConfig) -> list[str]:
     d = cfg.data
     if d.synthetic:
         return []
-    return run_tool("validate", path=str(d.path), layout=d.layout, n_rollouts=d.n_rollouts,
-                    frameskip=cfg.frameskip, num_hist=cfg.num_hist,
-                    num_pred=cfg.num_pred)["warnings"]
+    return run_tool(
+        "validate",
+        path=str(d.path),
+        layout=d.layout,
+        n_rollouts=d.n_rollouts,
+        frameskip=cfg.frameskip,
+        num_hist=cfg.num_hist,
+        num_pred=cfg.num_pred,
+    )["warnings"]
 
 
-def dataset_summary(path: Path, layout: str, frameskip: int, num_hist: int,
-                    num_pred: int) -> dict[str, Any]:
+def dataset_summary(
+    path: Path, layout: str, frameskip: int, num_hist: int, num_pred: int
+) -> dict[str, Any]:
     """`dinowm data check`: a dataset's summary with its problems and warnings."""
-    return run_tool("check", path=str(path), layout=layout, frameskip=frameskip,
-                    num_hist=num_hist, num_pred=num_pred)
+    return run_tool(
+        "check",
+        path=str(path),
+        layout=layout,
+        frameskip=frameskip,
+        num_hist=num_hist,
+        num_pred=num_pred,
+    )
 
 
-def write_synthetic(path: Path, episodes: int, length: int, image_size: int,
-                    seed: int) -> dict[str, Any]:
+def write_synthetic(
+    path: Path, episodes: int, length: int, image_size: int, seed: int
+) -> dict[str, Any]:
     """The built-in synthetic pushing dataset (franka layout), written atomically."""
-    return run_tool("synth", path=str(path), episodes=episodes, length=length,
-                    image_size=image_size, seed=seed)
+    return run_tool(
+        "synth", path=str(path), episodes=episodes, length=length, image_size=image_size, seed=seed
+    )
 
 
-def export_for_planner(run: dict[str, Any], checkout: Path | None, epoch: int | None = None,
-                       out: Path | None = None,
-                       dataset_target: str | None = None) -> dict[str, Any]:
+def export_for_planner(
+    run: dict[str, Any],
+    checkout: Path | None,
+    epoch: int | None = None,
+    out: Path | None = None,
+    dataset_target: str | None = None,
+) -> dict[str, Any]:
     """RUN's epoch checkpoint (default: the newest) as a model folder of the public DINO-WM
     planner, written by a child that imports the user's checkout: what it wrote, the plan.py
     command line that loads it (None when `out` is not an outputs/<name> folder), warnings."""
     if checkout is None:
-        raise ConfigError("--dino-wm PATH is needed: the modules are pickled through the classes "
-                          "of your DINO-WM checkout so that its plan.py can unpickle them; give "
-                          "the checkout's folder, e.g. --dino-wm ~/dino_wm.")
+        raise ConfigError(
+            "--dino-wm PATH is needed: the modules are pickled through the classes "
+            "of your DINO-WM checkout so that its plan.py can unpickle them; give "
+            "the checkout's folder, e.g. --dino-wm ~/dino_wm."
+        )
     checkout = checkout.expanduser().resolve()
     for name in PLANNER_FILES:
         if not (checkout / name).is_file():
-            raise NotFoundError(f"{checkout} has no {name}; --dino-wm must point at a DINO-WM "
-                                f"checkout (the folder holding plan.py and models/).")
+            raise NotFoundError(
+                f"{checkout} has no {name}; --dino-wm must point at a DINO-WM "
+                f"checkout (the folder holding plan.py and models/)."
+            )
     source = epoch_checkpoint(Path(run["run_dir"]), run["id"], epoch)
     safe = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run.get("name") or "")
-    out = out.expanduser().resolve() if out else \
-        checkout / rundir.PLANNER_OUTPUTS / (run["name"] if safe else run["id"])
+    out = (
+        out.expanduser().resolve()
+        if out
+        else checkout / rundir.PLANNER_OUTPUTS / (run["name"] if safe else run["id"])
+    )
     config = out / rundir.PLANNER_CONFIG
     if config.is_file() and f"run_id: {json.dumps(run['id'])}" not in config.read_text():
-        raise ConfigError(f"{out} holds another model (its {rundir.PLANNER_CONFIG} is not from "
-                          f"run {run['id']}); choose another folder with --out DIR.")
+        raise ConfigError(
+            f"{out} holds another model (its {rundir.PLANNER_CONFIG} is not from "
+            f"run {run['id']}); choose another folder with --out DIR."
+        )
     base, model_name = planner_location(out)
-    result = run_tool("export_dino_wm", checkpoint=source["path"], checkout=str(checkout),
-                      out=str(out), run_name=run.get("name") or run["id"],
-                      dataset_target=dataset_target,
-                      paths={"ckpt_base_path": base, "saved_folder": str(out)})
-    result["plan_command"] = None if base is None else shlex.join(["cd", str(checkout)]) + \
-        " && " + shlex.join(["python", "plan.py", f"ckpt_base_path={base}",
-                             f"model_name={model_name}", f"model_epoch={result['epoch']}"])
+    result = run_tool(
+        "export_dino_wm",
+        checkpoint=source["path"],
+        checkout=str(checkout),
+        out=str(out),
+        run_name=run.get("name") or run["id"],
+        dataset_target=dataset_target,
+        paths={"ckpt_base_path": base, "saved_folder": str(out)},
+    )
+    result["plan_command"] = (
+        None
+        if base is None
+        else shlex.join(["cd", str(checkout)])
+        + " && "
+        + shlex.join(
+            [
+                "python",
+                "plan.py",
+                f"ckpt_base_path={base}",
+                f"model_name={model_name}",
+                f"model_epoch={result['epoch']}",
+            ]
+        )
+    )
     return result
 
 
 def epoch_checkpoint(run_dir: Path, run_id: str, epoch: int | None) -> dict[str, Any]:
     """The committed epoch checkpoint of `epoch` (default: the newest), or NotFoundError
     listing the epochs there are."""
-    rows = sorted((r for r in rundir.committed_checkpoints(run_dir) if r["kind"] == "epoch"),
-                  key=lambda r: r["epoch"])
+    rows = sorted(
+        (r for r in rundir.committed_checkpoints(run_dir) if r["kind"] == "epoch"),
+        key=lambda r: r["epoch"],
+    )
     if not rows:
-        raise NotFoundError(f"Run {run_id} has no committed epoch checkpoint in {run_dir}; "
-                            f"train at least one epoch ('dinowm resume {run_id}').")
+        raise NotFoundError(
+            f"Run {run_id} has no committed epoch checkpoint in {run_dir}; "
+            f"train at least one epoch ('dinowm resume {run_id}')."
+        )
     if epoch is None:
         return rows[-1]
     for row in rows:
         if row["epoch"] == epoch:
             return row
     have = ", ".join(str(r["epoch"]) for r in rows)
-    raise NotFoundError(f"Run {run_id} has no committed checkpoint of epoch {epoch}; available "
-                        f"epochs: {have} (training.keep_checkpoints keeps the newest).")
+    raise NotFoundError(
+        f"Run {run_id} has no committed checkpoint of epoch {epoch}; available "
+        f"epochs: {have} (training.keep_checkpoints keeps the newest)."
+    )
 
 
 def planner_location(out: Path) -> tuple[str | None, str | None]:
@@ -138,7 +197,7 @@ def planner_location(out: Path) -> tuple[str | None, str | None]:
     heads = [i for i, part in enumerate(parts[:-1]) if part == rundir.PLANNER_OUTPUTS]
     if not heads:
         return None, None
-    return str(Path(*parts[:heads[-1]])), "/".join(parts[heads[-1] + 1:])
+    return str(Path(*parts[: heads[-1]])), "/".join(parts[heads[-1] + 1 :])
 
 
 def bench_data(project: Project, cfg: RunConfig) -> Path:
@@ -148,42 +207,71 @@ def bench_data(project: Project, cfg: RunConfig) -> Path:
     path = project.outputs / ".bench_data" / f"synthetic_{cfg.model.img_size}px"
     if not path.exists():
         try:
-            write_synthetic(path, episodes=BENCH_EPISODES, length=BENCH_LENGTH,
-                            image_size=cfg.model.img_size, seed=0)
+            write_synthetic(
+                path,
+                episodes=BENCH_EPISODES,
+                length=BENCH_LENGTH,
+                image_size=cfg.model.img_size,
+                seed=0,
+            )
         except DinowmError:
             if not path.exists():
                 raise
     return path
 
 
-def run_trial(cfg: RunConfig, data: Path, mode: str, batch: int, steps: int, warmup: int,
-              timeout: float = 900.0, mem_cap_gib: float | None = None,
-              profile: Path | None = None) -> dict[str, Any]:
+def run_trial(
+    cfg: RunConfig,
+    data: Path,
+    mode: str,
+    batch: int,
+    steps: int,
+    warmup: int,
+    timeout: float = 900.0,
+    mem_cap_gib: float | None = None,
+    profile: Path | None = None,
+) -> dict[str, Any]:
     """One trial in a fresh process (clean peak memory); a crash is reported, not raised.
     With `profile` (a path without suffix) the trial is dinowm.perf.profile's instead,
     which writes PROFILE.json and PROFILE.txt."""
-    spec: dict[str, Any] = {"config": to_dict(cfg), "data_path": str(data), "mode": mode,
-                            "batch": batch, "steps": steps, "warmup": warmup,
-                            "mem_cap_gib": mem_cap_gib}
+    spec: dict[str, Any] = {
+        "config": to_dict(cfg),
+        "data_path": str(data),
+        "mode": mode,
+        "batch": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "mem_cap_gib": mem_cap_gib,
+    }
     module = "dinowm.perf.bench"
     if profile is not None:  # the trainer's loader workers: data wait is one of the parts
         spec.update(out=str(profile), workers=cfg.data.num_workers)
         module = "dinowm.perf.profile"
     try:
-        proc = subprocess.run([sys.executable, "-m", module, json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", module, json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"mode": mode, "batch": batch, "status": "timeout"}
     out = _json_out(proc)
     if out is None:
         oom = "out of memory" in proc.stderr.lower()
-        return {"mode": mode, "batch": batch, "status": "oom" if oom else "error",
-                "error": _last_error(proc, "no output")[:300]}
+        return {
+            "mode": mode,
+            "batch": batch,
+            "status": "oom" if oom else "error",
+            "error": _last_error(proc, "no output")[:300],
+        }
     return out
 
 
-VARIANTS_HELP = ("give MODE[:KEY=VALUE...] items separated by commas, MODE fast or reference, "
-                 "e.g. fast,fast:decoder_every=4,fast:decoder=off,reference")
+VARIANTS_HELP = (
+    "give MODE[:KEY=VALUE...] items separated by commas, MODE fast or reference, "
+    "e.g. fast,fast:decoder_every=4,fast:decoder=off,reference"
+)
 
 
 @dataclass(frozen=True)
@@ -206,22 +294,27 @@ def parse_variants(text: str) -> list[Variant]:
     for label in (x.strip() for x in text.split(",")):
         mode, *settings = label.split(":")
         if mode not in ("fast", "reference"):
-            raise ConfigError(f"--variants {text!r}: {label!r} does not start with a mode; "
-                              f"{VARIANTS_HELP}.")
+            raise ConfigError(
+                f"--variants {text!r}: {label!r} does not start with a mode; {VARIANTS_HELP}."
+            )
         overrides = []
         for item in settings:
             key, sep, value = item.partition("=")
             if not sep or not key or not value:
-                raise ConfigError(f"--variants {text!r}: {item!r} of {label!r} is not "
-                                  f"KEY=VALUE; {VARIANTS_HELP}.")
+                raise ConfigError(
+                    f"--variants {text!r}: {item!r} of {label!r} is not KEY=VALUE; {VARIANTS_HELP}."
+                )
             if key in ("mode", "perf.mode"):
-                raise ConfigError(f"--variants {text!r}: {label!r} sets the mode twice; the "
-                                  f"mode is the part before the first ':' ({VARIANTS_HELP}).")
+                raise ConfigError(
+                    f"--variants {text!r}: {label!r} sets the mode twice; the "
+                    f"mode is the part before the first ':' ({VARIANTS_HELP})."
+                )
             full = leaves.get(key, [key]) if "." not in key else [key]
             overrides.append(f"{full[0] if len(full) == 1 else key}={value}")
         if label in (v.label for v in variants):
-            raise ConfigError(f"--variants {text!r}: {label!r} is given twice; give each "
-                              f"variant once.")
+            raise ConfigError(
+                f"--variants {text!r}: {label!r} is given twice; give each variant once."
+            )
         variants.append(Variant(label, mode, tuple(overrides)))
     return variants
 
@@ -235,20 +328,32 @@ def memory_cap_card(cap_gib: float) -> dict[str, Any]:
     desc = gpu_description()
     visible = visible_gpus(os.environ, [g["uuid"] for g in desc["gpus"]])
     if not visible:
-        raise ConfigError(f"--mem-cap-gib {cap_gib:g}: no GPU is visible on this machine "
-                          f"(NVML: {desc.get('nvml')}); the cap limits CUDA memory, so leave "
-                          f"--mem-cap-gib out on the CPU.")
+        raise ConfigError(
+            f"--mem-cap-gib {cap_gib:g}: no GPU is visible on this machine "
+            f"(NVML: {desc.get('nvml')}); the cap limits CUDA memory, so leave "
+            f"--mem-cap-gib out on the CPU."
+        )
     card = desc["gpus"][visible[0]]
     if cap_gib * 1024 > card["vram_mib"]:
-        raise ConfigError(f"--mem-cap-gib {cap_gib:g}: above the {card['vram_mib'] / 1024:.1f} "
-                          f"GiB of {card['name']}; give a cap of at most that, e.g. "
-                          f"--mem-cap-gib 16.")
+        raise ConfigError(
+            f"--mem-cap-gib {cap_gib:g}: above the {card['vram_mib'] / 1024:.1f} "
+            f"GiB of {card['name']}; give a cap of at most that, e.g. "
+            f"--mem-cap-gib 16."
+        )
     return card
 
 
-def bench(project: Project, preset: str | None, overrides: list[str], batches: list[int],
-          variants: list[Variant], steps: int, warmup: int, mem_cap_gib: float | None = None,
-          report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def bench(
+    project: Project,
+    preset: str | None,
+    overrides: list[str],
+    batches: list[int],
+    variants: list[Variant],
+    steps: int,
+    warmup: int,
+    mem_cap_gib: float | None = None,
+    report: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Every (variant, batch) trial, each row with reference's step time over its own
     (vs_reference; reference is the first reference-mode variant) at the same batch. Every
     variant's config is checked before the first trial."""
@@ -258,8 +363,9 @@ def bench(project: Project, preset: str | None, overrides: list[str], batches: l
     for batch in batches:
         for v in variants:
             cfg = configs[v.label]
-            row = run_trial(cfg, bench_data(project, cfg), v.mode, batch, steps, warmup,
-                            mem_cap_gib=mem_cap_gib)
+            row = run_trial(
+                cfg, bench_data(project, cfg), v.mode, batch, steps, warmup, mem_cap_gib=mem_cap_gib
+            )
             row["variant"] = v.label
             rows.append(row)
             if report:
@@ -272,16 +378,24 @@ def bench(project: Project, preset: str | None, overrides: list[str], batches: l
             r["vs_reference"] = ok[base]["s_per_step"] / r["s_per_step"] if base in ok else None
         if "fast" in ok and "reference" in ok:
             ratios[batch] = ok["reference"]["s_per_step"] / ok["fast"]["s_per_step"]
-    return {"preset": resolved.preset, "overrides": overrides,
-            "data": str(bench_data(project, resolved.config)), "reference": base,
-            "variants": [v.label for v in variants], "mem_cap_gib": mem_cap_gib,
-            "encoder": "random weights (bench never needs the weights file)", "steps": steps,
-            "warmup": warmup, "rows": rows,
-            "speedup_fast_over_reference": {str(k): round(v, 3) for k, v in ratios.items()}}
+    return {
+        "preset": resolved.preset,
+        "overrides": overrides,
+        "data": str(bench_data(project, resolved.config)),
+        "reference": base,
+        "variants": [v.label for v in variants],
+        "mem_cap_gib": mem_cap_gib,
+        "encoder": "random weights (bench never needs the weights file)",
+        "steps": steps,
+        "warmup": warmup,
+        "rows": rows,
+        "speedup_fast_over_reference": {str(k): round(v, 3) for k, v in ratios.items()},
+    }
 
 
-def variant_config(project: Project, preset: str | None, overrides: list[str],
-                   variant: Variant) -> RunConfig:
+def variant_config(
+    project: Project, preset: str | None, overrides: list[str], variant: Variant
+) -> RunConfig:
     """The config a variant's trials run with; ConfigError names the variant."""
     try:
         return resolve(project, preset, [*overrides, *variant.overrides]).config
@@ -289,28 +403,54 @@ def variant_config(project: Project, preset: str | None, overrides: list[str],
         raise ConfigError(f"--variants {variant.label!r}: {exc}") from None
 
 
-def profile(project: Project, preset: str | None, overrides: list[str], variant: Variant,
-            batch: int, steps: int, warmup: int, out: Path,
-            mem_cap_gib: float | None = None) -> dict[str, Any]:
+def profile(
+    project: Project,
+    preset: str | None,
+    overrides: list[str],
+    variant: Variant,
+    batch: int,
+    steps: int,
+    warmup: int,
+    out: Path,
+    mem_cap_gib: float | None = None,
+) -> dict[str, Any]:
     """One variant's step decomposed into its parts, with torch.profiler's top ops: written
     to OUT.json and OUT.txt; DinowmError when the trial fails."""
     cfg = variant_config(project, preset, overrides, variant)
     out = out.expanduser().resolve()
     if out.suffix in (".json", ".txt"):
         out = out.with_suffix("")
-    row = run_trial(cfg, bench_data(project, cfg), variant.mode, batch, steps, warmup,
-                    mem_cap_gib=mem_cap_gib, profile=out)
+    row = run_trial(
+        cfg,
+        bench_data(project, cfg),
+        variant.mode,
+        batch,
+        steps,
+        warmup,
+        mem_cap_gib=mem_cap_gib,
+        profile=out,
+    )
     if "components" not in row:
-        raise DinowmError(f"the profile of {variant.label} at batch {batch} failed: "
-                          f"{row['status']}: {row.get('error', '')}")
+        raise DinowmError(
+            f"the profile of {variant.label} at batch {batch} failed: "
+            f"{row['status']}: {row.get('error', '')}"
+        )
     row["variant"] = variant.label
     return row
 
 
-def probe(project: Project, preset: str | None, overrides: list[str], gpu: dict[str, Any],
-          margin: float = 0.9, steps: int = 3, max_batch: int = 1024, min_batch: int = 1,
-          mem_cap_gib: float | None = None,
-          report: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def probe(
+    project: Project,
+    preset: str | None,
+    overrides: list[str],
+    gpu: dict[str, Any],
+    margin: float = 0.9,
+    steps: int = 3,
+    max_batch: int = 1024,
+    min_batch: int = 1,
+    mem_cap_gib: float | None = None,
+    report: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Largest batch that fits this GPU (or `mem_cap_gib` of it): doubling from min_batch,
     then bisection; each trial in a subprocess."""
     cfg = resolve(project, preset, overrides).config
@@ -321,8 +461,11 @@ def probe(project: Project, preset: str | None, overrides: list[str], gpu: dict[
     def fits(batch: int) -> bool:
         row = run_trial(cfg, data, "fast", batch, steps, warmup=1, mem_cap_gib=mem_cap_gib)
         peak = max(row.get("train_peak_mib") or 0, row.get("val_peak_mib") or 0)
-        row.update(peak_mib=peak or None, vram_mib=vram,
-                   fits=row.get("status") == "ok" and peak <= margin * vram)
+        row.update(
+            peak_mib=peak or None,
+            vram_mib=vram,
+            fits=row.get("status") == "ok" and peak <= margin * vram,
+        )
         trials[batch] = row
         if report:
             report(row)
@@ -340,9 +483,14 @@ def probe(project: Project, preset: str | None, overrides: list[str], gpu: dict[
     return [trials[b] for b in sorted(trials)]
 
 
-def scaling(project: Project, preset: str | None, overrides: list[str], ranks: int,
-            steps: int, report: Callable[[dict[str, Any]], None] | None = None
-            ) -> dict[str, Any]:
+def scaling(
+    project: Project,
+    preset: str | None,
+    overrides: list[str],
+    ranks: int,
+    steps: int,
+    report: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Samples/s of the real trainer on one rank and on `ranks` (torchrun, DDP), the same
     global batch; the second epoch of each is measured (the first warms up)."""
     import secrets
@@ -365,25 +513,48 @@ def scaling(project: Project, preset: str | None, overrides: list[str], ranks: i
     for n in (1, ranks):
         run_dir = project.outputs / ".bench_runs" / f"{n}-ranks-{secrets.token_hex(3)}"
         run_dir.mkdir(parents=True)
-        trial = with_values(cfg, data__path=str(data), data__synthetic=False,
-                            training__epochs=2, training__max_steps_per_epoch=steps,
-                            training__num_reconstruct_samples=0, training__rollouts=0,
-                            dist__nproc_per_node=n, **extra)
-        rundir.write_spec(run_dir, {"run_id": run_dir.name, "name": "bench", "preset":
-                                    resolved.preset, "config": to_dict(trial)})
+        trial = with_values(
+            cfg,
+            data__path=str(data),
+            data__synthetic=False,
+            training__epochs=2,
+            training__max_steps_per_epoch=steps,
+            training__num_reconstruct_samples=0,
+            training__rollouts=0,
+            dist__nproc_per_node=n,
+            **extra,
+        )
+        rundir.write_spec(
+            run_dir,
+            {
+                "run_id": run_dir.name,
+                "name": "bench",
+                "preset": resolved.preset,
+                "config": to_dict(trial),
+            },
+        )
         try:
-            proc = subprocess.run([*trainer_command(trial), "--run-dir", str(run_dir)],
-                                  capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                  timeout=1800)
+            proc = subprocess.run(
+                [*trainer_command(trial), "--run-dir", str(run_dir)],
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=1800,
+            )
             events, _ = read_events(run_dir / rundir.EVENTS, 0)
             last = [e for e in events if e["type"] == "epoch"][-1:]
-            row: dict[str, Any] = {"ranks": n, "status": "ok" if proc.returncode == 0 and last
-                                   else "error"}
+            row: dict[str, Any] = {
+                "ranks": n,
+                "status": "ok" if proc.returncode == 0 and last else "error",
+            }
             if last:
                 e = last[0]
-                row.update(samples_per_s=e["samples_per_s"], steps=e["steps"],
-                           s_per_step=trial.training.batch_size / e["samples_per_s"],
-                           peak_gpu_mem_mib=e.get("peak_gpu_mem_mib"))
+                row.update(
+                    samples_per_s=e["samples_per_s"],
+                    steps=e["steps"],
+                    s_per_step=trial.training.batch_size / e["samples_per_s"],
+                    peak_gpu_mem_mib=e.get("peak_gpu_mem_mib"),
+                )
             else:
                 row["error"] = _last_error(proc, "no output")[:300]
         finally:
@@ -392,6 +563,12 @@ def scaling(project: Project, preset: str | None, overrides: list[str], ranks: i
         if report:
             report(row)
     one, many = (r.get("samples_per_s") for r in rows)
-    return {"preset": resolved.preset, "overrides": overrides, "data": str(data),
-            "steps": steps, "rows": rows, "batch_size": cfg.training.batch_size,
-            "efficiency": many / (ranks * one) if one and many else None}
+    return {
+        "preset": resolved.preset,
+        "overrides": overrides,
+        "data": str(data),
+        "steps": steps,
+        "rows": rows,
+        "batch_size": cfg.training.batch_size,
+        "efficiency": many / (ranks * one) if one and many else None,
+    }

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every test runs in its own folder with its own dinowm.toml and never touches the home."""
 
 from __future__ import annotations

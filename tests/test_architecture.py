@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The architecture holds by structure: contracts, no cycles, one home per run-folder name."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The tests tree holds by structure: one folder per package, shared helpers in tests/support/.
 
 A test module imports nothing from another test module or from a conftest: what two folders

@@ -1,1 +1,2 @@
+# SPDX-License-Identifier: MIT
 """dinowm-tui: the Textual app that operates runs (never imports torch)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """dinowm-tui: the app, its factory and entry point; runs the actions in named workers."""
 
 from __future__ import annotations
@@ -74,8 +75,15 @@ class DinowmApp(App[None]):
             self.poll_alerts_now()  # the baseline: what happened before the app is not news
             self.set_interval(self.services.poll_s, self.poll_alerts_now)
 
-    def notify(self, message: str, *, title: str = "", severity: Any = "information",
-               timeout: float | None = None, markup: bool = True) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         """Every notification is also kept in `notices` (the last 50)."""
         self.notices = [*self.notices[-49:], (str(severity), message)]
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
@@ -112,8 +120,7 @@ class DinowmApp(App[None]):
         if self.alert_watch is not None and not self.alert_polling:
             self.alert_polling = True
             watch = self.alert_watch
-            self.poll_alerts(watch.after_id if watch.statuses is not None else None,
-                             watch.kinds)
+            self.poll_alerts(watch.after_id if watch.statuses is not None else None, watch.kinds)
 
     @work(thread=True, exit_on_error=False, group="alerts")
     def poll_alerts(self, after_id: int | None, kinds: tuple[str, ...]) -> None:
@@ -125,11 +132,17 @@ class DinowmApp(App[None]):
     def on_alerts_polled(self, message: AlertsPolled) -> None:
         if self.alert_watch is None:
             return
-        for alert in self.alert_watch.observe(message.runs, message.incidents, message.max_id,
-                                              message.queue):
+        for alert in self.alert_watch.observe(
+            message.runs, message.incidents, message.max_id, message.queue
+        ):
             self.bell()
-            self.notify(alert.body, title=alert.title, markup=False, timeout=15,
-                        severity="information" if alert.event == "completed" else "warning")
+            self.notify(
+                alert.body,
+                title=alert.title,
+                markup=False,
+                timeout=15,
+                severity="information" if alert.event == "completed" else "warning",
+            )
 
     # -- actions the screens request ---------------------------------------------------------
 
@@ -143,8 +156,7 @@ class DinowmApp(App[None]):
                 self.notify(f"starting a {spec.preset} run…")
                 self.launch(spec)
 
-        self.push_screen(NewRunModal(self.services.project, self.services.initial_overrides),
-                         start)
+        self.push_screen(NewRunModal(self.services.project, self.services.initial_overrides), start)
 
     def on_stop_requested(self, message: StopRequested) -> None:
         """Confirm, then request a graceful stop."""
@@ -154,10 +166,15 @@ class DinowmApp(App[None]):
             if yes:
                 self.stop_run(run_id)
 
-        self.push_screen(ConfirmModal(
-            "Stop run", f"Stop {message.name} ({run_id})? It finishes the step, "
-                        f"saves a checkpoint and ends as 'stopped'; resume it later.", "Stop"),
-            answer)
+        self.push_screen(
+            ConfirmModal(
+                "Stop run",
+                f"Stop {message.name} ({run_id})? It finishes the step, "
+                f"saves a checkpoint and ends as 'stopped'; resume it later.",
+                "Stop",
+            ),
+            answer,
+        )
 
     def on_resume_requested(self, message: ResumeRequested) -> None:
         """Optional resumable overrides (e.g. training.epochs=150), then resume."""
@@ -167,10 +184,16 @@ class DinowmApp(App[None]):
             if text is not None:
                 self.resume_run(run_id, text)
 
-        self.push_screen(PromptModal(
-            "Resume run", f"Resume {message.name} ({run_id}) from its latest "
-                          f"checkpoint. Overrides (optional, resumable keys only):",
-            placeholder="training.epochs=150", allow_empty=True), answer)
+        self.push_screen(
+            PromptModal(
+                "Resume run",
+                f"Resume {message.name} ({run_id}) from its latest "
+                f"checkpoint. Overrides (optional, resumable keys only):",
+                placeholder="training.epochs=150",
+                allow_empty=True,
+            ),
+            answer,
+        )
 
     def on_eval_requested(self, message: EvalRequested) -> None:
         """`dinowm eval` options (the public planner's defaults when left empty), then start."""
@@ -180,11 +203,17 @@ class DinowmApp(App[None]):
             if text is not None:
                 self.evaluate_run(run_id, text)
 
-        self.push_screen(PromptModal(
-            "Evaluate run", f"Evaluate {message.name} ({run_id}): rollouts and planning to "
-                            "held-out goals, in the background. Options of 'dinowm eval' "
-                            "(empty: the latest checkpoint, CEM and GD at the public defaults):",
-            value="--checkpoint latest", allow_empty=True), answer)
+        self.push_screen(
+            PromptModal(
+                "Evaluate run",
+                f"Evaluate {message.name} ({run_id}): rollouts and planning to "
+                "held-out goals, in the background. Options of 'dinowm eval' "
+                "(empty: the latest checkpoint, CEM and GD at the public defaults):",
+                value="--checkpoint latest",
+                allow_empty=True,
+            ),
+            answer,
+        )
 
     def on_eval_stop_requested(self, message: EvalStopRequested) -> None:
         self.stop_evaluation(message.run_id)
@@ -197,8 +226,12 @@ class DinowmApp(App[None]):
             if text is not None:
                 self.note_run(run_id, text)
 
-        self.push_screen(PromptModal("Add note", f"Note on run {run_id}:",
-                                     placeholder="lr too high; fan curve JW"), answer)
+        self.push_screen(
+            PromptModal(
+                "Add note", f"Note on run {run_id}:", placeholder="lr too high; fan curve JW"
+            ),
+            answer,
+        )
 
     def on_edit_note_requested(self, message: EditNoteRequested) -> None:
         """Edit a note's text."""
@@ -208,8 +241,9 @@ class DinowmApp(App[None]):
             if text is not None:
                 self.edit_note(note_id, text, run_id)
 
-        self.push_screen(PromptModal("Edit note", f"Note {note_id} on run {run_id}:",
-                                     value=message.text), answer)
+        self.push_screen(
+            PromptModal("Edit note", f"Note {note_id} on run {run_id}:", value=message.text), answer
+        )
 
     def on_export_requested(self, message: ExportRequested) -> None:
         """Where to write the Markdown log of the requested runs."""
@@ -220,13 +254,18 @@ class DinowmApp(App[None]):
             if path is not None:
                 self.export(path, run_ids)
 
-        self.push_screen(PromptModal("Export log", f"Markdown training log of {what} to:",
-                                     value="training_log.md"), answer)
+        self.push_screen(
+            PromptModal(
+                "Export log", f"Markdown training log of {what} to:", value="training_log.md"
+            ),
+            answer,
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
     def launch(self, spec: LaunchSpec) -> None:
-        row = operations.launch(self.services, spec.preset, spec.overrides, spec.name, spec.note,
-                                spec.gpus)
+        row = operations.launch(
+            self.services, spec.preset, spec.overrides, spec.name, spec.note, spec.gpus
+        )
         self.post_message(ActionDone(f"run {row['id']} ({row['name']}) started", [row["id"]]))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="queue")
@@ -235,8 +274,12 @@ class DinowmApp(App[None]):
         if spec.gpus:
             overrides = [*overrides, f"dist.nproc_per_node={gpu_ranks(spec.gpus)}"]
         entry = operations.enqueue(self.services, spec.preset, overrides, spec.name)
-        self.post_message(ActionDone(f"queued entry {entry['id']} ({entry['name'] or spec.preset})"
-                                     f"; the queue screen (Q) starts it"))
+        self.post_message(
+            ActionDone(
+                f"queued entry {entry['id']} ({entry['name'] or spec.preset})"
+                f"; the queue screen (Q) starts it"
+            )
+        )
 
     def on_queue_move_requested(self, message: QueueMoveRequested) -> None:
         self.move_entry(message.entry_id, message.where)
@@ -249,8 +292,14 @@ class DinowmApp(App[None]):
             if yes:
                 self.remove_entry(entry_id)
 
-        self.push_screen(ConfirmModal("Remove queue entry", f"Remove entry {entry_id} "
-                                      f"({message.name}) from the queue?", "Remove"), answer)
+        self.push_screen(
+            ConfirmModal(
+                "Remove queue entry",
+                f"Remove entry {entry_id} ({message.name}) from the queue?",
+                "Remove",
+            ),
+            answer,
+        )
 
     def on_queue_pause_requested(self, message: QueuePauseRequested) -> None:
         self.pause_queue(message.paused)
@@ -268,9 +317,15 @@ class DinowmApp(App[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="queue")
     def pause_queue(self, paused: bool) -> None:
         pid = operations.pause_queue(self.services, paused)
-        self.post_message(ActionDone(
-            "queue paused: the current run goes on" if paused else
-            f"queue started (queue supervisor pid {pid})" if pid else "queue unpaused"))
+        self.post_message(
+            ActionDone(
+                "queue paused: the current run goes on"
+                if paused
+                else f"queue started (queue supervisor pid {pid})"
+                if pid
+                else "queue unpaused"
+            )
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="stop")
     def stop_run(self, run_id: str) -> None:
@@ -285,15 +340,21 @@ class DinowmApp(App[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
     def evaluate_run(self, run_id: str, text: str) -> None:
         pid = operations.evaluate(self.services, run_id, text)
-        self.post_message(ActionDone(f"evaluating {run_id} in the background (pid {pid})",
-                                     [run_id]))
+        self.post_message(
+            ActionDone(f"evaluating {run_id} in the background (pid {pid})", [run_id])
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="evaluate")
     def stop_evaluation(self, run_id: str) -> None:
         pid = operations.stop_evaluation(self.services, run_id)
-        self.post_message(ActionDone(f"asked the evaluation of {run_id} (pid {pid}) to stop"
-                                     if pid else f"no evaluation of {run_id} is running",
-                                     [run_id]))
+        self.post_message(
+            ActionDone(
+                f"asked the evaluation of {run_id} (pid {pid}) to stop"
+                if pid
+                else f"no evaluation of {run_id} is running",
+                [run_id],
+            )
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="note")
     def note_run(self, run_id: str, text: str) -> None:
@@ -308,8 +369,9 @@ class DinowmApp(App[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
     def export(self, path: str, run_ids: list[str]) -> None:
         written = operations.export_log(self.services, Path(path), run_ids)
-        self.post_message(ActionDone(f"exported {len(run_ids) or 'all'} run(s) to {written}",
-                                     run_ids))
+        self.post_message(
+            ActionDone(f"exported {len(run_ids) or 'all'} run(s) to {written}", run_ids)
+        )
 
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, markup=False)
@@ -327,8 +389,9 @@ class DinowmApp(App[None]):
             self.action_show_help_panel()
 
 
-def build_app(config: str | Path | None = None, *, project: Project | None = None,
-              **overrides: Any) -> DinowmApp:
+def build_app(
+    config: str | Path | None = None, *, project: Project | None = None, **overrides: Any
+) -> DinowmApp:
     """The real app for a dinowm.toml (discovered like the CLI when None); tests swap services."""
     project = project or load_project(config)
     return DinowmApp(Services(project=project, **overrides))
@@ -338,8 +401,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of `dinowm-tui [PATH/dinowm.toml]`."""
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("-h", "--help"):
-        print("usage: dinowm-tui [PATH]  (PATH: a dinowm.toml or its folder; default: found "
-              "like the dinowm command)")
+        print(
+            "usage: dinowm-tui [PATH]  (PATH: a dinowm.toml or its folder; default: found "
+            "like the dinowm command)"
+        )
         return
     try:
         app = build_app(args[0] if args else None)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The runs screen's filter (the table's columns and cells are dinowm.views.runs)."""
 
 from __future__ import annotations

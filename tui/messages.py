@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Messages (small dataclasses): data and requests go up to the app; RunsChanged comes down."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Failures as notifications: a worker that raises never crashes the app or prints a traceback."""
 
 from __future__ import annotations

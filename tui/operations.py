@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The blocking work behind the app's actions; called from thread workers, never the event loop."""
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ def parse_overrides(text: str) -> list[str]:
     try:
         return shlex.split(text)
     except ValueError as exc:
-        raise ConfigError(f"Overrides {text!r} cannot be split ({exc}); close the quote.") \
-            from None
+        raise ConfigError(f"Overrides {text!r} cannot be split ({exc}); close the quote.") from None
 
 
 def check_launch(project: Project, preset: str | None, text: str) -> Check:
@@ -46,14 +46,21 @@ def check_launch(project: Project, preset: str | None, text: str) -> Check:
     return Check(True, what, changes)
 
 
-def launch(services: Services, preset: str | None, overrides: list[str], name: str | None,
-           note: str | None, gpus: str = "") -> dict[str, Any]:
+def launch(
+    services: Services,
+    preset: str | None,
+    overrides: list[str],
+    name: str | None,
+    note: str | None,
+    gpus: str = "",
+) -> dict[str, Any]:
     """Validate (the dataset files too, in a child process: the app never imports torch),
     write the run folder and row, then start a detached supervisor."""
     # An empty GPU field keeps dist.nproc_per_node; N or auto is `dinowm run --gpus` (NVML is
     # asked here, in a worker).
-    new = backends.NewRun(preset, tuple(overrides), name=name or None, note=note or None,
-                          gpus=gpus or None)
+    new = backends.NewRun(
+        preset, tuple(overrides), name=name or None, note=note or None, gpus=gpus or None
+    )
     return backends.launch(services.project, new, backends.Launch(start=services.spawn))
 
 
@@ -67,8 +74,9 @@ def resume(services: Services, run_id: str, overrides: list[str]) -> dict[str, A
     """`dinowm resume RUN`, the same function: where the run ran (a detached supervisor here,
     a cluster run as a new Slurm job); refused with the CLI's one-line error while another
     supervisor or a live job holds it."""
-    return backends.resume(services.project, run_id, overrides,
-                           backends.Launch(start=services.spawn))
+    return backends.resume(
+        services.project, run_id, overrides, backends.Launch(start=services.spawn)
+    )
 
 
 def add_note(services: Services, run_id: str, text: str) -> None:
@@ -115,8 +123,9 @@ def stop_evaluation(services: Services, run_id: str) -> int | None:
     return stop_eval(run_dir)
 
 
-def enqueue(services: Services, preset: str | None, overrides: list[str],
-            name: str | None) -> dict[str, Any]:
+def enqueue(
+    services: Services, preset: str | None, overrides: list[str], name: str | None
+) -> dict[str, Any]:
     """Add a queue entry, checked as `dinowm queue add` checks it (the dataset in a child)."""
     from dinowm.queue.entries import add
 

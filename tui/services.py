@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the app takes from outside (project, clock, GPU source, launcher), injected for tests."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Alerts: which events of runs go where (`[alerts]` of dinowm.toml), sent without waiting."""
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["EVENTS", "AlertSettings", "dispatch", "for_project", "notify", "send_test"]
 
 
-def notify(project: Project, event: str, *, run: Mapping[str, Any] | None = None,
-           summary: str = "") -> bool:
+def notify(
+    project: Project, event: str, *, run: Mapping[str, Any] | None = None, summary: str = ""
+) -> bool:
     """Alert `event` (of `run`, or of the project when None) to the configured targets.
 
     Returns at once: one detached process delivers it with the [alerts] timeout. True when an
@@ -44,12 +46,19 @@ def dispatch(settings: AlertSettings | None, alert: Alert, log: Path | None = No
     with contextlib.ExitStack() as files:
         out = _output(log, files)
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "dinowm.alerts"],
-                                    stdin=subprocess.PIPE, stdout=out, stderr=out,
-                                    start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dinowm.alerts"],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:
-            print(f"alert '{alert.event}' not sent: cannot start {sys.executable} "
-                  f"({exc.strerror})", file=sys.stderr)
+            print(
+                f"alert '{alert.event}' not sent: cannot start {sys.executable} ({exc.strerror})",
+                file=sys.stderr,
+            )
             return False
     if proc.stdin is not None:  # always, with stdin=PIPE
         with contextlib.suppress(OSError):  # it died at once; its own output says why

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """An alert's text: the run (name and id), what happened, and the one-line summary."""
 
 from __future__ import annotations
@@ -6,15 +7,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-WHAT = {"stall": "stalled", "oom": "CUDA out of memory", "crash": "crashed", "failed": "failed",
-        "completed": "completed", "thermal": "paused, GPU too hot", "queue_empty": "queue empty"}
+WHAT = {
+    "stall": "stalled",
+    "oom": "CUDA out of memory",
+    "crash": "crashed",
+    "failed": "failed",
+    "completed": "completed",
+    "thermal": "paused, GPU too hot",
+    "queue_empty": "queue empty",
+}
 # How an attempt ended (dinowm.supervise.watchdog.Outcome.kind) → the event it alerts as.
-OUTCOME_EVENTS = {"stall": "stall", "oom": "oom", "crash": "crash", "signal": "crash",
-                  "disk_full": "crash"}
+OUTCOME_EVENTS = {
+    "stall": "stall",
+    "oom": "oom",
+    "crash": "crash",
+    "signal": "crash",
+    "disk_full": "crash",
+}
 # Incidents in runs.db → events, for readers of the record (dinowm-tui); a thermal incident
 # alerts only when it paused the trainer.
-INCIDENT_EVENTS = {"stall": "stall", "oom": "oom", "crash": "crash", "exception": "crash",
-                   "disk_full": "crash", "thermal": "thermal"}
+INCIDENT_EVENTS = {
+    "stall": "stall",
+    "oom": "oom",
+    "crash": "crash",
+    "exception": "crash",
+    "disk_full": "crash",
+    "thermal": "thermal",
+}
 STATUS_EVENTS = {"completed": "completed", "failed": "failed"}
 MAX_SUMMARY = 400
 
@@ -34,7 +53,7 @@ def compose(event: str, run: Mapping[str, Any] | None = None, summary: str = "")
     who = f"{run.get('name') or run['id']} ({run['id']})" if run else "dinowm"
     line = " ".join(str(summary).split())
     if len(line) > MAX_SUMMARY:
-        line = line[:MAX_SUMMARY - 1] + "…"
+        line = line[: MAX_SUMMARY - 1] + "…"
     name = f" {run.get('name') or run['id']}" if run else ""
     return Alert(event, f"dinowm{name}: {what}", f"{who}: {what}" + (f" — {line}" if line else ""))
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The `[alerts]` table of dinowm.toml: which events go where, checked; URLs shown redacted."""
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def parse(table: dict[str, Any], where: str) -> AlertSettings:
     """[alerts] of dinowm.toml → AlertSettings; each problem is one line naming the key."""
     for name in table:
         if name not in KEYS:
-            raise ConfigError(f"Unknown key '{name}' in [alerts] of {where};{_hint(name, KEYS)} "
-                              f"the keys are {', '.join(KEYS)}.")
+            raise ConfigError(
+                f"Unknown key '{name}' in [alerts] of {where};{_hint(name, KEYS)} "
+                f"the keys are {', '.join(KEYS)}."
+            )
     values: dict[str, Any] = {}
     if "events" in table:
         values["events"] = _events(table["events"], where)
@@ -52,34 +55,40 @@ def parse(table: dict[str, Any], where: str) -> AlertSettings:
     for name in ("desktop", "tui"):
         if name in table:
             if not isinstance(table[name], bool):
-                raise ConfigError(f"alerts.{name}={table[name]!r} in {where} must be true or "
-                                  f"false.")
+                raise ConfigError(
+                    f"alerts.{name}={table[name]!r} in {where} must be true or false."
+                )
             values[name] = table[name]
     if "timeout_s" in table:
         value = table["timeout_s"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not 0 < value <= 300:
-            raise ConfigError(f"alerts.timeout_s={value!r} in {where} must be a number of "
-                              f"seconds above 0 and at most 300, e.g. 10.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 300:
+            raise ConfigError(
+                f"alerts.timeout_s={value!r} in {where} must be a number of "
+                f"seconds above 0 and at most 300, e.g. 10."
+            )
         values["timeout_s"] = float(value)
     return AlertSettings(**values)
 
 
 def _hint(name: str, choices: tuple[str, ...]) -> str:
-    """" Did you mean 'x'?" for the closest of choices, or nothing."""
+    """ " Did you mean 'x'?" for the closest of choices, or nothing."""
     close = difflib.get_close_matches(name, choices, n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def _events(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"alerts.events in {where} must be a list of event names such as "
-                          f"[\"stall\", \"completed\"], got {value!r}.")
+        raise ConfigError(
+            f"alerts.events in {where} must be a list of event names such as "
+            f'["stall", "completed"], got {value!r}.'
+        )
     for name in value:
         if name not in EVENTS:
-            raise ConfigError(f"alerts.events has unknown event {name!r} in {where};"
-                              f"{_hint(name, EVENTS)} "
-                              f"the events are {', '.join(EVENTS)}.")
+            raise ConfigError(
+                f"alerts.events has unknown event {name!r} in {where};"
+                f"{_hint(name, EVENTS)} "
+                f"the events are {', '.join(EVENTS)}."
+            )
     return tuple(dict.fromkeys(value))
 
 
@@ -87,15 +96,19 @@ def _urls(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise ConfigError(f"alerts.urls in {where} must be a list of apprise URLs, "
-                          f"e.g. [\"ntfy://ntfy.sh/TOPIC\", \"env:DINOWM_ALERT_URL\"].")
+        raise ConfigError(
+            f"alerts.urls in {where} must be a list of apprise URLs, "
+            f'e.g. ["ntfy://ntfy.sh/TOPIC", "env:DINOWM_ALERT_URL"].'
+        )
     for i, url in enumerate(value):
         if not isinstance(url, str) or not (_SCHEME.match(url.strip()) or _ENV.match(url)):
             shown = "a value not shown here" if isinstance(url, str) else type(url).__name__
-            raise ConfigError(f"alerts.urls[{i}] in {where} is not an apprise URL (got "
-                              f"{shown}: it may hold a token); write scheme://… such as "
-                              f"\"ntfy://ntfy.sh/TOPIC\", or env:VARIABLE to read it from the "
-                              f"environment.")
+            raise ConfigError(
+                f"alerts.urls[{i}] in {where} is not an apprise URL (got "
+                f"{shown}: it may hold a token); write scheme://… such as "
+                f'"ntfy://ntfy.sh/TOPIC", or env:VARIABLE to read it from the '
+                f"environment."
+            )
     return tuple(url.strip() for url in value)
 
 

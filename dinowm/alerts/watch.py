@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a reader of runs.db alerts about (dinowm-tui): status changes and incidents that happen
 after it started watching, each once."""
 
@@ -24,8 +25,13 @@ class Watch:
         """Incident kinds worth reading."""
         return tuple(k for k, e in INCIDENT_EVENTS.items() if e in self.settings.events)
 
-    def observe(self, runs: dict[str, dict[str, Any]], incidents: list[dict[str, Any]],
-                max_id: int, queue: dict[str, int] | None = None) -> list[Alert]:
+    def observe(
+        self,
+        runs: dict[str, dict[str, Any]],
+        incidents: list[dict[str, Any]],
+        max_id: int,
+        queue: dict[str, int] | None = None,
+    ) -> list[Alert]:
         """Alerts for new incidents (id > after_id), runs that reached a final status, and the
         queue running dry (`queue`: entries per state)."""
         first = self.statuses is None
@@ -44,8 +50,10 @@ class Watch:
             if row["id"] <= self.after_id:
                 continue
             event = INCIDENT_EVENTS.get(row["kind"])
-            if event == "thermal" and json.loads(row.get("details_json") or "{}").get(
-                    "action") != "pause":
+            if (
+                event == "thermal"
+                and json.loads(row.get("details_json") or "{}").get("action") != "pause"
+            ):
                 continue
             if event in self.settings.events and row["run_id"] in runs:
                 alerts.append(compose(event, runs[row["run_id"]], row["summary"]))

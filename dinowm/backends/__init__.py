@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Where a run runs: one Backend per place (this machine, Slurm), asked by every face.
 
 The faces, the queue and the store never test where a run runs themselves: they ask
@@ -18,8 +19,20 @@ from dinowm.errors import ConfigError
 from dinowm.store import Store
 from dinowm.store.reindex import reindex as rebuild_index
 
-__all__ = ["Backend", "Launch", "NewRun", "Say", "Start", "backend_of", "by_name", "launch",
-           "reconcile", "reindex", "resume", "stop"]
+__all__ = [
+    "Backend",
+    "Launch",
+    "NewRun",
+    "Say",
+    "Start",
+    "backend_of",
+    "by_name",
+    "launch",
+    "reconcile",
+    "reindex",
+    "resume",
+    "stop",
+]
 
 
 class Backend(Protocol):
@@ -37,8 +50,14 @@ class Backend(Protocol):
     def launch(self, project: Project, new: NewRun, how: Launch) -> dict[str, Any]:
         """Check, write and start a new run; its row."""
 
-    def resume(self, project: Project, run_id: str, overrides: tuple[str, ...] | list[str],
-               how: Launch, forget: Mapping[str, Any]) -> dict[str, Any]:
+    def resume(
+        self,
+        project: Project,
+        run_id: str,
+        overrides: tuple[str, ...] | list[str],
+        how: Launch,
+        forget: Mapping[str, Any],
+    ) -> dict[str, Any]:
         """Continue the run from its latest checkpoint, writing `forget` with its status."""
 
     def stop(self, store: Store, run: dict[str, Any], say: Say) -> dict[str, Any]:
@@ -60,8 +79,9 @@ class Backend(Protocol):
         """The row's fields that stop holding once the run resumes in another place; refused
         (rundir.LockHeld) while it still runs here."""
 
-    def rebuilt(self, store: Store, run: dict[str, Any], events: list[dict[str, Any]],
-                events_end: int) -> None:
+    def rebuilt(
+        self, store: Store, run: dict[str, Any], events: list[dict[str, Any]], events_end: int
+    ) -> None:
         """Settle a run `dinowm reindex` rebuilt from its folder (events read to events_end)."""
 
 
@@ -80,15 +100,18 @@ def by_name(name: str) -> Backend:
     for backend in BACKENDS:
         if backend.name == name:
             return backend
-    raise ConfigError(f"Unknown backend {name!r}; use one of "
-                      f"{', '.join(b.name for b in BACKENDS)}.")
+    raise ConfigError(
+        f"Unknown backend {name!r}; use one of {', '.join(b.name for b in BACKENDS)}."
+    )
 
 
 def _takes_flags(backend: Backend, flags: Mapping[str, Any]) -> None:
     given = [k for k, v in flags.items() if v is not None]
     if given and backend is LOCAL:
-        raise ConfigError(f"--{given[0].replace('_', '-')} is a Slurm option; add --slurm to "
-                          f"submit the run to Slurm.")
+        raise ConfigError(
+            f"--{given[0].replace('_', '-')} is a Slurm option; add --slurm to "
+            f"submit the run to Slurm."
+        )
 
 
 def reconcile(store: Store) -> list[str]:
@@ -104,8 +127,13 @@ def launch(project: Project, new: NewRun, how: Launch, where: str = "local") -> 
     return backend.launch(project, new, how)
 
 
-def resume(project: Project, ref: str, overrides: tuple[str, ...] | list[str], how: Launch,
-           where: str | None = None) -> dict[str, Any]:
+def resume(
+    project: Project,
+    ref: str,
+    overrides: tuple[str, ...] | list[str],
+    how: Launch,
+    where: str | None = None,
+) -> dict[str, Any]:
     """`dinowm resume` and the TUI's: RUN continues where it ran (a cluster run as a new job),
     or where `where` names, saying so in one line when that is another place."""
     with Store(project.runs_db) as store:
@@ -117,8 +145,10 @@ def resume(project: Project, ref: str, overrides: tuple[str, ...] | list[str], h
     if target is own:
         return own.resume(project, run["id"], overrides, how, forget={})
     forget = own.release(run)
-    how.say(f"run {run['id']} was {own.describe(run)}; training it on {target.where} because "
-            f"of --{target.name}")
+    how.say(
+        f"run {run['id']} was {own.describe(run)}; training it on {target.where} because "
+        f"of --{target.name}"
+    )
     return target.resume(project, run["id"], overrides, how, forget=forget)
 
 
@@ -129,8 +159,9 @@ def stop(store: Store, ref: str, say: Say = quiet) -> dict[str, Any]:
     return backend_of(run).stop(store, run, say)
 
 
-def rebuilt(store: Store, run: dict[str, Any], events: list[dict[str, Any]],
-            events_end: int) -> None:
+def rebuilt(
+    store: Store, run: dict[str, Any], events: list[dict[str, Any]], events_end: int
+) -> None:
     """What reindex does with a rebuilt run: its backend's say (see Backend.rebuilt)."""
     backend_of(run).rebuilt(store, run, events, events_end)
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a face asks of a backend when a run starts or resumes: the new run, and how."""
 
 from __future__ import annotations

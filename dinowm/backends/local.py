@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Runs on this machine: a supervisor process here, its folder lock, 'lost' once it is gone."""
 
 from __future__ import annotations
@@ -52,13 +53,27 @@ class LocalBackend:
 
     def launch(self, project: Project, new: NewRun, how: Launch) -> dict[str, Any]:
         """Check and write the run, then hand its lock to a supervisor here."""
-        row, lock = new_run(project, new.preset, new.overrides, gpus=new.gpus, name=new.name,
-                            note=new.note, argv=new.argv, warn=how.warn)
+        row, lock = new_run(
+            project,
+            new.preset,
+            new.overrides,
+            gpus=new.gpus,
+            name=new.name,
+            note=new.note,
+            argv=new.argv,
+            warn=how.warn,
+        )
         how.start(project, row["id"], lock)
         return row
 
-    def resume(self, project: Project, run_id: str, overrides: tuple[str, ...] | list[str],
-               how: Launch, forget: Mapping[str, Any]) -> dict[str, Any]:
+    def resume(
+        self,
+        project: Project,
+        run_id: str,
+        overrides: tuple[str, ...] | list[str],
+        how: Launch,
+        forget: Mapping[str, Any],
+    ) -> dict[str, Any]:
         """prepare_resume (the run's lock, resumable overrides), then a supervisor here."""
         with Store(project.runs_db) as store:
             row, lock = prepare_resume(store, project, run_id, overrides, how.by, fields=forget)
@@ -67,14 +82,17 @@ class LocalBackend:
 
     def stop(self, store: Store, run: dict[str, Any], say: Say) -> dict[str, Any]:
         """Ask the run's supervisor to stop gracefully (checkpoint, then 'stopped')."""
-        if not store.update_run_if(run["id"], ACTIVE, stop_requested_at=time.time(),
-                                   status="stopping"):
+        if not store.update_run_if(
+            run["id"], ACTIVE, stop_requested_at=time.time(), status="stopping"
+        ):
             run = store.run(run["id"])
-            raise NotFoundError(f"Run {run['id']} is not running (status {run['status']}); "
-                                f"nothing to stop.")
+            raise NotFoundError(
+                f"Run {run['id']} is not running (status {run['status']}); nothing to stop."
+            )
         if supervisor_alive(run) and run.get("supervisor_pid"):
-            ProcessRef(run["supervisor_pid"], run.get("supervisor_start") or -1) \
-                .send(signal.SIGTERM)  # it also polls the request; this only makes it prompt
+            ProcessRef(run["supervisor_pid"], run.get("supervisor_start") or -1).send(
+                signal.SIGTERM
+            )  # it also polls the request; this only makes it prompt
         return store.run(run["id"])
 
     def reconcile(self, store: Store) -> list[str]:
@@ -91,17 +109,28 @@ class LocalBackend:
             if run["status"] == "created" and time.time() - run["created_at"] < STARTING_S:
                 continue
             tail = rundir.log_tail(run["run_dir"], 20) if run["run_dir"] else []
-            trainer = ProcessRef(run["pid"], run.get("pid_start") or -1) \
-                if run.get("pid") else None
+            trainer = ProcessRef(run["pid"], run.get("pid_start") or -1) if run.get("pid") else None
             orphan = trainer is not None and trainer.alive()
-            reason = (f"supervisor (pid {run.get('supervisor_pid')}) is gone"
-                      + (f"; trainer pid {run['pid']} still runs" if orphan else ""))
-            if not store.update_run_if(run["id"], [run["status"]], status="lost",
-                                       exit_reason=reason, ended_at=time.time(), phase=None):
+            reason = f"supervisor (pid {run.get('supervisor_pid')}) is gone" + (
+                f"; trainer pid {run['pid']} still runs" if orphan else ""
+            )
+            if not store.update_run_if(
+                run["id"],
+                [run["status"]],
+                status="lost",
+                exit_reason=reason,
+                ended_at=time.time(),
+                phase=None,
+            ):
                 continue  # a resume or the supervisor changed it since it was read
-            store.add_incident(run["id"], "lost", reason,
-                               {"log_tail": tail, "orphan_trainer": orphan},
-                               attempt=run.get("attempts"), epoch=run.get("epoch"))
+            store.add_incident(
+                run["id"],
+                "lost",
+                reason,
+                {"log_tail": tail, "orphan_trainer": orphan},
+                attempt=run.get("attempts"),
+                epoch=run.get("epoch"),
+            )
             lost.append(run["id"])
         return lost
 
@@ -121,13 +150,17 @@ class LocalBackend:
         """No column of a local run stops holding when it resumes elsewhere."""
         return {}
 
-    def rebuilt(self, store: Store, run: dict[str, Any], events: list[dict[str, Any]],
-                events_end: int) -> None:
+    def rebuilt(
+        self, store: Store, run: dict[str, Any], events: list[dict[str, Any]], events_end: int
+    ) -> None:
         """A rebuilt run the record leaves active ends as its last `end` event says, or
         'lost' (no supervisor survives a reindex of its record)."""
         if run["status"] not in ACTIVE:
             return
         ended = [e for e in events if e["type"] == "end"]
         status = ended[-1]["status"] if ended else "lost"
-        store.update_run(run["id"], status=status,
-                         exit_reason=run.get("exit_reason") or "rebuilt by dinowm reindex")
+        store.update_run(
+            run["id"],
+            status=status,
+            exit_reason=run.get("exit_reason") or "rebuilt by dinowm reindex",
+        )

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Runs on Slurm: the login node's side of dinowm.cluster (submit, resubmit, stop through
 scancel, the run folders read on), as the faces ask any backend."""
 
@@ -35,9 +36,11 @@ def placement(run: Mapping[str, Any]) -> str:
 
 def submitted(row: Mapping[str, Any]) -> str:
     """What a face says once a job is submitted: the job and the commands that follow it."""
-    return (f"run {row['id']} ({row['name']}) submitted as Slurm job {row['slurm_job_id']}\n"
-            f"  follow:  dinowm tail {row['id']} -f\n  state:   dinowm runs   (job state, "
-            f"nodes)\n  stop:    dinowm stop {row['id']}\n  folder:  {row['run_dir']}")
+    return (
+        f"run {row['id']} ({row['name']}) submitted as Slurm job {row['slurm_job_id']}\n"
+        f"  follow:  dinowm tail {row['id']} -f\n  state:   dinowm runs   (job state, "
+        f"nodes)\n  stop:    dinowm stop {row['id']}\n  folder:  {row['run_dir']}"
+    )
 
 
 class SlurmBackend:
@@ -58,15 +61,31 @@ class SlurmBackend:
         """Check and write the run, its batch script, sbatch (nothing is written when Slurm
         is missing or an option is wrong)."""
         if new.gpus is not None:
-            raise ConfigError("--gpus is for this machine's GPUs; on Slurm give "
-                              "--gpus-per-node N (and --nodes M).")
-        row = submit_new(project, new.preset, new.overrides, dict(how.flags), name=new.name,
-                         note=new.note, argv=new.argv, warn=how.warn)
+            raise ConfigError(
+                "--gpus is for this machine's GPUs; on Slurm give "
+                "--gpus-per-node N (and --nodes M)."
+            )
+        row = submit_new(
+            project,
+            new.preset,
+            new.overrides,
+            dict(how.flags),
+            name=new.name,
+            note=new.note,
+            argv=new.argv,
+            warn=how.warn,
+        )
         how.say(submitted(row))
         return row
 
-    def resume(self, project: Project, run_id: str, overrides: tuple[str, ...] | list[str],
-               how: Launch, forget: Mapping[str, Any]) -> dict[str, Any]:
+    def resume(
+        self,
+        project: Project,
+        run_id: str,
+        overrides: tuple[str, ...] | list[str],
+        how: Launch,
+        forget: Mapping[str, Any],
+    ) -> dict[str, Any]:
         """A new job that continues from the latest checkpoint (refused while one lives)."""
         with Store(project.runs_db) as store:
             row = resubmit(store, project, run_id, overrides, dict(how.flags), by=how.by)
@@ -76,8 +95,9 @@ class SlurmBackend:
     def stop(self, store: Store, run: dict[str, Any], say: Say) -> dict[str, Any]:
         """Through Slurm: a pending job is cancelled, a running one checkpoints first."""
         if run["status"] not in ACTIVE:
-            raise NotFoundError(f"Run {run['id']} is not running (status {run['status']}); "
-                                f"nothing to stop.")
+            raise NotFoundError(
+                f"Run {run['id']} is not running (status {run['status']}); nothing to stop."
+            )
         return control.stop(store, run, say=say)
 
     def reconcile(self, store: Store) -> list[str]:
@@ -104,9 +124,13 @@ class SlurmBackend:
         """The job, its state and nodes (see placement())."""
         return placement(run)
 
-    def rebuilt(self, store: Store, run: dict[str, Any], events: list[dict[str, Any]],
-                events_end: int) -> None:
+    def rebuilt(
+        self, store: Store, run: dict[str, Any], events: list[dict[str, Any]], events_end: int
+    ) -> None:
         """The login node reads the folder on from here; Slurm settles an active one."""
         job_record = Path(run["run_dir"]) / rundir.JOB_RECORD
-        store.update_run(run["id"], events_offset=events_end, job_record_offset=(
-            job_record.stat().st_size if job_record.exists() else 0))
+        store.update_run(
+            run["id"],
+            events_offset=events_end,
+            job_record_offset=(job_record.stat().st_size if job_record.exists() else 0),
+        )

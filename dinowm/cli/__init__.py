@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The `dinowm` command: thin click commands that call one function each."""
 
 # Each of these modules registers its commands on `main` when imported.

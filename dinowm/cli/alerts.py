@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm alerts test`: a test message to every [alerts] target, and which are active."""
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ def alerts() -> None:
 
 
 @alerts.command("test", context_settings=HELP)
-@click.option("--event", default="completed", show_default=True,
-              help="The event whose alert to send (stall, oom, crash, failed, completed, "
-                   "thermal, queue_empty).")
+@click.option(
+    "--event",
+    default="completed",
+    show_default=True,
+    help="The event whose alert to send (stall, oom, crash, failed, completed, "
+    "thermal, queue_empty).",
+)
 @click.pass_obj
 def test_cmd(state: State, event: str) -> None:
     """Send a test alert to every target and print target → ok or failed (URLs redacted).
@@ -31,11 +36,12 @@ def test_cmd(state: State, event: str) -> None:
 
     settings = for_project(state.project)
     if settings is None:
-        raise ConfigError(f"No [alerts] table in {state.project.config_path}: nothing alerts; "
-                          f"add one (dinowm init writes an example) with urls = [...].")
+        raise ConfigError(
+            f"No [alerts] table in {state.project.config_path}: nothing alerts; "
+            f"add one (dinowm init writes an example) with urls = [...]."
+        )
     if event not in EVENTS:
-        raise ConfigError(f"--event {event!r} is not an event; choose one of "
-                          f"{', '.join(EVENTS)}.")
+        raise ConfigError(f"--event {event!r} is not an event; choose one of {', '.join(EVENTS)}.")
     results = send_test(settings, event)
     console.print(alerts_table(settings, targets(settings), results, event))
     if not results or not all(r.ok for r in results):

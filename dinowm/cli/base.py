@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The `dinowm` group and what every command shares: the project, the store, one-line errors."""
 
 from __future__ import annotations
@@ -66,9 +67,14 @@ def echo_json(value: Any) -> None:
 
 
 @click.group(cls=Group, context_settings=HELP)
-@click.option("--config", "config", metavar="PATH", default=None,
-              help="dinowm.toml to use (default: $DINOWM_CONFIG, else the nearest one in this "
-                   "folder or its parents).")
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH",
+    default=None,
+    help="dinowm.toml to use (default: $DINOWM_CONFIG, else the nearest one in this "
+    "folder or its parents).",
+)
 @click.version_option(__version__, prog_name="dinowm")
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Dataset commands: data check, data synth."""
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ def data() -> None:
 
 @data.command("check", context_settings=HELP)
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--layout", default="auto", show_default=True,
-              type=click.Choice(["auto", "franka", "point_maze", "wall"]))
+@click.option(
+    "--layout",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "franka", "point_maze", "wall"]),
+)
 @click.option("--frameskip", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--num-hist", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--num-pred", default=1, show_default=True, type=click.IntRange(min=1, max=1))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def data_check(path: Path, layout: str, frameskip: int, num_hist: int, num_pred: int,
-               as_json: bool) -> None:
+def data_check(
+    path: Path, layout: str, frameskip: int, num_hist: int, num_pred: int, as_json: bool
+) -> None:
     """Summarise a dataset without training: episodes, lengths, dims, NaNs, value ranges.
 
     Exits 2 when it finds a problem that would stop training.
@@ -65,7 +71,8 @@ def data_synth(path: Path, episodes: int, length: int, image_size: int, seed: in
     """
     from dinowm.trials import write_synthetic
 
-    info = write_synthetic(path, episodes=episodes, length=length, image_size=image_size,
-                           seed=seed)
-    console.print(f"wrote {info['episodes']} episodes ({min(info['lengths'])}-"
-                  f"{max(info['lengths'])} frames, {image_size} px) to {path}")
+    info = write_synthetic(path, episodes=episodes, length=length, image_size=image_size, seed=seed)
+    console.print(
+        f"wrote {info['episodes']} episodes ({min(info['lengths'])}-"
+        f"{max(info['lengths'])} frames, {image_size} px) to {path}"
+    )

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Rich rendering of a dataset summary (`dinowm data check`)."""
 
 from __future__ import annotations
@@ -20,19 +21,36 @@ def summary_view(path: Path, s: dict[str, Any]) -> Group:
     rows = [
         ("layout", s.get("layout")),
         ("episodes", f"{s.get('episodes')} (on disk {s.get('episodes_on_disk')})"),
-        ("lengths", f"min {lengths.get('min')} / mean {lengths.get('mean')} / "
-                    f"max {lengths.get('max')} frames"),
-        ("state / action / proprio dims",
-         f"{s.get('state_dim')} / {s.get('action_dim')} / {s.get('proprio_dim')}"),
-        ("frames", f"{image.get('shape')} {image.get('dtype')}"
-                   + (" (memory-mapped)" if s.get("frames_mmap") else "")),
-        ("slices", f"{s.get('slices')} with frameskip {s.get('frameskip')}, num_hist "
-                   f"{s.get('num_hist')}, num_pred {s.get('num_pred')} (span {s.get('span')})"),
+        (
+            "lengths",
+            f"min {lengths.get('min')} / mean {lengths.get('mean')} / "
+            f"max {lengths.get('max')} frames",
+        ),
+        (
+            "state / action / proprio dims",
+            f"{s.get('state_dim')} / {s.get('action_dim')} / {s.get('proprio_dim')}",
+        ),
+        (
+            "frames",
+            f"{image.get('shape')} {image.get('dtype')}"
+            + (" (memory-mapped)" if s.get("frames_mmap") else ""),
+        ),
+        (
+            "slices",
+            f"{s.get('slices')} with frameskip {s.get('frameskip')}, num_hist "
+            f"{s.get('num_hist')}, num_pred {s.get('num_pred')} (span {s.get('span')})",
+        ),
         ("too short", ", ".join(map(str, s.get("too_short") or [])) or "none"),
     ]
     for name, nf in (s.get("non_finite") or {}).items():
-        where = "" if not nf.get("count") else (f": first at episode {nf['episode']}, "
-                                                f"timestep {nf['timestep']}, column {nf['column']}")
+        where = (
+            ""
+            if not nf.get("count")
+            else (
+                f": first at episode {nf['episode']}, "
+                f"timestep {nf['timestep']}, column {nf['column']}"
+            )
+        )
         rows.append((f"non-finite in {name}", f"{nf.get('count', 0)}{where}"))
     for field, value in rows:
         head.add_row(field, "-" if value is None else str(value))

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm doctor`: what can break a run on this machine, checked before one starts."""
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ from dinowm.cli.base import HELP, State, console, echo_json, main
 
 @main.command(context_settings=HELP)
 @click.option("--preset", "-p", default=None, help="Preset to check (default: the project's).")
-@click.option("--weights-sha256", metavar="HEX", default=None,
-              help="The sha256 you trust for dinov2_vits14_pretrain.pth (default: "
-                   "$DINOWM_WEIGHTS_SHA256); without it the hash is shown, not compared.")
+@click.option(
+    "--weights-sha256",
+    metavar="HEX",
+    default=None,
+    help="The sha256 you trust for dinov2_vits14_pretrain.pth (default: "
+    "$DINOWM_WEIGHTS_SHA256); without it the hash is shown, not compared.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.pass_obj
 def doctor(state: State, preset: str | None, weights_sha256: str | None, as_json: bool) -> None:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Evaluation commands: eval (judge a run's checkpoints offline, by rollouts and planning)
 and evals (the comparison of evaluated checkpoints)."""
 
@@ -20,16 +21,23 @@ if TYPE_CHECKING:
 
 def _columns_help() -> str:
     """The columns and what their numbers mean, for --help."""
-    return "\n".join(textwrap.fill(MEANINGS[key], 96, initial_indent=f"  {header:<15} ",
-                                   subsequent_indent=" " * 18)
-                     for key, header in COLUMNS if key in MEANINGS)
+    return "\n".join(
+        textwrap.fill(
+            MEANINGS[key], 96, initial_indent=f"  {header:<15} ", subsequent_indent=" " * 18
+        )
+        for key, header in COLUMNS
+        if key in MEANINGS
+    )
 
 
 @main.command(context_settings=HELP, epilog="\b\nColumns:\n" + _columns_help())
 @click.argument("runs", nargs=-1)
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON (every row with its metrics, curves and goals) instead of a "
-                   "table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (every row with its metrics, curves and goals) instead of a table.",
+)
 @click.pass_obj
 def evals(state: State, runs: tuple[str, ...], as_json: bool) -> None:
     """Compare the evaluated checkpoints of RUNS (default: every run with evaluations).
@@ -51,8 +59,13 @@ def evals(state: State, runs: tuple[str, ...], as_json: bool) -> None:
     with state.store() as store:
         table = load_table(store, runs)
     if as_json:
-        echo_json({"rows": table.rows, "best_by_planning": _key(table.best_plan),
-                   "best_by_val_loss": _key(table.best_val)})
+        echo_json(
+            {
+                "rows": table.rows,
+                "best_by_planning": _key(table.best_plan),
+                "best_by_val_loss": _key(table.best_val),
+            }
+        )
     else:
         console.print(evals_view(table, console.width))
 
@@ -67,9 +80,16 @@ def eval_flags(fn: Any) -> Any:
 
     for flag in reversed(FLAGS):
         kind = click.Choice(list(flag.choices)) if flag.choices else flag.kind
-        fn = click.option(flag.name, *([flag.short] if flag.short else []), flag.dest,
-                          default=flag.default, show_default=True, type=kind,
-                          metavar=flag.metavar, help=flag.help or None)(fn)
+        fn = click.option(
+            flag.name,
+            *([flag.short] if flag.short else []),
+            flag.dest,
+            default=flag.default,
+            show_default=True,
+            type=kind,
+            metavar=flag.metavar,
+            help=flag.help or None,
+        )(fn)
     return fn
 
 
@@ -81,8 +101,9 @@ def eval_flags(fn: Any) -> Any:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (logs, the TUI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @click.pass_obj
-def eval_cmd(state: State, run: str, detach: bool, stop_it: bool, quiet: bool, as_json: bool,
-             **values: Any) -> None:
+def eval_cmd(
+    state: State, run: str, detach: bool, stop_it: bool, quiet: bool, as_json: bool, **values: Any
+) -> None:
     """Judge RUN's checkpoints as its users would: open-loop rollouts and planning to goals.
 
     Offline, no simulator: on held-out episodes it measures the rollout error against the
@@ -106,14 +127,19 @@ def eval_cmd(state: State, run: str, detach: bool, stop_it: bool, quiet: bool, a
     run_dir = Path(row["run_dir"])
     if stop_it:
         pid = stop(run_dir)
-        click.echo(f"asked the evaluation of {row['id']} (pid {pid}) to stop" if pid else
-                   f"no evaluation of {row['id']} is running")
+        click.echo(
+            f"asked the evaluation of {row['id']} (pid {pid}) to stop"
+            if pid
+            else f"no evaluation of {row['id']} is running"
+        )
         return
     evaluation = checked(values, run_dir)  # one-line errors before anything starts
     if detach:
         proc = start_detached(state.project, row["id"], list(evaluation.argv))
-        click.echo(f"evaluating {row['id']} in the background (pid {proc.pid}); "
-                   f"'dinowm eval {row['id']} --stop' stops it")
+        click.echo(
+            f"evaluating {row['id']} in the background (pid {proc.pid}); "
+            f"'dinowm eval {row['id']} --stop' stops it"
+        )
         return
     result = _evaluate(state, row["id"], evaluation, quiet)
     if as_json:
@@ -137,12 +163,25 @@ def _evaluate(state: State, run_id: str, evaluation: Evaluation, quiet: bool) ->
     from dinowm.evaluate.watch import EvalWatch
 
     if quiet:
-        return EvalWatch(state.project, run_id, evaluation.request,
-                         stall_s=evaluation.stall_s).run_eval()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  TextColumn("{task.fields[what]}"), console=console, transient=True) as bar:
+        return EvalWatch(
+            state.project, run_id, evaluation.request, stall_s=evaluation.stall_s
+        ).run_eval()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[what]}"),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(f"eval {run_id}", total=None, what="starting")
-        return EvalWatch(state.project, run_id, evaluation.request, stall_s=evaluation.stall_s,
-                         on_progress=lambda done, total, what: bar.update(
-                             task, completed=done, total=total, what=what)).run_eval()
+        return EvalWatch(
+            state.project,
+            run_id,
+            evaluation.request,
+            stall_s=evaluation.stall_s,
+            on_progress=lambda done, total, what: bar.update(
+                task, completed=done, total=total, what=what
+            ),
+        ).run_eval()

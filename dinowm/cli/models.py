@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Model commands: export-checkpoint (a run's weights for the public DINO-WM planner)."""
 
 from __future__ import annotations
@@ -11,26 +12,56 @@ from dinowm.cli.base import HELP, State, console, main
 
 @main.command("export-checkpoint", context_settings=HELP)
 @click.argument("run")
-@click.option("--epoch", type=click.IntRange(min=1), default=None,
-              help="Export the committed checkpoint of this epoch (default: the newest).")
-@click.option("--format", "fmt", type=click.Choice(["dino_wm"]), default="dino_wm",
-              show_default=True, help="Target: the public DINO-WM code's plan.py.")
-@click.option("--dino-wm", "checkout", metavar="PATH", default=None,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Your DINO-WM checkout (holding plan.py and models/); needed: the modules "
-                   "are pickled through its classes so that its plan.py can unpickle them.")
-@click.option("--out", metavar="DIR", default=None,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Write the model folder here instead of PATH/outputs/<run name>/ (plan.py "
-                   "finds it when DIR is <base>/outputs/<name>).")
-@click.option("--dataset-target", metavar="FUNC", default=None,
-              help="env.dataset._target_ in hydra.yaml, the loader plan.py calls (default: "
-                   "the public loader of a point_maze or wall run; for a franka-layout run "
-                   "datasets.<env>_dset.load_<env>_slice_train_val, which your checkout "
-                   "must provide).")
+@click.option(
+    "--epoch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Export the committed checkpoint of this epoch (default: the newest).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dino_wm"]),
+    default="dino_wm",
+    show_default=True,
+    help="Target: the public DINO-WM code's plan.py.",
+)
+@click.option(
+    "--dino-wm",
+    "checkout",
+    metavar="PATH",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Your DINO-WM checkout (holding plan.py and models/); needed: the modules "
+    "are pickled through its classes so that its plan.py can unpickle them.",
+)
+@click.option(
+    "--out",
+    metavar="DIR",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the model folder here instead of PATH/outputs/<run name>/ (plan.py "
+    "finds it when DIR is <base>/outputs/<name>).",
+)
+@click.option(
+    "--dataset-target",
+    metavar="FUNC",
+    default=None,
+    help="env.dataset._target_ in hydra.yaml, the loader plan.py calls (default: "
+    "the public loader of a point_maze or wall run; for a franka-layout run "
+    "datasets.<env>_dset.load_<env>_slice_train_val, which your checkout "
+    "must provide).",
+)
 @click.pass_obj
-def export_checkpoint(state: State, run: str, epoch: int | None, fmt: str, checkout: Path | None,
-                      out: Path | None, dataset_target: str | None) -> None:
+def export_checkpoint(
+    state: State,
+    run: str,
+    epoch: int | None,
+    fmt: str,
+    checkout: Path | None,
+    out: Path | None,
+    dataset_target: str | None,
+) -> None:
     """Export RUN's weights for the public DINO-WM planner (plan.py) of a DINO-WM checkout.
 
     RUN is an id, a prefix, a name or 'latest'. Its committed epoch checkpoint, verified by its
@@ -67,17 +98,21 @@ def export_checkpoint(state: State, run: str, epoch: int | None, fmt: str, check
 
     with state.store() as store:
         row = store.run(run)
-    result = export_for_planner(row, checkout, epoch=epoch, out=out,
-                                dataset_target=dataset_target)
-    console.print(f"exported run {result['run_id']} epoch {result['epoch']} "
-                  f"(sha256 {result['sha256'][:12]}, {fmt})", highlight=False)
+    result = export_for_planner(row, checkout, epoch=epoch, out=out, dataset_target=dataset_target)
+    console.print(
+        f"exported run {result['run_id']} epoch {result['epoch']} "
+        f"(sha256 {result['sha256'][:12]}, {fmt})",
+        highlight=False,
+    )
     for path in result["written"]:
         console.print(f"  wrote {path}", highlight=False, soft_wrap=True)
     if result["plan_command"]:
-        console.print(f"plan with it:\n  {result['plan_command']}",
-                      highlight=False, soft_wrap=True)
+        console.print(f"plan with it:\n  {result['plan_command']}", highlight=False, soft_wrap=True)
     else:
-        console.print("plan.py loads <ckpt_base_path>/outputs/<model_name>/: move the folder "
-                      "under an outputs/ folder to plan with it", highlight=False)
+        console.print(
+            "plan.py loads <ckpt_base_path>/outputs/<model_name>/: move the folder "
+            "under an outputs/ folder to plan with it",
+            highlight=False,
+        )
     for text in result["warnings"]:
         console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)

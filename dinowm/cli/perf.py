@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Speed and memory commands: bench, probe."""
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ def _ints(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma list of integers, e.g. 8,16,32"
-                                 ) from None
+        raise click.BadParameter(
+            f"{text!r} is not a comma list of integers, e.g. 8,16,32"
+        ) from None
     if not values or min(values) < 1:
         raise click.BadParameter(f"{text!r}: batch sizes must be >= 1, e.g. 8,16,32")
     return values
@@ -28,38 +30,80 @@ def _ints(text: str) -> list[int]:
 
 @main.command(context_settings=HELP)
 @click.option("--preset", "-p", default=None, help="Preset whose model is measured.")
-@click.option("--batch", "batches", default="8,16,32", show_default=True,
-              help="Comma list of batch sizes.")
-@click.option("--mode", "modes", default="fast,reference", show_default=True,
-              type=click.Choice(["fast", "reference", "fast,reference", "reference,fast"]),
-              help="fast (our path), reference (the public code's costs), or both.")
-@click.option("--variants", default=None, metavar="MODE[:KEY=VALUE...],...",
-              help="Instead of --mode: variants side by side, each a mode and the config keys "
-                   "it changes (a key's last part will do when unique), e.g. "
-                   "fast,fast:decoder_every=4,fast:decoder=off,reference.")
+@click.option(
+    "--batch", "batches", default="8,16,32", show_default=True, help="Comma list of batch sizes."
+)
+@click.option(
+    "--mode",
+    "modes",
+    default="fast,reference",
+    show_default=True,
+    type=click.Choice(["fast", "reference", "fast,reference", "reference,fast"]),
+    help="fast (our path), reference (the public code's costs), or both.",
+)
+@click.option(
+    "--variants",
+    default=None,
+    metavar="MODE[:KEY=VALUE...],...",
+    help="Instead of --mode: variants side by side, each a mode and the config keys "
+    "it changes (a key's last part will do when unique), e.g. "
+    "fast,fast:decoder_every=4,fast:decoder=off,reference.",
+)
 @click.option("--steps", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=0))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Also write the results as JSON to this file ('-': stdout).")
-@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="PATH",
-              help="Instead: one trial (one --batch, one variant; fast by default) with its "
-                   "step decomposed into parts and torch.profiler's top ops, written to "
-                   "PATH.txt and PATH.json.")
-@click.option("--mem-cap-gib", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="GIB", help="Cap each trial's CUDA memory at GIB (a smaller card on a "
-                                  "large one); needs a GPU.")
-@click.option("--gpus", default=None, metavar="N|auto",
-              help="Scaling instead: the real trainer on 1 GPU and on N (DDP), samples/s and "
-                   "efficiency.")
-@click.option("--ranks", default=None, type=click.IntRange(min=2),
-              help="Scaling on N ranks of this machine's CPU (gloo) or GPUs, like --gpus.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the results as JSON to this file ('-': stdout).",
+)
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="Instead: one trial (one --batch, one variant; fast by default) with its "
+    "step decomposed into parts and torch.profiler's top ops, written to "
+    "PATH.txt and PATH.json.",
+)
+@click.option(
+    "--mem-cap-gib",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="GIB",
+    help="Cap each trial's CUDA memory at GIB (a smaller card on a large one); needs a GPU.",
+)
+@click.option(
+    "--gpus",
+    default=None,
+    metavar="N|auto",
+    help="Scaling instead: the real trainer on 1 GPU and on N (DDP), samples/s and efficiency.",
+)
+@click.option(
+    "--ranks",
+    default=None,
+    type=click.IntRange(min=2),
+    help="Scaling on N ranks of this machine's CPU (gloo) or GPUs, like --gpus.",
+)
 @click.argument("overrides", nargs=-1)
 @click.pass_context
-def bench(ctx: click.Context, preset: str | None, batches: str, modes: str,
-          variants: str | None, steps: int, warmup: int, json_path: Path | None,
-          profile_path: Path | None, mem_cap_gib: float | None, gpus: str | None,
-          ranks: int | None, overrides: tuple[str, ...]) -> None:
+def bench(
+    ctx: click.Context,
+    preset: str | None,
+    batches: str,
+    modes: str,
+    variants: str | None,
+    steps: int,
+    warmup: int,
+    json_path: Path | None,
+    profile_path: Path | None,
+    mem_cap_gib: float | None,
+    gpus: str | None,
+    ranks: int | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Measure s/step, samples/s, TFLOP/s, peak memory and loader speed per variant and batch.
 
     Each trial runs in its own process on synthetic data at the preset's frame size, with a
@@ -95,8 +139,9 @@ def bench(ctx: click.Context, preset: str | None, batches: str, modes: str,
     state: State = ctx.obj
     if gpus is not None or ranks is not None:
         if profile_path or mem_cap_gib or variants:
-            raise click.UsageError("--gpus/--ranks measure scaling: leave out --profile, "
-                                   "--mem-cap-gib and --variants.")
+            raise click.UsageError(
+                "--gpus/--ranks measure scaling: leave out --profile, --mem-cap-gib and --variants."
+            )
         _scaling(state, preset, list(overrides), gpus, ranks, steps, json_path)
         return
     sizes = _ints(batches)
@@ -104,68 +149,126 @@ def bench(ctx: click.Context, preset: str | None, batches: str, modes: str,
     if mem_cap_gib is not None:
         memory_cap_card(mem_cap_gib)
     if profile_path is not None:
-        _profile(state, preset, list(overrides), chosen, sizes, steps, warmup, profile_path,
-                 mem_cap_gib)
+        _profile(
+            state, preset, list(overrides), chosen, sizes, steps, warmup, profile_path, mem_cap_gib
+        )
         return
-    result = run_bench(state.project, preset, list(overrides), sizes, chosen, steps, warmup,
-                       mem_cap_gib=mem_cap_gib,
-                       report=lambda r: console.print(f"  {r['variant']} batch {r['batch']}: "
-                                                      f"{r['status']}"))
+    result = run_bench(
+        state.project,
+        preset,
+        list(overrides),
+        sizes,
+        chosen,
+        steps,
+        warmup,
+        mem_cap_gib=mem_cap_gib,
+        report=lambda r: console.print(f"  {r['variant']} batch {r['batch']}: {r['status']}"),
+    )
     console.print(bench_table(result))
     _write_json(result, json_path)
 
 
-def _variants(ctx: click.Context, modes: str, variants: str | None,
-              profile_path: Path | None) -> list[Variant]:
+def _variants(
+    ctx: click.Context, modes: str, variants: str | None, profile_path: Path | None
+) -> list[Variant]:
     """--variants, or --mode (both modes by default; a profile's default is fast alone)."""
     from dinowm.trials import parse_variants
 
     explicit_mode = ctx.get_parameter_source("modes") != click.core.ParameterSource.DEFAULT
     if variants is not None and explicit_mode:
-        raise click.UsageError("give --variants or --mode, not both: --variants fast,reference "
-                               "is --mode fast,reference.")
+        raise click.UsageError(
+            "give --variants or --mode, not both: --variants fast,reference "
+            "is --mode fast,reference."
+        )
     if variants is None:
         variants = modes if explicit_mode or profile_path is None else "fast"
     return parse_variants(variants)
 
 
-def _profile(state: State, preset: str | None, overrides: list[str], chosen: list[Variant],
-             sizes: list[int], steps: int, warmup: int, path: Path,
-             mem_cap_gib: float | None) -> None:
+def _profile(
+    state: State,
+    preset: str | None,
+    overrides: list[str],
+    chosen: list[Variant],
+    sizes: list[int],
+    steps: int,
+    warmup: int,
+    path: Path,
+    mem_cap_gib: float | None,
+) -> None:
     """`dinowm bench --profile PATH`: one trial's step cut into its parts, as a table."""
     from dinowm.trials import profile
 
     if len(sizes) != 1:
-        raise click.UsageError(f"--profile measures one trial: give one --batch, not "
-                               f"{','.join(map(str, sizes))} (e.g. --batch 32).")
+        raise click.UsageError(
+            f"--profile measures one trial: give one --batch, not "
+            f"{','.join(map(str, sizes))} (e.g. --batch 32)."
+        )
     if len(chosen) != 1:
-        raise click.UsageError(f"--profile measures one trial: give one variant, not "
-                               f"{','.join(v.label for v in chosen)} (e.g. --variants "
-                               f"fast:decoder_every=4; fast is the default).")
+        raise click.UsageError(
+            f"--profile measures one trial: give one variant, not "
+            f"{','.join(v.label for v in chosen)} (e.g. --variants "
+            f"fast:decoder_every=4; fast is the default)."
+        )
     console.print(f"  profiling {chosen[0].label} at batch {sizes[0]}")
-    r = profile(state.project, preset, overrides, chosen[0], sizes[0], steps, warmup, path,
-                mem_cap_gib=mem_cap_gib)
+    r = profile(
+        state.project,
+        preset,
+        overrides,
+        chosen[0],
+        sizes[0],
+        steps,
+        warmup,
+        path,
+        mem_cap_gib=mem_cap_gib,
+    )
     console.print(profile_view(r))
 
 
 @main.command(context_settings=HELP)
 @click.option("--preset", "-p", default=None, help="Preset whose model is probed.")
-@click.option("--margin", default=0.9, show_default=True, type=click.FloatRange(0.1, 1.0),
-              help="A batch fits when its peak stays under this share of the GPU's memory "
-                   "(or of the cap).")
-@click.option("--min-batch", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Start doubling here (a batch known to fit saves trials).")
+@click.option(
+    "--margin",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0.1, 1.0),
+    help="A batch fits when its peak stays under this share of the GPU's memory (or of the cap).",
+)
+@click.option(
+    "--min-batch",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Start doubling here (a batch known to fit saves trials).",
+)
 @click.option("--max-batch", default=1024, show_default=True, type=click.IntRange(min=1))
-@click.option("--mem-cap-gib", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="GIB", help="Probe GIB of this GPU's memory, as a smaller card would "
-                                  "have (not remembered in runs.db).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Also write the trials as JSON to this file ('-': stdout).")
+@click.option(
+    "--mem-cap-gib",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="GIB",
+    help="Probe GIB of this GPU's memory, as a smaller card would "
+    "have (not remembered in runs.db).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the trials as JSON to this file ('-': stdout).",
+)
 @click.argument("overrides", nargs=-1)
 @click.pass_obj
-def probe(state: State, preset: str | None, margin: float, min_batch: int, max_batch: int,
-          mem_cap_gib: float | None, json_path: Path | None,
-          overrides: tuple[str, ...]) -> None:
+def probe(
+    state: State,
+    preset: str | None,
+    margin: float,
+    min_batch: int,
+    max_batch: int,
+    mem_cap_gib: float | None,
+    json_path: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Find the largest batch that fits this GPU and remember it for `dinowm run`.
 
     Short trials (train steps and a validation pass) in subprocesses, doubling the batch from
@@ -189,41 +292,81 @@ def probe(state: State, preset: str | None, margin: float, min_batch: int, max_b
         memory_cap_card(mem_cap_gib)
     gpu = hardware.gpu_description()
     if not gpu["gpus"]:
-        console.print(f"no GPU ({gpu['nvml'].removeprefix('unavailable: ')}): probe measures "
-                      f"GPU memory, so there is nothing to probe on this machine.")
+        console.print(
+            f"no GPU ({gpu['nvml'].removeprefix('unavailable: ')}): probe measures "
+            f"GPU memory, so there is nothing to probe on this machine."
+        )
         return
     card = gpu["gpus"][0]
     resolved = resolve(state.project, preset, list(overrides))
-    rows = run_probe(state.project, preset, list(overrides), card, margin=margin,
-                     max_batch=max_batch, min_batch=min_batch, mem_cap_gib=mem_cap_gib,
-                     report=lambda r: console.print(f"  batch {r['batch']}: "
-                                                    f"{'fits' if r['fits'] else 'does not fit'}"))
+    rows = run_probe(
+        state.project,
+        preset,
+        list(overrides),
+        card,
+        margin=margin,
+        max_batch=max_batch,
+        min_batch=min_batch,
+        mem_cap_gib=mem_cap_gib,
+        report=lambda r: console.print(
+            f"  batch {r['batch']}: {'fits' if r['fits'] else 'does not fit'}"
+        ),
+    )
     if mem_cap_gib is None:
         key = model_hash(resolved.config)
         with state.store() as store:
             for r in rows:
-                store.add_probe({"gpu_name": card["name"], "vram_mib": card["vram_mib"],
-                                 "preset": resolved.preset, "model_hash": key,
-                                 "precision": resolved.config.training.precision,
-                                 "batch": r["batch"], "peak_mib": r.get("peak_mib"),
-                                 "fits": int(r["fits"]), "status": r.get("status"),
-                                 "s_per_step": r.get("s_per_step")})
+                store.add_probe(
+                    {
+                        "gpu_name": card["name"],
+                        "vram_mib": card["vram_mib"],
+                        "preset": resolved.preset,
+                        "model_hash": key,
+                        "precision": resolved.config.training.precision,
+                        "batch": r["batch"],
+                        "peak_mib": r.get("peak_mib"),
+                        "fits": int(r["fits"]),
+                        "status": r.get("status"),
+                        "s_per_step": r.get("s_per_step"),
+                    }
+                )
     console.print(probe_table(card, resolved.preset, rows, mem_cap_gib))
     best = max((r["batch"] for r in rows if r["fits"]), default=None)
-    _write_json({"gpu": card, "preset": resolved.preset, "margin": margin,
-                 "mem_cap_gib": mem_cap_gib, "largest_fitting_batch": best, "rows": rows},
-                json_path)
+    _write_json(
+        {
+            "gpu": card,
+            "preset": resolved.preset,
+            "margin": margin,
+            "mem_cap_gib": mem_cap_gib,
+            "largest_fitting_batch": best,
+            "rows": rows,
+        },
+        json_path,
+    )
 
 
-def _scaling(state: State, preset: str | None, overrides: list[str], gpus: str | None,
-             ranks: int | None, steps: int, json_path: Path | None) -> None:
+def _scaling(
+    state: State,
+    preset: str | None,
+    overrides: list[str],
+    gpus: str | None,
+    ranks: int | None,
+    steps: int,
+    json_path: Path | None,
+) -> None:
     """`dinowm bench --gpus N` (or --ranks N): one rank against N, the table and the
     efficiency."""
     from dinowm.runs import gpu_ranks
     from dinowm.trials import scaling
 
-    result = scaling(state.project, preset, overrides, ranks or gpu_ranks(gpus or "auto"), steps,
-                     report=lambda r: console.print(f"  {r['ranks']} rank(s): {r['status']}"))
+    result = scaling(
+        state.project,
+        preset,
+        overrides,
+        ranks or gpu_ranks(gpus or "auto"),
+        steps,
+        report=lambda r: console.print(f"  {r['ranks']} rank(s): {r['status']}"),
+    )
     console.print(scaling_table(result))
     _write_json(result, json_path)
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Project commands: init, presets, config, hardware."""
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ def init(directory: Path, force: bool) -> None:
     tmp = target.with_suffix(".toml.tmp")
     shutil.copyfile(TEMPLATE, tmp)
     tmp.replace(target)
-    console.print(f"wrote {target}: presets franka_f5_h3, franka_f5_h3_b8, demo. Next: "
-                  f"cd {directory} && dinowm run --preset demo")
+    console.print(
+        f"wrote {target}: presets franka_f5_h3, franka_f5_h3_b8, demo. Next: "
+        f"cd {directory} && dinowm run --preset demo"
+    )
 
 
 @main.command(context_settings=HELP)
@@ -57,8 +60,14 @@ def presets(state: State) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved config as JSON.")
 @click.argument("overrides", nargs=-1)
 @click.pass_obj
-def config_cmd(state: State, preset: str | None, changed: bool, list_keys: bool, as_json: bool,
-               overrides: tuple[str, ...]) -> None:
+def config_cmd(
+    state: State,
+    preset: str | None,
+    changed: bool,
+    list_keys: bool,
+    as_json: bool,
+    overrides: tuple[str, ...],
+) -> None:
     """Show the resolved configuration of a preset with key=value OVERRIDES.
 
     \b

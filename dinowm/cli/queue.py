@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Queue commands: queue (list), queue add/rm/move/start/pause, sweep."""
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def add(state: State, preset: str | None, name: str | None, overrides: tuple[str
     from dinowm.queue.entries import add as add_entry
 
     entry = add_entry(state.project, preset, overrides, name)
-    console.print(f"queued entry {entry['id']} ({entry['name'] or entry['preset']}) at "
-                  f"position {_position(state, entry['id'])}; 'dinowm queue start' runs the "
-                  f"queue")
+    console.print(
+        f"queued entry {entry['id']} ({entry['name'] or entry['preset']}) at "
+        f"position {_position(state, entry['id'])}; 'dinowm queue start' runs the "
+        f"queue"
+    )
 
 
 def _position(state: State, entry_id: int) -> int:
@@ -95,9 +98,12 @@ def move(state: State, entry: str, position: str) -> None:
 
 
 @queue.command("start", context_settings=HELP)
-@click.option("--detach", "-d", is_flag=True,
-              help="Return at once; the queue supervisor keeps running after the terminal "
-                   "closes.")
+@click.option(
+    "--detach",
+    "-d",
+    is_flag=True,
+    help="Return at once; the queue supervisor keeps running after the terminal closes.",
+)
 @click.pass_obj
 def start(state: State, detach: bool) -> None:
     """Run the queue (and unpause it): entries start one after another, each when the GPUs
@@ -120,8 +126,10 @@ def start(state: State, detach: bool) -> None:
         return
     if detach:
         pid = start_detached(state.project)
-        console.print(f"queue supervisor started, pid {pid}\n  list:  dinowm queue\n"
-                      f"  log:   {state.project.queue_log}\n  pause: dinowm queue pause")
+        console.print(
+            f"queue supervisor started, pid {pid}\n  list:  dinowm queue\n"
+            f"  log:   {state.project.queue_log}\n  pause: dinowm queue pause"
+        )
         return
     why = run_queue(state.project, say=console.print)
     console.print(f"queue {why}")
@@ -137,21 +145,39 @@ def pause(state: State) -> None:
     from dinowm.queue.entries import set_paused
 
     set_paused(state.project, True)
-    console.print("queue paused: the current run goes on, no new entry starts until "
-                  "'dinowm queue start'")
+    console.print(
+        "queue paused: the current run goes on, no new entry starts until 'dinowm queue start'"
+    )
 
 
 @main.command("sweep", context_settings=HELP)
 @click.option("--preset", "-p", default=None, help="Preset name (default: project default).")
-@click.option("--random", "random_n", type=int, default=None, metavar="N",
-              help="Draw N configurations instead of the whole grid (ranges lo:hi allowed).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the --random draws (the same seed draws the same sweep).")
+@click.option(
+    "--random",
+    "random_n",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Draw N configurations instead of the whole grid (ranges lo:hi allowed).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the --random draws (the same seed draws the same sweep).",
+)
 @click.option("--name", default=None, help="Name prefix of the runs (default: the sweep id).")
 @click.argument("axes", nargs=-1, required=True)
 @click.pass_obj
-def sweep(state: State, preset: str | None, random_n: int | None, seed: int,
-          name: str | None, axes: tuple[str, ...]) -> None:
+def sweep(
+    state: State,
+    preset: str | None,
+    random_n: int | None,
+    seed: int,
+    name: str | None,
+    axes: tuple[str, ...],
+) -> None:
     """Queue a sweep over AXES: key=v1,v2 lists (every combination), or with --random N
     also key=lo:hi ranges (uniform; two integers draw integers). A key with one value is
     the same in every configuration.
@@ -166,7 +192,10 @@ def sweep(state: State, preset: str | None, random_n: int | None, seed: int,
     """
     from dinowm.queue.entries import add_sweep
 
-    sweep_id, entries = add_sweep(state.project, preset, axes, random_n=random_n,
-                                  seed=seed, name=name)
-    console.print(f"sweep {sweep_id}: queued {len(entries)} entries "
-                  f"({entries[0]['id']}-{entries[-1]['id']}); 'dinowm queue start' runs them")
+    sweep_id, entries = add_sweep(
+        state.project, preset, axes, random_n=random_n, seed=seed, name=name
+    )
+    console.print(
+        f"sweep {sweep_id}: queued {len(entries)} entries "
+        f"({entries[0]['id']}-{entries[-1]['id']}); 'dinowm queue start' runs them"
+    )

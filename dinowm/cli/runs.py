@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Run commands: run, resume, stop, tail, runs, show, note, export-log, reindex."""
 
 from __future__ import annotations
@@ -19,18 +20,32 @@ if TYPE_CHECKING:
 
 def slurm_options(fn: Any) -> Any:
     """--slurm and what a batch job asks for (defaults: [slurm] of dinowm.toml)."""
-    for option in reversed([
-        click.option("--slurm", "use_slurm", is_flag=True,
-                     help="Submit to Slurm as a batch job (run from the login node)."),
-        click.option("--nodes", type=int, default=None, help="Slurm: nodes (slurm.nodes)."),
-        click.option("--gpus-per-node", type=int, default=None,
-                     help="Slurm: GPUs per node, one rank each (slurm.gpus_per_node)."),
-        click.option("--partition", default=None, help="Slurm: partition (slurm.partition)."),
-        click.option("--time", default=None, metavar="HH:MM:SS",
-                     help="Slurm: time limit; the job checkpoints and requeues itself "
-                          "slurm.signal_s before it (slurm.time)."),
-        click.option("--account", default=None, help="Slurm: account (slurm.account)."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--slurm",
+                "use_slurm",
+                is_flag=True,
+                help="Submit to Slurm as a batch job (run from the login node).",
+            ),
+            click.option("--nodes", type=int, default=None, help="Slurm: nodes (slurm.nodes)."),
+            click.option(
+                "--gpus-per-node",
+                type=int,
+                default=None,
+                help="Slurm: GPUs per node, one rank each (slurm.gpus_per_node).",
+            ),
+            click.option("--partition", default=None, help="Slurm: partition (slurm.partition)."),
+            click.option(
+                "--time",
+                default=None,
+                metavar="HH:MM:SS",
+                help="Slurm: time limit; the job checkpoints and requeues itself "
+                "slurm.signal_s before it (slurm.time).",
+            ),
+            click.option("--account", default=None, help="Slurm: account (slurm.account)."),
+        ]
+    ):
         fn = option(fn)
     return fn
 
@@ -39,17 +54,33 @@ def slurm_options(fn: Any) -> Any:
 @click.option("--preset", "-p", default=None, help="Preset name (default: project default).")
 @click.option("--name", default=None, help="A name for the run (default: PRESET-N).")
 @click.option("--note", default=None, help="A first note attached to the run.")
-@click.option("--detach", "-d", is_flag=True,
-              help="Return at once; the supervisor keeps running after the terminal closes.")
-@click.option("--gpus", default=None, metavar="N|auto",
-              help="Train on N GPUs of this machine (one torchrun rank each; auto = all "
-                   "visible); sets dist.nproc_per_node.")
+@click.option(
+    "--detach",
+    "-d",
+    is_flag=True,
+    help="Return at once; the supervisor keeps running after the terminal closes.",
+)
+@click.option(
+    "--gpus",
+    default=None,
+    metavar="N|auto",
+    help="Train on N GPUs of this machine (one torchrun rank each; auto = all "
+    "visible); sets dist.nproc_per_node.",
+)
 @click.argument("overrides", nargs=-1)
 @slurm_options
 @click.pass_obj
-def run_cmd(state: State, preset: str | None, name: str | None, note: str | None,
-            detach: bool, gpus: str | None, overrides: tuple[str, ...], use_slurm: bool,
-            **slurm_flags: Any) -> None:
+def run_cmd(
+    state: State,
+    preset: str | None,
+    name: str | None,
+    note: str | None,
+    detach: bool,
+    gpus: str | None,
+    overrides: tuple[str, ...],
+    use_slurm: bool,
+    **slurm_flags: Any,
+) -> None:
     """Start a supervised training run of PRESET with key=value OVERRIDES.
 
     \b
@@ -65,19 +96,27 @@ def run_cmd(state: State, preset: str | None, name: str | None, note: str | None
     """
     from dinowm import backends
 
-    new = backends.NewRun(preset, overrides, name=name, note=note, gpus=gpus,
-                          argv=["dinowm", *sys.argv[1:]])
-    backends.launch(state.project, new, _how(state, detach, slurm_flags),
-                    where="slurm" if use_slurm else "local")
+    new = backends.NewRun(
+        preset, overrides, name=name, note=note, gpus=gpus, argv=["dinowm", *sys.argv[1:]]
+    )
+    backends.launch(
+        state.project,
+        new,
+        _how(state, detach, slurm_flags),
+        where="slurm" if use_slurm else "local",
+    )
 
 
 def _how(state: State, detach: bool, flags: dict[str, Any]) -> Launch:
     """How the CLI starts a supervisor here (foreground or detached) and what it prints."""
     from dinowm.backends import Launch
 
-    return Launch(start=lambda project, run_id, lock: _launch(state, run_id, detach, lock),
-                  say=console.print, flags=flags,
-                  warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
+    return Launch(
+        start=lambda project, run_id, lock: _launch(state, run_id, detach, lock),
+        say=console.print,
+        flags=flags,
+        warn=lambda text: console.print(f"[yellow]warning:[/] {text}"),
+    )
 
 
 def _launch(state: State, run_id: str, detach: bool, lock: RunLock) -> None:
@@ -89,19 +128,26 @@ def _launch(state: State, run_id: str, detach: bool, lock: RunLock) -> None:
         row = store.run(run_id)
     if detach:
         pid = spawn_detached(state.project, row["id"], lock)
-        console.print(f"run {row['id']} ({row['name']}) started, supervisor pid {pid}\n"
-                      f"  follow:  dinowm tail {row['id']} -f\n  stop:    dinowm stop "
-                      f"{row['id']}\n  folder:  {row['run_dir']}")
+        console.print(
+            f"run {row['id']} ({row['name']}) started, supervisor pid {pid}\n"
+            f"  follow:  dinowm tail {row['id']} -f\n  stop:    dinowm stop "
+            f"{row['id']}\n  folder:  {row['run_dir']}"
+        )
         return
     console.print(f"run {row['id']} ({row['name']}) in {row['run_dir']}")
     status = run_foreground(state.project, row["id"], lock)
     with Store(state.project.runs_db) as store:
         final = store.run(row["id"])
     style = "green" if status in ("completed", "stopped") else "red"
-    console.print(f"[{style}]run {row['id']} {status}[/]: epoch {final['epoch']}/"
-                  f"{final['epochs_target']}, attempts {final['attempts']}"
-                  + (f" ({final['exit_reason']})" if final.get("exit_reason") and
-                     status != "completed" else ""))
+    console.print(
+        f"[{style}]run {row['id']} {status}[/]: epoch {final['epoch']}/"
+        f"{final['epochs_target']}, attempts {final['attempts']}"
+        + (
+            f" ({final['exit_reason']})"
+            if final.get("exit_reason") and status != "completed"
+            else ""
+        )
+    )
     if status not in ("completed", "stopped"):
         sys.exit(1)
 
@@ -109,13 +155,24 @@ def _launch(state: State, run_id: str, detach: bool, lock: RunLock) -> None:
 @main.command(context_settings=HELP)
 @click.argument("run")
 @click.option("--detach", "-d", is_flag=True, help="Return at once; supervise in background.")
-@click.option("--local", "use_local", is_flag=True,
-              help="Train RUN on this machine, also a run that was a Slurm job.")
+@click.option(
+    "--local",
+    "use_local",
+    is_flag=True,
+    help="Train RUN on this machine, also a run that was a Slurm job.",
+)
 @click.argument("overrides", nargs=-1)
 @slurm_options
 @click.pass_obj
-def resume(state: State, run: str, detach: bool, use_local: bool, overrides: tuple[str, ...],
-           use_slurm: bool, **slurm_flags: Any) -> None:
+def resume(
+    state: State,
+    run: str,
+    detach: bool,
+    use_local: bool,
+    overrides: tuple[str, ...],
+    use_slurm: bool,
+    **slurm_flags: Any,
+) -> None:
     """Resume RUN from its latest checkpoint, in the same run folder, up to its target epochs.
 
     OVERRIDES may change resumable keys, e.g. training.epochs=150 to train further.
@@ -173,8 +230,14 @@ def stop(state: State, run: str, wait: bool) -> None:
 @main.command(context_settings=HELP)
 @click.argument("run")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
-@click.option("--lines", "-n", default=40, show_default=True, type=click.IntRange(min=0),
-              help="Lines of the end of train.log to show first.")
+@click.option(
+    "--lines",
+    "-n",
+    default=40,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Lines of the end of train.log to show first.",
+)
 @click.pass_obj
 def tail(state: State, run: str, follow: bool, lines: int) -> None:
     """Show the end of RUN's train.log; -f follows it like tail -f.
@@ -189,8 +252,12 @@ def tail(state: State, run: str, follow: bool, lines: int) -> None:
 
 
 @main.command(context_settings=HELP)
-@click.option("--status", default=None, help="Only runs with this status (pending, running, "
-                                               "completed, failed, stopped, lost, cancelled).")
+@click.option(
+    "--status",
+    default=None,
+    help="Only runs with this status (pending, running, "
+    "completed, failed, stopped, lost, cancelled).",
+)
 @click.option("--limit", "-n", type=int, default=None, help="At most N runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_obj
@@ -204,8 +271,11 @@ def runs(state: State, status: str | None, limit: int | None, as_json: bool) -> 
 
     with state.store() as store:
         rows = store.runs(status=status, limit=limit)
-        samples = {r["id"]: store.latest_telemetry(r["id"]) for r in rows
-                   if r["status"] in ACTIVE and not as_json}  # the GPU now, as the TUI shows
+        samples = {
+            r["id"]: store.latest_telemetry(r["id"])
+            for r in rows
+            if r["status"] in ACTIVE and not as_json
+        }  # the GPU now, as the TUI shows
     if as_json:
         echo_json([{k: v for k, v in r.items() if k != "config_json"} for r in rows])
     else:
@@ -225,11 +295,22 @@ def show(state: State, run: str, as_json: bool) -> None:
 
     with state.store() as store:
         row = store.run(run)
-        parts = (store.epochs(row["id"]), store.incidents(row["id"]), store.notes(row["id"]),
-                 store.hardware(row["id"]))
+        parts = (
+            store.epochs(row["id"]),
+            store.incidents(row["id"]),
+            store.notes(row["id"]),
+            store.hardware(row["id"]),
+        )
     if as_json:
-        echo_json({"run": row, "epochs": parts[0], "incidents": parts[1], "notes": parts[2],
-                    "hardware": parts[3]})
+        echo_json(
+            {
+                "run": row,
+                "epochs": parts[0],
+                "incidents": parts[1],
+                "notes": parts[2],
+                "hardware": parts[3],
+            }
+        )
     else:
         console.print(views.run_view(row, *parts))
 
@@ -253,13 +334,23 @@ def note(state: State, run: str, text: tuple[str, ...]) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("runs", nargs=-1)
 @click.option("--all", "all_runs", is_flag=True, help="Every run, oldest first.")
-@click.option("--sweep", default=None, metavar="ID",
-              help="The runs of a sweep ('dinowm sweep'); the comparison is its result.")
-@click.option("--lang", default="en", show_default=True, type=click.Choice(["en", "de"]),
-              help="Language of headings and labels (de: those of the hand-kept log).")
+@click.option(
+    "--sweep",
+    default=None,
+    metavar="ID",
+    help="The runs of a sweep ('dinowm sweep'); the comparison is its result.",
+)
+@click.option(
+    "--lang",
+    default="en",
+    show_default=True,
+    type=click.Choice(["en", "de"]),
+    help="Language of headings and labels (de: those of the hand-kept log).",
+)
 @click.pass_obj
-def export_log(state: State, path: Path, runs: tuple[str, ...], all_runs: bool,
-               sweep: str | None, lang: str) -> None:
+def export_log(
+    state: State, path: Path, runs: tuple[str, ...], all_runs: bool, sweep: str | None, lang: str
+) -> None:
     """Write the Markdown training log of RUNS (default: the latest run) to PATH.
 
     Re-exporting to the same file rewrites only the generated blocks between
@@ -283,10 +374,13 @@ def export_log(state: State, path: Path, runs: tuple[str, ...], all_runs: bool,
         raise ConfigError("Give run ids, --all or --sweep ID, not two of them.")
     with state.store() as store:
         result = write_log(store, path, runs, all_runs=all_runs, lang=lang, sweep=sweep)
-    images = f" and {len(result.images)} image{'s' * (len(result.images) != 1)}" \
-        if result.images else ""
-    console.print(f"{'wrote' if result.created else 'updated'} {result.path}: "
-                  f"{len(result.runs)} run{'s' * (len(result.runs) != 1)}{images}")
+    images = (
+        f" and {len(result.images)} image{'s' * (len(result.images) != 1)}" if result.images else ""
+    )
+    console.print(
+        f"{'wrote' if result.created else 'updated'} {result.path}: "
+        f"{len(result.runs)} run{'s' * (len(result.runs) != 1)}{images}"
+    )
 
 
 @main.command(context_settings=HELP)
@@ -306,6 +400,8 @@ def reindex(state: State, force: bool) -> None:
         console.print(result["reason"])
         return
     moved = f"; the old file is {result['moved_aside']}" if result["moved_aside"] else ""
-    console.print(f"rebuilt {state.project.runs_db} from {len(result['runs'])} run folders "
-                  f"and {result['queue']} queue entries (integrity {result['integrity']})"
-                  f"{moved}")
+    console.print(
+        f"rebuilt {state.project.runs_db} from {len(result['runs'])} run folders "
+        f"and {result['queue']} queue entries (integrity {result['integrity']})"
+        f"{moved}"
+    )

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm serve`: dinowm-tui in a browser through textual-serve, on this machine only by
 default."""
 
@@ -23,8 +24,10 @@ def addresses(host: str, port: int) -> list[tuple]:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ConfigError(f"Cannot resolve --host {host!r} ({exc.strerror}); give an address "
-                          f"of this machine, e.g. the default 127.0.0.1.") from exc
+        raise ConfigError(
+            f"Cannot resolve --host {host!r} ({exc.strerror}); give an address "
+            f"of this machine, e.g. the default 127.0.0.1."
+        ) from exc
     return list(dict.fromkeys(found))  # one socket per distinct address
 
 
@@ -41,7 +44,8 @@ def remote_refused(host: str, port: int) -> ConfigError:
         f"anyone who reaches the port could start and stop your runs. Keep the default "
         f"--host 127.0.0.1 and forward the port from your own machine "
         f"({SSH.format(port=shown)}, then open http://localhost:{shown}), or pass "
-        f"--allow-remote on a network you trust.")
+        f"--allow-remote on a network you trust."
+    )
 
 
 def listen(found: list[tuple], host: str, port: int) -> list[socket.socket]:
@@ -55,8 +59,11 @@ def listen(found: list[tuple], host: str, port: int) -> list[socket.socket]:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             # --port 0: the first socket picks a free port, the others take the same one
-            sock.bind((sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
-                      if len(sockets) > 1 else sockaddr)
+            sock.bind(
+                (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
+                if len(sockets) > 1
+                else sockaddr
+            )
             sock.listen(128)
             sock.setblocking(False)
     except OSError as exc:
@@ -69,14 +76,20 @@ def listen(found: list[tuple], host: str, port: int) -> list[socket.socket]:
 def listen_error(host: str, port: int, exc: OSError) -> DinowmError:
     """The one line for a socket that cannot listen: port taken, address not ours, other."""
     if exc.errno == errno.EADDRINUSE:
-        return DinowmError(f"Port {port} on {host} is in use (another dinowm serve or another "
-                           f"program); serve on a free one with --port, e.g. "
-                           f"dinowm serve --port {port + 1}.")
+        return DinowmError(
+            f"Port {port} on {host} is in use (another dinowm serve or another "
+            f"program); serve on a free one with --port, e.g. "
+            f"dinowm serve --port {port + 1}."
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
-        return ConfigError(f"Cannot listen on --host {host}: it is not an address of this "
-                           f"machine; use one of its own addresses, or the default 127.0.0.1.")
-    return DinowmError(f"Cannot listen on {host}:{port} ({exc.strerror}); try another "
-                       f"--port (from 1024 up without root) or --host.")
+        return ConfigError(
+            f"Cannot listen on --host {host}: it is not an address of this "
+            f"machine; use one of its own addresses, or the default 127.0.0.1."
+        )
+    return DinowmError(
+        f"Cannot listen on {host}:{port} ({exc.strerror}); try another "
+        f"--port (from 1024 up without root) or --host."
+    )
 
 
 def url_of(sock: socket.socket, host: str) -> str:
@@ -95,13 +108,25 @@ def app_command(config_path: Path) -> str:
 
 
 @main.command(context_settings=HELP)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Only loopback without --allow-remote.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on (0: any free port; the URL printed names it).")
-@click.option("--allow-remote", is_flag=True,
-              help="Allow a --host other machines can reach. There is no login: anyone who "
-                   "reaches the port controls your runs.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Only loopback without --allow-remote.",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port; the URL printed names it).",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other machines can reach. There is no login: anyone who "
+    "reaches the port controls your runs.",
+)
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.pass_obj
 def serve(state: State, host: str, port: int, allow_remote: bool, path: Path | None) -> None:
@@ -127,12 +152,18 @@ def serve(state: State, host: str, port: int, allow_remote: bool, path: Path | N
     sockets = listen(found, host, port)
     url = url_of(sockets[0], host)
     if remote:
-        click.secho(f"WARNING: serving to the network with no login: anyone who can reach "
-                    f"{url} controls your runs (start, stop, resume, notes). Prefer "
-                    f"{SSH.format(port=sockets[0].getsockname()[1])}.",
-                    err=True, fg="red", bold=True)
-    click.echo(f"dinowm serve: open {url} in a browser ({project.config_path}); "
-               f"Ctrl-C stops serving, runs go on.")
+        click.secho(
+            f"WARNING: serving to the network with no login: anyone who can reach "
+            f"{url} controls your runs (start, stop, resume, notes). Prefer "
+            f"{SSH.format(port=sockets[0].getsockname()[1])}.",
+            err=True,
+            fg="red",
+            bold=True,
+        )
+    click.echo(
+        f"dinowm serve: open {url} in a browser ({project.config_path}); "
+        f"Ctrl-C stops serving, runs go on."
+    )
     from dinowm.cli.webserver import serve_app  # aiohttp loads for this command only
 
     serve_app(app_command(project.config_path), sockets, local_only=not remote)

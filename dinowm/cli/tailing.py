@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm tail`: the end of a run's train.log, then new lines while the run is active."""
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dinowm.rundir import ACTIVE
 from dinowm.store import Store
 
 
-def follow_log(db_path: Path, run: dict[str, Any], lines: int, follow: bool,
-               poll_s: float = 0.5) -> None:
+def follow_log(
+    db_path: Path, run: dict[str, Any], lines: int, follow: bool, poll_s: float = 0.5
+) -> None:
     """Print the last `lines` lines; with follow, stream appended bytes until the run ends."""
     backend = backend_of(run)
     path = backend.log_path(run)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Rich renderings for the CLI: runs table, resolved config, one run, hardware, doctor."""
 
 from __future__ import annotations
@@ -20,19 +21,37 @@ from dinowm.views import runs as view
 
 # The columns `dinowm runs` shows, in its order (dinowm.views.runs defines them and their cells
 # for the TUI's table too); the placement one joins after the name when a listed run has one.
-RUNS_KEYS = ("id", "name", "preset", "status", "epoch", "train", "val", "zbest", "temp", "start",
-             "duration")
+RUNS_KEYS = (
+    "id",
+    "name",
+    "preset",
+    "status",
+    "epoch",
+    "train",
+    "val",
+    "zbest",
+    "temp",
+    "start",
+    "duration",
+)
 
 
-def runs_table(runs: list[dict[str, Any]], width: int = 200,
-               samples: dict[str, list[dict[str, Any]]] | None = None) -> Table:
+def runs_table(
+    runs: list[dict[str, Any]],
+    width: int = 200,
+    samples: dict[str, list[dict[str, Any]]] | None = None,
+) -> Table:
     """The `dinowm runs` table, dropping the least needed columns to fit `width` cells;
     `samples`: the latest GPU samples of active runs, by run id."""
     now = time.time()
     rows = [view.texts(view.values(r, (samples or {}).get(r["id"], []), now)) for r in runs]
     columns = view.fitting(view.columns(RUNS_KEYS, placed=view.placed(runs)), rows, width)
-    table = Table(title=f"{len(runs)} run{'s' * (len(runs) != 1)}", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=f"{len(runs)} run{'s' * (len(runs) != 1)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for column in columns:
         widest = max([len(column.label)] + [row[column.key].cell_len for row in rows])
         table.add_column(column.label, justify=column.justify, no_wrap=True, min_width=widest)
@@ -85,16 +104,24 @@ def hardware_table(hw: dict[str, Any]) -> Table:
     table = Table(title="System hardware", title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    gb = (lambda mib: "-" if mib is None else f"{mib:,} MiB (~{mib / 1024:.0f} GB)")
-    rows = [("GPU", gpu_summary(hw)), ("Driver", hw.get("driver") or "-"),
-            ("CUDA (driver)", hw.get("cuda") or "-"), ("torch", hw.get("torch") or "-"),
-            ("CPU", hw.get("cpu_model") or "-"),
-            ("Cores / threads", f"{hw.get('cpu_cores')} / {hw.get('cpu_threads')}"),
-            ("Sockets", str(hw.get("cpu_sockets"))),
-            ("Max / min clock", _mhz(hw.get("cpu_max_mhz"), hw.get("cpu_min_mhz"))),
-            ("RAM total", gb(hw.get("ram_total_mib"))),
-            ("RAM available", gb(hw.get("ram_available_mib"))),
-            ("Swap", gb(hw.get("swap_total_mib"))), ("Host", hw.get("hostname") or "-")]
+
+    def gb(mib: int | None) -> str:
+        return "-" if mib is None else f"{mib:,} MiB (~{mib / 1024:.0f} GB)"
+
+    rows = [
+        ("GPU", gpu_summary(hw)),
+        ("Driver", hw.get("driver") or "-"),
+        ("CUDA (driver)", hw.get("cuda") or "-"),
+        ("torch", hw.get("torch") or "-"),
+        ("CPU", hw.get("cpu_model") or "-"),
+        ("Cores / threads", f"{hw.get('cpu_cores')} / {hw.get('cpu_threads')}"),
+        ("Sockets", str(hw.get("cpu_sockets"))),
+        ("Max / min clock", _mhz(hw.get("cpu_max_mhz"), hw.get("cpu_min_mhz"))),
+        ("RAM total", gb(hw.get("ram_total_mib"))),
+        ("RAM available", gb(hw.get("ram_available_mib"))),
+        ("Swap", gb(hw.get("swap_total_mib"))),
+        ("Host", hw.get("hostname") or "-"),
+    ]
     gpus = hw.get("gpus") or json.loads(hw.get("gpus_json") or "[]")
     for g in gpus[1:]:
         rows.insert(1, (f"GPU {g['index']}", f"{g['name']}, {g['vram_mib']:,} MiB"))
@@ -109,26 +136,34 @@ def _mhz(high: float | None, low: float | None) -> str:
     return f"{high / 1000:.1f} GHz / {(low or 0) / 1000:.1f} GHz"
 
 
-def run_view(run: dict[str, Any], epochs: list[dict[str, Any]], incidents: list[dict[str, Any]],
-             notes: list[dict[str, Any]], hw: dict[str, Any] | None) -> Group:
+def run_view(
+    run: dict[str, Any],
+    epochs: list[dict[str, Any]],
+    incidents: list[dict[str, Any]],
+    notes: list[dict[str, Any]],
+    hw: dict[str, Any] | None,
+) -> Group:
     """`dinowm show RUN`: overview, epochs, incidents, notes."""
     head = Table(show_header=False, title=f"run {run['id']}", title_justify="left")
     head.add_column("field", style="bold")
     head.add_column("value")
-    for field, value in (("name", run.get("name") or "-"), ("preset", run.get("preset") or "-"),
-                         ("status", status_text(run["status"])),
-                         ("epoch", f"{run['epoch']}/{run.get('epochs_target') or '?'}"),
-                         ("attempts", str(run.get("attempts") or 0)),
-                         ("exit reason", run.get("exit_reason") or "-"),
-                         ("start", fmt_time(run.get("started_at") or run.get("created_at"))),
-                         ("duration", fmt_duration(run_duration(run))),
-                         ("run folder", run.get("run_dir") or "-"),
-                         ("encoder", run.get("encoder_label") or "-"),
-                         ("GPU", gpu_summary(hw) if hw else "-"),
-                         ("ranks", ranks_text(run)),
-                         *_placement(run),
-                         ("command", run.get("command") or "-"),
-                         ("wandb", run.get("wandb_url") or "-")):
+    for field, value in (
+        ("name", run.get("name") or "-"),
+        ("preset", run.get("preset") or "-"),
+        ("status", status_text(run["status"])),
+        ("epoch", f"{run['epoch']}/{run.get('epochs_target') or '?'}"),
+        ("attempts", str(run.get("attempts") or 0)),
+        ("exit reason", run.get("exit_reason") or "-"),
+        ("start", fmt_time(run.get("started_at") or run.get("created_at"))),
+        ("duration", fmt_duration(run_duration(run))),
+        ("run folder", run.get("run_dir") or "-"),
+        ("encoder", run.get("encoder_label") or "-"),
+        ("GPU", gpu_summary(hw) if hw else "-"),
+        ("ranks", ranks_text(run)),
+        *_placement(run),
+        ("command", run.get("command") or "-"),
+        ("wandb", run.get("wandb_url") or "-"),
+    ):
         head.add_row(field, value)
     parts: list[Any] = [head, epochs_table(epochs)]
     per_gpu = gpus_table(epochs)
@@ -160,17 +195,23 @@ def _placement(run: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def gpus_table(epochs: list[dict[str, Any]]) -> Table | None:
     """Each GPU's epochs of a run on several GPUs (None for one GPU)."""
-    rows = [(e["epoch"], g) for e in epochs if e.get("gpus_json")
-            for g in json.loads(e["gpus_json"])]
+    rows = [
+        (e["epoch"], g) for e in epochs if e.get("gpus_json") for g in json.loads(e["gpus_json"])
+    ]
     if not rows:
         return None
     table = Table(title="GPUs per epoch", title_justify="left")
     for col in ("epoch", "GPU", "max °C", "mean W", "use %", "max MiB"):
         table.add_column(col, justify="right")
     for epoch, g in rows:
-        table.add_row(str(epoch), str(g.get("gpu")), *(
-            "-" if g.get(k) is None else f"{g[k]:.0f}"
-            for k in ("max_temp_c", "mean_power_w", "mean_util", "max_mem_mib")))
+        table.add_row(
+            str(epoch),
+            str(g.get("gpu")),
+            *(
+                "-" if g.get(k) is None else f"{g[k]:.0f}"
+                for k in ("max_temp_c", "mean_power_w", "mean_util", "max_mem_mib")
+            ),
+        )
     return table
 
 
@@ -188,17 +229,33 @@ def epochs_table(epochs: list[dict[str, Any]]) -> Table:
     time and GPU figures."""
     table = Table(title="epochs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     rollout = [val_rollout(e) for e in epochs]
-    columns = ["epoch", "train", "val", "z_err_pred", "rollout", "time", "samples/s",
-               "°C max", "W mean"]
+    columns = [
+        "epoch",
+        "train",
+        "val",
+        "z_err_pred",
+        "rollout",
+        "time",
+        "samples/s",
+        "°C max",
+        "W mean",
+    ]
     if all(r is None for r in rollout):
         columns.remove("rollout")
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True)
     for e, roll in zip(epochs, rollout):
-        cells = [str(e["epoch"]), fmt_num(e.get("train_loss")), fmt_num(e.get("val_loss")),
-                 fmt_num(e.get("z_err_pred")), fmt_num(roll), fmt_duration(e.get("duration_s")),
-                 fmt_num(e.get("samples_per_s"), 3), fmt_num(e.get("max_gpu_temp_c"), 3),
-                 fmt_num(e.get("mean_power_w"), 3)]
+        cells = [
+            str(e["epoch"]),
+            fmt_num(e.get("train_loss")),
+            fmt_num(e.get("val_loss")),
+            fmt_num(e.get("z_err_pred")),
+            fmt_num(roll),
+            fmt_duration(e.get("duration_s")),
+            fmt_num(e.get("samples_per_s"), 3),
+            fmt_num(e.get("max_gpu_temp_c"), 3),
+            fmt_num(e.get("mean_power_w"), 3),
+        ]
         if "rollout" not in columns:
             del cells[4]
         table.add_row(*cells)
@@ -220,16 +277,18 @@ def doctor_table(checks: list[Any]) -> Table:
     """`dinowm doctor`: one row a check with its status, what was found and the fix."""
     bad = sum(c.status == "fail" for c in checks)
     warned = sum(c.status == "warn" for c in checks)
-    title = (f"{bad} check{'s' * (bad != 1)} failed" if bad else "nothing fails") + \
-        (f", {warned} warning{'s' * (warned != 1)}" if warned else "")
+    title = (f"{bad} check{'s' * (bad != 1)} failed" if bad else "nothing fails") + (
+        f", {warned} warning{'s' * (warned != 1)}" if warned else ""
+    )
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("found", ratio=3, overflow="fold")  # paths fold, never cut
     table.add_column("fix", ratio=2, overflow="fold")
     for c in checks:
-        table.add_row(c.name, Text(c.status, style=DOCTOR_STYLE.get(c.status, "")),
-                      Text(c.found), Text(c.fix))  # Text: '[presets.x]' is not markup
+        table.add_row(
+            c.name, Text(c.status, style=DOCTOR_STYLE.get(c.status, "")), Text(c.found), Text(c.fix)
+        )  # Text: '[presets.x]' is not markup
     return table
 
 
@@ -237,24 +296,49 @@ def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
     """`dinowm queue`: the entries (position, id, name, overrides, state, run) and a line on
     the queue supervisor."""
     entries = shown["entries"]
-    table = Table(title=f"{len(entries)} queue entr{'y' if len(entries) == 1 else 'ies'}",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    rows = [[str(e["position"] or "-"), str(e["id"]), e["name"] or e["preset"],
-             " ".join(e["overrides"]) or "-", status_text(e["state"]), e["run_id"] or "-",
-             e["sweep_id"] or "-"] for e in entries]
+    table = Table(
+        title=f"{len(entries)} queue entr{'y' if len(entries) == 1 else 'ies'}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    rows = [
+        [
+            str(e["position"] or "-"),
+            str(e["id"]),
+            e["name"] or e["preset"],
+            " ".join(e["overrides"]) or "-",
+            status_text(e["state"]),
+            e["run_id"] or "-",
+            e["sweep_id"] or "-",
+        ]
+        for e in entries
+    ]
     headers = ("pos", "id", "name", "overrides", "state", "run", "sweep")
-    need = [max([len(h)] + [Text(r[i]).cell_len if isinstance(r[i], str) else r[i].cell_len
-                            for r in rows]) for i, h in enumerate(headers)]
+    need = [
+        max(
+            [len(h)]
+            + [Text(r[i]).cell_len if isinstance(r[i], str) else r[i].cell_len for r in rows]
+        )
+        for i, h in enumerate(headers)
+    ]
     rest = sum(n + 3 for i, n in enumerate(need) if i != 3)
     for i, header in enumerate(headers):  # the overrides give way to the other columns
-        table.add_column(header, no_wrap=True, overflow="ellipsis", min_width=need[i] if i != 3
-                         else None, max_width=max(12, width - rest - 2) if i == 3 else None)
+        table.add_column(
+            header,
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=need[i] if i != 3 else None,
+            max_width=max(12, width - rest - 2) if i == 3 else None,
+        )
     for row in rows:
         table.add_row(*row)
     holder = shown["supervisor"]
-    line = (f"queue supervisor: pid {holder.pid}" + (f"; {shown['status']}"
-                                                     if shown["status"] else "")
-            if holder else "no queue supervisor runs: 'dinowm queue start' starts one")
+    line = (
+        f"queue supervisor: pid {holder.pid}" + (f"; {shown['status']}" if shown["status"] else "")
+        if holder
+        else "no queue supervisor runs: 'dinowm queue start' starts one"
+    )
     if shown["paused"]:
         line += " (paused: 'dinowm queue start' unpauses)"
     return Group(table, Text(line))
@@ -263,10 +347,13 @@ def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
 def alerts_table(settings: Any, targets: list[Any], results: list[Any], event: str) -> Table:
     """`dinowm alerts test`: each target (redacted) → ok, failed or skipped, with the reason."""
     listed = event in settings.events
-    table = Table(title=f"test alert '{event}'" + ("" if listed else
-                                                    f" (not in alerts.events: runs will not "
-                                                    f"send it)"),
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=f"test alert '{event}'"
+        + ("" if listed else " (not in alerts.events: runs will not send it)"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for header in ("target", "result", "why"):
         table.add_column(header, no_wrap=header != "why")
     done = iter(results)  # one per active target, in order (two URLs may redact alike)
@@ -274,10 +361,14 @@ def alerts_table(settings: Any, targets: list[Any], results: list[Any], event: s
         if target.inactive:
             table.add_row(target.label, Text("skipped", style="dim"), target.inactive)
         elif (result := next(done, None)) is not None:
-            table.add_row(target.label, Text("ok", style="green") if result.ok
-                          else Text("failed", style="red"), result.reason)
-    table.add_row("dinowm-tui", Text("on" if settings.tui else "off",
-                                     style="green" if settings.tui else "dim"),
-                  "a bell and a notification while the app runs" if settings.tui
-                  else "alerts.tui = false")
+            table.add_row(
+                target.label,
+                Text("ok", style="green") if result.ok else Text("failed", style="red"),
+                result.reason,
+            )
+    table.add_row(
+        "dinowm-tui",
+        Text("on" if settings.tui else "off", style="green" if settings.tui else "dim"),
+        "a bell and a notification while the app runs" if settings.tui else "alerts.tui = false",
+    )
     return table

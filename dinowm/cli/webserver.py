@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """textual-serve's server for `dinowm serve`: sockets bound beforehand, same-site requests only,
 and on Ctrl-C (or SIGTERM) every app process it started ends with it."""
 
@@ -58,9 +59,9 @@ class ProjectServer(Server):
         app = await super()._make_app()
 
         @web.middleware
-        async def same_site(request: web.Request,
-                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                            ) -> web.StreamResponse:
+        async def same_site(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
             reason = refusal(request.host, request.headers.get("Origin"), self.local_only)
             if reason is not None:
                 raise web.HTTPForbidden(text=reason)
@@ -82,8 +83,9 @@ class ProjectServer(Server):
         self.public_url = f"{request.scheme}://{request.host}"
         return await super().handle_index(request)
 
-    async def _process_messages(self, websocket: web.WebSocketResponse,
-                                app_service: AppService) -> None:
+    async def _process_messages(
+        self, websocket: web.WebSocketResponse, app_service: AppService
+    ) -> None:
         self.tabs.add(websocket)
         click.echo(f"a browser tab connected ({len(self.tabs)} open)")
         try:
@@ -98,8 +100,15 @@ class ProjectServer(Server):
         loop = asyncio.new_event_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.request_exit)
-        web.run_app(self._make_app(), sock=self.sockets, handle_signals=False, loop=loop,
-                    print=None, access_log=None, shutdown_timeout=SHUTDOWN_S)
+        web.run_app(
+            self._make_app(),
+            sock=self.sockets,
+            handle_signals=False,
+            loop=loop,
+            print=None,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_S,
+        )
 
 
 def app_processes() -> list[int]:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Runs on a Slurm cluster, watched from the login node.
 
 The shared run folder is the contract: the job's supervisor writes events, checkpoints, logs and

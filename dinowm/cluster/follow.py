@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The login node's view of cluster runs: the shared run folder, read on, and Slurm's word.
 
 Every command that reads runs.db (runs, show, tail, export-log, the TUI) first brings the
@@ -35,22 +36,30 @@ def read_on(store: Store, run: dict[str, Any]) -> None:
     events, events_end = read_events(run_dir / rundir.EVENTS, run.get("events_offset") or 0)
     if events:
         store.ingest(run["id"], events)
-    items, record_end = rundir.read_jsonl(run_dir / rundir.JOB_RECORD,
-                                          run.get("job_record_offset") or 0)
+    items, record_end = rundir.read_jsonl(
+        run_dir / rundir.JOB_RECORD, run.get("job_record_offset") or 0
+    )
     if items:
         with store.journal_paused():  # already durable in record.job.jsonl
             apply_record(store, run["id"], items)
-    samples, telemetry_end = rundir.read_jsonl(run_dir / rundir.JOB_TELEMETRY,
-                                               run.get("telemetry_offset") or 0)
+    samples, telemetry_end = rundir.read_jsonl(
+        run_dir / rundir.JOB_TELEMETRY, run.get("telemetry_offset") or 0
+    )
     if samples:
         store.add_telemetry([{**s, "run_id": run["id"]} for s in samples])
     if events or items:
         store.sync_checkpoints(run["id"], rundir.committed_checkpoints(run_dir))
-    if events_end != (run.get("events_offset") or 0) or \
-            record_end != (run.get("job_record_offset") or 0) or \
-            telemetry_end != (run.get("telemetry_offset") or 0):
-        store.update_run(run["id"], events_offset=events_end, job_record_offset=record_end,
-                         telemetry_offset=telemetry_end)
+    if (
+        events_end != (run.get("events_offset") or 0)
+        or record_end != (run.get("job_record_offset") or 0)
+        or telemetry_end != (run.get("telemetry_offset") or 0)
+    ):
+        store.update_run(
+            run["id"],
+            events_offset=events_end,
+            job_record_offset=record_end,
+            telemetry_offset=telemetry_end,
+        )
 
 
 def settle(store: Store, run: dict[str, Any], state: slurm.JobState | None) -> None:
@@ -58,36 +67,67 @@ def settle(store: Store, run: dict[str, Any], state: slurm.JobState | None) -> N
     job = run["slurm_job_id"]
     if state is None:
         if run["status"] in ACTIVE and time.time() - (run.get("updated_at") or 0) > 60:
-            store.update_run_if(run["id"], [run["status"]], status="lost", phase=None,
-                                exit_reason=f"Slurm no longer knows job {job} (squeue, sacct)",
-                                ended_at=time.time())
+            store.update_run_if(
+                run["id"],
+                [run["status"]],
+                status="lost",
+                phase=None,
+                exit_reason=f"Slurm no longer knows job {job} (squeue, sacct)",
+                ended_at=time.time(),
+            )
         return
     if state.state != run.get("slurm_state") or state.reason != (run.get("slurm_reason") or ""):
         if state.state != run.get("slurm_state"):
-            store.add_incident(run["id"], "slurm", f"Slurm job {job}: {state.describe()}",
-                               {"job_id": job, "state": state.state, "reason": state.reason,
-                                "nodes": state.nodes, "restarts": state.restarts},
-                               attempt=run.get("attempts"))
-        store.update_run(run["id"], slurm_state=state.state, slurm_reason=state.reason or None,
-                         slurm_nodes=state.nodes or run.get("slurm_nodes"),
-                         slurm_restarts=state.restarts)
+            store.add_incident(
+                run["id"],
+                "slurm",
+                f"Slurm job {job}: {state.describe()}",
+                {
+                    "job_id": job,
+                    "state": state.state,
+                    "reason": state.reason,
+                    "nodes": state.nodes,
+                    "restarts": state.restarts,
+                },
+                attempt=run.get("attempts"),
+            )
+        store.update_run(
+            run["id"],
+            slurm_state=state.state,
+            slurm_reason=state.reason or None,
+            slurm_nodes=state.nodes or run.get("slurm_nodes"),
+            slurm_restarts=state.restarts,
+        )
     status = run["status"]
     requeued = state.restarts > (run.get("slurm_restarts") or 0)
-    if state.state == "PENDING" and (status in ("stopped", "failed", "lost") or
-                                     (status in ACTIVE and status != "pending" and requeued)):
+    if state.state == "PENDING" and (
+        status in ("stopped", "failed", "lost")
+        or (status in ACTIVE and status != "pending" and requeued)
+    ):
         # Slurm requeued the job (preemption, a node failure) after its supervisor stopped
         # or died; the next allocation resumes from the checkpoint
-        store.update_run_if(run["id"], [status], status="pending", phase=None, ended_at=None,
-                            exit_reason=f"Slurm requeued job {job}: {state.reason or 'pending'}")
+        store.update_run_if(
+            run["id"],
+            [status],
+            status="pending",
+            phase=None,
+            ended_at=None,
+            exit_reason=f"Slurm requeued job {job}: {state.reason or 'pending'}",
+        )
         return
     if state.live:
         return
     user_stop = bool(run.get("stop_requested_at"))
     if state.state == "CANCELLED" and user_stop:
         if status in ACTIVE:
-            store.update_run_if(run["id"], [status], status="stopped", phase=None,
-                                exit_reason=f"stopped: Slurm job {job} cancelled by dinowm stop",
-                                ended_at=time.time())
+            store.update_run_if(
+                run["id"],
+                [status],
+                status="stopped",
+                phase=None,
+                exit_reason=f"stopped: Slurm job {job} cancelled by dinowm stop",
+                ended_at=time.time(),
+            )
         return
     cancelled_outside = state.state == "CANCELLED" and status == "stopped"
     if status in ACTIVE or cancelled_outside:
@@ -97,8 +137,9 @@ def settle(store: Store, run: dict[str, Any], state: slurm.JobState | None) -> N
             reason += " but its supervisor recorded no final status; see slurm.out"
         elif new == "cancelled":
             reason += " (scancel from outside dinowm); 'dinowm resume RUN' continues it"
-        store.update_run_if(run["id"], [status], status=new, phase=None, exit_reason=reason,
-                            ended_at=time.time())
+        store.update_run_if(
+            run["id"], [status], status=new, phase=None, exit_reason=reason, ended_at=time.time()
+        )
 
 
 def sync(store: Store) -> list[str]:

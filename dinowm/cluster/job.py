@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`python -m dinowm.cluster.job --config PATH --run ID`: a run's supervisor inside its Slurm job.
 
 The batch script execs this on the allocation's first node. It supervises exactly as on a
@@ -45,10 +46,10 @@ TELEMETRY_EVERY_S = 5.0  # GPU samples the login node sees (the job's own index 
 class JobSupervisor(Supervisor):
     """The supervisor of a run inside its Slurm allocation."""
 
-    def __init__(self, project: Project, run_id: str, opts: SlurmOptions, job: str,
-                 nodelist: str):
-        super().__init__(project, run_id, journal=rundir.JOB_RECORD,
-                         telemetry_every_s=TELEMETRY_EVERY_S)
+    def __init__(self, project: Project, run_id: str, opts: SlurmOptions, job: str, nodelist: str):
+        super().__init__(
+            project, run_id, journal=rundir.JOB_RECORD, telemetry_every_s=TELEMETRY_EVERY_S
+        )
         self.opts = opts
         self.job = job
         self.nodelist = nodelist
@@ -62,8 +63,7 @@ class JobSupervisor(Supervisor):
     def _on_time_limit(self, signum: int, frame: Any) -> None:
         self.time_limit = True
         if self.stop_reason is None:
-            self.stop_reason = (f"Slurm's time limit is {self.opts.signal_s} s away "
-                                f"(SIGUSR1)")
+            self.stop_reason = f"Slurm's time limit is {self.opts.signal_s} s away (SIGUSR1)"
 
     def _recorded(self, status: str, reason: str) -> tuple[str, str]:
         """A stop that came from Slurm is not final: at the time limit the job requeues itself
@@ -76,12 +76,17 @@ class JobSupervisor(Supervisor):
         if self.time_limit and self.opts.requeue and row["epoch"] < row["epochs_target"]:
             return "pending", f"Slurm time limit near: {where}, job {self.job} requeued"
         if self.time_limit and not self.opts.requeue:
-            return status, (f"Slurm time limit near: {where}; slurm.requeue is off, 'dinowm "
-                            f"resume {self.run_id}' continues it")
+            return status, (
+                f"Slurm time limit near: {where}; slurm.requeue is off, 'dinowm "
+                f"resume {self.run_id}' continues it"
+            )
         if self.time_limit:
             return status, f"Slurm time limit near: {where}, the last of its epochs"
-        why = reason if "Slurm" in reason else \
-            f"{reason} from Slurm (job cancelled, preempted or past its time limit)"
+        why = (
+            reason
+            if "Slurm" in reason
+            else f"{reason} from Slurm (job cancelled, preempted or past its time limit)"
+        )
         return "stopping", f"{why}; latest checkpoint at epoch {row['epoch']}"
 
     def _ranks(self, cfg: RunConfig) -> int:
@@ -97,27 +102,47 @@ class JobSupervisor(Supervisor):
         """srun: one task per node, each a torchrun with this node's ranks (or the trainer
         itself for a run of one rank)."""
         opts = self.opts
-        srun = ["srun", f"--nodes={opts.nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
-                f"--job-name={STEP_PREFIX}-{attempt}"]
+        srun = [
+            "srun",
+            f"--nodes={opts.nodes}",
+            "--ntasks-per-node=1",
+            "--kill-on-bad-exit=1",
+            f"--job-name={STEP_PREFIX}-{attempt}",
+        ]
         if opts.gpus_per_node:
             srun.append(f"--gpus-per-node={opts.gpus_per_node}")
         if opts.cpus_per_task:
             srun.append(f"--cpus-per-task={opts.cpus_per_task}")
         if self._ranks(cfg) == 1:
             return [*srun, sys.executable, "-m", "dinowm.train"]
-        torchrun = [sys.executable, "-m", "torch.distributed.run",
-                    f"--nproc-per-node={cfg.dist.nproc_per_node}", "--max-restarts=0"]
+        torchrun = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc-per-node={cfg.dist.nproc_per_node}",
+            "--max-restarts=0",
+        ]
         if opts.nodes == 1:  # a free port of its own: other jobs may share the node
             return [*srun, *torchrun, "--standalone", "-m", "dinowm.train"]
         # several nodes: each attempt of each job its own rendezvous on the first node
         port = opts.rdzv_port + (int(self.job) + attempt) % 1000
-        return [*srun, *torchrun, f"--nnodes={opts.nodes}", "--rdzv-backend=c10d",
-                f"--rdzv-endpoint={self.master}:{port}", f"--rdzv-id={self.job}-{attempt}",
-                "-m", "dinowm.train"]
+        return [
+            *srun,
+            *torchrun,
+            f"--nnodes={opts.nodes}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={self.master}:{port}",
+            f"--rdzv-id={self.job}-{attempt}",
+            "-m",
+            "dinowm.train",
+        ]
 
     def _trainer_steps(self) -> dict[str, str]:
-        return {name: step for name, step in slurm.steps(self.job).items()
-                if name.startswith(STEP_PREFIX)}
+        return {
+            name: step
+            for name, step in slurm.steps(self.job).items()
+            if name.startswith(STEP_PREFIX)
+        }
 
     def _signal_trainer(self, signum: int) -> None:
         """A graceful signal goes to the trainer's step through Slurm: srun itself takes
@@ -130,8 +155,7 @@ class JobSupervisor(Supervisor):
         if not steps:  # srun has not registered its step yet
             super()._signal_trainer(signum)
 
-    def _kill(self, proc: subprocess.Popen, grace_s: float, reaped: bool = False
-              ) -> dict[str, Any]:
+    def _kill(self, proc: subprocess.Popen, grace_s: float, reaped: bool = False) -> dict[str, Any]:
         """SIGTERM to srun makes it end its step; what still runs after the grace (a rank
         stuck in the kernel, a hung node) is killed by Slurm itself, step by step."""
         result = super()._kill(proc, grace_s, reaped)
@@ -154,8 +178,11 @@ class JobSupervisor(Supervisor):
         failed, the job was preempted or cancelled): no resume here, the next allocation or
         Slurm's final state decides."""
         outcome = super()._exited(a, mirror)
-        if outcome is None or outcome.kind in ("completed", "stopped") or \
-                self.stop_reason is not None:
+        if (
+            outcome is None
+            or outcome.kind in ("completed", "stopped")
+            or self.stop_reason is not None
+        ):
             return outcome
         try:
             state = slurm.query([self.job]).get(self.job)
@@ -183,9 +210,11 @@ def run_job(project: Project, run_id: str) -> int:
     """Supervise RUN in this allocation; requeue at the time limit; returns the exit code."""
     job = os.environ.get("SLURM_JOB_ID")
     if not job:
-        print("error: dinowm.cluster.job runs inside a Slurm job (SLURM_JOB_ID is not set); "
-              "submit it with 'dinowm run --slurm' or 'dinowm resume RUN'.",
-              file=sys.stderr)
+        print(
+            "error: dinowm.cluster.job runs inside a Slurm job (SLURM_JOB_ID is not set); "
+            "submit it with 'dinowm run --slurm' or 'dinowm resume RUN'.",
+            file=sys.stderr,
+        )
         return 2
     run_dir = project.outputs / run_id
     spec = rundir.read_spec(run_dir)
@@ -203,12 +232,20 @@ def run_job(project: Project, run_id: str) -> int:
             if row["status"] == "cancelled":
                 print(f"run {run_id} was cancelled; 'dinowm resume {run_id}' resumes it")
                 return 0
-            store.update_run(run_id, slurm_job_id=job, slurm_nodes=nodelist,
-                             slurm_restarts=restarts, status="created")
-            store.add_incident(run_id, "slurm", f"allocation {restarts + 1} of Slurm job {job} "
-                               f"started on {nodelist}",
-                               {"job_id": job, "nodes": nodelist, "restarts": restarts},
-                               attempt=row.get("attempts"))
+            store.update_run(
+                run_id,
+                slurm_job_id=job,
+                slurm_nodes=nodelist,
+                slurm_restarts=restarts,
+                status="created",
+            )
+            store.add_incident(
+                run_id,
+                "slurm",
+                f"allocation {restarts + 1} of Slurm job {job} started on {nodelist}",
+                {"job_id": job, "nodes": nodelist, "restarts": restarts},
+                attempt=row.get("attempts"),
+            )
         private = dataclasses.replace(project, runs_db=db)
         sup = JobSupervisor(private, run_id, opts, job, nodelist)
         try:
@@ -229,23 +266,34 @@ def _after(db: Path, run_id: str, job: str, status: str) -> int:
         row = store.run(run_id)
         if row["status"] != "pending":
             return 0
-        store.add_incident(run_id, "requeue", f"time limit near: checkpointed at epoch "
-                           f"{row['epoch']}, Slurm job {job} requeued to continue",
-                           {"job_id": job, "epoch": row["epoch"]}, attempt=row.get("attempts"))
+        store.add_incident(
+            run_id,
+            "requeue",
+            f"time limit near: checkpointed at epoch "
+            f"{row['epoch']}, Slurm job {job} requeued to continue",
+            {"job_id": job, "epoch": row["epoch"]},
+            attempt=row.get("attempts"),
+        )
         try:
             slurm.requeue(job)  # Slurm ends this allocation now
         except slurm.SlurmError as exc:
-            store.update_run(run_id, status="stopped", ended_at=time.time(),
-                             exit_reason=f"time limit: requeue failed ({exc}); 'dinowm resume "
-                             f"{run_id}' continues it")
+            store.update_run(
+                run_id,
+                status="stopped",
+                ended_at=time.time(),
+                exit_reason=f"time limit: requeue failed ({exc}); 'dinowm resume "
+                f"{run_id}' continues it",
+            )
             return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dinowm.cluster.job",
-                                     description="Supervise a run inside its Slurm job "
-                                                 "(the batch script of 'dinowm run --slurm').")
+    parser = argparse.ArgumentParser(
+        prog="python -m dinowm.cluster.job",
+        description="Supervise a run inside its Slurm job "
+        "(the batch script of 'dinowm run --slurm').",
+    )
     parser.add_argument("--config", required=True, help="the project's dinowm.toml")
     parser.add_argument("--run", required=True, help="the run id")
     args = parser.parse_args(argv)

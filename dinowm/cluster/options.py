@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The `[slurm]` table of dinowm.toml and the `--slurm` flags: how a run asks for its job."""
 
 from __future__ import annotations
@@ -40,17 +41,21 @@ def _check(name: str, value: Any, where: str) -> Any:
     if field is None:
         known = ", ".join(KEYS)
         raise ConfigError(f"Unknown key '{name}' in [slurm] of {where}; the keys are {known}.")
-    kind = {"int": int, "str": str, "bool": bool}.get(str(field.type), None)
+    kind = {"int": int, "str": str, "bool": bool}.get(str(field.type))
     if name == "extra":
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"slurm.extra in {where} must be a list of sbatch options such "
-                              f"as [\"--qos=long\"], got {value!r}.")
+            raise ConfigError(
+                f"slurm.extra in {where} must be a list of sbatch options such "
+                f'as ["--qos=long"], got {value!r}.'
+            )
         bad = [v for v in value if not v.startswith("-")]
         if bad:
-            raise ConfigError(f"slurm.extra option {bad[0]!r} in {where} is not an sbatch "
-                              f"option; write it as on sbatch's command line, e.g. \"--qos=long\".")
+            raise ConfigError(
+                f"slurm.extra option {bad[0]!r} in {where} is not an sbatch "
+                f'option; write it as on sbatch\'s command line, e.g. "--qos=long".'
+            )
         return tuple(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"slurm.{name} in {where} must be a whole number, got {value!r}.")
@@ -58,13 +63,20 @@ def _check(name: str, value: Any, where: str) -> Any:
         raise ConfigError(f"slurm.{name} in {where} must be true or false, got {value!r}.")
     if kind is str and not isinstance(value, str):
         raise ConfigError(f"slurm.{name} in {where} must be a string, got {value!r}.")
-    minimum = {"nodes": 1, "gpus_per_node": 0, "cpus_per_task": 0, "signal_s": 10,
-               "rdzv_port": 1}.get(name)
+    minimum = {
+        "nodes": 1,
+        "gpus_per_node": 0,
+        "cpus_per_task": 0,
+        "signal_s": 10,
+        "rdzv_port": 1,
+    }.get(name)
     if minimum is not None and value < minimum:
         raise ConfigError(f"slurm.{name}={value} in {where} is below {minimum}.")
     if name == "time" and value and not _TIME.match(value):
-        raise ConfigError(f"slurm.time={value!r} in {where} is not a Slurm time limit; write "
-                          f"HH:MM:SS, D-HH:MM:SS or minutes, e.g. \"12:00:00\".")
+        raise ConfigError(
+            f"slurm.time={value!r} in {where} is not a Slurm time limit; write "
+            f'HH:MM:SS, D-HH:MM:SS or minutes, e.g. "12:00:00".'
+        )
     return value
 
 

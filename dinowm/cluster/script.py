@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The batch script of a cluster run: readable, kept in the run folder, submitted as it is."""
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ def job_name(name: str) -> str:
     return f"dinowm-{clean}"[:64]
 
 
-def render(run_id: str, name: str, run_dir: Path, config_path: Path, root: Path,
-           opts: SlurmOptions, ranks_per_node: int, python: str | None = None) -> str:
+def render(
+    run_id: str,
+    name: str,
+    run_dir: Path,
+    config_path: Path,
+    root: Path,
+    opts: SlurmOptions,
+    ranks_per_node: int,
+    python: str | None = None,
+) -> str:
     """The sbatch script; the job runs dinowm's supervisor, which starts the ranks."""
     python = python or sys.executable
     lines = [
@@ -28,8 +37,9 @@ def render(run_id: str, name: str, run_dir: Path, config_path: Path, root: Path,
         f"# srun ({ranks_per_node} rank{'s' * (ranks_per_node != 1)} per node), watches every "
         f"rank, resumes after a crash or a stall,",
         f"# and {opts.signal_s} s before the time limit (SIGUSR1) checkpoints and requeues "
-        f"this job," if opts.requeue else
-        f"# and {opts.signal_s} s before the time limit (SIGUSR1) checkpoints and stops,",
+        f"this job,"
+        if opts.requeue
+        else f"# and {opts.signal_s} s before the time limit (SIGUSR1) checkpoints and stops,",
         "# which then continues from that checkpoint. Its record is the run folder:",
         f"#   {run_dir}",
         f"#SBATCH --job-name={job_name(name)}",
@@ -57,9 +67,11 @@ def render(run_id: str, name: str, run_dir: Path, config_path: Path, root: Path,
         "set -eu",
         "export PYTHONUNBUFFERED=1",
         'echo "--- allocation of job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on '
-        '$SLURM_JOB_NODELIST, $(date \'+%Y-%m-%d %H:%M:%S\') ---"',
-        "exec " + shlex.join([python, "-m", "dinowm.cluster.job", "--config", str(config_path),
-                              "--run", run_id]),
+        "$SLURM_JOB_NODELIST, $(date '+%Y-%m-%d %H:%M:%S') ---\"",
+        "exec "
+        + shlex.join(
+            [python, "-m", "dinowm.cluster.job", "--config", str(config_path), "--run", run_id]
+        ),
         "",
     ]
     return "\n".join(lines)

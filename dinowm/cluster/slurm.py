@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Slurm's client commands (sbatch, squeue, sacct, scontrol, scancel), each with a timeout.
 
 dinowm never links to Slurm: it runs the commands the cluster's users run, so any Slurm that
@@ -18,9 +19,24 @@ COMMANDS = ("sbatch", "squeue", "scancel", "scontrol")
 TIMEOUT_S = 30.0
 
 # States of a job that may still run (Slurm's names); every other state is final.
-LIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
-                  "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT",
-                  "STOPPED", "SPECIAL_EXIT", "RESV_DEL_HOLD"})
+LIVE = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "SUSPENDED",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "STOPPED",
+        "SPECIAL_EXIT",
+        "RESV_DEL_HOLD",
+    }
+)
 
 
 class SlurmError(DinowmError):
@@ -60,22 +76,27 @@ def require(what: str = "--slurm") -> None:
     """Refuse in one line (exit 2) on a machine without Slurm's client commands."""
     gone = missing()
     if gone:
-        raise ConfigError(f"{what}: Slurm's {', '.join(gone)} not found on PATH "
-                          f"({os.environ.get('PATH', '')[:80]}...); run this on the cluster's "
-                          f"login node, or install Slurm's client (Debian: apt-get install "
-                          f"slurm-client) and point SLURM_CONF at the cluster's slurm.conf.")
+        raise ConfigError(
+            f"{what}: Slurm's {', '.join(gone)} not found on PATH "
+            f"({os.environ.get('PATH', '')[:80]}...); run this on the cluster's "
+            f"login node, or install Slurm's client (Debian: apt-get install "
+            f"slurm-client) and point SLURM_CONF at the cluster's slurm.conf."
+        )
 
 
-def _run(args: list[str], timeout: float = TIMEOUT_S, check: bool = True
-         ) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], timeout: float = TIMEOUT_S, check: bool = True
+) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except FileNotFoundError:
         raise SlurmError(f"{args[0]} not found on PATH; is Slurm installed here?") from None
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"{' '.join(args[:3])} did not answer within {timeout:.0f} s; is "
-                         f"slurmctld reachable?") from None
+        raise SlurmError(
+            f"{' '.join(args[:3])} did not answer within {timeout:.0f} s; is slurmctld reachable?"
+        ) from None
     if check and proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise SlurmError(f"{args[0]} failed (exit {proc.returncode}): {last}")
@@ -98,20 +119,42 @@ def query(job_ids: list[str]) -> dict[str, JobState]:
     if not ids:
         return {}
     found: dict[str, JobState] = {}
-    proc = _run(["squeue", "--states=all", "-h", "-j", ",".join(ids),
-                 "-O", "JobID:|,State:|,Reason:|,NodeList:|,RestartCnt:|"], check=False)
+    proc = _run(
+        [
+            "squeue",
+            "--states=all",
+            "-h",
+            "-j",
+            ",".join(ids),
+            "-O",
+            "JobID:|,State:|,Reason:|,NodeList:|,RestartCnt:|",
+        ],
+        check=False,
+    )
     if proc.returncode != 0 and "invalid job id" not in proc.stderr.lower():
         last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise SlurmError(f"squeue failed (exit {proc.returncode}): {last}")  # not "unknown"
     for line in proc.stdout.splitlines():
         parts = [p.strip() for p in line.split("|")]
         if len(parts) >= 5 and parts[0] in ids:
-            found[parts[0]] = JobState(parts[0], parts[1], parts[2], parts[3],
-                                       int(parts[4]) if parts[4].isdigit() else 0)
+            found[parts[0]] = JobState(
+                parts[0], parts[1], parts[2], parts[3], int(parts[4]) if parts[4].isdigit() else 0
+            )
     rest = [j for j in ids if j not in found]
     if rest and shutil.which("sacct"):
-        proc = _run(["sacct", "-X", "-n", "-P", "-j", ",".join(rest),
-                     "-o", "JobIDRaw,State,Reason,NodeList"], check=False)
+        proc = _run(
+            [
+                "sacct",
+                "-X",
+                "-n",
+                "-P",
+                "-j",
+                ",".join(rest),
+                "-o",
+                "JobIDRaw,State,Reason,NodeList",
+            ],
+            check=False,
+        )
         if proc.returncode == 0:  # "accounting storage is disabled" on small clusters
             for line in proc.stdout.splitlines():
                 parts = line.split("|")

@@ -1,29 +1,43 @@
+# SPDX-License-Identifier: MIT
 """Training samples: slice-first episode windows, the trajectory split, frames as the model
 sees them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
-from dinowm.errors import DataError
 from dinowm.data.check import slice_span, starts_in, validate_dataset
 from dinowm.data.episodes import Episodes, FrameStore
-from dinowm.data.normalize import (Stats, check_stats, compute_stats, constant_columns,
-                                    identity_stats, normalise)
+from dinowm.data.normalize import (
+    Stats,
+    check_stats,
+    compute_stats,
+    constant_columns,
+    identity_stats,
+    normalise,
+)
+from dinowm.errors import DataError
+
 
 class SliceDataset(Dataset):
     """Every window of F = num_hist + num_pred frames, frameskip apart, in the given episodes."""
 
-    def __init__(self, frames: FrameStore, actions: torch.Tensor, proprio: torch.Tensor,
-                 lengths: list[int], episodes: list[int], num_frames: int,
-                 frameskip: int, split_order: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        frames: FrameStore,
+        actions: torch.Tensor,
+        proprio: torch.Tensor,
+        lengths: list[int],
+        episodes: list[int],
+        num_frames: int,
+        frameskip: int,
+        split_order: list[int] | None = None,
+    ) -> None:
         self.frames, self.actions, self.proprio = frames, actions, proprio  # normalised
         self.lengths, self.episodes = lengths, episodes
         # the same episodes in the split's random order (the public slicer enumerates them so)
@@ -46,18 +60,21 @@ class SliceDataset(Dataset):
         """Frames start + k*fs (k < num_frames), their proprio and the fs actions after each."""
         fs = self.frameskip
         if start < 0 or start + num_frames * fs > self.lengths[ep]:
-            raise IndexError(f"window of {num_frames} frames x {fs} from {start} does not fit "
-                             f"episode {ep} of {self.lengths[ep]} frames")
+            raise IndexError(
+                f"window of {num_frames} frames x {fs} from {start} does not fit "
+                f"episode {ep} of {self.lengths[ep]} frames"
+            )
         kept = slice(start, start + (num_frames - 1) * fs + 1, fs)
         actions = self.actions[ep, start : start + num_frames * fs]  # (F*fs, A)
-        extra = {} if self.tokens is None else {
-            "tokens": self.tokens.tokens(ep, start, num_frames, fs)}  # (F, P, D) fp16
-        return {**extra,
+        extra = (
+            {} if self.tokens is None else {"tokens": self.tokens.tokens(ep, start, num_frames, fs)}
+        )  # (F, P, D) fp16
+        return {
+            **extra,
             "visual": self.frames.frames(ep, start, num_frames, fs),  # (F, 3, H, W) uint8
             "proprio": self.proprio[ep, kept].clone(),  # (F, P)
             "action": actions.reshape(num_frames, -1).clone(),  # (F, fs*A): a[t], ..., a[t+fs-1]
         }
-
 
     def segment(self, ep: int, start: int, steps: int) -> dict[str, torch.Tensor]:
         """Frames start, start + fs, ..., start + steps*fs, their proprio, and the steps actions
@@ -65,22 +82,22 @@ class SliceDataset(Dataset):
         action, so it may be the episode's last frame)."""
         fs = self.frameskip
         if start < 0 or steps < 1 or start + steps * fs >= self.lengths[ep]:
-            raise IndexError(f"segment of {steps} steps x {fs} from {start} does not fit "
-                             f"episode {ep} of {self.lengths[ep]} frames")
+            raise IndexError(
+                f"segment of {steps} steps x {fs} from {start} does not fit "
+                f"episode {ep} of {self.lengths[ep]} frames"
+            )
         kept = slice(start, start + steps * fs + 1, fs)
-        return {"visual": self.frames.frames(ep, start, steps + 1, fs),  # (steps+1, 3, H, W) uint8
-                "proprio": self.proprio[ep, kept].clone(),  # (steps+1, P)
-                "action": self.actions[ep, start : start + steps * fs].reshape(steps, -1).clone()}
+        return {
+            "visual": self.frames.frames(ep, start, steps + 1, fs),  # (steps+1, 3, H, W) uint8
+            "proprio": self.proprio[ep, kept].clone(),  # (steps+1, P)
+            "action": self.actions[ep, start : start + steps * fs].reshape(steps, -1).clone(),
+        }
 
 
 def split_order(n: int, ratio: float, seed: int) -> tuple[list[int], list[int]]:
     """Trajectory split as in the public code (randperm with seed), in the permutation's order
     (the public subsets index trajectories in it); at least 1 val episode if n >= 2."""
-    n_train = int(ratio * n)
-    if n >= 2:
-        n_train = min(max(n_train, 1), n - 1)
-    else:
-        n_train = n
+    n_train = min(max(int(ratio * n), 1), n - 1) if n >= 2 else n
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return order[:n_train], order[n_train:]
 
@@ -91,11 +108,20 @@ def split_episodes(n: int, ratio: float, seed: int) -> tuple[list[int], list[int
     return sorted(train), sorted(val)
 
 
-def build_datasets(path: str | Path, *, layout: str = "auto", n_rollouts: int = 0,
-                   split_ratio: float = 0.9, split_seed: int = 42, normalize_action: bool = True,
-                   frameskip: int = 5, num_hist: int = 3, num_pred: int = 1,
-                   stats: dict | None = None, stats_from: str = "train",
-                   ) -> tuple[SliceDataset, SliceDataset, Stats, dict[str, Any]]:
+def build_datasets(
+    path: str | Path,
+    *,
+    layout: str = "auto",
+    n_rollouts: int = 0,
+    split_ratio: float = 0.9,
+    split_seed: int = 42,
+    normalize_action: bool = True,
+    frameskip: int = 5,
+    num_hist: int = 3,
+    num_pred: int = 1,
+    stats: dict | None = None,
+    stats_from: str = "train",
+) -> tuple[SliceDataset, SliceDataset, Stats, dict[str, Any]]:
     """(train, val, stats, info): validated, split by trajectory, normalised.
 
     The statistics come from the train split's episodes, or with stats_from="all" from every
@@ -112,36 +138,58 @@ def build_datasets(path: str | Path, *, layout: str = "auto", n_rollouts: int = 
     val_order = [e for e in val_order if e in usable]
     train_eps, val_eps = sorted(train_order), sorted(val_order)
     if not train_eps:
-        raise DataError(f"{path}: no training episode is long enough for one slice ({span} "
-                        "frames) after the split; lower frameskip/num_hist or raise split_ratio")
+        raise DataError(
+            f"{path}: no training episode is long enough for one slice ({span} "
+            "frames) after the split; lower frameskip/num_hist or raise split_ratio"
+        )
     if not val_eps:
-        warnings.append("the validation split has no episode long enough for one slice; "
-                        "validation metrics will be missing")
+        warnings.append(
+            "the validation split has no episode long enough for one slice; "
+            "validation metrics will be missing"
+        )
     action_dim, proprio_dim = eps.actions.shape[-1], eps.proprio_dim
     stats = _statistics(eps, train_eps, stats, normalize_action, stats_from, warnings)
     actions = normalise(eps.actions, stats, "action")  # (N, T_max, A)
     proprio = normalise(eps.proprio, stats, "proprio")  # (N, T_max, P)
-    store = FrameStore(eps.frame_files, rep.facts["image"]["channels_last"],
-                       cache=64 if rep.facts["frames_mmap"] else 2)
+    store = FrameStore(
+        eps.frame_files,
+        rep.facts["image"]["channels_last"],
+        cache=64 if rep.facts["frames_mmap"] else 2,
+    )
     num_frames = num_hist + num_pred
-    train, val = (SliceDataset(store, actions, proprio, eps.lengths, e, num_frames, frameskip,
-                               split_order=o)
-                  for e, o in ((train_eps, train_order), (val_eps, val_order)))
+    train, val = (
+        SliceDataset(store, actions, proprio, eps.lengths, e, num_frames, frameskip, split_order=o)
+        for e, o in ((train_eps, train_order), (val_eps, val_order))
+    )
     h, w, _ = rep.facts["image"]["shape"]
     info = {
-        "path": str(path), "layout": eps.layout, "episodes": len(eps.lengths),
-        "train_episodes": train_eps, "val_episodes": val_eps,
-        "train_slices": len(train), "val_slices": len(val),
-        "state_dim": int(eps.states.shape[-1]), "action_dim": int(action_dim),
-        "sample_action_dim": int(action_dim) * frameskip, "proprio_dim": int(proprio_dim),
-        "image_size": [h, w], "skipped_episodes": rep.facts["too_short"],
-        "lengths": rep.facts["lengths"], "warnings": warnings,
+        "path": str(path),
+        "layout": eps.layout,
+        "episodes": len(eps.lengths),
+        "train_episodes": train_eps,
+        "val_episodes": val_eps,
+        "train_slices": len(train),
+        "val_slices": len(val),
+        "state_dim": int(eps.states.shape[-1]),
+        "action_dim": int(action_dim),
+        "sample_action_dim": int(action_dim) * frameskip,
+        "proprio_dim": int(proprio_dim),
+        "image_size": [h, w],
+        "skipped_episodes": rep.facts["too_short"],
+        "lengths": rep.facts["lengths"],
+        "warnings": warnings,
     }
     return train, val, stats, info
 
 
-def _statistics(eps: Episodes, train_eps: list[int], stats: dict | None, normalize_action: bool,
-                stats_from: str, warnings: list[str]) -> Stats:
+def _statistics(
+    eps: Episodes,
+    train_eps: list[int],
+    stats: dict | None,
+    normalize_action: bool,
+    stats_from: str,
+    warnings: list[str],
+) -> Stats:
     """The normalisation: a checkpoint's `stats`, z-scores over the train split's or every
     episode's valid timesteps (warning of constant columns), or the identity."""
     action_dim, proprio_dim = eps.actions.shape[-1], eps.proprio_dim
@@ -157,8 +205,10 @@ def _statistics(eps: Episodes, train_eps: list[int], stats: dict | None, normali
     where = "training split" if stats_from == "train" else "dataset"
     for kind in ("action", "proprio"):
         if cols := constant_columns(computed, kind):
-            warnings.append(f"{kind} columns {cols} are constant in the {where}; "
-                            "a different value elsewhere normalises to a huge number")
+            warnings.append(
+                f"{kind} columns {cols} are constant in the {where}; "
+                "a different value elsewhere normalises to a huge number"
+            )
     return computed
 
 
@@ -180,7 +230,8 @@ def prepare_frames(visual: torch.Tensor, img_size: int) -> torch.Tensor:
 
 
 class ReferenceDataset(Dataset):
-    """The public loader's costs: every sample transforms its whole episode (perf.mode=reference)."""
+    """The public loader's costs: every sample transforms its whole episode
+    (perf.mode=reference)."""
 
     def __init__(self, ds: SliceDataset, img_size: int) -> None:
         self.ds, self.img_size = ds, img_size
@@ -199,7 +250,12 @@ def reference_sample(ds: SliceDataset, i: int, img_size: int = 224) -> dict[str,
     ep, start = ds.slices[i].tolist()
     sample = ds.window(ep, start, ds.num_frames)
     whole = ds.frames.episode(ep)[: ds.lengths[ep]].permute(0, 3, 1, 2) / 255.0  # (T, 3, H, W)
-    transform = transforms.Compose([transforms.Resize(img_size), transforms.CenterCrop(img_size),
-                                    transforms.Normalize([0.5] * 3, [0.5] * 3)])
+    transform = transforms.Compose(
+        [
+            transforms.Resize(img_size),
+            transforms.CenterCrop(img_size),
+            transforms.Normalize([0.5] * 3, [0.5] * 3),
+        ]
+    )
     visual = transform(whole)[start : start + ds.num_frames * ds.frameskip : ds.frameskip]
     return {**sample, "visual": visual}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Read episode datasets as they are on disk: franka, public point_maze/wall."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -72,11 +73,14 @@ def load_pth(file: Path, expected: str, mmap: bool = True) -> Any:
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of some files
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(file, map_location="cpu", weights_only=True,
-                              mmap=mmap and zipfile.is_zipfile(file))
+            return torch.load(
+                file, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(file)
+            )
     except Exception as e:  # a damaged pickle can raise nearly anything (struct.error, ...)
-        raise DataError(f"{file} cannot be read as a plain tensor file ({_reason(e)}); "
-                        f"expected {expected}, saved with torch.save") from None
+        raise DataError(
+            f"{file} cannot be read as a plain tensor file ({_reason(e)}); "
+            f"expected {expected}, saved with torch.save"
+        ) from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -85,18 +89,24 @@ def _reason(exc: BaseException) -> str:
     if lines and lines[0].startswith("Weights only load failed"):
         # torch's advice to load with weights_only=False is exactly what must not be done
         told = [line for line in lines if line.startswith(("Unsupported", "Trying to"))]
-        return ("holds Python objects a safe load refuses: " + told[0][:120] if told
-                else "holds Python objects a safe load refuses")
+        return (
+            "holds Python objects a safe load refuses: " + told[0][:120]
+            if told
+            else "holds Python objects a safe load refuses"
+        )
     return lines[0][:160] if lines else type(exc).__name__
 
 
 class _PlainUnpickler(pickle.Unpickler):
     """Builds only containers, strings and numbers (numpy ints and arrays too); nothing callable."""
 
-    ALLOWED = {
-        ("numpy", "dtype"), ("numpy", "ndarray"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -115,13 +125,17 @@ def read_metadata_lengths(file: Path) -> list[int] | None:
         with open(file, "rb") as f:
             meta = _PlainUnpickler(f).load()
     except Exception as e:  # a damaged pickle can raise nearly anything (MemoryError, ...)
-        raise DataError(f"{file} is not a plain dict of lists of ints ({_reason(e)}); "
-                        "rewrite it as {'episode_lengths': [int, ...]} or delete it") from None
+        raise DataError(
+            f"{file} is not a plain dict of lists of ints ({_reason(e)}); "
+            "rewrite it as {'episode_lengths': [int, ...]} or delete it"
+        ) from None
     lengths = meta.get("episode_lengths") if isinstance(meta, dict) else None
     if lengths is None:
-        raise DataError(f"{file} has no 'episode_lengths' key (found {type(meta).__name__}"
-                        f"{sorted(meta)[:5] if isinstance(meta, dict) else ''}); "
-                        "add it or delete the file to use the full length of every episode")
+        raise DataError(
+            f"{file} has no 'episode_lengths' key (found {type(meta).__name__}"
+            f"{sorted(meta)[:5] if isinstance(meta, dict) else ''}); "
+            "add it or delete the file to use the full length of every episode"
+        )
     return _as_int_list(lengths, file)
 
 
@@ -132,8 +146,10 @@ def _as_int_list(values: Any, file: Path) -> list[int]:
             raise TypeError
         return [operator.index(v) for v in seq]  # accepts numpy ints, refuses floats
     except TypeError:
-        raise DataError(f"{file}: episode lengths must be a list of ints, got "
-                        f"{type(values).__name__}; rewrite it as a list of ints") from None
+        raise DataError(
+            f"{file}: episode lengths must be a list of ints, got "
+            f"{type(values).__name__}; rewrite it as a list of ints"
+        ) from None
 
 
 def _check_table(t: Any, file: Path, what: str) -> torch.Tensor:
@@ -145,41 +161,49 @@ def _check_table(t: Any, file: Path, what: str) -> torch.Tensor:
     return t
 
 
-def read_tables(path: Path,
-                layout: str) -> tuple[torch.Tensor, torch.Tensor, list[int] | None]:
+def read_tables(path: Path, layout: str) -> tuple[torch.Tensor, torch.Tensor, list[int] | None]:
     """states (N, T, S), actions (N, T, A) as float32 and the valid length of each episode;
     None for a franka dataset without metadata.pkl, whose frame files tell the lengths."""
     s_file, a_file = path / "states.pth", path / "actions.pth"
     states = _check_table(load_pth(s_file, "float32 (N, T_max, state_dim)"), s_file, "state_dim")
-    actions = _check_table(load_pth(a_file, "float32 (N, T_max, action_dim)"), a_file,
-                           "action_dim")
+    actions = _check_table(load_pth(a_file, "float32 (N, T_max, action_dim)"), a_file, "action_dim")
     if states.shape[:2] != actions.shape[:2]:
-        raise DataError(f"{a_file}: shape {tuple(actions.shape)} does not match states.pth "
-                        f"{tuple(states.shape)} in (episodes, timesteps); both need (N, T_max, ·)")
+        raise DataError(
+            f"{a_file}: shape {tuple(actions.shape)} does not match states.pth "
+            f"{tuple(states.shape)} in (episodes, timesteps); both need (N, T_max, ·)"
+        )
     n, t_max = states.shape[:2]
     if layout == "franka":
         if states.shape[-1] < FRANKA_PROPRIO_DIM:
-            raise DataError(f"{s_file}: shape {tuple(states.shape)}, expected (N, T_max, 22) "
-                            "whose first 3 columns are the end-effector xyz")
+            raise DataError(
+                f"{s_file}: shape {tuple(states.shape)}, expected (N, T_max, 22) "
+                "whose first 3 columns are the end-effector xyz"
+            )
         lengths_file = path / "metadata.pkl"
         lengths = read_metadata_lengths(lengths_file)
         if lengths is None:
             return states.to(torch.float32, copy=True), actions.to(torch.float32, copy=True), None
     else:
         lengths_file = path / "seq_lengths.pth"
-        lengths = (_as_int_list(load_pth(lengths_file, "episode lengths", mmap=False), lengths_file)
-                   if lengths_file.is_file() else None)
+        lengths = (
+            _as_int_list(load_pth(lengths_file, "episode lengths", mmap=False), lengths_file)
+            if lengths_file.is_file()
+            else None
+        )
     if lengths is None:  # no lengths file: every episode is T_max long
         lengths = [t_max] * n
     if len(lengths) != n:
-        raise DataError(f"{lengths_file}: {len(lengths)} episode lengths for {n} episodes in "
-                        "states.pth; it needs one length per episode")
+        raise DataError(
+            f"{lengths_file}: {len(lengths)} episode lengths for {n} episodes in "
+            "states.pth; it needs one length per episode"
+        )
     bad = [(i, v) for i, v in enumerate(lengths) if not 1 <= v <= t_max]
     if bad:
-        raise DataError(f"{lengths_file}: episode {bad[0][0]} has length {bad[0][1]}, outside "
-                        f"1..{t_max} (T_max of states.pth); fix the lengths")
-    return (states.to(torch.float32, copy=True), actions.to(torch.float32, copy=True),
-            lengths)
+        raise DataError(
+            f"{lengths_file}: episode {bad[0][0]} has length {bad[0][1]}, outside "
+            f"1..{t_max} (T_max of states.pth); fix the lengths"
+        )
+    return (states.to(torch.float32, copy=True), actions.to(torch.float32, copy=True), lengths)
 
 
 def frame_count(file: Path) -> int | None:

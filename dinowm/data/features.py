@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Frozen-feature cache: the encoder's patch tokens of every frame, computed once, fp16 on disk.
 
 The encoder is frozen and its inputs are fixed, so its output per frame never changes. The cache
@@ -12,8 +13,9 @@ import json
 import os
 import shutil
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -45,11 +47,19 @@ def dataset_fingerprint(files: list[Path]) -> str:
 
 def manifest_for(model: Any, frame_files: list[Path], lengths: list[int]) -> dict[str, Any]:
     """What identifies a cache: change any of it and the cache is rebuilt."""
-    return {"format": 1, "dinowm": __version__, "encoder": model.encoder.label,
-            "weights_sha256": weights_hash(model.encoder), "img_size": model.img_size,
-            "encoder_img_size": model.encoder_img_size, "dtype": str(DTYPE),
-            "patches": model.num_patches, "dim": model.visual_dim,
-            "dataset": dataset_fingerprint(frame_files), "lengths": lengths}
+    return {
+        "format": 1,
+        "dinowm": __version__,
+        "encoder": model.encoder.label,
+        "weights_sha256": weights_hash(model.encoder),
+        "img_size": model.img_size,
+        "encoder_img_size": model.encoder_img_size,
+        "dtype": str(DTYPE),
+        "patches": model.num_patches,
+        "dim": model.visual_dim,
+        "dataset": dataset_fingerprint(frame_files),
+        "lengths": lengths,
+    }
 
 
 def cache_folder(root: Path, manifest: dict[str, Any]) -> Path:
@@ -59,8 +69,14 @@ def cache_folder(root: Path, manifest: dict[str, Any]) -> Path:
 
 
 @torch.no_grad()
-def build_cache(model: Any, dataset: SliceDataset, root: Path, device: torch.device,
-                batch: int = 64, progress: Callable[[int, int], None] | None = None) -> Path:
+def build_cache(
+    model: Any,
+    dataset: SliceDataset,
+    root: Path,
+    device: torch.device,
+    batch: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Encode every frame of every episode once; returns the (existing or new) cache folder."""
     files = dataset.frames.files
     manifest = manifest_for(model, files, dataset.lengths)
@@ -104,8 +120,14 @@ def cache_bytes(model: Any, dataset: SliceDataset) -> int:
     return sum(dataset.lengths) * per_frame
 
 
-def wanted(setting: str, model: Any, dataset: SliceDataset, root: Path, device: torch.device,
-           budget_gib: float) -> tuple[bool, str]:
+def wanted(
+    setting: str,
+    model: Any,
+    dataset: SliceDataset,
+    root: Path,
+    device: torch.device,
+    budget_gib: float,
+) -> tuple[bool, str]:
     """Whether to read tokens from the cache (data.cache_features), and why, for the log.
 
     auto caches on a GPU when the cache fits data.cache_max_gib and half the free disk; on
@@ -122,19 +144,29 @@ def wanted(setting: str, model: Any, dataset: SliceDataset, root: Path, device: 
     free = shutil.disk_usage(existing).free
     size = f"{need / GIB:.1f} GiB"
     if need > budget_gib * GIB:
-        return False, (f"off: it needs {size}, over data.cache_max_gib={budget_gib:g} "
-                       f"(data.cache_features=on caches anyway)")
+        return False, (
+            f"off: it needs {size}, over data.cache_max_gib={budget_gib:g} "
+            f"(data.cache_features=on caches anyway)"
+        )
     if need > free / 2:
-        return False, (f"off: it needs {size} and {existing} has {free / GIB:.1f} GiB free "
-                       f"(it may take half)")
+        return False, (
+            f"off: it needs {size} and {existing} has {free / GIB:.1f} GiB free (it may take half)"
+        )
     return True, f"on: {size} of data.cache_max_gib={budget_gib:g} (data.cache_features=auto)"
 
 
-def attach_cache(model: Any, train_ds: SliceDataset, val_ds: SliceDataset, root: Path,
-                 device: torch.device, log: Callable[[str], None]) -> Path:
+def attach_cache(
+    model: Any,
+    train_ds: SliceDataset,
+    val_ds: SliceDataset,
+    root: Path,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> Path:
     """Build (or reuse) the cache of the run's frames; both splits then read tokens from it."""
-    folder = build_cache(model, train_ds, root, device,
-                         progress=lambda i, n: log(f"feature cache: episode {i}/{n}"))
+    folder = build_cache(
+        model, train_ds, root, device, progress=lambda i, n: log(f"feature cache: episode {i}/{n}")
+    )
     train_ds.tokens = val_ds.tokens = TokenStore(folder)  # the splits share one FrameStore
     log(f"feature cache: {folder}")
     return folder

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Z-score statistics of actions and proprio: from the chosen episodes, kept as plain lists."""
 
 from __future__ import annotations
@@ -18,37 +19,52 @@ def _mean_std(table: torch.Tensor, lengths: list[int], episodes: list[int]) -> t
     return rows.mean(dim=0).tolist(), (std + STD_EPS).tolist()
 
 
-def compute_stats(actions: torch.Tensor, proprio: torch.Tensor, lengths: list[int],
-                  episodes: list[int]) -> Stats:
+def compute_stats(
+    actions: torch.Tensor, proprio: torch.Tensor, lengths: list[int], episodes: list[int]
+) -> Stats:
     """Per-dim mean and std (+1e-6) over the valid timesteps of `episodes` only."""
     if not episodes:
-        raise DataError("no training episodes to compute normalisation statistics from; "
-                        "raise split_ratio or add episodes")
+        raise DataError(
+            "no training episodes to compute normalisation statistics from; "
+            "raise split_ratio or add episodes"
+        )
     a_mean, a_std = _mean_std(actions, lengths, episodes)
     p_mean, p_std = _mean_std(proprio, lengths, episodes)
-    return {"action_mean": a_mean, "action_std": a_std, "proprio_mean": p_mean,
-            "proprio_std": p_std}
+    return {
+        "action_mean": a_mean,
+        "action_std": a_std,
+        "proprio_mean": p_mean,
+        "proprio_std": p_std,
+    }
 
 
 def identity_stats(action_dim: int, proprio_dim: int) -> Stats:
     """Mean 0, std 1: what normalize_action=False means (for proprio too, as in the public code)."""
-    return {"action_mean": [0.0] * action_dim, "action_std": [1.0] * action_dim,
-            "proprio_mean": [0.0] * proprio_dim, "proprio_std": [1.0] * proprio_dim}
+    return {
+        "action_mean": [0.0] * action_dim,
+        "action_std": [1.0] * action_dim,
+        "proprio_mean": [0.0] * proprio_dim,
+        "proprio_std": [1.0] * proprio_dim,
+    }
 
 
 def check_stats(stats: dict, action_dim: int, proprio_dim: int) -> Stats:
     """Validate statistics restored from a checkpoint against this dataset's dims."""
     missing = [k for k in STAT_KEYS if k not in stats]
     if missing:
-        raise DataError(f"normalisation stats lack {', '.join(missing)} (have {sorted(stats)}); "
-                        "the checkpoint was not written by this trainer")
+        raise DataError(
+            f"normalisation stats lack {', '.join(missing)} (have {sorted(stats)}); "
+            "the checkpoint was not written by this trainer"
+        )
     want = {"action": action_dim, "proprio": proprio_dim}
     for key in STAT_KEYS:
         dim = want[key.split("_")[0]]
         if len(stats[key]) != dim:
-            raise DataError(f"normalisation stats {key} has {len(stats[key])} values but the "
-                            f"dataset has {dim} {key.split('_')[0]} columns; resume with the "
-                            "dataset the checkpoint was trained on")
+            raise DataError(
+                f"normalisation stats {key} has {len(stats[key])} values but the "
+                f"dataset has {dim} {key.split('_')[0]} columns; resume with the "
+                "dataset the checkpoint was trained on"
+            )
         if any(not (v == v and abs(v) != float("inf")) for v in stats[key]):
             raise DataError(f"normalisation stats {key} holds NaN/Inf; recompute them")
     return {k: [float(v) for v in stats[k]] for k in STAT_KEYS}

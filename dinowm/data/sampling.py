@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The order of samples: per-epoch permutations, the public code's one order, each rank's
 micro-batches of an optimiser step, and validation shards."""
 
@@ -18,8 +19,14 @@ class EpochSampler(Sampler[int]):
     """A new permutation every epoch from seed + epoch, or one given `order` (n,) for every
     epoch: reproducible and resumable mid-epoch."""
 
-    def __init__(self, n: int, seed: int, epoch: int = 0, start_index: int = 0,
-                 order: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        epoch: int = 0,
+        start_index: int = 0,
+        order: torch.Tensor | None = None,
+    ) -> None:
         if order is not None and order.shape != (n,):
             raise ValueError(f"order of shape {tuple(order.shape)} for {n} samples")
         self.n, self.seed, self.order = n, seed, order
@@ -45,15 +52,21 @@ class EpochSampler(Sampler[int]):
 
     def state_dict(self) -> dict[str, int]:
         """Where the sampler stands; the caller sets start_index to the samples it consumed."""
-        return {"n": self.n, "seed": self.seed, "epoch": self.epoch,
-                "start_index": self.start_index}
+        return {
+            "n": self.n,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "start_index": self.start_index,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue where state_dict() stood; DataError for another dataset or seed."""
         if (state["n"], state["seed"]) != (self.n, self.seed):
-            raise DataError(f"sampler state is for {state['n']} samples with seed {state['seed']}, "
-                            f"this dataset has {self.n} with seed {self.seed}; resume on the "
-                            "same data and settings")
+            raise DataError(
+                f"sampler state is for {state['n']} samples with seed {state['seed']}, "
+                f"this dataset has {self.n} with seed {self.seed}; resume on the "
+                "same data and settings"
+            )
         self.set_epoch(state["epoch"], state["start_index"])
 
 
@@ -66,8 +79,10 @@ def public_order(ds: SliceDataset, seed: int) -> torch.Tensor:
     """
     counts = torch.bincount(ds.slices[:, 0], minlength=len(ds.lengths))  # slices per episode
     first = torch.cumsum(counts, 0) - counts  # ds lists its episodes in ascending order
-    listed = torch.cat([torch.arange(int(first[e]), int(first[e] + counts[e]))
-                        for e in ds.split_order] or [torch.zeros(0, dtype=torch.int64)])
+    listed = torch.cat(
+        [torch.arange(int(first[e]), int(first[e] + counts[e])) for e in ds.split_order]
+        or [torch.zeros(0, dtype=torch.int64)]
+    )
     perm = np.random.RandomState(seed).permutation(len(listed))  # the public global-RNG draw
     return listed[torch.from_numpy(perm)]
 
@@ -87,8 +102,9 @@ def rank_share(n: int, world: int, rank: int) -> tuple[int, int]:
     return lo, lo + n // world + (rank < n % world)
 
 
-def plan_steps(order: Sequence[int], micro: int, grad_accum: int, world: int = 1,
-               rank: int = 0) -> list[Step]:
+def plan_steps(
+    order: Sequence[int], micro: int, grad_accum: int, world: int = 1, rank: int = 0
+) -> list[Step]:
     """This rank's part of each optimiser step over `order` (the epoch's global order).
 
     A step takes the next grad_accum * world * micro samples of the order (the last step the
@@ -106,8 +122,9 @@ def plan_steps(order: Sequence[int], micro: int, grad_accum: int, world: int = 1
         lo, hi = rank_share(len(chunk), world, rank)
         mine = chunk[lo:hi]
         if mine:
-            steps.append(Step(len(chunk), [mine[i : i + micro]
-                                           for i in range(0, len(mine), micro)], False))
+            steps.append(
+                Step(len(chunk), [mine[i : i + micro] for i in range(0, len(mine), micro)], False)
+            )
         else:
             steps.append(Step(len(chunk), [chunk[:1]], True))
     return steps
@@ -116,8 +133,9 @@ def plan_steps(order: Sequence[int], micro: int, grad_accum: int, world: int = 1
 class RankBatches(Sampler[list[int]]):
     """The loader's batch sampler: this rank's micro-batches of the sampler's epoch, in order."""
 
-    def __init__(self, sampler: EpochSampler, micro: int, grad_accum: int, world: int = 1,
-                 rank: int = 0) -> None:
+    def __init__(
+        self, sampler: EpochSampler, micro: int, grad_accum: int, world: int = 1, rank: int = 0
+    ) -> None:
         self.sampler, self.micro, self.grad_accum = sampler, micro, grad_accum
         self.world, self.rank = world, rank
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small procedural franka-layout dataset with real dynamics: a gripper pushing cubes on a table.
 
 The scene is top-down. Action columns 0-2 are end-effector velocity commands: the next ee
@@ -77,8 +78,11 @@ def _simulate(rng: np.random.Generator, length: int, n_cubes: int) -> dict[str, 
             d = cubes - ee[:2]
             dist = np.linalg.norm(d, axis=1)
             hit = dist < CUBE_HALF + GRIP_RADIUS
-            away = np.where(dist[:, None] > 1e-9, d / np.maximum(dist, 1e-9)[:, None],
-                            cmd[:2] / (np.linalg.norm(cmd[:2]) + 1e-9))
+            away = np.where(
+                dist[:, None] > 1e-9,
+                d / np.maximum(dist, 1e-9)[:, None],
+                cmd[:2] / (np.linalg.norm(cmd[:2]) + 1e-9),
+            )
             pushed = ee[:2] + away * (CUBE_HALF + GRIP_RADIUS)
             cubes = np.clip(np.where(hit[:, None], pushed, cubes), -REACH, REACH)
     ee_t, cmd_t = np.array(ees), np.array(cmds)
@@ -89,8 +93,9 @@ def _simulate(rng: np.random.Generator, length: int, n_cubes: int) -> dict[str, 
     quat = np.stack([np.zeros(length), np.cos(half), np.sin(half), np.zeros(length)], axis=1)
     grip_t, target_t = np.array(grips), np.array(targets)
     states = np.concatenate([ee_t, quat, 2 * grip_t[:, None], joints, vel], axis=1)  # (T, 22)
-    actions = np.concatenate([cmd_t, fake_ik(nxt, _yaw(nxt))[:, 3:], target_t[:, None],
-                              target_t[:, None]], axis=1)  # (T, 9)
+    actions = np.concatenate(
+        [cmd_t, fake_ik(nxt, _yaw(nxt))[:, 3:], target_t[:, None], target_t[:, None]], axis=1
+    )  # (T, 9)
     return {"states": states, "actions": actions, "cubes": np.array(cube_xy), "grip": grip_t}
 
 
@@ -102,15 +107,16 @@ def _background(size: int) -> np.ndarray:
     return img
 
 
-def _box(img: np.ndarray, cu: float, cv: float, r: float, colour: tuple[int, int, int],
-         disk: bool) -> None:
+def _box(
+    img: np.ndarray, cu: float, cv: float, r: float, colour: tuple[int, int, int], disk: bool
+) -> None:
     size = img.shape[0]
     u0, u1 = max(int(cu - r), 0), min(int(cu + r) + 2, size)
     v0, v1 = max(int(cv - r), 0), min(int(cv + r) + 2, size)
     if u0 >= u1 or v0 >= v1:
         return
     if not disk:
-        img[v0:v1 - 1, u0:u1 - 1] = colour
+        img[v0 : v1 - 1, u0 : u1 - 1] = colour
         return
     vv, uu = np.mgrid[v0:v1, u0:u1]
     mask = (uu + 0.5 - cu) ** 2 + (vv + 0.5 - cv) ** 2 <= r * r
@@ -137,10 +143,16 @@ def render(sim: dict[str, np.ndarray], size: int) -> np.ndarray:
     return frames
 
 
-def write_synthetic_dataset(path: str | Path, *, episodes: int = 16, length: int = 80,
-                            image_size: int = 64, seed: int = 0,
-                            nan_at: tuple[int, int, int] | None = None,
-                            vary: float = 0.05) -> dict[str, Any]:
+def write_synthetic_dataset(
+    path: str | Path,
+    *,
+    episodes: int = 16,
+    length: int = 80,
+    image_size: int = 64,
+    seed: int = 0,
+    nan_at: tuple[int, int, int] | None = None,
+    vary: float = 0.05,
+) -> dict[str, Any]:
     """Write a franka-layout dataset at `path` (atomically: built in a temp folder, renamed)."""
     path = Path(path)
     if path.exists():
@@ -178,8 +190,15 @@ def write_synthetic_dataset(path: str | Path, *, episodes: int = 16, length: int
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"path": str(path), "episodes": episodes, "lengths": lengths,
-            "image_size": image_size, "seed": seed, "state_dim": 22, "action_dim": 9}
+    return {
+        "path": str(path),
+        "episodes": episodes,
+        "lengths": lengths,
+        "image_size": image_size,
+        "seed": seed,
+        "state_dim": 22,
+        "action_dim": 9,
+    }
 
 
 def ensure_dataset(cfg: RunConfig) -> None:
@@ -187,9 +206,13 @@ def ensure_dataset(cfg: RunConfig) -> None:
     path = data_path(cfg)
     if cfg.data.synthetic and not path.exists():
         try:
-            write_synthetic_dataset(path, episodes=cfg.data.synth_episodes,
-                                    length=cfg.data.synth_length,
-                                    image_size=cfg.data.synth_image_size, seed=cfg.seed)
+            write_synthetic_dataset(
+                path,
+                episodes=cfg.data.synth_episodes,
+                length=cfg.data.synth_length,
+                image_size=cfg.data.synth_image_size,
+                seed=cfg.seed,
+            )
         except (OSError, DataError):
             if not path.exists():  # another run generated it at the same moment: use theirs
                 raise

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One row of `dinowm doctor`: the check, its status, what was found and the fix."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The project's side: dinowm.toml and its presets, the dataset, the DINOv2 weights file."""
 
 from __future__ import annotations
@@ -7,8 +8,14 @@ import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dinowm.config import (DINOV2_WEIGHTS_FILE, Project, Resolved, dinov2_weights_path,
-                           load_project, resolve)
+from dinowm.config import (
+    DINOV2_WEIGHTS_FILE,
+    Project,
+    Resolved,
+    dinov2_weights_path,
+    load_project,
+    resolve,
+)
 from dinowm.doctor.check import FAIL, OK, SKIPPED, WARN, Check
 from dinowm.errors import DinowmError
 from dinowm.formats import fmt_bytes
@@ -24,15 +31,24 @@ PIN_ENV = "DINOWM_WEIGHTS_SHA256"
 Validate = Callable[[RunConfig], list[str]]
 
 
-def check_config(config: str | None, cwd: Path | None = None
-                 ) -> tuple[Check, Project | None, dict[str, Resolved]]:
+def check_config(
+    config: str | None, cwd: Path | None = None
+) -> tuple[Check, Project | None, dict[str, Resolved]]:
     """9. dinowm.toml loads and every preset resolves; the first error's one line."""
     name = "dinowm.toml"
     try:
         project = load_project(config, cwd)
     except DinowmError as exc:
-        return Check(name, FAIL, str(exc), "fix it as the message says ('dinowm init' writes "
-                     "a fresh one)"), None, {}
+        return (
+            Check(
+                name,
+                FAIL,
+                str(exc),
+                "fix it as the message says ('dinowm init' writes a fresh one)",
+            ),
+            None,
+            {},
+        )
     resolved: dict[str, Resolved] = {}
     errors = []
     for preset in sorted(project.presets) or [project.default_preset]:
@@ -41,15 +57,33 @@ def check_config(config: str | None, cwd: Path | None = None
         except DinowmError as exc:
             errors.append(str(exc))
     if project.default_preset not in project.presets:
-        errors.insert(0, f"default_preset '{project.default_preset}' in [project] of "
-                         f"{project.config_path} is not a preset")
+        errors.insert(
+            0,
+            f"default_preset '{project.default_preset}' in [project] of "
+            f"{project.config_path} is not a preset",
+        )
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return Check(name, FAIL, errors[0] + more,
-                     "fix that key in dinowm.toml; 'dinowm config --preset NAME' shows the rest"
-                     ), project, resolved
-    return Check(name, OK, f"{project.config_path}: {len(resolved)} presets resolve "
-                 f"(default {project.default_preset})"), project, resolved
+        return (
+            Check(
+                name,
+                FAIL,
+                errors[0] + more,
+                "fix that key in dinowm.toml; 'dinowm config --preset NAME' shows the rest",
+            ),
+            project,
+            resolved,
+        )
+    return (
+        Check(
+            name,
+            OK,
+            f"{project.config_path}: {len(resolved)} presets resolve "
+            f"(default {project.default_preset})",
+        ),
+        project,
+        resolved,
+    )
 
 
 def check_dataset(cfg: RunConfig, preset: str, validate: Validate) -> Check:
@@ -60,21 +94,34 @@ def check_dataset(cfg: RunConfig, preset: str, validate: Validate) -> Check:
         state = "present" if Path(d.path).is_dir() else "generated on first run"
         return Check(name, OK, f"synthetic dataset of preset {preset} at {d.path} ({state})")
     if not d.path:
-        return Check(name, FAIL, f"data.path of preset {preset} is empty",
-                     f"set data.path in [presets.{preset}.data] of dinowm.toml, or run with "
-                     f"data.path=/path/to/dataset")
+        return Check(
+            name,
+            FAIL,
+            f"data.path of preset {preset} is empty",
+            f"set data.path in [presets.{preset}.data] of dinowm.toml, or run with "
+            f"data.path=/path/to/dataset",
+        )
     if not Path(d.path).is_dir():
-        return Check(name, FAIL, f"data.path={d.path} of preset {preset} does not exist",
-                     f"point data.path in [presets.{preset}.data] at the dataset folder")
+        return Check(
+            name,
+            FAIL,
+            f"data.path={d.path} of preset {preset} does not exist",
+            f"point data.path in [presets.{preset}.data] at the dataset folder",
+        )
     try:
         warnings = validate(cfg)
     except DinowmError as exc:
-        return Check(name, FAIL, f"{d.path}: {exc}", f"dinowm data check {d.path} lists "
-                     "every problem")
+        return Check(
+            name, FAIL, f"{d.path}: {exc}", f"dinowm data check {d.path} lists every problem"
+        )
     if warnings:
-        return Check(name, WARN, f"{d.path}: {warnings[0]}"
-                     + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
-                     f"dinowm data check {d.path} lists every warning")
+        return Check(
+            name,
+            WARN,
+            f"{d.path}: {warnings[0]}"
+            + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
+            f"dinowm data check {d.path} lists every warning",
+        )
     return Check(name, OK, f"{d.path} passes the trainer's check (preset {preset})")
 
 
@@ -97,8 +144,9 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_weights(resolved: Mapping[str, Resolved], default: str, env: Mapping[str, str],
-                  pin: str | None = None) -> Check:
+def check_weights(
+    resolved: Mapping[str, Resolved], default: str, env: Mapping[str, str], pin: str | None = None
+) -> Check:
     """7. The DINOv2 weights of every preset that needs them: present, whole, hash pinned."""
     name = "DINOv2 weights"
     users: dict[Path, list[str]] = {}
@@ -114,29 +162,40 @@ def check_weights(resolved: Mapping[str, Resolved], default: str, env: Mapping[s
     return Check(name, status, found, fix)
 
 
-def _weights_row(path: Path, presets: list[str], default: str,
-                 pin: str | None) -> tuple[str, str, str]:
+def _weights_row(
+    path: Path, presets: list[str], default: str, pin: str | None
+) -> tuple[str, str, str]:
     who = f"preset{'s' * (len(presets) > 1)} {', '.join(presets)}"
     if not path.is_file():
         status = FAIL if default in presets else WARN
-        return status, f"{path} is missing (needed by {who})", \
-            f"download {WEIGHTS_URL} to {path}, or set model.encoder_weights=PATH"
+        return (
+            status,
+            f"{path} is missing (needed by {who})",
+            f"download {WEIGHTS_URL} to {path}, or set model.encoder_weights=PATH",
+        )
     found = f"{path} ({fmt_bytes(path.stat().st_size)}, for {who})"
     refetch = f"download {WEIGHTS_URL} again to {path}"
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError) as exc:
-        return FAIL, f"{found} is not a complete torch file ({exc}): a broken download?", \
-            refetch
+        return FAIL, f"{found} is not a complete torch file ({exc}): a broken download?", refetch
     if bad is not None:
         return FAIL, f"{found}: {bad} is damaged (CRC mismatch)", refetch
     digest = sha256(path)
     if pin is None:
-        return OK, f"{found}, sha256 {digest}", (
-            "no official sha256 is published for this file and dinowm records none: compare "
-            f"the hash with a copy you trust, then pin it: --weights-sha256 HEX or {PIN_ENV}")
+        return (
+            OK,
+            f"{found}, sha256 {digest}",
+            (
+                "no official sha256 is published for this file and dinowm records none: compare "
+                f"the hash with a copy you trust, then pin it: --weights-sha256 HEX or {PIN_ENV}"
+            ),
+        )
     if digest != pin:
-        return FAIL, f"{found}: sha256 {digest} is not the pinned {pin}", \
-            f"{refetch}, or pin the hash of the file you trust"
+        return (
+            FAIL,
+            f"{found}: sha256 {digest} is not the pinned {pin}",
+            f"{refetch}, or pin the hash of the file you trust",
+        )
     return OK, f"{found}: sha256 matches the pinned {pin[:12]}…", ""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Room a run needs: /dev/shm for the DataLoader workers, disk for the checkpoints it keeps."""
 
 from __future__ import annotations
@@ -28,21 +29,47 @@ def parameter_counts(cfg: RunConfig) -> dict[str, int]:
     """Parameters per part, from the configuration alone (the trainer's modules, counted)."""
     m, d = cfg.model, cfg.emb_dim
     inner = m.predictor_heads * m.predictor_dim_head
-    block = (2 * d + 3 * d * inner + inner * d + d  # attention: norm, qkv (no bias), out
-             + 2 * d + d * m.predictor_mlp_dim + m.predictor_mlp_dim + m.predictor_mlp_dim * d + d)
+    block = (
+        2 * d
+        + 3 * d * inner
+        + inner * d
+        + d  # attention: norm, qkv (no bias), out
+        + 2 * d
+        + d * m.predictor_mlp_dim
+        + m.predictor_mlp_dim
+        + m.predictor_mlp_dim * d
+        + d
+    )
     predictor = cfg.num_hist * cfg.num_patches * d + m.predictor_depth * block + 2 * d
     c, r, v = m.decoder_channels, m.decoder_res_channels, cfg.encoder_dim
 
     def upsampler(in_ch: int, out_ch: int) -> int:
         res = 9 * c * r + r + r * c + c
-        return (9 * in_ch * c + c + m.decoder_res_blocks * res + 16 * c * (c // 2) + c // 2
-                + 16 * (c // 2) * out_ch + out_ch)
+        return (
+            9 * in_ch * c
+            + c
+            + m.decoder_res_blocks * res
+            + 16 * c * (c // 2)
+            + c // 2
+            + 16 * (c // 2) * out_ch
+            + out_ch
+        )
 
     depth = 12 if m.encoder == "dinov2_vits14" else m.tiny_depth
-    encoder = (3 * 14 * 14 * v + v + v + (1 + VIT_POS_GRID**2) * v + v
-               + depth * (12 * v * v + 15 * v) + 2 * v)
-    return {"encoder": encoder, "predictor": predictor,
-            "decoder": upsampler(v, v) + upsampler(v, 3)}
+    encoder = (
+        3 * 14 * 14 * v
+        + v
+        + v
+        + (1 + VIT_POS_GRID**2) * v
+        + v
+        + depth * (12 * v * v + 15 * v)
+        + 2 * v
+    )
+    return {
+        "encoder": encoder,
+        "predictor": predictor,
+        "decoder": upsampler(v, v) + upsampler(v, 3),
+    }
 
 
 def checkpoint_estimate(cfg: RunConfig) -> tuple[int, str]:
@@ -80,11 +107,15 @@ def check_disk(cfg: RunConfig, outputs: Path, free: FreeBytes = free_bytes) -> C
     need = size * copies
     where = next(p for p in (outputs, *outputs.parents) if p.exists())
     have = free(where)
-    found = (f"{fmt_bytes(have)} free in {where}; a run needs {fmt_bytes(need)}: "
-             f"{copies} checkpoints (training.keep_checkpoints={cfg.training.keep_checkpoints} "
-             f"+ the one being written) of {fmt_bytes(size)} ({how})")
-    fix = ("free space on that disk, point [project] outputs at a larger one, or lower "
-           "training.keep_checkpoints")
+    found = (
+        f"{fmt_bytes(have)} free in {where}; a run needs {fmt_bytes(need)}: "
+        f"{copies} checkpoints (training.keep_checkpoints={cfg.training.keep_checkpoints} "
+        f"+ the one being written) of {fmt_bytes(size)} ({how})"
+    )
+    fix = (
+        "free space on that disk, point [project] outputs at a larger one, or lower "
+        "training.keep_checkpoints"
+    )
     if have < need:
         return Check(name, FAIL, found, fix)
     if have < 2 * need:
@@ -106,30 +137,38 @@ def shm_estimate(cfg: RunConfig, gpu: bool = False) -> tuple[int, str]:
     sample = cfg.num_frames * (frame + tokens)
     per_worker = PREFETCH * cfg.micro_batch * sample
     shown = "float32" if reference else "uint8"
-    how = (f"{PREFETCH} batches × {cfg.micro_batch} samples × {cfg.num_frames} frames of "
-           f"3×{px}×{px} {shown}{' + cached tokens' if tokens else ''} = "
-           f"{fmt_bytes(per_worker)} a worker")
+    how = (
+        f"{PREFETCH} batches × {cfg.micro_batch} samples × {cfg.num_frames} frames of "
+        f"3×{px}×{px} {shown}{' + cached tokens' if tokens else ''} = "
+        f"{fmt_bytes(per_worker)} a worker"
+    )
     if not d.synthetic and not reference:
         how += f"; frames taken as {px} px, larger stored frames need more"
     return per_worker, how
 
 
-def check_shm(cfg: RunConfig, shm: Path, free: FreeBytes = free_bytes,
-              gpu: bool = False) -> Check:
+def check_shm(cfg: RunConfig, shm: Path, free: FreeBytes = free_bytes, gpu: bool = False) -> Check:
     """5. /dev/shm free against what the DataLoader workers pass through it."""
     name = "/dev/shm"
     workers = cfg.data.num_workers
     if workers == 0:
-        return Check(name, SKIPPED, "data.num_workers=0: batches are made in the trainer "
-                     "process, no shared memory needed")
+        return Check(
+            name,
+            SKIPPED,
+            "data.num_workers=0: batches are made in the trainer process, no shared memory needed",
+        )
     if not shm.is_dir():
         return Check(name, SKIPPED, f"no {shm} on this system")
     per_worker, how = shm_estimate(cfg, gpu)
     need, have = workers * per_worker, free(shm)
-    found = (f"{fmt_bytes(have)} free in {shm}; data.num_workers={workers} need about "
-             f"{fmt_bytes(need)} ({how})")
-    fix = ("enlarge it (docker run --shm-size=8g, or mount -o remount,size=8G /dev/shm), or "
-           "lower data.num_workers")
+    found = (
+        f"{fmt_bytes(have)} free in {shm}; data.num_workers={workers} need about "
+        f"{fmt_bytes(need)} ({how})"
+    )
+    fix = (
+        "enlarge it (docker run --shm-size=8g, or mount -o remount,size=8G /dev/shm), or "
+        "lower data.num_workers"
+    )
     if have < need:
         return Check(name, FAIL, f"{found}: workers would die with 'Bus error'", fix)
     if have < 2 * need:

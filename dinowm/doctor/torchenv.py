@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """torch and torchvision as the environment's python imports them: where from, which versions.
 
 The facts come from a child process of that python (the CLI never imports torch), which lists
@@ -20,7 +21,7 @@ PACKAGES = ("torch", "torchvision")
 UNSHADOW = "PYTHONNOUSERSITE=1 for this environment, or pip uninstall --user torch torchvision"
 
 # Runs in the environment's python (any version from 3.8): prints one JSON object.
-PROBE = r'''
+PROBE = r"""
 import importlib, json, re, site, sys
 from pathlib import Path
 
@@ -60,14 +61,20 @@ for name in ("torch", "torchvision"):
             info["cuda_available"] = None
     out[name] = info
 print(json.dumps(out))
-'''
+"""
 
 
 def probe(python: str, env: Mapping[str, str], timeout: float = 120.0) -> dict[str, Any]:
     """The facts of `python` under `env`; {'error': ...} when the probe itself cannot run."""
     try:
-        proc = subprocess.run([python, "-c", PROBE], env=dict(env), capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [python, "-c", PROBE],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"error": f"{python} could not run: {exc}".splitlines()[0]}
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
@@ -86,13 +93,22 @@ def check_location(facts: dict[str, Any]) -> Check:
     """1. torch and torchvision imported from the environment, no copy in the user site."""
     name = "torch location"
     if "error" in facts:
-        return Check(name, FAIL, facts["error"], "reinstall torch into this environment: "
-                     "pip install --force-reinstall torch torchvision")
+        return Check(
+            name,
+            FAIL,
+            facts["error"],
+            "reinstall torch into this environment: "
+            "pip install --force-reinstall torch torchvision",
+        )
     rows = [_package_location(pkg, facts) for pkg in PACKAGES]
     status = worst(*(s for s, _, _ in rows))
     shown = [r for r in rows if r[0] == status]
-    return Check(name, status, "; ".join(f for _, f, _ in shown),
-                 next((fix for _, _, fix in shown if fix), ""))
+    return Check(
+        name,
+        status,
+        "; ".join(f for _, f, _ in shown),
+        next((fix for _, _, fix in shown if fix), ""),
+    )
 
 
 def _package_location(pkg: str, facts: dict[str, Any]) -> tuple[str, str, str]:
@@ -101,21 +117,43 @@ def _package_location(pkg: str, facts: dict[str, Any]) -> tuple[str, str, str]:
     env = [c for c in copies if c not in user]
     if "error" in info:
         more = f" (a copy in the user site: {user[0]['path']})" if user else ""
-        return FAIL, f"import {pkg} fails: {info['error']}{more}", (
-            UNSHADOW if user else "pip install torch torchvision into this environment "
-            "(a matching pair, e.g. the Makefile's TORCH)")
+        return (
+            FAIL,
+            f"import {pkg} fails: {info['error']}{more}",
+            (
+                UNSHADOW
+                if user
+                else "pip install torch torchvision into this environment "
+                "(a matching pair, e.g. the Makefile's TORCH)"
+            ),
+        )
     used = f"{pkg} {info['version']} from {info['file']}"
     if _in_user_site(info["file"], facts):
         if env:
-            return FAIL, (f"{used} (user site) shadows the environment's {pkg} "
-                          f"{env[0]['version']} in {env[0]['path']}"), UNSHADOW
-        return WARN, f"{used}: only the user site has {pkg}, not this environment", \
-            f"pip install {pkg} into this environment, then pip uninstall --user {pkg}"
+            return (
+                FAIL,
+                (
+                    f"{used} (user site) shadows the environment's {pkg} "
+                    f"{env[0]['version']} in {env[0]['path']}"
+                ),
+                UNSHADOW,
+            )
+        return (
+            WARN,
+            f"{used}: only the user site has {pkg}, not this environment",
+            f"pip install {pkg} into this environment, then pip uninstall --user {pkg}",
+        )
     if user:
         enabled = "enabled" if facts["user_site_enabled"] else "disabled here"
-        return WARN, (f"{used}; another {pkg} {user[0]['version']} in the user site "
-                      f"{user[0]['path']} (user site {enabled}) shadows it in any python that "
-                      f"reads the user site"), "pip uninstall --user torch torchvision"
+        return (
+            WARN,
+            (
+                f"{used}; another {pkg} {user[0]['version']} in the user site "
+                f"{user[0]['path']} (user site {enabled}) shadows it in any python that "
+                f"reads the user site"
+            ),
+            "pip uninstall --user torch torchvision",
+        )
     return OK, used, ""
 
 
@@ -135,18 +173,34 @@ def check_versions(facts: dict[str, Any]) -> Check:
     if "error" in facts or "error" in torch:
         return Check(name, SKIPPED, "torch does not import (see torch location)")
     want = expected_torchvision(torch["version"])
-    pin = f"pip install torchvision=={want[0]}.{want[1]}.*" if want else \
-        "pip install torchvision (the release for this torch)"
+    pin = (
+        f"pip install torchvision=={want[0]}.{want[1]}.*"
+        if want
+        else "pip install torchvision (the release for this torch)"
+    )
     if "error" in vision:
-        return Check(name, FAIL, f"torch {torch['version']}, but import torchvision fails: "
-                     f"{vision['error']}", f"{pin}, or {UNSHADOW}")
+        return Check(
+            name,
+            FAIL,
+            f"torch {torch['version']}, but import torchvision fails: {vision['error']}",
+            f"{pin}, or {UNSHADOW}",
+        )
     have = re.match(r"(\d+)\.(\d+)", vision["version"])
     found = f"torch {torch['version']} with torchvision {vision['version']}"
     if want is None or have is None:
-        return Check(name, WARN, f"{found}: no known pairing to compare with",
-                     "install the torchvision release made for this torch")
+        return Check(
+            name,
+            WARN,
+            f"{found}: no known pairing to compare with",
+            "install the torchvision release made for this torch",
+        )
     if (int(have.group(1)), int(have.group(2))) != want:
-        return Check(name, FAIL, f"{found}, built for another torch (this torch needs "
-                     f"torchvision {want[0]}.{want[1]}): 'operator torchvision::nms does not "
-                     f"exist'", f"{pin}; if one of them comes from the user site, {UNSHADOW}")
+        return Check(
+            name,
+            FAIL,
+            f"{found}, built for another torch (this torch needs "
+            f"torchvision {want[0]}.{want[1]}): 'operator torchvision::nms does not "
+            f"exist'",
+            f"{pin}; if one of them comes from the user site, {UNSHADOW}",
+        )
     return Check(name, OK, found)

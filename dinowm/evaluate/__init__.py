@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm eval`: a run's checkpoints judged offline by rollouts and planning.
 
 The torch-free side: request.py turns the command's options into the evaluation process's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`python -m dinowm.evaluate.process --run-dir D --request JSON`: judge checkpoints offline.
 
 For each requested checkpoint, on held-out (validation) episodes and without a simulator:
@@ -30,20 +31,20 @@ from torch import Tensor
 
 from dinowm import rundir
 from dinowm.config import from_dict
+from dinowm.data.datasets import SliceDataset, build_datasets, prepare_frames, split_order
+from dinowm.data.synth import ensure_dataset
 from dinowm.errors import DinowmError
+from dinowm.evaluate.planning import CemSettings, GdSettings, Planner
 from dinowm.events import EventWriter
 from dinowm.faults import fault
+from dinowm.model.build import build_model, load_model_state
+from dinowm.model.rollouts import imagine, per_sample_errors
+from dinowm.model.world import WorldModel, image_metrics
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
-from dinowm.model.build import build_model, load_model_state
-from dinowm.train.state import seed_everything
-from dinowm.data.datasets import SliceDataset, build_datasets, prepare_frames, split_order
-from dinowm.model.world import WorldModel, image_metrics
-from dinowm.evaluate.planning import CemSettings, GdSettings, Planner
-from dinowm.model.rollouts import imagine, per_sample_errors
 from dinowm.train.device import autocast
-from dinowm.data.synth import ensure_dataset
 from dinowm.train.samples import png_bytes, tile
+from dinowm.train.state import seed_everything
 
 BEAT_S = 1.0  # at most one progress event a second; the supervisor's stall budget is minutes
 RANDOM_SEQUENCES = 64  # random action sequences per goal, for the ranking
@@ -64,12 +65,18 @@ class Evaluation:
         folder.mkdir(parents=True, exist_ok=True)
         self.events = EventWriter(rundir.eval_path(self.run_dir, rundir.EVAL_EVENTS))
         want = request.get("device", "auto")
-        self.device = torch.device("cuda" if want == "auto" and torch.cuda.is_available()
-                                   else "cpu" if want == "auto" else want)
+        self.device = torch.device(
+            "cuda"
+            if want == "auto" and torch.cuda.is_available()
+            else "cpu"
+            if want == "auto"
+            else want
+        )
         self.stop = False
         self.done, self.total = 0, 0
         self._beat = 0.0
-        self._stacks = open(rundir.eval_path(self.run_dir, rundir.EVAL_STACKS), "a")
+        # open for the process's life: faulthandler writes stacks into it on SIGUSR1
+        self._stacks = open(rundir.eval_path(self.run_dir, rundir.EVAL_STACKS), "a")  # noqa: SIM115
         faulthandler.register(signal.SIGUSR1, file=self._stacks, all_threads=True, chain=False)
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
@@ -99,11 +106,21 @@ class Evaluation:
     def run(self) -> str:
         r = self.request
         names = list(r["checkpoints"])
-        per = 1 + ("cem" in r["planners"]) * r["cem"]["iterations"] \
+        per = (
+            1
+            + ("cem" in r["planners"]) * r["cem"]["iterations"]
             + ("gd" in r["planners"]) * r["gd"]["steps"]
+        )
         self.total = per * len(names)
-        self.events.emit("start", durable=True, pid=os.getpid(), device=str(self.device),
-                         checkpoints=names, total=self.total, request=r)
+        self.events.emit(
+            "start",
+            durable=True,
+            pid=os.getpid(),
+            device=str(self.device),
+            checkpoints=names,
+            total=self.total,
+            request=r,
+        )
         ensure_dataset(self.cfg)
         for name in names:
             try:
@@ -124,10 +141,17 @@ class Evaluation:
         state, manifest = ckpt.load(path)
         cfg, r = self.cfg, self.request
         _, val, _, info = build_datasets(
-            cfg.data.path, layout=cfg.data.layout, n_rollouts=cfg.data.n_rollouts,
-            split_ratio=cfg.data.split_ratio, split_seed=cfg.data.split_seed,
-            normalize_action=cfg.data.normalize_action, frameskip=cfg.frameskip,
-            num_hist=cfg.num_hist, num_pred=cfg.num_pred, stats=state["stats"])
+            cfg.data.path,
+            layout=cfg.data.layout,
+            n_rollouts=cfg.data.n_rollouts,
+            split_ratio=cfg.data.split_ratio,
+            split_seed=cfg.data.split_seed,
+            normalize_action=cfg.data.normalize_action,
+            frameskip=cfg.frameskip,
+            num_hist=cfg.num_hist,
+            num_pred=cfg.num_pred,
+            stats=state["stats"],
+        )
         seed_everything(cfg.seed)
         model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"])
         load_model_state(model, state["model"])
@@ -141,21 +165,38 @@ class Evaluation:
         stem = Path(name).stem
         with self.autocast():
             planned, metrics = self.plan(model, val, goals, horizon, name, stem)
-        metrics.update({f"rollout_{k}": v[-1] if v else None  # no image curves: no decoder
-                        for k, v in curves.items() if k != "horizon"})
+        metrics.update(
+            {
+                f"rollout_{k}": v[-1] if v else None  # no image curves: no decoder
+                for k, v in curves.items()
+                if k != "horizon"
+            }
+        )
         first = r["planners"][0]
         metrics["plan_score"] = metrics.get(f"{first}_action_err")
-        return {"run_id": self.spec["run_id"], "checkpoint": name,
-                "epoch": manifest.get("epoch"), "step": manifest.get("step"),
-                "sha256": manifest.get("sha256"), "status": "completed",
-                "created_at": time.time(), "duration_s": time.time() - began,
-                "device": str(self.device), "settings": {**r, "frameskip": cfg.frameskip},
-                "metrics": metrics, "curves": curves, "goals": planned,
-                "pictures": {"horizon_plot": f"{rundir.EVAL_DIR}/{stem}/{rundir.HORIZON_PLOT}",
-                             "goals": [g["picture"] for g in planned]}}
+        return {
+            "run_id": self.spec["run_id"],
+            "checkpoint": name,
+            "epoch": manifest.get("epoch"),
+            "step": manifest.get("step"),
+            "sha256": manifest.get("sha256"),
+            "status": "completed",
+            "created_at": time.time(),
+            "duration_s": time.time() - began,
+            "device": str(self.device),
+            "settings": {**r, "frameskip": cfg.frameskip},
+            "metrics": metrics,
+            "curves": curves,
+            "goals": planned,
+            "pictures": {
+                "horizon_plot": f"{rundir.EVAL_DIR}/{stem}/{rundir.HORIZON_PLOT}",
+                "goals": [g["picture"] for g in planned],
+            },
+        }
 
-    def _segments(self, val: SliceDataset, order: list[int], steps: int,
-                  salt: int) -> list[tuple[int, int, dict[str, Tensor]]]:
+    def _segments(
+        self, val: SliceDataset, order: list[int], steps: int, salt: int
+    ) -> list[tuple[int, int, dict[str, Tensor]]]:
         """`episodes` segments of `steps` steps from held-out episodes (cycled in split order),
         at starts drawn from the request's seed: (episode, start, segment)."""
         fs, k = self.cfg.frameskip, self.request["episodes"]
@@ -163,7 +204,8 @@ class Evaluation:
         if not fits:
             raise DinowmError(
                 f"no held-out episode has more than {steps * fs} frames for a horizon of "
-                f"{self.request['horizon']} (frameskip {fs}); lower --horizon")
+                f"{self.request['horizon']} (frameskip {fs}); lower --horizon"
+            )
         rs = np.random.RandomState(self.request["seed"] + salt)
         out = []
         for i in range(k):
@@ -174,12 +216,16 @@ class Evaluation:
 
     def _to_device(self, segs: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
         batch = {k: torch.stack([s[k] for s in segs]).to(self.device) for k in segs[0]}
-        return (prepare_frames(batch["visual"], self.cfg.model.img_size), batch["proprio"],
-                batch["action"])
+        return (
+            prepare_frames(batch["visual"], self.cfg.model.img_size),
+            batch["proprio"],
+            batch["action"],
+        )
 
     @torch.no_grad()
-    def open_loop(self, model: WorldModel, val: SliceDataset, order: list[int],
-                  horizon: int) -> dict[str, list[float]]:
+    def open_loop(
+        self, model: WorldModel, val: SliceDataset, order: list[int], horizon: int
+    ) -> dict[str, list[float]]:
         """Error of each imagined frame 1..horizon after num_hist true frames, mean over
         episodes: latent (visual, proprio) and decoded image (mse, psnr, ssim; none without a
         decoder)."""
@@ -188,8 +234,14 @@ class Evaluation:
         visual, proprio, action = self._to_device(segs)  # (K, n + H, ...), actions (K, n+H-1, A)
         z_true = model.encode(visual, proprio, torch.cat([action, action[:, -1:]], dim=1))
         z = z_true[:, :n]
-        curves: dict[str, list[float]] = {"horizon": [], "z_visual_err": [], "z_proprio_err": [],
-                                          "img_mse": [], "img_psnr": [], "img_ssim": []}
+        curves: dict[str, list[float]] = {
+            "horizon": [],
+            "z_visual_err": [],
+            "z_proprio_err": [],
+            "img_mse": [],
+            "img_psnr": [],
+            "img_ssim": [],
+        }
         for step, z_new in enumerate(imagine(model, z, action, horizon)):
             frame = n + step
             errs = per_sample_errors(model, z_new, z_true[:, frame : frame + 1])
@@ -202,13 +254,15 @@ class Evaluation:
                     curves[f"img_{key}"].append(float(img[f"img_{key}_x"]))
         return curves
 
-    def goals(self, val: SliceDataset, order: list[int],
-              horizon: int) -> list[tuple[int, int, dict[str, Tensor]]]:
+    def goals(
+        self, val: SliceDataset, order: list[int], horizon: int
+    ) -> list[tuple[int, int, dict[str, Tensor]]]:
         """The goals: (episode, start, segment of `horizon` steps ending on the goal frame)."""
         return self._segments(val, order, horizon, salt=1)
 
-    def plan(self, model: WorldModel, val: SliceDataset, goals: list, horizon: int,
-             name: str, stem: str) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
+    def plan(
+        self, model: WorldModel, val: SliceDataset, goals: list, horizon: int, name: str, stem: str
+    ) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
         """Plan every goal with each planner; per-goal results and their means."""
         r = self.request
         visual, proprio, true_actions = self._to_device([s for _, _, s in goals])
@@ -218,25 +272,45 @@ class Evaluation:
         g = torch.arange(len(goals), device=self.device)
         gen = torch.Generator(device=self.device).manual_seed(r["seed"])
         true_obj = planner.score(true_actions, g)  # (G,)
-        rand = torch.randn(len(goals) * RANDOM_SEQUENCES, *true_actions.shape[1:],
-                           generator=gen, device=self.device)
+        rand = torch.randn(
+            len(goals) * RANDOM_SEQUENCES,
+            *true_actions.shape[1:],
+            generator=gen,
+            device=self.device,
+        )
         rand_obj = planner.score(rand, g.repeat_interleave(RANDOM_SEQUENCES)).view(len(goals), -1)
         per_goal: list[dict[str, Any]] = [
-            {"episode": ep, "start": s, "goal": s + horizon * self.cfg.frameskip,
-             "true_objective": float(true_obj[i]), "random_objective": float(rand_obj[i].mean())}
-            for i, (ep, s, _) in enumerate(goals)]
-        metrics: dict[str, float | None] = {"true_objective": float(true_obj.mean()),
-                   "random_objective": float(rand_obj.mean()),
-                   "rank_true_vs_random": float((rand_obj > true_obj[:, None]).float().mean())}
+            {
+                "episode": ep,
+                "start": s,
+                "goal": s + horizon * self.cfg.frameskip,
+                "true_objective": float(true_obj[i]),
+                "random_objective": float(rand_obj[i].mean()),
+            }
+            for i, (ep, s, _) in enumerate(goals)
+        ]
+        metrics: dict[str, float | None] = {
+            "true_objective": float(true_obj.mean()),
+            "random_objective": float(rand_obj.mean()),
+            "rank_true_vs_random": float((rand_obj > true_obj[:, None]).float().mean()),
+        }
         finals = {}
         for p in r["planners"]:
             began = time.time()
             if p == "cem":
-                actions = planner.cem(horizon, CemSettings(**r["cem"]), gen,
-                                      lambda i: self.progress(f"{name}: CEM iteration {i}"))
+                actions = planner.cem(
+                    horizon,
+                    CemSettings(**r["cem"]),
+                    gen,
+                    lambda i: self.progress(f"{name}: CEM iteration {i}"),
+                )
             else:
-                actions = planner.gd(horizon, GdSettings(**r["gd"]), gen,
-                                     lambda i: self.progress(f"{name}: gradient step {i}"))
+                actions = planner.gd(
+                    horizon,
+                    GdSettings(**r["gd"]),
+                    gen,
+                    lambda i: self.progress(f"{name}: gradient step {i}"),
+                )
             seconds = time.time() - began
             with torch.no_grad():
                 z = planner.final(actions, g)  # (G, 1, P, D)
@@ -248,25 +322,42 @@ class Evaluation:
                 finals[p] = decoded[:, 0]
             action_err = (actions.float() - true_actions.float()).pow(2).flatten(1).mean(1)
             for i, one in enumerate(per_goal):
-                img: dict[str, float | None] = dict.fromkeys(("mse", "psnr", "ssim")) \
-                    if decoded is None else {k.split("_")[1]: float(v) for k, v in image_metrics(
-                        decoded[i : i + 1], goal["visual"][i : i + 1].float(), "x").items()}
-                one[p] = {"objective": float(objective[i]), "action_err": float(action_err[i]),
-                          "z_visual_dist": float(visual_dist[i]),
-                          **{k: img[k] for k in ("mse", "psnr", "ssim")}}
-            metrics.update({
-                f"{p}_objective": float(objective.mean()),
-                f"{p}_oracle_ratio": float(objective.mean() / true_obj.mean().clamp_min(1e-12)),
-                f"{p}_action_err": float(action_err.mean()),
-                f"{p}_seconds": seconds / max(len(goals), 1),
-                **{f"{p}_img_{k}": None if decoded is None
-                   else float(np.mean([o[p][k] for o in per_goal]))
-                   for k in ("mse", "psnr", "ssim")}})
+                img: dict[str, float | None] = (
+                    dict.fromkeys(("mse", "psnr", "ssim"))
+                    if decoded is None
+                    else {
+                        k.split("_")[1]: float(v)
+                        for k, v in image_metrics(
+                            decoded[i : i + 1], goal["visual"][i : i + 1].float(), "x"
+                        ).items()
+                    }
+                )
+                one[p] = {
+                    "objective": float(objective[i]),
+                    "action_err": float(action_err[i]),
+                    "z_visual_dist": float(visual_dist[i]),
+                    **{k: img[k] for k in ("mse", "psnr", "ssim")},
+                }
+            metrics.update(
+                {
+                    f"{p}_objective": float(objective.mean()),
+                    f"{p}_oracle_ratio": float(objective.mean() / true_obj.mean().clamp_min(1e-12)),
+                    f"{p}_action_err": float(action_err.mean()),
+                    f"{p}_seconds": seconds / max(len(goals), 1),
+                    **{
+                        f"{p}_img_{k}": None
+                        if decoded is None
+                        else float(np.mean([o[p][k] for o in per_goal]))
+                        for k in ("mse", "psnr", "ssim")
+                    },
+                }
+            )
         self.pictures(stem, visual, finals, per_goal)
         return per_goal, metrics
 
-    def pictures(self, stem: str, visual: Tensor, finals: dict[str, Tensor],
-                 per_goal: list[dict[str, Any]]) -> None:
+    def pictures(
+        self, stem: str, visual: Tensor, finals: dict[str, Tensor], per_goal: list[dict[str, Any]]
+    ) -> None:
         """One PNG per goal: start | goal | each planner's imagined final frame."""
         folder = rundir.eval_dir(self.run_dir, stem)
         folder.mkdir(parents=True, exist_ok=True)
@@ -290,14 +381,24 @@ def main(argv: list[str] | None = None) -> int:
         evaluation.run()
         return 0
     except DinowmError as exc:
-        evaluation.events.emit("error", durable=True, kind=type(exc).__name__, message=str(exc),
-                               exit_code=exc.exit_code)
+        evaluation.events.emit(
+            "error",
+            durable=True,
+            kind=type(exc).__name__,
+            message=str(exc),
+            exit_code=exc.exit_code,
+        )
         print(str(exc), file=sys.stderr, flush=True)
         return exc.exit_code
     except Exception as exc:  # recorded for the supervisor, then the exit code says failed
-        evaluation.events.emit("error", durable=True, kind="exception",
-                               message=f"{type(exc).__name__}: {exc}",
-                               traceback=traceback.format_exc()[-4000:], exit_code=1)
+        evaluation.events.emit(
+            "error",
+            durable=True,
+            kind="exception",
+            message=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc()[-4000:],
+            exit_code=1,
+        )
         traceback.print_exc()
         return 1
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Run one evaluation process under the run's evaluation lock, watch it, file its results."""
 
 from __future__ import annotations
@@ -26,10 +27,18 @@ Progress = Callable[[int, int, str], None]
 
 
 class EvalWatch:
-    """Supervises `python -m dinowm.evaluate.process` for one run: progress, stop, stall, results."""
+    """Supervises `python -m dinowm.evaluate.process` for one run: progress, stop, stall,
+    results."""
 
-    def __init__(self, project: Project, run_ref: str, request: dict[str, Any], *,
-                 on_progress: Progress | None = None, stall_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        project: Project,
+        run_ref: str,
+        request: dict[str, Any],
+        *,
+        on_progress: Progress | None = None,
+        stall_s: float = 300.0,
+    ) -> None:
         self.project, self.request = project, request
         self.on_progress, self.stall_s = on_progress, stall_s
         self.store = Store(project.runs_db)
@@ -52,9 +61,11 @@ class EvalWatch:
         try:
             lock = RunLock.acquire(rundir.eval_path(self.run_dir, rundir.EVAL_LOCK), "evaluation")
         except LockHeld as exc:
-            raise DinowmError(f"Run {self.run_id} is already being evaluated by "
-                              f"{exc.holder.describe()}; 'dinowm eval {self.run_id} --stop' "
-                              "stops that evaluation.") from None
+            raise DinowmError(
+                f"Run {self.run_id} is already being evaluated by "
+                f"{exc.holder.describe()}; 'dinowm eval {self.run_id} --stop' "
+                "stops that evaluation."
+            ) from None
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             return self._watch()
@@ -67,13 +78,22 @@ class EvalWatch:
     def _watch(self) -> dict[str, Any]:
         events = rundir.eval_path(self.run_dir, rundir.EVAL_EVENTS)
         offset = events.stat().st_size if events.exists() else 0
-        log = open(rundir.eval_path(self.run_dir, rundir.EVAL_LOG), "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dinowm.evaluate.process", "--run-dir", str(self.run_dir),
-             "--request", json.dumps(self.request)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)  # a terminal's Ctrl-C reaches us; we forward it once
-        log.close()
+        with open(rundir.eval_path(self.run_dir, rundir.EVAL_LOG), "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dinowm.evaluate.process",
+                    "--run-dir",
+                    str(self.run_dir),
+                    "--request",
+                    json.dumps(self.request),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # a terminal's Ctrl-C reaches us; we forward it once
         last_event, forwarded, stalled = time.monotonic(), False, None
         while True:
             exited = proc.poll() is not None
@@ -111,8 +131,9 @@ class EvalWatch:
     def _file(self, record: dict[str, Any]) -> None:
         """A checkpoint's result: its horizon plot beside its pictures, its row in runs.db (the
         line in evaluations.jsonl is already written by the evaluation process)."""
-        svg = horizon_svg(record.get("curves") or {},
-                          f"{self.run_id} {record['checkpoint']}: open-loop error")
+        svg = horizon_svg(
+            record.get("curves") or {}, f"{self.run_id} {record['checkpoint']}: open-loop error"
+        )
         target = self.run_dir / record["pictures"]["horizon_plot"]
         if svg:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,10 +145,10 @@ class EvalWatch:
 
     def _stalled(self, proc: subprocess.Popen, silent_s: float) -> str:
         """No progress for stall_s: diagnose (stacks, /proc), then kill the process."""
-        diag = diagnosis.collect(self.run_dir, proc.pid, stacks_path=rundir.eval_path(
-            self.run_dir, rundir.EVAL_STACKS))
-        line = (f"evaluation made no progress for {silent_s:.0f} s: {diag['summary']}; "
-                f"stopped it")
+        diag = diagnosis.collect(
+            self.run_dir, proc.pid, stacks_path=rundir.eval_path(self.run_dir, rundir.EVAL_STACKS)
+        )
+        line = f"evaluation made no progress for {silent_s:.0f} s: {diag['summary']}; stopped it"
         self.store.add_incident(self.run_id, "eval_stalled", line, diag)
         # nothing to save: each finished checkpoint's record is already written
         proc.kill()
@@ -147,16 +168,31 @@ class EvalWatch:
             message = (self.error or {}).get("message") or (
                 f"the evaluation process exited with code {code}; see "
                 f"{rundir.eval_path(self.run_dir, rundir.EVAL_LOG)}: "
-                + " | ".join(rundir.last_lines(rundir.eval_path(self.run_dir, rundir.EVAL_LOG),
-                                               3)))
-            if not (self.error and self.error.get("kind") in ("ConfigError", "DataError",
-                                                              "NotFoundError")):
-                self.store.add_incident(self.run_id, "eval_failed", message,
-                                        {k: v for k, v in (self.error or {}).items()
-                                         if k in ("kind", "traceback", "exit_code")})
-        return {"status": status, "records": self.records, "message": message,
-                "exit_code": 0 if status in ("completed", "stopped") else
-                int((self.error or {}).get("exit_code") or 1), "run_id": self.run_id}
+                + " | ".join(rundir.last_lines(rundir.eval_path(self.run_dir, rundir.EVAL_LOG), 3))
+            )
+            if not (
+                self.error
+                and self.error.get("kind") in ("ConfigError", "DataError", "NotFoundError")
+            ):
+                self.store.add_incident(
+                    self.run_id,
+                    "eval_failed",
+                    message,
+                    {
+                        k: v
+                        for k, v in (self.error or {}).items()
+                        if k in ("kind", "traceback", "exit_code")
+                    },
+                )
+        return {
+            "status": status,
+            "records": self.records,
+            "message": message,
+            "exit_code": 0
+            if status in ("completed", "stopped")
+            else int((self.error or {}).get("exit_code") or 1),
+            "run_id": self.run_id,
+        }
 
 
 def stop(run_dir: Path) -> int | None:
@@ -186,8 +222,13 @@ def progress(run_dir: Path) -> dict[str, Any] | None:
         if event.get("type") in ("progress", "start"):
             last = event
             break
-    return {"pid": holder.pid, "since": holder.since, "done": last.get("done", 0),
-            "total": last.get("total"), "what": last.get("what", "starting")}
+    return {
+        "pid": holder.pid,
+        "since": holder.since,
+        "done": last.get("done", 0),
+        "total": last.get("total"),
+        "what": last.get("what", "starting"),
+    }
 
 
 def start_detached(project: Project, run_id: str, args: list[str]) -> subprocess.Popen:
@@ -200,7 +241,21 @@ def start_detached(project: Project, run_id: str, args: list[str]) -> subprocess
     folder = rundir.eval_path(run_dir, "")
     folder.mkdir(parents=True, exist_ok=True)
     with open(rundir.eval_path(run_dir, rundir.EVAL_LOG), "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "dinowm", "--config",
-                                 str(project.config_path), "eval", run_id, "--quiet", *args],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=project.root)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dinowm",
+                "--config",
+                str(project.config_path),
+                "eval",
+                run_id,
+                "--quiet",
+                *args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=project.root,
+        )

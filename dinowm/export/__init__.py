@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm export-log`: the user's Markdown training log, written from runs.db.
 
 The document keeps the sections of the hand-kept log (overview, hardware, dataset,
@@ -28,11 +29,17 @@ RUNS_PER_WORKER = 200  # an export of fewer runs is not worth a second process
 TITLE: blocks.Key = ("title", None)  # written into new files; kept up to date, never added
 Section = Callable[[Ctx, RunRecord], list[str]]
 SECTIONS: tuple[tuple[str, Section], ...] = (
-    ("overview", sections.overview), ("hardware", sections.hardware),
-    ("dataset", sections.dataset), ("hyperparameters", hyper.hyperparameters),
-    ("architecture", hyper.architecture), ("progress", progress.progress),
-    ("evaluation", evalsection.evaluation), ("commands", progress.commands),
-    ("troubleshooting", troubleshoot.troubleshooting), ("notes", progress.notes))
+    ("overview", sections.overview),
+    ("hardware", sections.hardware),
+    ("dataset", sections.dataset),
+    ("hyperparameters", hyper.hyperparameters),
+    ("architecture", hyper.architecture),
+    ("progress", progress.progress),
+    ("evaluation", evalsection.evaluation),
+    ("commands", progress.commands),
+    ("troubleshooting", troubleshoot.troubleshooting),
+    ("notes", progress.notes),
+)
 
 
 @dataclass(frozen=True)
@@ -45,34 +52,44 @@ class ExportResult:
     created: bool
 
 
-def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...] = (), *,
-               all_runs: bool = False, lang: str = "en", tz: dt.tzinfo | None = None,
-               now: float | None = None, sweep: str | None = None) -> ExportResult:
+def export_log(
+    store: Store,
+    path: str | Path,
+    refs: list[str] | tuple[str, ...] = (),
+    *,
+    all_runs: bool = False,
+    lang: str = "en",
+    tz: dt.tzinfo | None = None,
+    now: float | None = None,
+    sweep: str | None = None,
+) -> ExportResult:
     """Write (or update) the training log at path for the given runs (default: the latest),
     or for the runs of a sweep (`dinowm sweep`), whose comparison is the sweep's result."""
     if lang not in LABELS:
         raise ConfigError(f"Unknown language '{lang}' for export-log; use {' or '.join(LABELS)}.")
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{path} is a folder; give the Markdown file to write, e.g. "
-                          f"{path / 'training-log.md'}.")
+        raise ConfigError(
+            f"{path} is a folder; give the Markdown file to write, e.g. {path / 'training-log.md'}."
+        )
     if not path.parent.is_dir():
         raise NotFoundError(f"Folder {path.parent} does not exist; create it first.")
     if sweep is not None:
         ids = store.sweep_run_ids(sweep)
         if not ids:
             known = ", ".join(store.sweep_ids()) or "none yet"
-            raise NotFoundError(f"Sweep '{sweep}' has no runs yet (sweeps: {known}); "
-                                f"'dinowm queue' shows its entries, 'dinowm queue start' runs "
-                                f"them.")
+            raise NotFoundError(
+                f"Sweep '{sweep}' has no runs yet (sweeps: {known}); "
+                f"'dinowm queue' shows its entries, 'dinowm queue start' runs "
+                f"them."
+            )
     elif all_runs:
         ids = store.run_ids_oldest_first()
     else:
         ids = list(dict.fromkeys(store.run(r)["id"] for r in refs or ["latest"]))
     if not ids:
         raise NotFoundError("There are no runs yet; start one with 'dinowm run --preset demo'.")
-    ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent,
-              path.name)
+    ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent, path.name)
     old = path.read_text(encoding="utf-8") if path.exists() else None
     # Damaged markers stop the export here, before anything is written.
     segments = blocks.parse(old, path) if old else []
@@ -82,17 +99,27 @@ def export_log(store: Store, path: str | Path, refs: list[str] | tuple[str, ...]
     # copy-on-write pages), so this process takes a slightly larger slice.
     share = [1.2] + [1.0] * (workers - 1)
     bounds = [round(len(ids) * sum(share[:w]) / sum(share)) for w in range(workers + 1)]
-    done = [run for part in fork_map(
-        lambda w: _runs(ctx, store, ids[bounds[w]:bounds[w + 1]], path, here=w == 0),
-        workers, workers) for run in part]
+    done = [
+        run
+        for part in fork_map(
+            lambda w: _runs(ctx, store, ids[bounds[w] : bounds[w + 1]], path, here=w == 0),
+            workers,
+            workers,
+        )
+        for run in part
+    ]
     head = [(TITLE, _title(ctx))]
     if len(done) > 1:
         head.append((("compare", None), _join(compare.comparison(ctx, [r for *_, r in done]))))
-    text = blocks.merge(segments, head + [b for run_blocks, _, _ in done for b in run_blocks],
-                        only_replace=frozenset({TITLE}))
+    text = blocks.merge(
+        segments,
+        head + [b for run_blocks, _, _ in done for b in run_blocks],
+        only_replace=frozenset({TITLE}),
+    )
     blocks.write_atomic(path, text)
-    return ExportResult(path, ids, [image for _, images, _ in done for image in images],
-                        old is None)
+    return ExportResult(
+        path, ids, [image for _, images, _ in done for image in images], old is None
+    )
 
 
 def _runs(ctx: Ctx, store: Store, ids: list[str], path: Path, here: bool) -> list[Done]:
@@ -107,9 +134,16 @@ def _runs(ctx: Ctx, store: Store, ids: list[str], path: Path, here: bool) -> lis
 
 
 def _title(ctx: Ctx) -> str:
-    return _join(["# DINO World Model - Training Log", "",
-                  f"*{ctx('generated', at=ctx.time(ctx.now))}*", "", f"> {ctx('markers_note')}"],
-                 rule=False)
+    return _join(
+        [
+            "# DINO World Model - Training Log",
+            "",
+            f"*{ctx('generated', at=ctx.time(ctx.now))}*",
+            "",
+            f"> {ctx('markers_note')}",
+        ],
+        rule=False,
+    )
 
 
 def _join(lines: list[str], rule: bool = True) -> str:
@@ -124,12 +158,20 @@ def _run(ctx: Ctx, rec: RunRecord, path: Path) -> Done:
     name = rec.run.get("name") or rec.id
     if svg.has_curve(rec):
         images.append(path.with_name(svg.curve_name(path.name, rec.id)))
-        blocks.write_if_changed(images[-1], svg.loss_svg(rec, f"{ctx('loss_curve')}: {name} "
-                                                              f"({rec.id})", "Epoch"))
+        blocks.write_if_changed(
+            images[-1], svg.loss_svg(rec, f"{ctx('loss_curve')}: {name} ({rec.id})", "Epoch")
+        )
     if evalsection.has_horizon(rec):
         images.append(path.with_name(evalsection.horizon_name(path.name, rec.id)))
-        blocks.write_if_changed(images[-1], evalsection.horizon_svg(
-            rec, f"{ctx('eval_curve')} (z_visual_err): {name} ({rec.id})", ctx("horizon")))
+        blocks.write_if_changed(
+            images[-1],
+            evalsection.horizon_svg(
+                rec, f"{ctx('eval_curve')} (z_visual_err): {name} ({rec.id})", ctx("horizon")
+            ),
+        )
     rendered = [((key, rec.id), section(ctx, rec)) for key, section in SECTIONS]
-    return ([(key, _join(lines)) for key, lines in rendered if lines], images,
-            compare.summarize(ctx, rec))
+    return (
+        [(key, _join(lines)) for key, lines in rendered if lines],
+        images,
+        compare.summarize(ctx, rec),
+    )

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Generated blocks between markers: rewrite those, keep every line the user wrote, in place."""
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from pathlib import Path
 
 from dinowm.errors import DinowmError
 
-MARKER = re.compile(r"^<!-- dinowm:(begin|end) ([a-z_]+)(?: run=(\S+))? -->[ \t\r]*(?:\n|\Z)",
-                    re.MULTILINE)
+MARKER = re.compile(
+    r"^<!-- dinowm:(begin|end) ([a-z_]+)(?: run=(\S+))? -->[ \t\r]*(?:\n|\Z)", re.MULTILINE
+)
 
 Key = tuple[str, "str | None"]  # (block name, run id or None for file-level blocks)
 
@@ -31,8 +33,7 @@ def _label(key: Key) -> str:
 def render(key: Key, body: str) -> str:
     """A block with its markers; a content line that looks like a marker is indented."""
     if "<!-- dinowm:" in body:
-        body = "\n".join(f" {line}" if MARKER.match(line) else line
-                         for line in body.split("\n"))
+        body = "\n".join(f" {line}" if MARKER.match(line) else line for line in body.split("\n"))
     label = _label(key)
     return f"<!-- dinowm:begin {label} -->\n{body}\n\n<!-- dinowm:end {label} -->\n"
 
@@ -60,34 +61,45 @@ def parse(text: str, path: Path) -> list[str | Block]:
         kind, key = match.group(1), (match.group(2), match.group(3))
         if kind == "begin":
             if begin is not None:
-                raise DinowmError(f"{path} line {line(match.start())}: a new block starts "
-                                  f"inside '{_label(begin[0])}'; restore its end marker "
-                                  f"'<!-- dinowm:end {_label(begin[0])} -->'.")
+                raise DinowmError(
+                    f"{path} line {line(match.start())}: a new block starts "
+                    f"inside '{_label(begin[0])}'; restore its end marker "
+                    f"'<!-- dinowm:end {_label(begin[0])} -->'."
+                )
             if key in seen:
-                raise DinowmError(f"{path} line {line(match.start())}: block '{_label(key)}' "
-                                  f"appears twice (first at line {line(seen[key])}); delete "
-                                  f"one of them.")
+                raise DinowmError(
+                    f"{path} line {line(match.start())}: block '{_label(key)}' "
+                    f"appears twice (first at line {line(seen[key])}); delete "
+                    f"one of them."
+                )
             seen[key] = match.start()
             if match.start() > pos:
-                out.append(text[pos:match.start()])
+                out.append(text[pos : match.start()])
             begin = (key, match.start())
         elif begin is None or begin[0] != key:
-            raise DinowmError(f"{path} line {line(match.start())}: end marker of "
-                              f"'{_label(key)}' without its begin marker; delete the line or "
-                              f"restore the block.")
+            raise DinowmError(
+                f"{path} line {line(match.start())}: end marker of "
+                f"'{_label(key)}' without its begin marker; delete the line or "
+                f"restore the block."
+            )
         else:
-            out.append(Block(key, text[begin[1]:match.end()]))
+            out.append(Block(key, text[begin[1] : match.end()]))
             pos, begin = match.end(), None
     if begin is not None:
-        raise DinowmError(f"{path}: block '{_label(begin[0])}' has no end marker; add "
-                          f"'<!-- dinowm:end {_label(begin[0])} -->' where it ends.")
+        raise DinowmError(
+            f"{path}: block '{_label(begin[0])}' has no end marker; add "
+            f"'<!-- dinowm:end {_label(begin[0])} -->' where it ends."
+        )
     if pos < len(text):
         out.append(text[pos:])
     return out
 
 
-def merge(segments: list[str | Block], blocks: list[tuple[Key, str]],
-          only_replace: frozenset[Key] = frozenset()) -> str:
+def merge(
+    segments: list[str | Block],
+    blocks: list[tuple[Key, str]],
+    only_replace: frozenset[Key] = frozenset(),
+) -> str:
     """The new text from the parsed file: known blocks replaced in place, missing ones placed
     next to their run. Keys in only_replace are rewritten where the file has them but never
     added to it.
@@ -111,7 +123,7 @@ def merge(segments: list[str | Block], blocks: list[tuple[Key, str]],
             if key in at:
                 continue
             prev = next((k for k in reversed(group[:n]) if k in at or k in slot), None)
-            succ = next((k for k in group[n + 1:] if k in at), None)
+            succ = next((k for k in group[n + 1 :] if k in at), None)
             if prev is not None:
                 target = slot[prev] if prev in slot else after.setdefault(at[prev], [])
             elif succ is not None:
@@ -124,8 +136,9 @@ def merge(segments: list[str | Block], blocks: list[tuple[Key, str]],
     for i, segment in enumerate(segments):
         _place(out, before.get(i, []), new)
         if isinstance(segment, Block):
-            out.append(render(segment.key, new[segment.key]) if segment.key in new else
-                       segment.text)
+            out.append(
+                render(segment.key, new[segment.key]) if segment.key in new else segment.text
+            )
         else:
             out.append(segment)
         _place(out, after.get(i, []), new)

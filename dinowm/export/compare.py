@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The comparison table of several runs: the hyperparameters that differ and the outcomes."""
 
 from __future__ import annotations
@@ -31,22 +32,31 @@ class Row:
 def summarize(ctx: Ctx, rec: RunRecord) -> Row:
     """One run's row of the comparison, before the differing columns are known."""
     run = rec.run
-    return Row({k: v for k, v in rec.values.items() if k.rpartition(".")[0] in HYPER_SECTIONS},
-               [code(run["id"]), run.get("name") or "-", status(rec, reason=False)],
-               [f"{run.get('epoch')} / {run.get('epochs_target') or '-'}",
-                _best(rec, "val_loss"), _best(rec, "z_err_pred"),
-                fmt_duration(duration(ctx, rec)), _incidents(rec)], best_plan(rec.evaluations))
+    return Row(
+        {k: v for k, v in rec.values.items() if k.rpartition(".")[0] in HYPER_SECTIONS},
+        [code(run["id"]), run.get("name") or "-", status(rec, reason=False)],
+        [
+            f"{run.get('epoch')} / {run.get('epochs_target') or '-'}",
+            _best(rec, "val_loss"),
+            _best(rec, "z_err_pred"),
+            fmt_duration(duration(ctx, rec)),
+            _incidents(rec),
+        ],
+        best_plan(rec.evaluations),
+    )
 
 
-def results(epochs: list[dict[str, Any]], evaluations: list[dict[str, Any]]
-            ) -> dict[str, str | None]:
+def results(
+    epochs: list[dict[str, Any]], evaluations: list[dict[str, Any]]
+) -> dict[str, str | None]:
     """What a comparison sets the differing keys against: best val loss, best z_err_pred (each
     with its epoch) and the best plan score (None when the run was not evaluated)."""
     out: dict[str, str | None] = {}
     for key in ("val_loss", "z_err_pred"):
         value, epoch = at_epoch(epochs, key, min)
-        out[f"best {key.replace('_loss', ' loss')}"] = \
+        out[f"best {key.replace('_loss', ' loss')}"] = (
             None if value is None else f"{fmt_num(value)} (Epoch {epoch})"
+        )
     out["best plan score"] = best_plan(evaluations)
     return out
 
@@ -85,11 +95,27 @@ def comparison(ctx: Ctx, rows: list[Row]) -> list[str]:
     """## Comparison: one row per run, the hyperparameters that differ as columns."""
     keys = differing_keys(rows)
     planned = any(row.plan for row in rows)  # the column only where a run was evaluated
-    head = ["Run", "Name", "Status", *(code(k) for k in keys), ctx("epochs"),
-            ctx("best_val_loss"), ctx("best_z_err_pred"),
-            *([ctx("best_plan_score")] if planned else []), ctx("duration"), ctx("incidents")]
-    lines = [[*row.head, *(plain(row.values[k]) if k in row.values else None for k in keys),
-              *row.tail[:3], *([row.plan or "-"] if planned else []), *row.tail[3:]]
-             for row in rows]
+    head = [
+        "Run",
+        "Name",
+        "Status",
+        *(code(k) for k in keys),
+        ctx("epochs"),
+        ctx("best_val_loss"),
+        ctx("best_z_err_pred"),
+        *([ctx("best_plan_score")] if planned else []),
+        ctx("duration"),
+        ctx("incidents"),
+    ]
+    lines = [
+        [
+            *row.head,
+            *(plain(row.values[k]) if k in row.values else None for k in keys),
+            *row.tail[:3],
+            *([row.plan or "-"] if planned else []),
+            *row.tail[3:],
+        ]
+        for row in rows
+    ]
     intro = ctx("compare_intro", n=len(rows)) if keys else ctx("compare_same", n=len(rows))
     return [f"## {ctx('h_compare')}", "", intro, "", *table(head, lines)]

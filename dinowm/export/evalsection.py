@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """## 4.1 Evaluation of a run's checkpoints (`dinowm eval`): the table, the best checkpoint,
 the error against the horizon as an SVG, links to the goal pictures."""
 
@@ -11,13 +12,31 @@ from dinowm.export.markdown import Ctx, code, table
 from dinowm.export.record import RunRecord
 from dinowm.export.svg import lines_svg
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
-HEADERS = {"checkpoint": "Checkpoint", "epoch": "Epoch", "val_loss": "Val Loss",
-           "z_err_pred": "z_err_pred", "rollout_z_visual_err": "Rollout z@H",
-           "plan_score": "Plan Score", "oracle_ratio": "Oracle Ratio",
-           "action_err": "Action Err", "rank_true_vs_random": "Rank True>Random",
-           "img_psnr": "Img PSNR", "status": "Status"}
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+HEADERS = {
+    "checkpoint": "Checkpoint",
+    "epoch": "Epoch",
+    "val_loss": "Val Loss",
+    "z_err_pred": "z_err_pred",
+    "rollout_z_visual_err": "Rollout z@H",
+    "plan_score": "Plan Score",
+    "oracle_ratio": "Oracle Ratio",
+    "action_err": "Action Err",
+    "rank_true_vs_random": "Rank True>Random",
+    "img_psnr": "Img PSNR",
+    "status": "Status",
+}
 
 
 def horizon_name(md_name: str, run_id: str) -> str:
@@ -33,14 +52,14 @@ def has_horizon(rec: RunRecord) -> bool:
 
 def horizon_svg(rec: RunRecord, title: str, x_label: str) -> str:
     """One line per checkpoint: z_visual_err against the horizon step."""
-    steps = sorted({h for e in rec.evaluations for h in (e.get("curves") or {}).get("horizon")
-                    or []})
+    steps = sorted(
+        {h for e in rec.evaluations for h in (e.get("curves") or {}).get("horizon") or []}
+    )
     series = []
     for i, e in enumerate(e for e in rec.evaluations if (e.get("curves") or {}).get("horizon")):
         curves = e["curves"]
         at = dict(zip(curves["horizon"], curves.get("z_visual_err") or []))
-        series.append((str(e["checkpoint"]), PALETTE[i % len(PALETTE)],
-                       [at.get(h) for h in steps]))
+        series.append((str(e["checkpoint"]), PALETTE[i % len(PALETTE)], [at.get(h) for h in steps]))
     return lines_svg(steps, series, title, x_label)
 
 
@@ -49,10 +68,15 @@ def evaluation(ctx: Ctx, rec: RunRecord) -> list[str]:
     if not rec.evaluations:
         return []
     ev = evaluation_table(rec.evaluations, {rec.id: rec.epochs})
-    planners = sorted({p for e in rec.evaluations for p in (e.get("planners") or "").split(",")
-                       if p})
-    out = [f"## {ctx('h_eval')}", "",
-           ctx("eval_intro", n=len(ev.rows), planners=", ".join(planners) or "-"), ""]
+    planners = sorted(
+        {p for e in rec.evaluations for p in (e.get("planners") or "").split(",") if p}
+    )
+    out = [
+        f"## {ctx('h_eval')}",
+        "",
+        ctx("eval_intro", n=len(ev.rows), planners=", ".join(planners) or "-"),
+        "",
+    ]
     best = _best_line(ctx, ev)
     if best:
         out += [best, ""]
@@ -61,12 +85,21 @@ def evaluation(ctx: Ctx, rec: RunRecord) -> list[str]:
     for row in ev.rows:
         text = cells(row)
         mark = ("★" if same(row, ev.best_plan) else "") + ("◆" if same(row, ev.best_val) else "")
-        lines.append([f"{code(text['checkpoint'])}{' ' + mark if mark else ''}",
-                      *(text[k] for k in keys[1:])])
+        lines.append(
+            [
+                f"{code(text['checkpoint'])}{' ' + mark if mark else ''}",
+                *(text[k] for k in keys[1:]),
+            ]
+        )
     out += table([HEADERS[k] for k in keys], lines, "l" + "r" * (len(keys) - 2) + "l")
-    out += ["", f"- **Rollout z@H**: {ctx('m_rollout')}", f"- **Plan Score**: {ctx('m_plan')}",
-            f"- **Oracle Ratio**: {ctx('m_oracle')}",
-            f"- **Rank True>Random**: {ctx('m_rank')}", f"- **Img PSNR**: {ctx('m_psnr')}"]
+    out += [
+        "",
+        f"- **Rollout z@H**: {ctx('m_rollout')}",
+        f"- **Plan Score**: {ctx('m_plan')}",
+        f"- **Oracle Ratio**: {ctx('m_oracle')}",
+        f"- **Rank True>Random**: {ctx('m_rank')}",
+        f"- **Img PSNR**: {ctx('m_psnr')}",
+    ]
     if has_horizon(rec):
         out += ["", f"![{ctx('eval_curve')}]({horizon_name(ctx.doc, rec.id)})"]
     goals = _goal_links(ctx, rec)
@@ -78,12 +111,16 @@ def evaluation(ctx: Ctx, rec: RunRecord) -> list[str]:
 def _best_line(ctx: Ctx, ev: EvalTable) -> str | None:
     if ev.best_plan is None:
         return None
-    line = f"**{ctx('eval_best')}:** {code(name(ev.best_plan, False))} (Plan Score " \
-           f"{cells(ev.best_plan)['plan_score']})"
+    line = (
+        f"**{ctx('eval_best')}:** {code(name(ev.best_plan, False))} (Plan Score "
+        f"{cells(ev.best_plan)['plan_score']})"
+    )
     if ev.best_val is not None:
         verdict = ctx("eval_same") if same(ev.best_plan, ev.best_val) else ctx("eval_differ")
-        line += f"; {ctx('eval_best_val')}: {code(name(ev.best_val, False))} (Val Loss " \
-                f"{cells(ev.best_val)['val_loss']}): {verdict}."
+        line += (
+            f"; {ctx('eval_best_val')}: {code(name(ev.best_val, False))} (Val Loss "
+            f"{cells(ev.best_val)['val_loss']}): {verdict}."
+        )
     return line
 
 
@@ -93,8 +130,11 @@ def _goal_links(ctx: Ctx, rec: RunRecord) -> list[str]:
         return []
     out = []
     for e in rec.evaluations:
-        paths = [rec.run_dir / p for p in (e.get("pictures") or {}).get("goals") or []
-                 if isinstance(p, str)]
+        paths = [
+            rec.run_dir / p
+            for p in (e.get("pictures") or {}).get("goals") or []
+            if isinstance(p, str)
+        ]
         links = [f"[{p.name}]({_link(p, ctx.folder)})" for p in paths if p.is_file()]
         if links:
             out.append(f"- {code(e['checkpoint'])} ({ctx('eval_pictures')}): {', '.join(links)}")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Markdown primitives of the training log: tables, code, cells, numbers and dates."""
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class Ctx:
         if ts is None:
             return "-"
         if self.tz is None:  # local time through C: a log formats 100,000 of these
-            return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M",
-                                 time.localtime(ts))
+            return time.strftime(
+                "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(ts)
+            )
         when = dt.datetime.fromtimestamp(ts, self.tz)
         if seconds:
             return when.isoformat(" ", "seconds")[:19]  # without the UTC offset
@@ -68,12 +70,14 @@ def fence(lines: Iterable[str], lang: str = "") -> list[str]:
 
 
 def _longest_backticks(lines: list[str]) -> int:
-    return max((len(run) for line in lines if "`" in line for run in BACKTICKS.findall(line)),
-               default=0)
+    return max(
+        (len(run) for line in lines if "`" in line for run in BACKTICKS.findall(line)), default=0
+    )
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]],
-          align: Sequence[str] | None = None) -> list[str]:
+def table(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], align: Sequence[str] | None = None
+) -> list[str]:
     """A pipe table; `align` holds 'l' or 'r' per column (the user's tables are left-aligned)."""
     out = table_head(header, align)
     out.extend("| " + " | ".join([cell(v) for v in row]) + " |" for row in rows)
@@ -82,8 +86,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]],
 
 def table_head(header: Sequence[str], align: Sequence[str] | None = None) -> list[str]:
     """The header and rule lines of a pipe table."""
-    rule = [("-" * (len(h) + 1) + ":") if a == "r" else "-" * (len(h) + 2)
-            for h, a in zip(header, align or ["l"] * len(header))]
+    rule = [
+        ("-" * (len(h) + 1) + ":") if a == "r" else "-" * (len(h) + 2)
+        for h, a in zip(header, align or ["l"] * len(header))
+    ]
     return ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
 
 

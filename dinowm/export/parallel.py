@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Large exports on several cores: forked children render slices of the runs."""
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def _collect(pid: int, read: int) -> list:
         data = fh.read()
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0 or not data:
-        raise DinowmError(f"A worker process of the export (pid {pid}) failed; its traceback "
-                          f"is above. Nothing was written to the Markdown file.")
+        raise DinowmError(
+            f"A worker process of the export (pid {pid}) failed; its traceback "
+            f"is above. Nothing was written to the Markdown file."
+        )
     return pickle.loads(data)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Progress, the epoch log, the commands to start and resume, and the dated notes of a run."""
 
 from __future__ import annotations
@@ -15,16 +16,24 @@ from dinowm.export.svg import curve_name, has_curve
 from dinowm.formats import fmt_duration, fmt_num
 from dinowm.rundir import ACTIVE
 
-EPOCH_TAGS = {"oom": "⚠️ OOM", "stall": "⚠️ Freeze", "crash": "💥 Crash",
-              "exception": "💥 Exception", "disk_full": "💥 Disk full", "config": "💥 Config",
-              "lost": "❓ Lost", "gpu_lost": "💥 GPU lost"}
+EPOCH_TAGS = {
+    "oom": "⚠️ OOM",
+    "stall": "⚠️ Freeze",
+    "crash": "💥 Crash",
+    "exception": "💥 Exception",
+    "disk_full": "💥 Disk full",
+    "config": "💥 Config",
+    "lost": "❓ Lost",
+    "gpu_lost": "💥 GPU lost",
+}
 
 
 def at_epoch(rows: list[dict[str, Any]], key: str, pick: Any = None) -> tuple[Any, Any]:
     """(value, epoch) of the last epoch with a value, or of the first pick (min, max) of all."""
     if pick is None:
-        return next(((r[key], r["epoch"]) for r in reversed(rows) if r[key] is not None),
-                    (None, None))
+        return next(
+            ((r[key], r["epoch"]) for r in reversed(rows) if r[key] is not None), (None, None)
+        )
     values = [r[key] for r in rows]
     have = [v for v in values if v is not None]
     if not have:
@@ -48,7 +57,8 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
     rows: list[tuple[str, Any]] = [
         (ctx("current_epoch"), f"{run.get('epoch')} / {run.get('epochs_target') or '-'}"),
         (ctx("batches_per_epoch"), integer(run.get("batches_per_epoch"))),
-        ("Batch Size", batch), (ctx("step"), integer(run.get("step"))),
+        ("Batch Size", batch),
+        (ctx("step"), integer(run.get("step"))),
         ("Train Loss", _with_epoch(at_epoch(epochs, "train_loss"))),
         ("Val Loss", _with_epoch(at_epoch(epochs, "val_loss"))),
         ("z_err_pred", _with_epoch(at_epoch(epochs, "z_err_pred"))),
@@ -59,21 +69,40 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
         (ctx("max_gpu_temp"), _peak(at_epoch(epochs, "max_gpu_temp_c", max), " °C")),
     ]
     if rec.rollouts:  # the trainer's open-loop rollout error, where it measured one
-        rolls = [{"epoch": epoch, **{k: values.get(f"{k}_z_visual_err_rollout")
-                                     for k in ("val", "train")}}
-                 for epoch, values in sorted(rec.rollouts.items())]
-        rows[7:7] = [(ctx("val_rollout"), _with_epoch(at_epoch(rolls, "val"))),
-                     (ctx("train_rollout"), _with_epoch(at_epoch(rolls, "train")))]
+        rolls = [
+            {
+                "epoch": epoch,
+                **{k: values.get(f"{k}_z_visual_err_rollout") for k in ("val", "train")},
+            }
+            for epoch, values in sorted(rec.rollouts.items())
+        ]
+        rows[7:7] = [
+            (ctx("val_rollout"), _with_epoch(at_epoch(rolls, "val"))),
+            (ctx("train_rollout"), _with_epoch(at_epoch(rolls, "train"))),
+        ]
         rows.insert(11, (ctx("best_val_rollout"), _with_epoch(at_epoch(rolls, "val", min))))
     if run["status"] in ACTIVE:
         eta = run.get("eta_s")
-        rows += [("Phase", run.get("phase")),
-                 (ctx("last_step_loss"), fmt_num(run.get("last_loss"))
-                  if run.get("last_loss") is not None else None),
-                 ("ETA", None if eta is None else
-                  f"{fmt_duration(eta)} ({ctx('eta_at')} {ctx.time(ctx.now + eta)})")]
-    out = [f"## {ctx('h_progress')}", "", f"### {ctx('h_status')}", "",
-           *table([ctx("metric"), ctx("value")], rows)]
+        rows += [
+            ("Phase", run.get("phase")),
+            (
+                ctx("last_step_loss"),
+                fmt_num(run.get("last_loss")) if run.get("last_loss") is not None else None,
+            ),
+            (
+                "ETA",
+                None
+                if eta is None
+                else f"{fmt_duration(eta)} ({ctx('eta_at')} {ctx.time(ctx.now + eta)})",
+            ),
+        ]
+    out = [
+        f"## {ctx('h_progress')}",
+        "",
+        f"### {ctx('h_status')}",
+        "",
+        *table([ctx("metric"), ctx("value")], rows),
+    ]
     if has_curve(rec):
         out += ["", f"![{ctx('loss_curve')}]({curve_name(ctx.doc, rec.id)})"]
     sample = _latest_sample(ctx, rec)
@@ -81,18 +110,44 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
         out += ["", sample]
     out += ["", f"### {ctx('h_epoch_log')}", ""]
     rollout = [ctx("rollout_column")] if rec.rollouts else []
-    out += table_head(["Epoch", "Train Loss", "Val Loss", "z_err_pred", *rollout, ctx("date"),
-                       ctx("duration"), "Max GPU °C", ctx("mean_power"), ctx("notes")],
-                      "rrrr" + "r" * len(rollout) + "lrrrl")
+    out += table_head(
+        [
+            "Epoch",
+            "Train Loss",
+            "Val Loss",
+            "z_err_pred",
+            *rollout,
+            ctx("date"),
+            ctx("duration"),
+            "Max GPU °C",
+            ctx("mean_power"),
+            ctx("notes"),
+        ],
+        "rrrr" + "r" * len(rollout) + "lrrrl",
+    )
     out += _epoch_lines(ctx, rec)
     if rec.gpus:  # a run on several GPUs: each GPU's epoch
-        out += ["", f"### {ctx('h_gpus_per_epoch')}", "",
-                *table(["Epoch", "GPU", "Max °C", ctx("mean_power"), ctx("mean_util"),
-                        ctx("max_mem")],
-                       ((epoch, g.get("gpu"), _round(g.get("max_temp_c")),
-                         _round(g.get("mean_power_w")), _round(g.get("mean_util")),
-                         _round(g.get("max_mem_mib"))) for epoch, gpus in rec.gpus
-                        for g in gpus), "rrrrrr")]
+        out += [
+            "",
+            f"### {ctx('h_gpus_per_epoch')}",
+            "",
+            *table(
+                ["Epoch", "GPU", "Max °C", ctx("mean_power"), ctx("mean_util"), ctx("max_mem")],
+                (
+                    (
+                        epoch,
+                        g.get("gpu"),
+                        _round(g.get("max_temp_c")),
+                        _round(g.get("mean_power_w")),
+                        _round(g.get("mean_util")),
+                        _round(g.get("max_mem_mib")),
+                    )
+                    for epoch, gpus in rec.gpus
+                    for g in gpus
+                ),
+                "rrrrrr",
+            ),
+        ]
     return out
 
 
@@ -125,11 +180,15 @@ def _epoch_lines(ctx: Ctx, rec: RunRecord) -> list[str]:
     Written without the generic table(): 1,000 runs of 100 epochs are 100,000 of these lines,
     so the usual line is one %-format with the values read once.
     """
-    events = sorted([(n["t"], str(n["text"])) for n in rec.notes] +
-                    [(i["t"], EPOCH_TAGS[i["kind"]]) for i in rec.incidents
-                     if i["kind"] in EPOCH_TAGS] +
-                    [(i["t"], "🌡️ " + ctx("thermal_pause")) for i in rec.incidents
-                     if i["kind"] == "thermal" and "paus" in i["summary"]])
+    events = sorted(
+        [(n["t"], str(n["text"])) for n in rec.notes]
+        + [(i["t"], EPOCH_TAGS[i["kind"]]) for i in rec.incidents if i["kind"] in EPOCH_TAGS]
+        + [
+            (i["t"], "🌡️ " + ctx("thermal_pause"))
+            for i in rec.incidents
+            if i["kind"] == "thermal" and "paus" in i["summary"]
+        ]
+    )
     lines: list[str] = []
     append, when, n_events = lines.append, ctx.time, len(events)
     k, attempt, rollouts = 0, None, rec.rollouts
@@ -153,15 +212,23 @@ def _epoch_lines(ctx: Ctx, rec: RunRecord) -> list[str]:
         temp_s = "-" if temp is None else round(temp)
         power_s = "-" if power is None else round(power)
         note = cell("; ".join(items)) if items else ""
-        append(f"| {int(e['epoch'])} | {losses} | {when(end)} | {took_s} | {temp_s} | {power_s} "
-               f"| {note} |")
+        append(
+            f"| {int(e['epoch'])} | {losses} | {when(end)} | {took_s} | {temp_s} | {power_s} "
+            f"| {note} |"
+        )
     return lines
 
 
 def _losses(train: float | None, val: float | None, z: float | None) -> str:
     """'0.4123 | 0.3561 | 0.2711' as fmt_num writes them, in one step for the usual range."""
-    if (train is not None and val is not None and z is not None and 1e-3 <= train < 1e5
-            and 1e-3 <= val < 1e5 and 1e-3 <= z < 1e5):
+    if (
+        train is not None
+        and val is not None
+        and z is not None
+        and 1e-3 <= train < 1e5
+        and 1e-3 <= val < 1e5
+        and 1e-3 <= z < 1e5
+    ):
         return f"{train:.4g} | {val:.4g} | {z:.4g}"
     return f"{fmt_num(train)} | {fmt_num(val)} | {fmt_num(z)}"
 
@@ -190,16 +257,30 @@ def commands(ctx: Ctx, rec: RunRecord) -> list[str]:
     resume = [f"# {ctx('resume_comment')}", *cd, f"dinowm resume {run['id']}"]
     target = run.get("epochs_target")
     if run["status"] == "completed" and target and (run.get("epoch") or 0) >= target:
-        resume += [f"# {ctx('resume_further', done=run['epoch'], target=target)}",
-                   f"dinowm resume {run['id']} training.epochs={target + 50}"]
-    earlier = [i for i in rec.incidents
-               if i["kind"] == "resume" and i["summary"].startswith("resumed by the user")]
+        resume += [
+            f"# {ctx('resume_further', done=run['epoch'], target=target)}",
+            f"dinowm resume {run['id']} training.epochs={target + 50}",
+        ]
+    earlier = [
+        i
+        for i in rec.incidents
+        if i["kind"] == "resume" and i["summary"].startswith("resumed by the user")
+    ]
     for i in earlier:
         overrides = " ".join(_overrides(i))
-        resume.append(f"# {ctx('ran_at', at=ctx.time(i['t']))} dinowm resume {run['id']}"
-                      + (f" {overrides}" if overrides else ""))
-    return [f"## {ctx('h_start')}", "", *fence([*cd, start], "bash"), "",
-            f"### {ctx('h_resume')}", "", *fence(resume, "bash")]
+        resume.append(
+            f"# {ctx('ran_at', at=ctx.time(i['t']))} dinowm resume {run['id']}"
+            + (f" {overrides}" if overrides else "")
+        )
+    return [
+        f"## {ctx('h_start')}",
+        "",
+        *fence([*cd, start], "bash"),
+        "",
+        f"### {ctx('h_resume')}",
+        "",
+        *fence(resume, "bash"),
+    ]
 
 
 def _overrides(incident: dict[str, Any]) -> list[str]:
@@ -220,4 +301,3 @@ def notes(ctx: Ctx, rec: RunRecord) -> list[str]:
         text = " ".join(str(n["text"]).split("\n"))
         out.append(f"- **{ctx.time(n['t'])}:** {text}{by}")
     return out
-

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Everything the log says about a run, from its rows in runs.db (no run folder is read)."""
 
 from __future__ import annotations
@@ -12,8 +13,15 @@ from dinowm.store import Store
 
 DEFAULTS = {name: key.default for name, key in all_keys().items()}
 LATER_KEYS = {  # added after the first records
-    "dist.nproc_per_node", "dist.timeout_s", "training.decoder_every", "model.decoder",
-    "data.cache_max_gib", "perf.compile_mode", "perf.encoder_inference_mode", "perf.prefetch"}
+    "dist.nproc_per_node",
+    "dist.timeout_s",
+    "training.decoder_every",
+    "model.decoder",
+    "data.cache_max_gib",
+    "perf.compile_mode",
+    "perf.encoder_inference_mode",
+    "perf.prefetch",
+}
 
 
 @dataclass
@@ -62,19 +70,33 @@ def load_records(store: Store, ids: list[str] | None) -> list[RunRecord]:
     incidents, notes = store.incidents_of(ids), store.notes_of(ids)
     checkpoints, gpus = store.checkpoints_of(ids), store.epoch_gpus_of(ids)
     evaluations, rollouts = store.evaluations_of(ids), store.epoch_rollouts_of(ids)
-    records = [_record(r, hardware.get(r["id"]), epochs.get(r["id"], []),
-                       incidents.get(r["id"], []), notes.get(r["id"], []),
-                       checkpoints.get(r["id"], []), gpus.get(r["id"], [])) for r in runs]
+    records = [
+        _record(
+            r,
+            hardware.get(r["id"]),
+            epochs.get(r["id"], []),
+            incidents.get(r["id"], []),
+            notes.get(r["id"], []),
+            checkpoints.get(r["id"], []),
+            gpus.get(r["id"], []),
+        )
+        for r in runs
+    ]
     for rec in records:
         rec.evaluations = evaluations.get(rec.id, [])
         rec.rollouts = rollouts.get(rec.id, {})
     return records
 
 
-def _record(run: dict[str, Any], hardware: dict[str, Any] | None, epochs: list[dict[str, Any]],
-            incidents: list[dict[str, Any]], notes: list[dict[str, Any]],
-            checkpoints: list[dict[str, Any]],
-            gpus: list[tuple[int, list[Any]]] | None = None) -> RunRecord:
+def _record(
+    run: dict[str, Any],
+    hardware: dict[str, Any] | None,
+    epochs: list[dict[str, Any]],
+    incidents: list[dict[str, Any]],
+    notes: list[dict[str, Any]],
+    checkpoints: list[dict[str, Any]],
+    gpus: list[tuple[int, list[Any]]] | None = None,
+) -> RunRecord:
     run_dir = Path(run["run_dir"]) if run.get("run_dir") else None
     folder = "none" if run_dir is None else ("ok" if run_dir.is_dir() else "gone")
     doc = _loads(run.get("config_json")) or {}
@@ -85,8 +107,21 @@ def _record(run: dict[str, Any], hardware: dict[str, Any] | None, epochs: list[d
     # A complete record only; keys added since a run was recorded take their defaults, which
     # are what it trained with (one rank before [dist] existed).
     cfg = typed(doc) if DEFAULTS.keys() - values.keys() <= LATER_KEYS else None
-    return RunRecord(run, values, sources, cfg, hardware, epochs, incidents, notes,
-                     checkpoints, start, folder, resumed, gpus or [])
+    return RunRecord(
+        run,
+        values,
+        sources,
+        cfg,
+        hardware,
+        epochs,
+        incidents,
+        notes,
+        checkpoints,
+        start,
+        folder,
+        resumed,
+        gpus or [],
+    )
 
 
 def typed(doc: dict[str, Any]) -> RunConfig | None:
@@ -96,8 +131,11 @@ def typed(doc: dict[str, Any]) -> RunConfig | None:
     was recorded (from_dict would re-check every range of every run).
     """
     try:
-        sections = {name: cls(**doc[name]) for name, cls in SECTIONS.items()
-                    if isinstance(doc.get(name), dict)}
+        sections = {
+            name: cls(**doc[name])
+            for name, cls in SECTIONS.items()
+            if isinstance(doc.get(name), dict)
+        }
         return RunConfig(**{k: v for k, v in doc.items() if k not in SECTIONS}, **sections)
     except TypeError:
         return None
@@ -114,8 +152,7 @@ def flatten(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _sources(values: dict[str, Any], changed: dict[str, str],
-             resumed: list[str]) -> dict[str, str]:
+def _sources(values: dict[str, Any], changed: dict[str, str], resumed: list[str]) -> dict[str, str]:
     """Where each non-default value came from: preset, override, resume, or the run itself."""
     sources = {k: str(s) for k, s in changed.items() if s != "default"}
     for item in resumed:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The first sections of a run's log: overview, system hardware, dataset parameters."""
 
 from __future__ import annotations
@@ -43,25 +44,31 @@ def overview(ctx: Ctx, rec: RunRecord) -> list[str]:
     if rec.folder == "gone":
         folder += f" ⚠️ {ctx('folder_gone')}"
     rows: list[tuple[str, Any]] = [
-        (ctx("experiment_id"), code(run["id"])), (ctx("name"), run.get("name")),
+        (ctx("experiment_id"), code(run["id"])),
+        (ctx("name"), run.get("name")),
         ("Preset", code(run["preset"]) if run.get("preset") else None),
         ("Env", code(run["env"]) if run.get("env") else None),
-        (ctx("start_date"), ctx.time(run.get("started_at") or run.get("created_at"),
-                                     seconds=True)),
+        (ctx("start_date"), ctx.time(run.get("started_at") or run.get("created_at"), seconds=True)),
         (ctx("end_date"), ctx.time(run.get("ended_at"), seconds=True)),
         (ctx("duration"), fmt_duration(duration(ctx, rec))),
-        ("Status", status(rec)), (ctx("attempts"), run.get("attempts")),
+        ("Status", status(rec)),
+        (ctx("attempts"), run.get("attempts")),
         ("Encoder", _encoder(ctx, run.get("encoder_label"))),
         ("WandB Run", wandb),
         *_placement(run),
         (ctx("run_folder"), folder),
-        (ctx("checkpoint_path"),
-         code(_dir(f"{run['run_dir']}/checkpoints")) if run.get("run_dir") else None),
+        (
+            ctx("checkpoint_path"),
+            code(_dir(f"{run['run_dir']}/checkpoints")) if run.get("run_dir") else None,
+        ),
         (ctx("latest_checkpoint"), _latest_checkpoint(ctx, rec)),
         ("Config-Hash", code(run["config_hash"]) if run.get("config_hash") else None),
     ]
-    return [f"## {ctx('h_overview')}", "",
-            *table([ctx("field"), ctx("value")], ((f"**{k}**", v) for k, v in rows))]
+    return [
+        f"## {ctx('h_overview')}",
+        "",
+        *table([ctx("field"), ctx("value")], ((f"**{k}**", v) for k, v in rows)),
+    ]
 
 
 def _placement(run: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -101,36 +108,57 @@ def hardware(ctx: Ctx, rec: RunRecord) -> list[str]:
     gpus = _gpu_rows(ctx, hw)
     world = (rec.start or {}).get("world_size") or 1
     if world > 1:  # only a run on several ranks says so: one-rank logs read as before
-        gpus.append(("Ranks", f"{world} (torchrun, DistributedDataParallel, "
-                              f"{str((rec.start or {}).get('device') or '?').split(':')[0]})"))
+        gpus.append(
+            (
+                "Ranks",
+                f"{world} (torchrun, DistributedDataParallel, "
+                f"{str((rec.start or {}).get('device') or '?').split(':')[0]})",
+            )
+        )
     cores = None
     if hw.get("cpu_cores") is not None:
         cores = ctx("cores_threads", cores=hw["cpu_cores"], threads=hw.get("cpu_threads"))
-    cpu = [(ctx("model"), hw.get("cpu_model")), (ctx("cores"), cores),
-           ("Sockets", hw.get("cpu_sockets")), (ctx("max_clock"), _ghz(hw.get("cpu_max_mhz"))),
-           (ctx("min_clock"), _ghz(hw.get("cpu_min_mhz")))]
-    ram = [("Total", gigabytes(hw.get("ram_total_mib"))),
-           (ctx("available"), gigabytes(hw.get("ram_available_mib"), approx=True)),
-           ("Swap", gigabytes(hw.get("swap_total_mib")))]
-    software = [("Python", hw.get("python")), ("torch", hw.get("torch")),
-                (ctx("platform"), hw.get("platform")), ("Host", hw.get("hostname"))]
+    cpu = [
+        (ctx("model"), hw.get("cpu_model")),
+        (ctx("cores"), cores),
+        ("Sockets", hw.get("cpu_sockets")),
+        (ctx("max_clock"), _ghz(hw.get("cpu_max_mhz"))),
+        (ctx("min_clock"), _ghz(hw.get("cpu_min_mhz"))),
+    ]
+    ram = [
+        ("Total", gigabytes(hw.get("ram_total_mib"))),
+        (ctx("available"), gigabytes(hw.get("ram_available_mib"), approx=True)),
+        ("Swap", gigabytes(hw.get("swap_total_mib"))),
+    ]
+    software = [
+        ("Python", hw.get("python")),
+        ("torch", hw.get("torch")),
+        (ctx("platform"), hw.get("platform")),
+        ("Host", hw.get("hostname")),
+    ]
     out = head
     for title, rows in (("GPU", gpus), ("CPU", cpu), ("RAM", ram), ("Software", software)):
-        out += [f"### {title}", *table([ctx("field"), ctx("value")],
-                                       ((f"**{k}**", v) for k, v in rows)), ""]
+        out += [
+            f"### {title}",
+            *table([ctx("field"), ctx("value")], ((f"**{k}**", v) for k, v in rows)),
+            "",
+        ]
     return out[:-1]
 
 
 def _gpu_rows(ctx: Ctx, hw: dict[str, Any]) -> list[tuple[str, Any]]:
     if not hw.get("gpu_name"):
         reason = str(hw.get("nvml") or "").removeprefix("unavailable: ")
-        return [(ctx("model"), ctx("no_gpu") + (f" ({reason})" if reason and reason != "ok"
-                                                 else ""))]
+        return [
+            (ctx("model"), ctx("no_gpu") + (f" ({reason})" if reason and reason != "ok" else ""))
+        ]
     vram = hw.get("gpu_vram_mib")
     rows: list[tuple[str, Any]] = [
         (ctx("model"), hw["gpu_name"]),
         ("VRAM Total", None if vram is None else f"{vram:,} MiB (~{vram / 1024:.0f} GB)"),
-        ("Driver Version", hw.get("driver")), ("CUDA Version", hw.get("cuda"))]
+        ("Driver Version", hw.get("driver")),
+        ("CUDA Version", hw.get("cuda")),
+    ]
     if (hw.get("gpu_count") or 0) > 1:
         rows.insert(1, (ctx("gpu_count"), hw["gpu_count"]))
     return rows
@@ -158,12 +186,16 @@ def dataset(ctx: Ctx, rec: RunRecord) -> list[str]:
     size = info.get("image_size")
     image = None
     if size and v.get("model.img_size"):
-        image = (f"{size[0]}×{size[1]} → {v['model.img_size']}×{v['model.img_size']} "
-                 f"(Encoder {v.get('model.encoder_img_size')}×{v.get('model.encoder_img_size')})")
+        image = (
+            f"{size[0]}×{size[1]} → {v['model.img_size']}×{v['model.img_size']} "
+            f"(Encoder {v.get('model.encoder_img_size')}×{v.get('model.encoder_img_size')})"
+        )
     action = info.get("action_dim")
     if action is not None and info.get("sample_action_dim") is not None:
-        action = f"{action} ({info['sample_action_dim']} {ctx('per_sample')}: {action} × " \
-                 f"frameskip {v.get('frameskip')})"
+        action = (
+            f"{action} ({info['sample_action_dim']} {ctx('per_sample')}: {action} × "
+            f"frameskip {v.get('frameskip')})"
+        )
     ratio = v.get("data.split_ratio")
     path = code(v["data.path"]) if v.get("data.path") else None
     if path and v.get("data.synthetic"):
@@ -173,29 +205,40 @@ def dataset(ctx: Ctx, rec: RunRecord) -> list[str]:
         ("data_path", path, ctx("d_path")),
         ("layout", _code(info.get("layout") or v.get("data.layout")), ctx("d_layout")),
         ("n_rollouts", n_rollouts, ctx("d_n_rollouts")),
-        ("episodes", split, ctx("d_episodes")), ("slices", slices, ctx("d_slices")),
-        ("max_timesteps", lengths.get("max"),
-         ctx("d_max_timesteps_range", min=lengths["min"], mean=lengths["mean"])
-         if "min" in lengths and "mean" in lengths else ctx("d_max_timesteps")),
+        ("episodes", split, ctx("d_episodes")),
+        ("slices", slices, ctx("d_slices")),
+        (
+            "max_timesteps",
+            lengths.get("max"),
+            ctx("d_max_timesteps_range", min=lengths["min"], mean=lengths["mean"])
+            if "min" in lengths and "mean" in lengths
+            else ctx("d_max_timesteps"),
+        ),
         ("state_dim", info.get("state_dim"), ctx("d_state_dim")),
         ("proprio_dim", info.get("proprio_dim"), ctx("d_proprio_dim")),
         ("action_dim", action, ctx("d_action_dim")),
         ("image_size", image, ctx("d_image_size")),
-        ("split_ratio", plain(ratio) if ratio is not None else None,
-         ctx("d_split_ratio", train=round(ratio * 100), val=100 - round(ratio * 100))
-         if ratio is not None else ""),
+        (
+            "split_ratio",
+            plain(ratio) if ratio is not None else None,
+            ctx("d_split_ratio", train=round(ratio * 100), val=100 - round(ratio * 100))
+            if ratio is not None
+            else "",
+        ),
         ("split_seed", v.get("data.split_seed"), ctx("d_split_seed")),
         ("normalize_action", v.get("data.normalize_action"), ctx("d_normalize_action")),
         ("num_workers", v.get("data.num_workers"), ctx("d_num_workers")),
     ]
     if info.get("skipped_episodes"):
-        rows.append(("skipped_episodes", ", ".join(map(str, info["skipped_episodes"])),
-                     ctx("d_skipped")))
+        rows.append(
+            ("skipped_episodes", ", ".join(map(str, info["skipped_episodes"])), ctx("d_skipped"))
+        )
     out = [f"## {ctx('h_dataset')}", ""]
     if rec.start is None:
         out += [f"> {ctx('no_start_event', why=_why_no_start(ctx, rec))}", ""]
-    out += table(["Parameter", ctx("value"), ctx("description")],
-                 ((code(k), val, d) for k, val, d in rows))
+    out += table(
+        ["Parameter", ctx("value"), ctx("description")], ((code(k), val, d) for k, val, d in rows)
+    )
     for warning in info.get("warnings") or []:
         out.append(f"- ⚠️ {warning}")
     return out

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Small self-contained SVG line charts: a run's losses per epoch (train, val, z_err_pred),
 and any lines over shared x values (an evaluation's error against the horizon)."""
 
@@ -12,8 +13,11 @@ from dinowm.formats import fmt_num
 
 WIDTH, HEIGHT = 640, 360
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 44
-SERIES = (("train_loss", "Train Loss", "#1f77b4"), ("val_loss", "Val Loss", "#ff7f0e"),
-          ("z_err_pred", "z_err_pred", "#2ca02c"))
+SERIES = (
+    ("train_loss", "Train Loss", "#1f77b4"),
+    ("val_loss", "Val Loss", "#ff7f0e"),
+    ("z_err_pred", "z_err_pred", "#2ca02c"),
+)
 
 
 def has_curve(rec: RunRecord) -> bool:
@@ -43,13 +47,17 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def loss_svg(rec: RunRecord, title: str, x_label: str) -> str:
     """The SVG document; gaps (an epoch without a value) break the line."""
-    return lines_svg([e["epoch"] for e in rec.epochs],
-                     [(label, color, [e[key] for e in rec.epochs]) for key, label, color in SERIES],
-                     title, x_label)
+    return lines_svg(
+        [e["epoch"] for e in rec.epochs],
+        [(label, color, [e[key] for e in rec.epochs]) for key, label, color in SERIES],
+        title,
+        x_label,
+    )
 
 
-def lines_svg(xs: list[float], series: list[tuple[str, str, list[float | None]]], title: str,
-              x_label: str) -> str:
+def lines_svg(
+    xs: list[float], series: list[tuple[str, str, list[float | None]]], title: str, x_label: str
+) -> str:
     """Lines over shared x values with a legend: (label, colour, values, None for a gap)."""
     values = [v for _, _, column in series for v in column if v is not None]
     ticks = _nice_ticks(min([*values, 0.0]), max([*values, 0.0]))
@@ -63,27 +71,37 @@ def lines_svg(xs: list[float], series: list[tuple[str, str, list[float | None]]]
     def sy(value: float) -> float:
         return TOP + (1 - (value - y0) / ((y1 - y0) or 1)) * plot_h
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-           f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-           f'<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{escape(title)}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{escape(title)}</text>',
+    ]
     for tick in ticks:
         y = sy(tick)
-        out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
-                   f'stroke="#e5e5e5"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                   f'{fmt_num(tick, 3)}</text>')
+        out.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+        )
+        out.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt_num(tick, 3)}</text>'
+        )
     step = max(1, math.ceil(len(xs) / 10))
     for x_value in xs[::step] + ([xs[-1]] if (len(xs) - 1) % step else []):
         x = sx(x_value)
-        out.append(f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" '
-                   f'y2="{TOP + plot_h + 4}" stroke="#333"/>')
-        out.append(f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
-                   f'{x_value}</text>')
-    out.append(f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" '
-               f'stroke="#333"/>')
-    out.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">'
-               f'{escape(x_label)}</text>')
+        out.append(
+            f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" '
+            f'y2="{TOP + plot_h + 4}" stroke="#333"/>'
+        )
+        out.append(
+            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{x_value}</text>'
+        )
+    out.append(
+        f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" stroke="#333"/>'
+    )
+    out.append(
+        f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">'
+        f"{escape(x_label)}</text>"
+    )
     dots = len(xs) <= 50
     scale_x, scale_y = plot_w / ((x1 - x0) or 1), plot_h / ((y1 - y0) or 1)
     px = [f"{LEFT + (x - x0) * scale_x:.1f}" for x in xs]  # shared by every line
@@ -91,19 +109,27 @@ def lines_svg(xs: list[float], series: list[tuple[str, str, list[float | None]]]
     for _, color, column in series:
         for segment in _segments(column):
             points = " ".join([f"{px[i]},{bottom - (v - y0) * scale_y:.1f}" for i, v in segment])
-            out.append(f'<polyline points="{points}" fill="none" stroke="{color}" '
-                       f'stroke-width="1.8"/>')
+            out.append(
+                f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.8"/>'
+            )
             if dots:
-                out.extend(f'<circle cx="{px[i]}" cy="{bottom - (v - y0) * scale_y:.1f}" '
-                           f'r="2.5" fill="{color}"/>' for i, v in segment)
+                out.extend(
+                    f'<circle cx="{px[i]}" cy="{bottom - (v - y0) * scale_y:.1f}" '
+                    f'r="2.5" fill="{color}"/>'
+                    for i, v in segment
+                )
     legend_w = max([112] + [len(label) * 6 + 36 for label, _, _ in series])
     lx = WIDTH - RIGHT - legend_w + 2
-    out.append(f'<rect x="{lx - 6}" y="{TOP}" width="{legend_w}" '
-               f'height="{16 * len(series) + 4}" fill="white" fill-opacity="0.85"/>')
+    out.append(
+        f'<rect x="{lx - 6}" y="{TOP}" width="{legend_w}" '
+        f'height="{16 * len(series) + 4}" fill="white" fill-opacity="0.85"/>'
+    )
     for i, (label, color, _) in enumerate(series):
         ly = TOP + 8 + 16 * i
-        out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" stroke="{color}" '
-                   f'stroke-width="2.5"/>')
+        out.append(
+            f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" stroke="{color}" '
+            f'stroke-width="2.5"/>'
+        )
         out.append(f'<text x="{lx + 24}" y="{ly + 4}">{escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """## 6. Troubleshooting, written from a run's incidents: what happened and what was done."""
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from dinowm.export.markdown import Ctx, code, fence, table
 from dinowm.export.record import RunRecord
 from dinowm.rundir import ACTIVE
 
-PROBLEMS = ("oom", "stall", "crash", "exception", "disk_full", "config", "data", "lost",
-            "gpu_lost")
+PROBLEMS = ("oom", "stall", "crash", "exception", "disk_full", "config", "data", "lost", "gpu_lost")
 ACTIONS = ("oom_policy", "resume")
 CRASHES = ("crash", "exception", "disk_full", "config", "data")
 TAIL = 8  # log lines shown per incident
@@ -40,16 +40,19 @@ class Story:
         """What was done after an incident: OOM policy and resumes up to the next problem."""
         at = self.items.index(incident)
         done = []
-        for later in self.items[at + 1:]:
+        for later in self.items[at + 1 :]:
             if later["kind"] in PROBLEMS:
                 break
             if later["kind"] in ACTIONS:  # dated only when it came much later (by hand)
                 done.append(self.action_text(later, dated=later["t"] - incident["t"] > 600))
-        if not done and not any(i["kind"] in PROBLEMS for i in self.items[at + 1:]):
+        if not done and not any(i["kind"] in PROBLEMS for i in self.items[at + 1 :]):
             run = self.rec.run
             if run["status"] not in ACTIVE and not self.progressed(incident["t"]):
-                done.append(self.ctx("run_ended", status=run["status"],
-                                     reason=run.get("exit_reason") or "-"))
+                done.append(
+                    self.ctx(
+                        "run_ended", status=run["status"], reason=run.get("exit_reason") or "-"
+                    )
+                )
         return done
 
     def action_text(self, i: dict[str, Any], dated: bool = True) -> str:
@@ -57,19 +60,30 @@ class Story:
         ctx, d = self.ctx, i["details"]
         when = ctx.time(i["t"]) + ": " if dated else ""
         if i["kind"] == "oom_policy" and d.get("micro_batch_before") is not None:
-            batch, before, after = d.get("batch_size"), d["micro_batch_before"], \
-                d.get("micro_batch_after")
-            return when + ctx("oom_policy", batch=batch, before=before, after=after,
-                                     accum_before=_accum(batch, before),
-                                     accum_after=_accum(batch, after))
+            batch, before, after = (
+                d.get("batch_size"),
+                d["micro_batch_before"],
+                d.get("micro_batch_after"),
+            )
+            return when + ctx(
+                "oom_policy",
+                batch=batch,
+                before=before,
+                after=after,
+                accum_before=_accum(batch, before),
+                accum_after=_accum(batch, after),
+            )
         if i["kind"] == "resume" and i["summary"].startswith("resuming"):
             reason = i["summary"].split(": ", 1)[1] if ": " in i["summary"] else ""
-            return when + ctx("resumed_auto", attempt=(i.get("attempt") or 0) + 1,
-                                     delay=f"{d.get('delay_s', 0):.0f}", reason=reason)
+            return when + ctx(
+                "resumed_auto",
+                attempt=(i.get("attempt") or 0) + 1,
+                delay=f"{d.get('delay_s', 0):.0f}",
+                reason=reason,
+            )
         if i["kind"] == "resume" and i["summary"].startswith("resumed by the user"):
             overrides = " ".join(map(str, d.get("overrides") or []))
-            return when + ctx("resumed_user") + (f" ({code(overrides)})" if overrides
-                                                          else "")
+            return when + ctx("resumed_user") + (f" ({code(overrides)})" if overrides else "")
         return when + i["summary"]
 
     def progressed(self, t: float) -> dict[str, Any] | None:
@@ -81,8 +95,10 @@ class Story:
         ctx, last = self.ctx, incidents[-1]
         later = self.progressed(last["t"])
         if later is not None:
-            return (f" ✅ {ctx('solved')}",
-                    ctx("result_progress", epoch=later["epoch"], at=ctx.time(later["ended_at"])))
+            return (
+                f" ✅ {ctx('solved')}",
+                ctx("result_progress", epoch=later["epoch"], at=ctx.time(later["ended_at"])),
+            )
         if self.rec.run["status"] in ACTIVE:
             return "", ctx("result_running")
         return f" ⚠️ {ctx('unsolved')}", ctx("result_none", status=self.rec.run["status"])
@@ -100,9 +116,11 @@ def _accum(batch: Any, micro: Any) -> Any:
 
 
 def _where(ctx: Ctx, i: dict[str, Any]) -> str:
-    parts = [f"{ctx('attempt')} {i['attempt']}" if i.get("attempt") is not None else None,
-             f"Epoch {i['epoch']}" if i.get("epoch") is not None else None,
-             f"{ctx('step')} {i['step']:,}" if i.get("step") is not None else None]
+    parts = [
+        f"{ctx('attempt')} {i['attempt']}" if i.get("attempt") is not None else None,
+        f"Epoch {i['epoch']}" if i.get("epoch") is not None else None,
+        f"{ctx('step')} {i['step']:,}" if i.get("step") is not None else None,
+    ]
     text = ", ".join(p for p in parts if p)
     return f" ({text})" if text else ""
 
@@ -113,8 +131,15 @@ def _done(ctx: Ctx, story: Story, i: dict[str, Any]) -> list[str]:
 
 
 def _collapsed(summary: str, lines: list[str], lang: str = "") -> list[str]:
-    return ["", "<details>", f"<summary>{summary}</summary>", "", *fence(lines, lang), "",
-            "</details>"]
+    return [
+        "",
+        "<details>",
+        f"<summary>{summary}</summary>",
+        "",
+        *fence(lines, lang),
+        "",
+        "</details>",
+    ]
 
 
 def oom(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
@@ -128,16 +153,38 @@ def oom(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
         d = i["details"]
         batch, accum = d.get("batch_size"), d.get("grad_accum")
         peak = d.get("peak_gpu_mem_mib")
-        rows.append((ctx.time(i["t"]), i.get("attempt"), i.get("epoch"), batch,
-                     _accum(batch, accum) if accum else None,
-                     None if peak is None else f"{peak:,.0f} MiB",
-                     "; ".join(story.actions(i)) or "-"))
-    out = [ctx("oom_problem", n=len(items), gpu=gpu), "",
-           *table([ctx("time"), ctx("attempt"), "Epoch", "Batch Size", "Micro-Batch",
-                   ctx("peak_gpu_mem"), ctx("action")], rows), ""]
+        rows.append(
+            (
+                ctx.time(i["t"]),
+                i.get("attempt"),
+                i.get("epoch"),
+                batch,
+                _accum(batch, accum) if accum else None,
+                None if peak is None else f"{peak:,.0f} MiB",
+                "; ".join(story.actions(i)) or "-",
+            )
+        )
+    out = [
+        ctx("oom_problem", n=len(items), gpu=gpu),
+        "",
+        *table(
+            [
+                ctx("time"),
+                ctx("attempt"),
+                "Epoch",
+                "Batch Size",
+                "Micro-Batch",
+                ctx("peak_gpu_mem"),
+                ctx("action"),
+            ],
+            rows,
+        ),
+        "",
+    ]
     out += fence(dict.fromkeys(i["summary"] for i in items))
-    trace = next((_lines(i["details"]["traceback"]) for i in items
-                  if i["details"].get("traceback")), [])
+    trace = next(
+        (_lines(i["details"]["traceback"]) for i in items if i["details"].get("traceback")), []
+    )
     if trace:
         out += _collapsed("Traceback", trace[-15:])
     return out
@@ -150,33 +197,67 @@ def stall(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
         verdict, proc = d.get("verdict") or {}, d.get("process") or {}
         problem = i["summary"]
         if verdict.get("age_s") is not None:
-            problem = ctx("stall_verdict", age=f"{verdict['age_s']:.0f}",
-                          phase=verdict.get("phase"), limit=f"{verdict.get('limit_s', 0):.0f}")
-        out += [f"**Freeze {n}: {ctx.time(i['t'])}**{_where(ctx, i)}", "",
-                f"- **Problem:** {problem}",
-                f"- **{ctx('diagnosis')}:** {d.get('summary') or i['summary']}"]
+            problem = ctx(
+                "stall_verdict",
+                age=f"{verdict['age_s']:.0f}",
+                phase=verdict.get("phase"),
+                limit=f"{verdict.get('limit_s', 0):.0f}",
+            )
+        out += [
+            f"**Freeze {n}: {ctx.time(i['t'])}**{_where(ctx, i)}",
+            "",
+            f"- **Problem:** {problem}",
+            f"- **{ctx('diagnosis')}:** {d.get('summary') or i['summary']}",
+        ]
         if proc:
-            out.append(f"- **{ctx('process')}:** " + ctx(
-                "process_line", state=proc.get("state_name") or proc.get("state") or "-",
-                activity=proc.get("activity") or "-", cpu=proc.get("cpu_percent", 0),
-                window=proc.get("window_s", 0), threads=len(proc.get("threads") or [])))
+            out.append(
+                f"- **{ctx('process')}:** "
+                + ctx(
+                    "process_line",
+                    state=proc.get("state_name") or proc.get("state") or "-",
+                    activity=proc.get("activity") or "-",
+                    cpu=proc.get("cpu_percent", 0),
+                    window=proc.get("window_s", 0),
+                    threads=len(proc.get("threads") or []),
+                )
+            )
         frame = (d.get("stuck_frame") or {}).get("text")
-        out.append(f"- **{ctx('stuck_in')}:** " + (code(frame) if frame else
-                                                    (d.get("stacks_note") or "-")))
+        out.append(
+            f"- **{ctx('stuck_in')}:** " + (code(frame) if frame else (d.get("stacks_note") or "-"))
+        )
         zombies = d.get("zombies") or []
-        out.append("- **Zombies:** " + ("; ".join(
-            ctx("zombie", comm=z.get("comm"), pid=z.get("pid"), ppid=z.get("ppid"),
-                parent=z.get("parent_comm") or "?") for z in zombies) or ctx("none")))
+        out.append(
+            "- **Zombies:** "
+            + (
+                "; ".join(
+                    ctx(
+                        "zombie",
+                        comm=z.get("comm"),
+                        pid=z.get("pid"),
+                        ppid=z.get("ppid"),
+                        parent=z.get("parent_comm") or "?",
+                    )
+                    for z in zombies
+                )
+                or ctx("none")
+            )
+        )
         gpu = _gpu_snapshot(d.get("gpu"))
         if gpu:
             out.append(f"- **GPU:** {gpu}")
         kill = d.get("kill") or {}
         if kill:
             survivors = ", ".join(str(s.get("pid")) for s in kill.get("survivors") or [])
-            out.append(f"- **{ctx('kill')}:** " + ctx(
-                "kill_line", pgid=kill.get("pgid"), signals=", ".join(kill.get("signals") or [])
-                or "-", seconds=kill.get("seconds", 0))
-                + (f"; {ctx('survivors')}: {survivors}" if survivors else ""))
+            out.append(
+                f"- **{ctx('kill')}:** "
+                + ctx(
+                    "kill_line",
+                    pgid=kill.get("pgid"),
+                    signals=", ".join(kill.get("signals") or []) or "-",
+                    seconds=kill.get("seconds", 0),
+                )
+                + (f"; {ctx('survivors')}: {survivors}" if survivors else "")
+            )
         out += _done(ctx, story, i)
         tail = _lines(d.get("log_tail"))[-TAIL:]
         if tail:
@@ -194,8 +275,12 @@ def _gpu_snapshot(gpu: Any) -> str | None:
     rows = []
     for g in gpu.get("gpus") or []:
         parts = [f"GPU {g.get('gpu')}"]
-        for key, unit in (("temp_c", " °C"), ("power_w", " W"), ("util_pct", "% util"),
-                          ("mem_used_mib", " MiB")):
+        for key, unit in (
+            ("temp_c", " °C"),
+            ("power_w", " W"),
+            ("util_pct", "% util"),
+            ("mem_used_mib", " MiB"),
+        ):
             if g.get(key) is not None:
                 parts.append(f"{g[key]:.0f}{unit}")
         if g.get("throttle_names"):
@@ -209,8 +294,12 @@ def crash(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
     for i in items:
         d = i["details"]
         exit_code = f", exit code {d['exit_code']}" if d.get("exit_code") is not None else ""
-        out += [f"**{ctx('kind_' + i['kind'])}: {ctx.time(i['t'])}**{_where(ctx, i)}", "",
-                f"- **{ctx('message')}:** {code(i['summary'])}{exit_code}", *_done(ctx, story, i)]
+        out += [
+            f"**{ctx('kind_' + i['kind'])}: {ctx.time(i['t'])}**{_where(ctx, i)}",
+            "",
+            f"- **{ctx('message')}:** {code(i['summary'])}{exit_code}",
+            *_done(ctx, story, i),
+        ]
         lines = _lines(d.get("traceback")) or _lines(d.get("log_tail"))
         if lines:
             out += ["", *fence(lines[-TAIL:])]
@@ -224,22 +313,35 @@ def thermal(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
         d = i["details"]
         temps = d.get("temps") or []
         action = d.get("action")
-        rows.append((ctx.time(i["t"], seconds=True),
-                     f"⏸ {ctx('pause')}" if action == "pause" else
-                     f"▶ {ctx('resume')}" if action == "resume" else action,
-                     f"{max(temps):.0f}" if temps else None,
-                     ", ".join(d.get("throttle") or []) or None, i["summary"]))
+        rows.append(
+            (
+                ctx.time(i["t"], seconds=True),
+                f"⏸ {ctx('pause')}"
+                if action == "pause"
+                else f"▶ {ctx('resume')}"
+                if action == "resume"
+                else action,
+                f"{max(temps):.0f}" if temps else None,
+                ", ".join(d.get("throttle") or []) or None,
+                i["summary"],
+            )
+        )
     pauses = sum(1 for i in items if i["details"].get("action") == "pause")
-    return [*([ctx("thermal_intro", n=pauses), ""] if pauses else []),
-            *table([ctx("time"), ctx("thermal_action"), "GPU °C", "Throttle", ctx("message")],
-                   rows)]
+    return [
+        *([ctx("thermal_intro", n=pauses), ""] if pauses else []),
+        *table([ctx("time"), ctx("thermal_action"), "GPU °C", "Throttle", ctx("message")], rows),
+    ]
 
 
 def lost(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     for i in items:
-        out += [f"**{ctx('kind_' + i['kind'])}: {ctx.time(i['t'])}**{_where(ctx, i)}", "",
-                f"- **{ctx('message')}:** {i['summary']}", *_done(ctx, story, i)]
+        out += [
+            f"**{ctx('kind_' + i['kind'])}: {ctx.time(i['t'])}**{_where(ctx, i)}",
+            "",
+            f"- **{ctx('message')}:** {i['summary']}",
+            *_done(ctx, story, i),
+        ]
         tail = _lines(i["details"].get("log_tail"))[-TAIL:]
         if tail:
             out += ["", *fence(tail)]
@@ -251,9 +353,11 @@ def other(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
     seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for i in items:
         seen.setdefault((i["kind"], i["summary"]), []).append(i)
-    return [f"- **{ctx.time(group[0]['t'])}** {code(kind)}: {summary}"
-            + (f" (×{len(group)})" if len(group) > 1 else "")
-            for (kind, summary), group in seen.items()]
+    return [
+        f"- **{ctx.time(group[0]['t'])}** {code(kind)}: {summary}"
+        + (f" (×{len(group)})" if len(group) > 1 else "")
+        for (kind, summary), group in seen.items()
+    ]
 
 
 def resumes(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
@@ -262,9 +366,13 @@ def resumes(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
 
 Writer = Callable[[Ctx, Story, list[dict[str, Any]]], list[str]]
 GROUPS: tuple[tuple[str, tuple[str, ...], Writer, bool], ...] = (
-    ("t_oom", ("oom",), oom, True), ("t_stall", ("stall",), stall, True),
-    ("t_crash", CRASHES, crash, True), ("t_thermal", ("thermal",), thermal, False),
-    ("t_lost", ("lost", "gpu_lost"), lost, True), ("t_resumes", ("resume",), resumes, False))
+    ("t_oom", ("oom",), oom, True),
+    ("t_stall", ("stall",), stall, True),
+    ("t_crash", CRASHES, crash, True),
+    ("t_thermal", ("thermal",), thermal, False),
+    ("t_lost", ("lost", "gpu_lost"), lost, True),
+    ("t_resumes", ("resume",), resumes, False),
+)
 
 
 def troubleshooting(ctx: Ctx, rec: RunRecord) -> list[str]:
@@ -272,8 +380,10 @@ def troubleshooting(ctx: Ctx, rec: RunRecord) -> list[str]:
     story = Story(ctx, rec)
     out = [f"## {ctx('h_trouble')}"]
     known = {k for _, kinds, _, _ in GROUPS for k in kinds} | {"oom_policy"}
-    groups = [*GROUPS, ("t_other", tuple(sorted({i["kind"] for i in story.items} - known)),
-                        other, False)]
+    groups = [
+        *GROUPS,
+        ("t_other", tuple(sorted({i["kind"] for i in story.items} - known)), other, False),
+    ]
     number = 0
     for title, kinds, write, marked in groups:
         items = story.of(*kinds)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """hydra.yaml for the public DINO-WM planner: a run's resolved configuration in its keys, as YAML.
 
 The public `plan.py` reads `<ckpt_base_path>/outputs/<model_name>/hydra.yaml` with OmegaConf:
@@ -12,12 +13,14 @@ import math
 import re
 from typing import Any
 
-from dinowm.schema import RunConfig
 from dinowm.data.normalize import STAT_KEYS
+from dinowm.schema import RunConfig
 
 # Dataset loaders of the public code by our on-disk layout (its conf/env/*.yaml).
-DATASET_TARGETS = {"point_maze": "datasets.point_maze_dset.load_point_maze_slice_train_val",
-                   "wall": "datasets.wall_dset.load_wall_slice_train_val"}
+DATASET_TARGETS = {
+    "point_maze": "datasets.point_maze_dset.load_point_maze_slice_train_val",
+    "wall": "datasets.wall_dset.load_wall_slice_train_val",
+}
 VIT_TARGET = "models.vit.ViTPredictor"
 VQVAE_TARGET = "models.vqvae.VQVAE"
 PROPRIO_TARGET = "models.proprio.ProprioceptiveEmbedding"
@@ -32,61 +35,119 @@ def default_dataset_target(env: str) -> str:
     return f"datasets.{name}_dset.load_{name}_slice_train_val"
 
 
-def hydra_config(cfg: RunConfig, stats: dict[str, list[float]], layout: str,
-                 dataset_target: str, dinowm: dict[str, Any],
-                 paths: dict[str, str | None]) -> dict[str, Any]:
+def hydra_config(
+    cfg: RunConfig,
+    stats: dict[str, list[float]],
+    layout: str,
+    dataset_target: str,
+    dinowm: dict[str, Any],
+    paths: dict[str, str | None],
+) -> dict[str, Any]:
     """The public train config's keys with this run's values, plus a `dinowm` section.
 
     layout: "franka", "point_maze" or "wall"; paths: ckpt_base_path and saved_folder.
     """
     m, t, d = cfg.model, cfg.training, cfg.data
     dataset: dict[str, Any] = {
-        "_target_": dataset_target, "n_rollout": d.n_rollouts or None,
-        "normalize_action": d.normalize_action, "data_path": d.path,
-        "split_ratio": d.split_ratio}
+        "_target_": dataset_target,
+        "n_rollout": d.n_rollouts or None,
+        "normalize_action": d.normalize_action,
+        "data_path": d.path,
+        "split_ratio": d.split_ratio,
+    }
     if layout == "wall":
         dataset["split_mode"] = "random"
-    dataset["transform"] = {"_target_": "datasets.img_transforms.default_transform",
-                            "img_size": m.img_size}
-    embedding = {"_target_": PROPRIO_TARGET, "num_frames": 1, "tubelet_size": 1,
-                 "use_3d_pos": False}
-    stat_source = (f"the training split of {d.path} (split_ratio {d.split_ratio}, split_seed "
-                   f"{d.split_seed}): per-dimension mean, std + 1e-6, as dinowm trained with "
-                   f"them; the public loaders recompute them over all episodes"
-                   if d.normalize_action else "identity: the run had data.normalize_action=false")
+    dataset["transform"] = {
+        "_target_": "datasets.img_transforms.default_transform",
+        "img_size": m.img_size,
+    }
+    embedding = {
+        "_target_": PROPRIO_TARGET,
+        "num_frames": 1,
+        "tubelet_size": 1,
+        "use_3d_pos": False,
+    }
+    stat_source = (
+        f"the training split of {d.path} (split_ratio {d.split_ratio}, split_seed "
+        f"{d.split_seed}): per-dimension mean, std + 1e-6, as dinowm trained with "
+        f"them; the public loaders recompute them over all episodes"
+        if d.normalize_action
+        else "identity: the run had data.normalize_action=false"
+    )
     return {
         "ckpt_base_path": paths.get("ckpt_base_path"),
         "saved_folder": paths.get("saved_folder"),
-        "training": {"seed": cfg.seed, "epochs": t.epochs, "batch_size": t.batch_size,
-                     "save_every_x_epoch": t.save_every_x_epoch,
-                     "num_reconstruct_samples": t.num_reconstruct_samples,
-                     "encoder_lr": t.encoder_lr, "decoder_lr": t.decoder_lr,
-                     "predictor_lr": t.predictor_lr, "action_encoder_lr": t.action_encoder_lr},
-        "img_size": m.img_size, "frameskip": cfg.frameskip, "concat_dim": m.concat_dim,
+        "training": {
+            "seed": cfg.seed,
+            "epochs": t.epochs,
+            "batch_size": t.batch_size,
+            "save_every_x_epoch": t.save_every_x_epoch,
+            "num_reconstruct_samples": t.num_reconstruct_samples,
+            "encoder_lr": t.encoder_lr,
+            "decoder_lr": t.decoder_lr,
+            "predictor_lr": t.predictor_lr,
+            "action_encoder_lr": t.action_encoder_lr,
+        },
+        "img_size": m.img_size,
+        "frameskip": cfg.frameskip,
+        "concat_dim": m.concat_dim,
         "normalize_action": d.normalize_action,
-        "action_emb_dim": m.action_emb_dim, "num_action_repeat": m.num_action_repeat,
-        "proprio_emb_dim": m.proprio_emb_dim, "num_proprio_repeat": m.num_proprio_repeat,
-        "num_hist": cfg.num_hist, "num_pred": cfg.num_pred,
-        "has_predictor": True, "has_decoder": True,
-        "model": {"_target_": "models.visual_world_model.VWorldModel",
-                  "image_size": m.img_size, "num_hist": cfg.num_hist, "num_pred": cfg.num_pred,
-                  "train_encoder": False, "train_predictor": True, "train_decoder": True},
+        "action_emb_dim": m.action_emb_dim,
+        "num_action_repeat": m.num_action_repeat,
+        "proprio_emb_dim": m.proprio_emb_dim,
+        "num_proprio_repeat": m.num_proprio_repeat,
+        "num_hist": cfg.num_hist,
+        "num_pred": cfg.num_pred,
+        "has_predictor": True,
+        "has_decoder": True,
+        "model": {
+            "_target_": "models.visual_world_model.VWorldModel",
+            "image_size": m.img_size,
+            "num_hist": cfg.num_hist,
+            "num_pred": cfg.num_pred,
+            "train_encoder": False,
+            "train_predictor": True,
+            "train_decoder": True,
+        },
         "debug": False,
-        "env": {"name": cfg.env, "args": [], "kwargs": {}, "dataset": dataset,
-                "decoder_path": None, "num_workers": d.num_workers},
-        "encoder": {"_target_": "models.dino.DinoV2Encoder", "name": "dinov2_vits14",
-                    "feature_key": "x_norm_patchtokens"},
+        "env": {
+            "name": cfg.env,
+            "args": [],
+            "kwargs": {},
+            "dataset": dataset,
+            "decoder_path": None,
+            "num_workers": d.num_workers,
+        },
+        "encoder": {
+            "_target_": "models.dino.DinoV2Encoder",
+            "name": "dinov2_vits14",
+            "feature_key": "x_norm_patchtokens",
+        },
         "action_encoder": dict(embedding),
         "proprio_encoder": dict(embedding),
-        "decoder": {"_target_": VQVAE_TARGET, "channel": m.decoder_channels, "n_embed": N_EMBED,
-                    "n_res_block": m.decoder_res_blocks, "n_res_channel": m.decoder_res_channels,
-                    "quantize": False},
-        "predictor": {"_target_": VIT_TARGET, "depth": m.predictor_depth,
-                      "heads": m.predictor_heads, "dim_head": m.predictor_dim_head,
-                      "mlp_dim": m.predictor_mlp_dim, "dropout": m.predictor_dropout,
-                      "emb_dropout": 0, "pool": "mean"},
-        "dinowm": {**dinowm, "stats": {k: stats[k] for k in STAT_KEYS},
-                   "stats_source": stat_source},
+        "decoder": {
+            "_target_": VQVAE_TARGET,
+            "channel": m.decoder_channels,
+            "n_embed": N_EMBED,
+            "n_res_block": m.decoder_res_blocks,
+            "n_res_channel": m.decoder_res_channels,
+            "quantize": False,
+        },
+        "predictor": {
+            "_target_": VIT_TARGET,
+            "depth": m.predictor_depth,
+            "heads": m.predictor_heads,
+            "dim_head": m.predictor_dim_head,
+            "mlp_dim": m.predictor_mlp_dim,
+            "dropout": m.predictor_dropout,
+            "emb_dropout": 0,
+            "pool": "mean",
+        },
+        "dinowm": {
+            **dinowm,
+            "stats": {k: stats[k] for k in STAT_KEYS},
+            "stats_source": stat_source,
+        },
     }
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`python -m dinowm.interop.tools NAME JSON`: the trainer's code for torch-free callers (dataset
 checks, synthetic data, the export for the public planner).
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dinowm.errors import DinowmError
 
@@ -19,8 +21,9 @@ from dinowm.errors import DinowmError
 def _validate(a: dict[str, Any]) -> dict[str, Any]:
     from dinowm.data.check import validate_dataset
 
-    _, report = validate_dataset(a["path"], a["layout"], a["n_rollouts"], a["frameskip"],
-                                 a["num_hist"], a["num_pred"])
+    _, report = validate_dataset(
+        a["path"], a["layout"], a["n_rollouts"], a["frameskip"], a["num_hist"], a["num_pred"]
+    )
     return {"warnings": report.warnings}
 
 
@@ -33,8 +36,13 @@ def _check(a: dict[str, Any]) -> dict[str, Any]:
 def _synth(a: dict[str, Any]) -> dict[str, Any]:
     from dinowm.data.synth import write_synthetic_dataset
 
-    return write_synthetic_dataset(a["path"], episodes=a["episodes"], length=a["length"],
-                                   image_size=a["image_size"], seed=a["seed"])
+    return write_synthetic_dataset(
+        a["path"],
+        episodes=a["episodes"],
+        length=a["length"],
+        image_size=a["image_size"],
+        seed=a["seed"],
+    )
 
 
 def _random_encoder(a: dict[str, Any]) -> dict[str, Any]:
@@ -56,13 +64,23 @@ def _export_dino_wm(a: dict[str, Any]) -> dict[str, Any]:
 
     from dinowm.interop.export import export
 
-    return export(Path(a["checkpoint"]), Path(a["checkout"]), Path(a["out"]), a["run_name"],
-                  a["dataset_target"], a["paths"])
+    return export(
+        Path(a["checkpoint"]),
+        Path(a["checkout"]),
+        Path(a["out"]),
+        a["run_name"],
+        a["dataset_target"],
+        a["paths"],
+    )
 
 
 TOOLS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "validate": _validate, "check": _check, "synth": _synth, "random_encoder": _random_encoder,
-    "export_dino_wm": _export_dino_wm}
+    "validate": _validate,
+    "check": _check,
+    "synth": _synth,
+    "random_encoder": _random_encoder,
+    "export_dino_wm": _export_dino_wm,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -73,8 +91,12 @@ def main(argv: list[str]) -> int:
             result = TOOLS[name](args)
         out: dict[str, Any] = {"ok": True, "result": result}
     except DinowmError as exc:
-        out = {"ok": False, "error": str(exc), "exit_code": exc.exit_code,
-               "kind": type(exc).__name__}
+        out = {
+            "ok": False,
+            "error": str(exc),
+            "exit_code": exc.exit_code,
+            "kind": type(exc).__name__,
+        }
     print(json.dumps(out, default=str), flush=True)
     return 0
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """RunConfig → the world model, and the state dicts of its parts that a checkpoint carries."""
 
 from __future__ import annotations
@@ -11,28 +12,53 @@ from dinowm.schema import RunConfig
 TRAINED_PARTS = ("predictor", "decoder", "action_encoder", "proprio_encoder")
 
 
-def build_model(cfg: RunConfig, proprio_dim: int, action_dim: int,
-                load_weights: bool = True) -> WorldModel:
+def build_model(
+    cfg: RunConfig, proprio_dim: int, action_dim: int, load_weights: bool = True
+) -> WorldModel:
     """The world model of `cfg` for data with these dims (action_dim already x frameskip)."""
     m = cfg.model
     encoder = build_encoder(m.encoder, m.encoder_img_size, m.tiny_dim, m.tiny_depth, m.tiny_heads)
     if m.encoder == "dinov2_vits14" and load_weights:
         load_dinov2_weights(encoder, m.encoder_weights or None)
-    predictor = {"depth": m.predictor_depth, "heads": m.predictor_heads,
-                 "dim_head": m.predictor_dim_head, "mlp_dim": m.predictor_mlp_dim,
-                 "dropout": m.predictor_dropout, "attention": m.attention}
-    decoder = {"channels": m.decoder_channels, "res_blocks": m.decoder_res_blocks,
-               "res_channels": m.decoder_res_channels}
-    return WorldModel(encoder, proprio_dim, action_dim, cfg.num_hist, cfg.num_pred,
-                      m.action_emb_dim, m.proprio_emb_dim, m.num_action_repeat,
-                      m.num_proprio_repeat, m.concat_dim, predictor, decoder, m.img_size,
-                      m.encoder_img_size, decoder=m.decoder == "on")
+    predictor = {
+        "depth": m.predictor_depth,
+        "heads": m.predictor_heads,
+        "dim_head": m.predictor_dim_head,
+        "mlp_dim": m.predictor_mlp_dim,
+        "dropout": m.predictor_dropout,
+        "attention": m.attention,
+    }
+    decoder = {
+        "channels": m.decoder_channels,
+        "res_blocks": m.decoder_res_blocks,
+        "res_channels": m.decoder_res_channels,
+    }
+    return WorldModel(
+        encoder,
+        proprio_dim,
+        action_dim,
+        cfg.num_hist,
+        cfg.num_pred,
+        m.action_emb_dim,
+        m.proprio_emb_dim,
+        m.num_action_repeat,
+        m.num_proprio_repeat,
+        m.concat_dim,
+        predictor,
+        decoder,
+        m.img_size,
+        m.encoder_img_size,
+        decoder=m.decoder == "on",
+    )
 
 
 def model_state(model: WorldModel) -> dict[str, Any]:
     """State dicts of the trained parts (and of an untrained encoder, which no file restores)."""
-    state = {name: getattr(model, name).state_dict() for name in TRAINED_PARTS
-             if getattr(model, name) is not None}  # no decoder with model.decoder=off
+    state = {
+        name: getattr(model, name).state_dict()
+        for name in TRAINED_PARTS
+        if getattr(model, name) is not None
+    }  # no decoder with model.decoder=off
     if not model.encoder.is_pretrained:
         state["encoder"] = model.encoder.state_dict()
     return state

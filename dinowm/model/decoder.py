@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Patch-token decoder: the DINO-WM "VQ-VAE" decoder used without quantisation."""
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ class ResBlock(nn.Module):
         return x + self.conv(x)
 
 
-def upsampler(in_ch: int, out_ch: int, channels: int, res_blocks: int, res_channels: int) -> nn.Sequential:
+def upsampler(
+    in_ch: int, out_ch: int, channels: int, res_blocks: int, res_channels: int
+) -> nn.Sequential:
     """Conv3x3, residual blocks, then two stride-2 transposed convs: 4x the resolution."""
     return nn.Sequential(
         nn.Conv2d(in_ch, channels, 3, padding=1),

@@ -1,10 +1,9 @@
+# SPDX-License-Identifier: MIT
 """Frozen DINOv2 ViT encoder with the official `dinov2_vits14_pretrain.pth` key layout."""
 
 from __future__ import annotations
 
-import os
 import pickle
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -148,7 +147,9 @@ class Encoder(nn.Module):
                 scale = ((h + INTERPOLATE_OFFSET) / POS_GRID, (w + INTERPOLATE_OFFSET) / POS_GRID)
                 grid = F.interpolate(grid, scale_factor=scale, mode="bicubic", antialias=False)
             if grid.shape[-2:] != (h, w):
-                raise RuntimeError(f"position table interpolated to {tuple(grid.shape[-2:])}, not {(h, w)}")
+                raise RuntimeError(
+                    f"position table interpolated to {tuple(grid.shape[-2:])}, not {(h, w)}"
+                )
             table = torch.cat([cls_pos, grid.flatten(2).transpose(1, 2)], dim=1)  # (1, 1+h*w, D)
         if not p.requires_grad:
             self._pos_cache = (key, table)
@@ -165,15 +166,23 @@ class Encoder(nn.Module):
         return self.norm(x)[:, 1:]  # (N, P, D): drop the cls token
 
 
-def build_encoder(name: str, img_size: int, tiny_dim: int, tiny_depth: int, tiny_heads: int) -> Encoder:
+def build_encoder(
+    name: str, img_size: int, tiny_dim: int, tiny_depth: int, tiny_heads: int
+) -> Encoder:
     """Build the full-size DINOv2 ViT-S/14 ("dinov2_vits14") or a small random one ("tiny")."""
     if name == "dinov2_vits14":
         return Encoder(dim=384, depth=12, heads=6, img_size=img_size, name=name)
     if name == "tiny":
         if tiny_dim % tiny_heads:
-            raise ConfigError(f"Tiny encoder dim {tiny_dim} is not divisible by its {tiny_heads} heads.")
-        return Encoder(dim=tiny_dim, depth=tiny_depth, heads=tiny_heads, img_size=img_size, name=name)
-    raise ConfigError(f"Unknown encoder {name!r}; use model.encoder=dinov2_vits14 or model.encoder=tiny.")
+            raise ConfigError(
+                f"Tiny encoder dim {tiny_dim} is not divisible by its {tiny_heads} heads."
+            )
+        return Encoder(
+            dim=tiny_dim, depth=tiny_depth, heads=tiny_heads, img_size=img_size, name=name
+        )
+    raise ConfigError(
+        f"Unknown encoder {name!r}; use model.encoder=dinov2_vits14 or model.encoder=tiny."
+    )
 
 
 def load_dinov2_weights(encoder: Encoder, path: str | None) -> str:
@@ -182,15 +191,18 @@ def load_dinov2_weights(encoder: Encoder, path: str | None) -> str:
     resolved = dinov2_weights_path(path or "")
     if not resolved.is_file():
         raise ConfigError(
-            f"DINOv2 weights not found at {resolved}: put {DINOV2_WEIGHTS_FILE} there (download {DINOV2_WEIGHTS_URL}), "
-            f"or set model.encoder_weights=PATH, or use model.encoder=tiny for an untrained test encoder."
+            f"DINOv2 weights not found at {resolved}: put {DINOV2_WEIGHTS_FILE} there "
+            f"(download {DINOV2_WEIGHTS_URL}), or set model.encoder_weights=PATH, or use "
+            f"model.encoder=tiny for an untrained test encoder."
         )
     try:
         state = torch.load(resolved, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
         raise ConfigError(f"Cannot read DINOv2 weights {resolved}: {err}".splitlines()[0]) from err
     if not isinstance(state, dict):
-        raise ConfigError(f"DINOv2 weights {resolved} hold a {type(state).__name__}, not a state dict.")
+        raise ConfigError(
+            f"DINOv2 weights {resolved} hold a {type(state).__name__}, not a state dict."
+        )
     expected = encoder.state_dict()
     bad = [f"missing {k}" for k in expected if k not in state]
     bad += [f"unexpected {k}" for k in state if k not in expected]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Frame-causal ViT predictor: latent frames 0..i predict frame i+1."""
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class FeedForward(nn.Module):
 class Block(nn.Module):
     """Attention then MLP, each with a residual connection."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float, mode: str) -> None:
+    def __init__(
+        self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float, mode: str
+    ) -> None:
         super().__init__()
         self.attn = Attention(dim, heads, dim_head, dropout, mode)
         self.ff = FeedForward(dim, mlp_dim, dropout)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Open-loop rollouts, measured as the public training loop measures them, batched.
 
 Each epoch the public loop draws 10 trajectories per split (a fixed numpy seed, so the same
@@ -32,8 +33,15 @@ class Pick:
     horizon: int  # steps of frameskip; the rollout's last frame is the goal
 
 
-def public_picks(order: Sequence[int], lengths: Sequence[int], num_hist: int, frameskip: int,
-                 count: int, seed: int, min_horizon: int = 0) -> list[Pick]:
+def public_picks(
+    order: Sequence[int],
+    lengths: Sequence[int],
+    num_hist: int,
+    frameskip: int,
+    count: int,
+    seed: int,
+    min_horizon: int = 0,
+) -> list[Pick]:
     """The public loop's draws: trajectory, start, horizon per rollout, from numpy's seed.
 
     `order` lists the split's episodes in the order of the public split (a permutation, not
@@ -49,8 +57,9 @@ def public_picks(order: Sequence[int], lengths: Sequence[int], num_hist: int, fr
         draws += 1
         ep = order[rs.randint(0, len(order))]
         length = lengths[ep]
-        start = rs.randint(0, length - min_h * frameskip - 1) \
-            if length > min_h * frameskip + 1 else 0
+        start = (
+            rs.randint(0, length - min_h * frameskip - 1) if length > min_h * frameskip + 1 else 0
+        )
         max_h = (length - start - 1) // frameskip
         if max_h > min_h:
             picks.append(Pick(ep, int(start), int(rs.randint(min_h, max_h + 1))))
@@ -65,12 +74,12 @@ def imagine(model: WorldModel, z: Tensor, actions: Tensor, steps: int) -> Iterat
     """
     n = z.shape[1]
     for step in range(steps):
-        z_new = model.predict(z[:, -model.num_hist:])[:, -1:]  # (B, 1, P, D)
+        z_new = model.predict(z[:, -model.num_hist :])[:, -1:]  # (B, 1, P, D)
         if step < steps - 1:
             act = model.encode_actions(actions[:, n + step : n + step + 1])
             z_new = torch.cat([z_new[..., : -model.action_channels], act], dim=-1)
         yield z_new
-        z = torch.cat([z, z_new], dim=1)[:, -model.num_hist:]
+        z = torch.cat([z, z_new], dim=1)[:, -model.num_hist :]
 
 
 def stack_segments(segments: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -80,17 +89,22 @@ def stack_segments(segments: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     out = {}
     for key in ("visual", "proprio", "action"):
         want = frames if key != "action" else frames - 1
-        padded = [torch.cat([s[key], s[key][-1:].expand(want - s[key].shape[0],
-                                                          *s[key].shape[1:])])
-                  for s in segments]
+        padded = [
+            torch.cat([s[key], s[key][-1:].expand(want - s[key].shape[0], *s[key].shape[1:])])
+            for s in segments
+        ]
         out[key] = torch.stack(padded)
     return out
 
 
 @torch.no_grad()
-def rollout_errors(model: WorldModel, segments: list[dict[str, Tensor]], horizons: list[int],
-                   to_device: Callable[[dict[str, Tensor]], tuple[Tensor, Tensor, Tensor]],
-                   contexts: Sequence[int]) -> dict[str, float]:
+def rollout_errors(
+    model: WorldModel,
+    segments: list[dict[str, Tensor]],
+    horizons: list[int],
+    to_device: Callable[[dict[str, Tensor]], tuple[Tensor, Tensor, Tensor]],
+    contexts: Sequence[int],
+) -> dict[str, float]:
     """Mean latent error of the frame at each segment's horizon, per number of context frames.
 
     segments: {"visual" (H_i + 1, 3, h, w), "proprio" (H_i + 1, P), "action" (H_i, A)};
@@ -118,6 +132,10 @@ def rollout_errors(model: WorldModel, segments: list[dict[str, Tensor]], horizon
 def per_sample_errors(model: WorldModel, z: Tensor, z_goal: Tensor) -> dict[str, Tensor]:
     """(B,) MSE of the visual channels and of the proprio embedding, per sample."""
     v, p = model.visual_dim, model.visual_dim + model.proprio_emb_dim
-    return {"z_visual_err": (z[..., :v].float() - z_goal[..., :v].float()).pow(2).flatten(1).mean(1),
-            "z_proprio_err": (z[:, :, 0, v:p].float() - z_goal[:, :, 0, v:p].float())
-            .pow(2).flatten(1).mean(1)}
+    return {
+        "z_visual_err": (z[..., :v].float() - z_goal[..., :v].float()).pow(2).flatten(1).mean(1),
+        "z_proprio_err": (z[:, :, 0, v:p].float() - z_goal[:, :, 0, v:p].float())
+        .pow(2)
+        .flatten(1)
+        .mean(1),
+    }

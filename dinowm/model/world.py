@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The DINO world model: frozen encoder, proprio/action embeddings, predictor and decoder."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def _no_mark(part: str) -> None:
 
 
 class FrameEmbedding(nn.Module):
-    """One linear map per frame, a kernel-1 Conv1d as in the public code: (B, T, in) -> (B, T, out)."""
+    """One linear map per frame, a kernel-1 Conv1d as in the public code:
+    (B, T, in) -> (B, T, out)."""
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -32,7 +34,8 @@ class FrameEmbedding(nn.Module):
 
 
 def ssim(x: Tensor, y: Tensor, window_size: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean SSIM of (N, C, H, W) images, Gaussian window, constants for a data range of 1 (as published)."""
+    """Mean SSIM of (N, C, H, W) images, Gaussian window, constants for a data range of 1 (as
+    published)."""
     c = x.shape[1]
     coords = torch.arange(window_size, dtype=x.dtype, device=x.device) - window_size // 2
     g = torch.exp(-coords.pow(2) / (2 * sigma**2))
@@ -51,7 +54,8 @@ def ssim(x: Tensor, y: Tensor, window_size: int = 11, sigma: float = 1.5) -> Ten
 
 
 def image_metrics(images: Tensor, target: Tensor, suffix: str) -> dict[str, Tensor]:
-    """l1, l2, mse, psnr, ssim per frame over the batch, averaged over frames (public eval_images)."""
+    """l1, l2, mse, psnr, ssim per frame over the batch, averaged over frames (the public
+    eval_images)."""
     per_frame: dict[str, list[Tensor]] = {k: [] for k in ("l1", "l2", "mse", "psnr", "ssim")}
     # fp32 even under autocast: a bf16 grouped 11x11 conv is both slow (cuDNN) and imprecise
     with torch.autocast(images.device.type, enabled=False):
@@ -61,7 +65,9 @@ def image_metrics(images: Tensor, target: Tensor, suffix: str) -> dict[str, Tens
             per_frame["l1"].append((x - y).abs().mean())
             per_frame["l2"].append(mse)
             per_frame["mse"].append(mse)
-            per_frame["psnr"].append(-10 * torch.log10(mse))  # 20 log10(1 / rmse): peak 1, as published
+            per_frame["psnr"].append(
+                -10 * torch.log10(mse)
+            )  # 20 log10(1 / rmse): peak 1, as published
             per_frame["ssim"].append(ssim(x, y))
     return {f"img_{k}_{suffix}": torch.stack(v).mean() for k, v in per_frame.items()}
 
@@ -90,15 +96,17 @@ class WorldModel(nn.Module):
         super().__init__()
         if concat_dim != 1:
             raise ConfigError(
-                f"model.concat_dim={concat_dim} (proprio/action as extra tokens) is not implemented; "
-                "use concat_dim=1 (embeddings tiled on every patch, the published setting)."
+                f"model.concat_dim={concat_dim} (proprio/action as extra tokens) is not "
+                "implemented; use concat_dim=1 (embeddings tiled on every patch, the published "
+                "setting)."
             )
         grid = encoder_img_size // encoder.patch_size
         if encoder_img_size % encoder.patch_size or img_size != DECODER_SCALE * grid:
             raise ConfigError(
-                f"Image size {img_size} and encoder image size {encoder_img_size} do not fit: the encoder "
-                f"needs a multiple of {encoder.patch_size} and the decoder gives {DECODER_SCALE} px per "
-                f"patch; use encoder_img_size={img_size // DECODER_SCALE * encoder.patch_size}."
+                f"Image size {img_size} and encoder image size {encoder_img_size} do not fit: the "
+                f"encoder needs a multiple of {encoder.patch_size} and the decoder gives "
+                f"{DECODER_SCALE} px per patch; use "
+                f"encoder_img_size={img_size // DECODER_SCALE * encoder.patch_size}."
             )
         self.num_hist, self.num_pred = num_hist, num_pred
         self.img_size, self.encoder_img_size, self.grid = img_size, encoder_img_size, grid
@@ -116,9 +124,13 @@ class WorldModel(nn.Module):
         self.encoder = encoder
         self.proprio_encoder = FrameEmbedding(proprio_dim, proprio_emb_dim)
         self.action_encoder = FrameEmbedding(action_dim, action_emb_dim)
-        self.predictor = Predictor(self.num_patches, num_hist, self.emb_dim, **(predictor_kwargs or {}))
+        self.predictor = Predictor(
+            self.num_patches, num_hist, self.emb_dim, **(predictor_kwargs or {})
+        )
         # model.decoder=off (planning-only runs): no decoder, no reconstructions, no image metrics
-        self.decoder = Decoder(in_dim=self.visual_dim, **(decoder_kwargs or {})) if decoder else None
+        self.decoder = (
+            Decoder(in_dim=self.visual_dim, **(decoder_kwargs or {})) if decoder else None
+        )
 
     @property
     def has_decoder(self) -> bool:
@@ -126,7 +138,8 @@ class WorldModel(nn.Module):
         return self.decoder is not None
 
     def _tile(self, emb: Tensor, repeat: int) -> Tensor:
-        """(B, F, E) -> (B, F, P, E*repeat): the embedding repeated, then copied onto every patch."""
+        """(B, F, E) -> (B, F, P, E*repeat): the embedding repeated, then copied onto every
+        patch."""
         return emb.repeat(1, 1, repeat).unsqueeze(2).expand(-1, -1, self.num_patches, -1)
 
     def encode_visual(self, visual: Tensor) -> Tensor:
@@ -135,7 +148,9 @@ class WorldModel(nn.Module):
         if frames.shape[-2:] != (self.encoder_img_size, self.encoder_img_size):
             # torchvision's Resize on tensors, as the public model does (bilinear, antialiased).
             size = (self.encoder_img_size, self.encoder_img_size)
-            frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
+            frames = F.interpolate(
+                frames, size=size, mode="bilinear", align_corners=False, antialias=True
+            )
         with torch.inference_mode() if self.encoder_inference_mode else torch.no_grad():
             tokens = self.encoder(frames)  # (B*F, P, D_vis)
         return tokens.unflatten(0, visual.shape[:2])
@@ -144,26 +159,36 @@ class WorldModel(nn.Module):
         """Actions (B, F, action_dim) -> action channels (B, F, P, action_emb*repeat)."""
         return self._tile(self.action_encoder(action), self.num_action_repeat)
 
-    def encode(self, visual: Tensor, proprio: Tensor, action: Tensor,
-               tokens: Tensor | None = None) -> Tensor:
+    def encode(
+        self, visual: Tensor | None, proprio: Tensor, action: Tensor, tokens: Tensor | None = None
+    ) -> Tensor:
         """Observations and actions -> latents z (B, F, P, D) laid out [visual | proprio | action].
 
-        `tokens` (B, F, P, D_vis): the encoder's output for these frames from the feature cache.
+        `tokens` (B, F, P, D_vis): the encoder's output for these frames (the feature cache, a
+        planner's start frames), in place of `visual`.
         """
-        vis = self.encode_visual(visual) if tokens is None else tokens.to(proprio.dtype)
+        if tokens is None:
+            if visual is None:
+                raise ValueError("encode() needs the frames or their tokens")
+            vis = self.encode_visual(visual)
+        else:
+            vis = tokens.to(proprio.dtype)
         prop = self._tile(self.proprio_encoder(proprio), self.num_proprio_repeat)  # (B, F, P, 10)
         return torch.cat([vis, prop, self.encode_actions(action)], dim=-1)  # (B, F, P, 404)
 
     def predict(self, z_hist: Tensor) -> Tensor:
-        """Latents (B, T, P, D) -> predictions (B, T, P, D); output frame t predicts frame t + num_pred."""
+        """Latents (B, T, P, D) -> predictions (B, T, P, D); output frame t predicts frame
+        t + num_pred."""
         b, t, p, d = z_hist.shape
         return self.predictor(z_hist.reshape(b, t * p, d)).reshape(b, t, p, d)
 
     def decode(self, z: Tensor) -> Tensor:
         """Latents (B, T, P, D) -> images (B, T, 3, img, img) from the visual channels only."""
         if self.decoder is None:
-            raise DinowmError("this model has no decoder (model.decoder=off): nothing decodes "
-                              "latents to images; train with model.decoder=on for pictures")
+            raise DinowmError(
+                "this model has no decoder (model.decoder=off): nothing decodes "
+                "latents to images; train with model.decoder=on for pictures"
+            )
         b, t = z.shape[:2]
         vis = z[..., : self.visual_dim].reshape(b * t, self.grid, self.grid, self.visual_dim)
         return self.decoder(vis.permute(0, 3, 1, 2)).unflatten(0, (b, t))  # (B, T, 3, img, img)
@@ -191,7 +216,8 @@ class WorldModel(nn.Module):
         mark: Callable[[str], None] | None = None,
         split_loss: bool = False,
     ) -> dict[str, Tensor]:
-        """Training losses and metrics for frames (B, num_hist + num_pred, ...); only `loss` has grad.
+        """Training losses and metrics for frames (B, num_hist + num_pred, ...); only `loss`
+        has grad.
 
         image_metrics_on=False skips the per-frame image metrics (the fast path computes them on
         the steps that decode predictions). keep_pred_graph=True is the public code's cost: the
@@ -205,20 +231,32 @@ class WorldModel(nn.Module):
         """
         mark = mark or _no_mark
         if visual.shape[1] != self.num_hist + self.num_pred:
-            raise ValueError(f"expected {self.num_hist + self.num_pred} frames, got {visual.shape[1]}")
+            raise ValueError(
+                f"expected {self.num_hist + self.num_pred} frames, got {visual.shape[1]}"
+            )
         z = self.encode(visual, proprio, action, tokens)  # (B, F, P, D)
         mark("encoder_forward")
         z_tgt = z[:, self.num_pred :].detach()  # (B, num_hist, P, D)
         z_pred = self.predict(z[:, : self.num_hist])  # (B, num_hist, P, D)
         out, z_loss = self._latent_losses(z_pred, z_tgt)
         mark("predictor_forward")
-        recon = self._reconstruct(z, visual, z_loss, out, reconstruct and self.has_decoder, split_loss)
+        recon = self._reconstruct(
+            z, visual, z_loss, out, reconstruct and self.has_decoder, split_loss
+        )
         mark("decoder_forward")
         if keep_pred_graph and self.has_decoder:
             out["_pred_graph"] = self.decode(z_pred)  # the public code's unused autograd graph
         with torch.no_grad():
-            self._metrics(out, z_pred, z_tgt, visual, recon, decode_pred and self.has_decoder,
-                          image_metrics_on, return_images)
+            self._metrics(
+                out,
+                z_pred,
+                z_tgt,
+                visual,
+                recon,
+                decode_pred and self.has_decoder,
+                image_metrics_on,
+                return_images,
+            )
         if return_images and recon is not None:
             out["visual_reconstructed"] = recon.detach()
         mark("metrics")
@@ -238,13 +276,22 @@ class WorldModel(nn.Module):
         }
         return out, z_loss
 
-    def _reconstruct(self, z: Tensor, visual: Tensor, z_loss: Tensor, out: dict[str, Tensor],
-                     reconstruct: bool, split_loss: bool) -> Tensor | None:
+    def _reconstruct(
+        self,
+        z: Tensor,
+        visual: Tensor,
+        z_loss: Tensor,
+        out: dict[str, Tensor],
+        reconstruct: bool,
+        split_loss: bool,
+    ) -> Tensor | None:
         """The training loss into out["loss"]: z_loss, plus the reconstruction loss of the true
         frames' latents when the decoder trains on this step; the reconstructed frames."""
         recon = None
         if reconstruct:
-            recon = self.decode(z.detach())  # (B, F, 3, img, img): the decoder learns from true latents only
+            recon = self.decode(
+                z.detach()
+            )  # (B, F, 3, img, img): the decoder learns from true latents only
             recon_loss = F.mse_loss(recon, visual)
             out["loss"] = z_loss + recon_loss
             out["decoder_recon_loss_reconstructed"] = recon_loss.detach()
@@ -256,12 +303,22 @@ class WorldModel(nn.Module):
             out["_z_loss"] = z_loss
         return recon
 
-    def _metrics(self, out: dict[str, Tensor], z_pred: Tensor, z_tgt: Tensor, visual: Tensor,
-                 recon: Tensor | None, decode_pred: bool, image_metrics_on: bool,
-                 return_images: bool) -> None:
+    def _metrics(
+        self,
+        out: dict[str, Tensor],
+        z_pred: Tensor,
+        z_tgt: Tensor,
+        visual: Tensor,
+        recon: Tensor | None,
+        decode_pred: bool,
+        image_metrics_on: bool,
+        return_images: bool,
+    ) -> None:
         """Latent errors, image metrics and the decoded predictions into `out` (no grad)."""
         out.update(self.latent_errors(z_pred, z_tgt, "full"))
-        out.update(self.latent_errors(z_pred[:, -self.num_pred :], z_tgt[:, -self.num_pred :], "pred"))
+        out.update(
+            self.latent_errors(z_pred[:, -self.num_pred :], z_tgt[:, -self.num_pred :], "pred")
+        )
         if image_metrics_on and recon is not None:
             out.update(image_metrics(recon, visual, "reconstructed"))
         if decode_pred:
@@ -274,12 +331,15 @@ class WorldModel(nn.Module):
                 out["visual_pred"] = pred_images
 
     def rollout(self, visual0: Tensor, proprio0: Tensor, actions: Tensor, horizon: int) -> Tensor:
-        """Open loop from n context frames, `horizon` predicted frames -> z (B, n + horizon, P, D)."""
+        """Open loop from n context frames, `horizon` predicted frames ->
+        z (B, n + horizon, P, D)."""
         # actions (B, >= n + horizon - 1, A): the first n belong to the context frames, each later
         # one replaces the action channels of the next predicted frame (the last keeps its own).
         n = visual0.shape[1]
         if horizon < 0 or actions.shape[1] < n + horizon - 1:
-            raise ValueError(f"rollout of {horizon} frames from {n} needs {n + horizon - 1} actions")
+            raise ValueError(
+                f"rollout of {horizon} frames from {n} needs {n + horizon - 1} actions"
+            )
         z = self.encode(visual0, proprio0, actions[:, :n])  # (B, n, P, D)
         for step in range(horizon):
             z_new = self.predict(z[:, -self.num_hist :])[:, -1:]  # (B, 1, P, D)
@@ -291,23 +351,35 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def rollout_error(
-        self, visual: Tensor, proprio: Tensor, action: Tensor, horizon: int, context: int | None = None
+        self,
+        visual: Tensor,
+        proprio: Tensor,
+        action: Tensor,
+        horizon: int,
+        context: int | None = None,
     ) -> dict[str, Tensor]:
-        """Error of the last rolled-out frame against the encoded true frame (the public open-loop eval)."""
-        # visual, proprio (B, >= n + horizon, ...); action (B, >= n + horizon - 1, A); n = context frames
+        """Error of the last rolled-out frame against the encoded true frame (the public
+        open-loop eval)."""
+        # visual, proprio (B, >= n + horizon, ...); action (B, >= n + horizon - 1, A);
+        # n = context frames
         n = self.num_hist if context is None else context
         goal = n + horizon - 1
         if horizon < 1 or visual.shape[1] <= goal:
             have = visual.shape[1]
-            raise ValueError(f"rollout of {horizon} frames from {n} needs {goal + 1} frames, not {have}")
+            raise ValueError(
+                f"rollout of {horizon} frames from {n} needs {goal + 1} frames, not {have}"
+            )
         z = self.rollout(visual[:, :n], proprio[:, :n], action, horizon)  # (B, n + horizon, P, D)
         # the action channels of the goal latent are never compared: any action will do
         z_goal = self.encode(visual[:, goal : goal + 1], proprio[:, goal : goal + 1], action[:, :1])
-        suffix = "rollout" if n == self.num_hist else f"rollout_{n}framestart"  # public: _1framestart
+        suffix = (
+            "rollout" if n == self.num_hist else f"rollout_{n}framestart"
+        )  # public: _1framestart
         return self.latent_errors(z[:, -1:], z_goal, suffix)
 
     def trainable_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters per optimiser: predictor (AdamW), decoder (Adam), action+proprio encoders (AdamW)."""
+        """Parameters per optimiser: predictor (AdamW), decoder (Adam), action+proprio encoders
+        (AdamW)."""
         return {
             "predictor": list(self.predictor.parameters()),
             **({"decoder": list(self.decoder.parameters())} if self.decoder is not None else {}),
@@ -320,8 +392,11 @@ class WorldModel(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts per part, and the trainable total."""
         parts = ("encoder", "predictor", "decoder", "action_encoder", "proprio_encoder")
-        counts = {name: sum(p.numel() for p in getattr(self, name).parameters())
-                  if getattr(self, name) is not None else 0 for name in parts}
+        counts = {
+            name: sum(p.numel() for p in getattr(self, name).parameters())
+            if getattr(self, name) is not None
+            else 0
+            for name in parts
+        }
         counts["trainable_total"] = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return counts
-

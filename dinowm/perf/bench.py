@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One benchmark trial in its own process: loader, train steps and a validation pass.
 
 `python -m dinowm.perf.bench SPEC_JSON` prints one JSON line. A trial builds the model of the
@@ -20,7 +21,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -28,18 +29,17 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from dinowm.config import from_dict, with_values
-from dinowm.schema import RunConfig
+from dinowm.data.datasets import build_datasets
 from dinowm.model.build import build_model
+from dinowm.model.world import WorldModel
+from dinowm.perf.gpus import peak_bf16_tflops
+from dinowm.schema import RunConfig
+from dinowm.train import step
+from dinowm.train.device import autocast, batch_to_device, cap_memory, cuda_settings
+from dinowm.train.mode import Mode
 from dinowm.train.setup import build_optimizers
 from dinowm.train.state import seed_everything
-from dinowm.train import step
 from dinowm.train.step import Mark, Optimizers, Stepper, no_mark
-from dinowm.data.datasets import build_datasets
-from dinowm.train.device import cap_memory
-from dinowm.perf.gpus import peak_bf16_tflops
-from dinowm.train.mode import Mode
-from dinowm.model.world import WorldModel
-from dinowm.train.device import autocast, batch_to_device, cuda_settings
 
 
 def _peak_mib(device: torch.device) -> float:
@@ -83,19 +83,23 @@ class Trial:
         schedule = self.stepper.schedule
         return schedule.trains_decoder(i), schedule.decodes_predictions(i)
 
-    def step(self, batch: dict[str, Tensor], i: int, mark: Mark = no_mark,
-             split_backward: bool = False) -> float:
+    def step(
+        self, batch: dict[str, Tensor], i: int, mark: Mark = no_mark, split_backward: bool = False
+    ) -> float:
         """Optimiser step i (0-based) of one micro-batch, the trainer's own step function
         (its copy to the device included); the live loss. The stepper keeps the step's
         outputs alive through the next one, as the loop does (reference mode's graph)."""
-        return step.train_step(self.stepper, [batch], i, mark=mark,
-                               split_backward=split_backward)
+        return step.train_step(self.stepper, [batch], i, mark=mark, split_backward=split_backward)
 
 
 def build_trial(spec: dict[str, Any]) -> Trial:
     """The trial of a spec: config, mode, batch, data_path, optional workers and mem_cap_gib."""
-    cfg = with_values(from_dict(spec["config"]), perf__mode=spec["mode"],
-                      training__batch_size=spec["batch"], training__grad_accum=1)
+    cfg = with_values(
+        from_dict(spec["config"]),
+        perf__mode=spec["mode"],
+        training__batch_size=spec["batch"],
+        training__grad_accum=1,
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.get("mem_cap_gib"):
         if device.type != "cuda":
@@ -106,18 +110,31 @@ def build_trial(spec: dict[str, Any]) -> Trial:
     mode = Mode.of(cfg)
     seed_everything(cfg.seed)
     train_ds, _, _, info = build_datasets(
-        spec["data_path"], frameskip=cfg.frameskip, num_hist=cfg.num_hist, num_pred=cfg.num_pred,
-        split_ratio=cfg.data.split_ratio, split_seed=cfg.data.split_seed)
-    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"],
-                        load_weights=False).to(device)
+        spec["data_path"],
+        frameskip=cfg.frameskip,
+        num_hist=cfg.num_hist,
+        num_pred=cfg.num_pred,
+        split_ratio=cfg.data.split_ratio,
+        split_seed=cfg.data.split_seed,
+    )
+    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"], load_weights=False).to(
+        device
+    )
     mode.prepare(model, device)
     optimizers = build_optimizers(model, cfg, device)
-    stepper = Stepper(model, model, optimizers, mode.schedule(model), device,
-                      cfg.model.img_size, mode.precision)
+    stepper = Stepper(
+        model, model, optimizers, mode.schedule(model), device, cfg.model.img_size, mode.precision
+    )
     workers = spec.get("workers", 0)
-    loader = DataLoader(mode.dataset(train_ds, cfg.model.img_size), batch_size=spec["batch"],
-                        shuffle=True, drop_last=True, num_workers=workers,
-                        persistent_workers=workers > 0, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        mode.dataset(train_ds, cfg.model.img_size),
+        batch_size=spec["batch"],
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     return Trial(cfg, mode, device, model, stepper, loader, spec["batch"])
 
 
@@ -126,7 +143,7 @@ class _TotalsOnly:
     under no_grad with an input that requires grad (the metric decode of predictions); the
     counter then keeps its totals alone."""
 
-    parents = {"Global"}
+    parents: ClassVar[set[str]] = {"Global"}
 
     def __enter__(self) -> _TotalsOnly:
         return self
@@ -155,11 +172,18 @@ def throughput(flops: float | None, s_per_step: float, gpu: str | None) -> dict[
     """flop_per_step, achieved_tflops and its share of the card's dense BF16 peak."""
     achieved = flops / s_per_step / 1e12 if flops else None
     peak = peak_bf16_tflops(gpu) if gpu else None
-    return {"flop_per_step": flops, "achieved_tflops": achieved,
-            "peak_card": peak[0] if peak else None, "peak_tflops": peak[1] if peak else None,
-            "pct_of_peak": 100 * achieved / peak[1] if achieved and peak else None,
-            "peak_note": None if peak else "no peak: a CPU trial" if not gpu else
-            f"no dense BF16 peak known for {gpu}: add it to dinowm/perf/gpus.py"}
+    return {
+        "flop_per_step": flops,
+        "achieved_tflops": achieved,
+        "peak_card": peak[0] if peak else None,
+        "peak_tflops": peak[1] if peak else None,
+        "pct_of_peak": 100 * achieved / peak[1] if achieved and peak else None,
+        "peak_note": None
+        if peak
+        else "no peak: a CPU trial"
+        if not gpu
+        else f"no dense BF16 peak known for {gpu}: add it to dinowm/perf/gpus.py",
+    }
 
 
 def trial(spec: dict[str, Any]) -> dict[str, Any]:
@@ -167,10 +191,14 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
     t = build_trial(spec)
     device, b = t.device, t.batch
     result: dict[str, Any] = {
-        "mode": t.cfg.perf.mode, "batch": b, "device": str(device),
+        "mode": t.cfg.perf.mode,
+        "batch": b,
+        "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "decoder": t.cfg.model.decoder, "mem_cap_gib": spec.get("mem_cap_gib"),
-        "decoder_every": t.mode.decoder_every if t.model.has_decoder else None}
+        "decoder": t.cfg.model.decoder,
+        "mem_cap_gib": spec.get("mem_cap_gib"),
+        "decoder_every": t.mode.decoder_every if t.model.has_decoder else None,
+    }
     loader_batches = spec.get("loader_batches", 3)
     tick = time.perf_counter()
     batches = []
@@ -199,8 +227,13 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
         for batch in batches[:2]:
             visual, proprio, action = t.to_device(batch)
             with t.autocast(), t.mode.validation_grad():
-                out = t.model(visual, proprio, action, decode_pred=True,
-                              keep_pred_graph=t.mode.keep_pred_graph)
+                out = t.model(
+                    visual,
+                    proprio,
+                    action,
+                    decode_pred=True,
+                    keep_pred_graph=t.mode.keep_pred_graph,
+                )
             t.stepper.out = {}  # the last training step's outputs lived until here
         sync(device)
         result["val_peak_mib"] = _peak_mib(device)
@@ -215,8 +248,9 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
         result.update(throughput(flops, result["s_per_step"], result["gpu"]))
         result["status"] = "ok"
     except torch.cuda.OutOfMemoryError as exc:
-        result.update(status="oom", error=str(exc).splitlines()[0][:200],
-                      train_peak_mib=_peak_mib(device))
+        result.update(
+            status="oom", error=str(exc).splitlines()[0][:200], train_peak_mib=_peak_mib(device)
+        )
     return result
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Each card's dense BF16 peak, which `dinowm bench` divides its achieved TFLOP/s by.
 
 The peaks are the vendor datasheets' dense BF16 tensor-core throughput (FP32 accumulate, no

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`python -m dinowm.perf.profile SPEC_JSON`: where the time of one training step goes.
 
 A bench trial (dinowm.perf.bench) whose steps are timed twice, both by the trainer's own step
@@ -95,12 +96,17 @@ def top_ops(t: Trial, data: Iterator, steps: range) -> tuple[str, list[dict[str,
     table = averages.table(sort_by=sort, row_limit=TOP_OPS)
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     rows = sorted(averages, key=lambda e: getattr(e, key), reverse=True)[:TOP_OPS]
-    return table, [{"name": e.key, "calls": e.count,
-                    "self_cpu_s": e.self_cpu_time_total / 1e6,
-                    "self_device_s": e.self_device_time_total / 1e6 if cuda else None,
-                    "cpu_total_s": e.cpu_time_total / 1e6,
-                    "device_total_s": e.device_time_total / 1e6 if cuda else None}
-                   for e in rows]
+    return table, [
+        {
+            "name": e.key,
+            "calls": e.count,
+            "self_cpu_s": e.self_cpu_time_total / 1e6,
+            "self_device_s": e.self_device_time_total / 1e6 if cuda else None,
+            "cpu_total_s": e.cpu_time_total / 1e6,
+            "device_total_s": e.device_time_total / 1e6 if cuda else None,
+        }
+        for e in rows
+    ]
 
 
 def profile(spec: dict[str, Any]) -> dict[str, Any]:
@@ -126,22 +132,38 @@ def profile(spec: dict[str, Any]) -> dict[str, Any]:
     table, ops = top_ops(t, data, profiled)
     flops = flop_per_step(t, next(data), measured)
     t.stepper.out = {}
-    result = {"mode": t.cfg.perf.mode, "batch": t.batch, "device": str(t.device),
-              "gpu": torch.cuda.get_device_name(t.device) if t.device.type == "cuda" else None,
-              "decoder": t.cfg.model.decoder, "workers": spec.get("workers", 0),
-              "decoder_every": t.mode.decoder_every if t.model.has_decoder else None,
-              "mem_cap_gib": spec.get("mem_cap_gib"), "warmup": warmup, "steps": steps,
-              "step_s": whole, "samples": samples,
-              "components": [{"name": name, "label": labels[name], "s": s,
-                              "share": s / whole} for name, s in means.items()],
-              "profiler": {"sort_by": "self device time" if t.device.type == "cuda"
-                           else "self CPU time", "steps": len(profiled), "top": ops},
-              **throughput(flops, whole, torch.cuda.get_device_name(t.device)
-                           if t.device.type == "cuda" else None)}
+    result = {
+        "mode": t.cfg.perf.mode,
+        "batch": t.batch,
+        "device": str(t.device),
+        "gpu": torch.cuda.get_device_name(t.device) if t.device.type == "cuda" else None,
+        "decoder": t.cfg.model.decoder,
+        "workers": spec.get("workers", 0),
+        "decoder_every": t.mode.decoder_every if t.model.has_decoder else None,
+        "mem_cap_gib": spec.get("mem_cap_gib"),
+        "warmup": warmup,
+        "steps": steps,
+        "step_s": whole,
+        "samples": samples,
+        "components": [
+            {"name": name, "label": labels[name], "s": s, "share": s / whole}
+            for name, s in means.items()
+        ],
+        "profiler": {
+            "sort_by": "self device time" if t.device.type == "cuda" else "self CPU time",
+            "steps": len(profiled),
+            "top": ops,
+        },
+        **throughput(
+            flops, whole, torch.cuda.get_device_name(t.device) if t.device.type == "cuda" else None
+        ),
+    }
     out = Path(spec["out"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    files = {"json": str(out.with_name(out.name + ".json")),
-             "txt": str(out.with_name(out.name + ".txt"))}
+    files = {
+        "json": str(out.with_name(out.name + ".json")),
+        "txt": str(out.with_name(out.name + ".txt")),
+    }
     result["files"] = files
     Path(files["json"]).write_text(json.dumps(result, indent=1))
     Path(files["txt"]).write_text(text_report(result) + "\n\n" + table)
@@ -152,17 +174,25 @@ def text_report(r: dict[str, Any]) -> str:
     """The component table as plain text, with what was measured."""
     where = r["gpu"] or r["device"]
     decoder = "off" if r["decoder"] == "off" else f"every {r['decoder_every']} step(s)"
-    lines = [f"profile: {r['mode']} mode, batch {r['batch']}, {where}, decoder {decoder}, "
-             f"mean of {r['steps']} steps after {r['warmup']} warmup",
-             f"{'component':<72}{'s':>10}{'share':>8}"]
+    lines = [
+        f"profile: {r['mode']} mode, batch {r['batch']}, {where}, decoder {decoder}, "
+        f"mean of {r['steps']} steps after {r['warmup']} warmup",
+        f"{'component':<72}{'s':>10}{'share':>8}",
+    ]
     for c in r["components"]:
         lines.append(f"{c['label']:<72}{c['s']:>10.5f}{c['share']:>8.1%}")
     lines.append(f"{'whole step':<72}{r['step_s']:>10.5f}{1:>8.1%}")
     if r["achieved_tflops"]:
-        peak = f", {r['pct_of_peak']:.1f}% of the {r['peak_card']} dense BF16 peak " \
-               f"({r['peak_tflops']:g})" if r["pct_of_peak"] else f"; {r['peak_note']}"
-        lines.append(f"{r['flop_per_step'] / 1e9:.3g} GFLOP per step, "
-                     f"{r['achieved_tflops']:.3g} TFLOP/s over the whole step{peak}")
+        peak = (
+            f", {r['pct_of_peak']:.1f}% of the {r['peak_card']} dense BF16 peak "
+            f"({r['peak_tflops']:g})"
+            if r["pct_of_peak"]
+            else f"; {r['peak_note']}"
+        )
+        lines.append(
+            f"{r['flop_per_step'] / 1e9:.3g} GFLOP per step, "
+            f"{r['achieved_tflops']:.3g} TFLOP/s over the whole step{peak}"
+        )
     return "\n".join(lines)
 
 

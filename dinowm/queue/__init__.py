@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The queue: entries resolved and validated when added, started one after another by one
 detached queue supervisor per project when the GPUs are free and cool; sweeps expand a grid or
 random draws of overrides into entries.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The queue's entries as the CLI and the TUI change them: add (resolved and checked as `dinowm
 run` does), sweep, remove, move, pause; each change in runs.db first, then in the journal."""
 
@@ -15,8 +16,9 @@ from dinowm.runs import resolve_run
 from dinowm.store import Store
 
 
-def _checked(project: Project, preset: str | None,
-             configurations: list[list[str]]) -> list[Resolved]:
+def _checked(
+    project: Project, preset: str | None, configurations: list[list[str]]
+) -> list[Resolved]:
     """Every configuration resolved and its dataset checked (once per distinct dataset), or a
     one-line refusal naming the configuration; nothing is written."""
     from dinowm.trials import check_dataset_files
@@ -26,48 +28,83 @@ def _checked(project: Project, preset: str | None,
         try:
             item = resolve_run(project, preset, overrides)
             cfg = item.config
-            data = (json.dumps(to_dict(cfg)["data"], sort_keys=True), cfg.frameskip,
-                    cfg.num_hist, cfg.num_pred)
+            data = (
+                json.dumps(to_dict(cfg)["data"], sort_keys=True),
+                cfg.frameskip,
+                cfg.num_hist,
+                cfg.num_pred,
+            )
             if data not in checked:
                 check_dataset_files(cfg)
                 checked.add(data)
         except DinowmError as exc:
             if len(configurations) == 1:
                 raise
-            raise type(exc)(f"configuration {i} of {len(configurations)} "
-                            f"({' '.join(overrides)}): {exc}") from None
+            raise type(exc)(
+                f"configuration {i} of {len(configurations)} ({' '.join(overrides)}): {exc}"
+            ) from None
         resolved.append(item)
     return resolved
 
 
 def _row(item: Resolved, name: str | None, sweep_id: str | None) -> dict[str, Any]:
-    return {"preset": item.preset, "name": name,
-            "overrides_json": json.dumps(list(item.overrides)),
-            "config_json": json.dumps(to_dict(item.config)),
-            "config_hash": config_hash(item.config),
-            "changed_json": json.dumps(item.changed()), "sweep_id": sweep_id}
+    return {
+        "preset": item.preset,
+        "name": name,
+        "overrides_json": json.dumps(list(item.overrides)),
+        "config_json": json.dumps(to_dict(item.config)),
+        "config_hash": config_hash(item.config),
+        "changed_json": json.dumps(item.changed()),
+        "sweep_id": sweep_id,
+    }
 
 
 def _queue(project: Project, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     with Store(project.runs_db) as store:
         added = store.queue_add(rows)
     for entry in added:
-        journal.append(project, "add", entry={k: entry[k] for k in (
-            "id", "position", "preset", "name", "overrides_json", "config_json", "config_hash",
-            "changed_json", "sweep_id", "added_at")})
+        journal.append(
+            project,
+            "add",
+            entry={
+                k: entry[k]
+                for k in (
+                    "id",
+                    "position",
+                    "preset",
+                    "name",
+                    "overrides_json",
+                    "config_json",
+                    "config_hash",
+                    "changed_json",
+                    "sweep_id",
+                    "added_at",
+                )
+            },
+        )
     return added
 
 
-def add(project: Project, preset: str | None, overrides: list[str] | tuple[str, ...],
-        name: str | None = None) -> dict[str, Any]:
+def add(
+    project: Project,
+    preset: str | None,
+    overrides: list[str] | tuple[str, ...],
+    name: str | None = None,
+) -> dict[str, Any]:
     """Queue one run of preset with overrides, checked as `dinowm run` checks it."""
     item = _checked(project, preset, [list(overrides)])[0]
     return _queue(project, [_row(item, name, None)])[0]
 
 
-def add_sweep(project: Project, preset: str | None, axes: list[str] | tuple[str, ...], *,
-              random_n: int | None = None, seed: int = 0,
-              name: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+def add_sweep(
+    project: Project,
+    preset: str | None,
+    axes: list[str] | tuple[str, ...],
+    *,
+    random_n: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
     """Queue a sweep: the grid of axes (or random_n draws); all configurations are checked
     before any is queued. Returns the sweep id and the entries."""
     parsed = sweep.parse_axes(axes)
@@ -81,9 +118,12 @@ def add_sweep(project: Project, preset: str | None, axes: list[str] | tuple[str,
 
 def resolved_of(entry: dict[str, Any]) -> Resolved:
     """The configuration an entry was checked with when it was added (what its run trains)."""
-    return Resolved(from_dict(json.loads(entry["config_json"])), entry["preset"],
-                    json.loads(entry.get("changed_json") or "{}"),
-                    tuple(json.loads(entry["overrides_json"])))
+    return Resolved(
+        from_dict(json.loads(entry["config_json"])),
+        entry["preset"],
+        json.loads(entry.get("changed_json") or "{}"),
+        tuple(json.loads(entry["overrides_json"])),
+    )
 
 
 def remove(project: Project, ref: str | int) -> dict[str, Any]:
@@ -100,15 +140,19 @@ def move(project: Project, ref: str | int, where: str) -> list[int]:
     with Store(project.runs_db) as store:
         entry = store.queue_entry(ref)
         if entry["state"] != "queued":
-            raise DinowmError(f"Queue entry {entry['id']} is {entry['state']}; only queued "
-                              f"entries move ('dinowm queue' shows the states).")
+            raise DinowmError(
+                f"Queue entry {entry['id']} is {entry['state']}; only queued "
+                f"entries move ('dinowm queue' shows the states)."
+            )
         ids = store.queued_ids()
         at = ids.index(entry["id"])
         target = {"up": at - 1, "down": at + 1, "top": 0, "bottom": len(ids) - 1}.get(where)
         if target is None:
             if not where.isdigit() or int(where) < 1:
-                raise ConfigError(f"Position {where!r} for entry {entry['id']}: give 1 to "
-                                  f"{len(ids)}, up, down, top or bottom.")
+                raise ConfigError(
+                    f"Position {where!r} for entry {entry['id']}: give 1 to "
+                    f"{len(ids)}, up, down, top or bottom."
+                )
             target = int(where) - 1
         ids.remove(entry["id"])
         ids.insert(max(0, min(target, len(ids))), entry["id"])
@@ -138,5 +182,9 @@ def listing(project: Project) -> dict[str, Any]:
             entry["position"] = position
         else:
             entry["position"] = None
-    return {"entries": entries, "paused": paused, "supervisor": holder,
-            "status": status if holder else None}
+    return {
+        "entries": entries,
+        "paused": paused,
+        "supervisor": holder,
+        "status": status if holder else None,
+    }

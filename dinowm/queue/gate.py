@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Whether the next entry may start: its GPUs free (no dinowm run active on this machine, their
 memory not held by another process) and cool (below its thermal.resume_temp_c).
 
@@ -47,16 +48,20 @@ class Gate:
             rows: list[dict[str, Any]] = call_with_timeout(sampler.sample, READ_TIMEOUT_S)
         except TimeoutError:
             return f"NVML did not answer within {READ_TIMEOUT_S:.0f} s; waiting for the driver"
-        wanted = rows[:cfg.dist.nproc_per_node]
+        wanted = rows[: cfg.dist.nproc_per_node]
         limit = cfg.thermal.resume_temp_c
         for row in wanted:
             if row["temp_c"] is not None and row["temp_c"] >= limit:
-                return (f"GPU {row['gpu']} is at {row['temp_c']:.0f} °C; waiting until it is "
-                        f"below thermal.resume_temp_c={limit:g}")
+                return (
+                    f"GPU {row['gpu']} is at {row['temp_c']:.0f} °C; waiting until it is "
+                    f"below thermal.resume_temp_c={limit:g}"
+                )
         for row in wanted:
             if row["mem_used_mib"] is not None and row["mem_used_mib"] > BUSY_MIB:
-                return (f"GPU {row['gpu']} has {row['mem_used_mib']:,.0f} MiB in use by another "
-                        f"process; waiting until it is free (at most {BUSY_MIB} MiB in use)")
+                return (
+                    f"GPU {row['gpu']} has {row['mem_used_mib']:,.0f} MiB in use by another "
+                    f"process; waiting until it is free (at most {BUSY_MIB} MiB in use)"
+                )
         return None
 
     def close(self) -> None:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Where other features plug into the queue's life."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """queue.jsonl in the project's outputs folder: every change of the queue as one JSON line.
 
 Ops: add (the entry as added), order (the queued ids in their new order), remove, start (the
@@ -28,5 +29,4 @@ def lines(project: Project) -> list[dict[str, Any]]:
 
 def started(project: Project, entry_id: int) -> bool:
     """Whether the journal holds the start of an entry."""
-    return any(item.get("op") == "start" and item.get("id") == entry_id
-               for item in lines(project))
+    return any(item.get("op") == "start" and item.get("id") == entry_id for item in lines(project))

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The queue supervisor: one per project (it holds outputs/queue.lock for its whole life); it
 starts the queued entries one after another, each as a normal detached run supervisor, and
 waits for each run to end.
@@ -54,16 +55,24 @@ def hold(project: Project) -> RunLock:
     try:
         return RunLock.acquire(project.queue_lock, role=ROLE)
     except LockHeld as exc:
-        raise LockHeld(f"The queue of {project.root} is already run by {exc.holder.describe()}; "
-                       f"'dinowm queue' shows it, 'dinowm queue pause' holds new entries.",
-                       exc.holder) from None
+        raise LockHeld(
+            f"The queue of {project.root} is already run by {exc.holder.describe()}; "
+            f"'dinowm queue' shows it, 'dinowm queue pause' holds new entries.",
+            exc.holder,
+        ) from None
 
 
 class QueueRunner:
     """Runs entries until the queue is empty or paused (with no run of its own left)."""
 
-    def __init__(self, project: Project, lock: RunLock, say: Callable[[str], None] = print,
-                 poll_s: float = POLL_S, gate: Gate | None = None):
+    def __init__(
+        self,
+        project: Project,
+        lock: RunLock,
+        say: Callable[[str], None] = print,
+        poll_s: float = POLL_S,
+        gate: Gate | None = None,
+    ):
         self.project = project
         self.lock = lock
         self.say = say
@@ -138,16 +147,26 @@ class QueueRunner:
             self._spawns[entry["id"]] = self._spawns.get(entry["id"], 0) + 1
             if self._spawns[entry["id"]] > MAX_RESUMES + 1:
                 log = Path(run["run_dir"]) / rundir.SUPERVISOR_LOG
-                return self._end(store, entry, "failed", f"the supervisor of run {run['id']} "
-                                 f"did not start; see {log}")
+                return self._end(
+                    store,
+                    entry,
+                    "failed",
+                    f"the supervisor of run {run['id']} did not start; see {log}",
+                )
             return self._spawn(store, entry, run, None)
-        if status in ("completed", "failed", "cancelled") or \
-                (status == "stopped" and run.get("stop_requested_at")):
-            return self._end(store, entry, "failed" if status == "cancelled" else status,
-                             run.get("exit_reason"))
+        if status in ("completed", "failed", "cancelled") or (
+            status == "stopped" and run.get("stop_requested_at")
+        ):
+            return self._end(
+                store, entry, "failed" if status == "cancelled" else status, run.get("exit_reason")
+            )
         if entry["resumes"] >= MAX_RESUMES:
-            return self._end(store, entry, "failed", f"run {run['id']} ended {status} "
-                             f"{MAX_RESUMES + 1} times without completing")
+            return self._end(
+                store,
+                entry,
+                "failed",
+                f"run {run['id']} ended {status} {MAX_RESUMES + 1} times without completing",
+            )
         reconcile(store)  # a supervisor that died leaves the run active: it becomes 'lost'
         try:
             row, lock = prepare_resume(store, self.project, run["id"], (), by="the queue")
@@ -171,13 +190,19 @@ class QueueRunner:
             return store.run(run_id)
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # a folder a crash left empty
-        row = create_run(self.project, resolved_of(entry), name=entry["name"], run_id=run_id,
-                         origin={"queue_entry": entry["id"], "sweep_id": entry["sweep_id"]})
+        row = create_run(
+            self.project,
+            resolved_of(entry),
+            name=entry["name"],
+            run_id=run_id,
+            origin={"queue_entry": entry["id"], "sweep_id": entry["sweep_id"]},
+        )
         fault("queue_created")
         return row
 
-    def _spawn(self, store: Store, entry: dict[str, Any], run: dict[str, Any],
-               lock: RunLock | None) -> str:
+    def _spawn(
+        self, store: Store, entry: dict[str, Any], run: dict[str, Any], lock: RunLock | None
+    ) -> str:
         """The run's normal detached supervisor, with the run's lock handed over."""
         try:
             lock = lock or rundir.claim(run["run_dir"], run["id"])
@@ -185,18 +210,22 @@ class QueueRunner:
             return "running"
         pid = spawn_detached(self.project, run["id"], lock)
         fault("queue_spawned")
-        self.say(f"entry {entry['id']}: run {run['id']} ({run['name']}) started, supervisor "
-                 f"pid {pid}")
+        self.say(
+            f"entry {entry['id']}: run {run['id']} ({run['name']}) started, supervisor pid {pid}"
+        )
         self._word(f"entry {entry['id']} runs as {run['id']}", store)
         return "running"
 
     def _end(self, store: Store, entry: dict[str, Any], state: str, reason: str | None) -> str:
         store.queue_finish(entry["id"], state, reason)
-        journal.append(self.project, "end", id=entry["id"], run_id=entry["run_id"],
-                       state=state, reason=reason)
+        journal.append(
+            self.project, "end", id=entry["id"], run_id=entry["run_id"], state=state, reason=reason
+        )
         self.ended_any = True
-        self.say(f"entry {entry['id']}: run {entry['run_id']} {state}"
-                 + (f" ({reason})" if reason and state != "completed" else ""))
+        self.say(
+            f"entry {entry['id']}: run {entry['run_id']} {state}"
+            + (f" ({reason})" if reason and state != "completed" else "")
+        )
         return "ended"
 
     def _word(self, text: str | None, store: Store | None = None) -> None:
@@ -223,8 +252,12 @@ def _new_run_id(project: Project) -> str:
             return run_id
 
 
-def run_queue(project: Project, say: Callable[[str], None] = print,
-              lock: RunLock | None = None, poll_s: float = POLL_S) -> str:
+def run_queue(
+    project: Project,
+    say: Callable[[str], None] = print,
+    lock: RunLock | None = None,
+    poll_s: float = POLL_S,
+) -> str:
     """Run the queue in this process until it is empty or paused; returns which."""
     return QueueRunner(project, lock or hold(project), say, poll_s).run()
 
@@ -234,13 +267,26 @@ def start_detached(project: Project) -> int:
     queue lock is taken here and handed to it, so a second start is refused in one line."""
     lock = hold(project)
     fd = lock.inheritable_fd()
-    argv = [sys.executable, "-m", "dinowm.queue.runner", "--config", str(project.config_path),
-            "--lock-fd", str(fd)]
+    argv = [
+        sys.executable,
+        "-m",
+        "dinowm.queue.runner",
+        "--config",
+        str(project.config_path),
+        "--lock-fd",
+        str(fd),
+    ]
     try:
         with open(project.queue_log, "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=project.root, pass_fds=(fd,))
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=project.root,
+                pass_fds=(fd,),
+            )
         lock.record(proc.pid, ROLE)
     finally:
         lock.release()
@@ -262,8 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         print(time.strftime("%H:%M:%S"), text, flush=True)
 
     try:
-        lock = RunLock.adopt(project.queue_lock, args.lock_fd, ROLE) \
-            if args.lock_fd is not None else hold(project)
+        lock = (
+            RunLock.adopt(project.queue_lock, args.lock_fd, ROLE)
+            if args.lock_fd is not None
+            else hold(project)
+        )
         why = run_queue(project, say, lock)
     except DinowmError as exc:
         say(f"error: {exc}")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Sweeps: `key=v1,v2` lists and `key=lo:hi` ranges → one list of overrides per configuration.
 
 A grid takes every combination of the lists (the first key varies slowest); random draws take
@@ -42,8 +43,10 @@ def parse_axis(item: str) -> Axis:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"Sweep axis {item!r} is not key=value; write e.g. "
-                          f"training.batch_size=8,16 or training.predictor_lr=1e-4:1e-3.")
+        raise ConfigError(
+            f"Sweep axis {item!r} is not key=value; write e.g. "
+            f"training.batch_size=8,16 or training.predictor_lr=1e-4:1e-3."
+        )
     text = text.strip().removeprefix("[").removesuffix("]").strip()
     lo, colon, hi = text.partition(":")
     if colon and "," not in text and _number(lo) is not None and _number(hi) is not None:
@@ -54,8 +57,9 @@ def parse_axis(item: str) -> Axis:
         return Axis(key, low=low, high=high, integers=integers)
     values = tuple(v.strip().strip("'\"") for v in text.split(","))
     if any(v == "" for v in values):
-        raise ConfigError(f"Sweep axis {item!r} has an empty value; separate values with "
-                          f"commas, e.g. {key}=8,16.")
+        raise ConfigError(
+            f"Sweep axis {item!r} has an empty value; separate values with commas, e.g. {key}=8,16."
+        )
     return Axis(key, values=tuple(dict.fromkeys(values)))
 
 
@@ -64,8 +68,10 @@ def parse_axes(items: list[str] | tuple[str, ...]) -> list[Axis]:
     override does."""
     axes = list({axis.key: axis for axis in map(parse_axis, items)}.values())
     if not axes:
-        raise ConfigError("A sweep needs at least one key=v1,v2; e.g. dinowm sweep --preset "
-                          "demo training.batch_size=8,16.")
+        raise ConfigError(
+            "A sweep needs at least one key=v1,v2; e.g. dinowm sweep --preset "
+            "demo training.batch_size=8,16."
+        )
     return axes
 
 
@@ -73,11 +79,15 @@ def grid(axes: list[Axis]) -> list[list[str]]:
     """Every combination of the axes' values, as override lists."""
     for axis in axes:
         if axis.is_range:
-            raise ConfigError(f"{axis.key}={axis.low:g}:{axis.high:g} is a range; ranges are "
-                              f"drawn with --random N, a grid needs values "
-                              f"({axis.key}=v1,v2,...).")
-    return [[f"{a.key}={v}" for a, v in zip(axes, combo)]
-            for combo in itertools.product(*(a.values for a in axes))]
+            raise ConfigError(
+                f"{axis.key}={axis.low:g}:{axis.high:g} is a range; ranges are "
+                f"drawn with --random N, a grid needs values "
+                f"({axis.key}=v1,v2,...)."
+            )
+    return [
+        [f"{a.key}={v}" for a, v in zip(axes, combo)]
+        for combo in itertools.product(*(a.values for a in axes))
+    ]
 
 
 def draw(axes: list[Axis], n: int, seed: int) -> list[list[str]]:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """runs.db: the only package that speaks SQL (sqlite-utils, WAL, BEGIN IMMEDIATE, migrations)."""
 
 from dinowm.store.apply import apply_event

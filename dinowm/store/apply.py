@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Trainer events (dinowm.events) mapped onto runs.db rows, inside the ingest transaction."""
 
 from __future__ import annotations
@@ -17,63 +18,119 @@ def apply_event(db: sqlite_utils.Database, run_id: str, event: dict[str, Any]) -
     runs = db.table("runs")
     if kind == "start":
         start = {k: v for k, v in event.items() if k not in ("seq", "type")}
-        runs.update(run_id, {k: event.get(k) for k in ("batches_per_epoch", "batch_size",
-                                                      "encoder_label", "micro_batch",
-                                                      "grad_accum")
-                             if event.get(k) is not None} | {"step": event.get("step", 0),
-                                                             "phase": "startup",
-                                                             "last_heartbeat": t,
-                                                             "start_json": json.dumps(start)})
+        runs.update(
+            run_id,
+            {
+                k: event.get(k)
+                for k in (
+                    "batches_per_epoch",
+                    "batch_size",
+                    "encoder_label",
+                    "micro_batch",
+                    "grad_accum",
+                )
+                if event.get(k) is not None
+            }
+            | {
+                "step": event.get("step", 0),
+                "phase": "startup",
+                "last_heartbeat": t,
+                "start_json": json.dumps(start),
+            },
+        )
     elif kind == "heartbeat":
         fields: dict[str, Any] = {"last_heartbeat": t}
         if "step" in event:
-            fields.update(step=event["step"], last_loss=event.get("loss"),
-                          samples_per_s=event.get("samples_per_s"), eta_s=event.get("eta_s"),
-                          phase="train")
+            fields.update(
+                step=event["step"],
+                last_loss=event.get("loss"),
+                samples_per_s=event.get("samples_per_s"),
+                eta_s=event.get("eta_s"),
+                phase="train",
+            )
         runs.update(run_id, fields)
     elif kind == "phase":
         runs.update(run_id, {"phase": event.get("phase"), "last_heartbeat": t})
     elif kind == "epoch":
         fields = {k: event.get(k) for k in EPOCH_FIELDS if k in event}
-        summary = next(iter(db.query(TELEMETRY_SUMMARY_SQL, [
-            run_id, event.get("started_at", t), event.get("ended_at", t)])))
+        summary = next(
+            iter(
+                db.query(
+                    TELEMETRY_SUMMARY_SQL,
+                    [run_id, event.get("started_at", t), event.get("ended_at", t)],
+                )
+            )
+        )
         fields.update({k: v for k, v in summary.items() if v is not None and k != "samples"})
-        gpus = [dict(r) for r in db.query(GPU_SUMMARY_SQL, [
-            run_id, event.get("started_at", t), event.get("ended_at", t)])]
+        gpus = [
+            dict(r)
+            for r in db.query(
+                GPU_SUMMARY_SQL, [run_id, event.get("started_at", t), event.get("ended_at", t)]
+            )
+        ]
         if len(gpus) > 1:  # one GPU: the run's summary above says it all
             fields["gpus_json"] = json.dumps(gpus)
-        upsert_epoch_row(db, run_id, event["epoch"], {**event.get("metrics", {}), **fields,
-                                                    "seq": seq})
+        upsert_epoch_row(
+            db, run_id, event["epoch"], {**event.get("metrics", {}), **fields, "seq": seq}
+        )
         runs.update(run_id, {"epoch": event["epoch"], "last_heartbeat": t})
     elif kind == "checkpoint":
         db.table("checkpoints").upsert(
-            {"run_id": run_id, "path": event["path"], "kind": event.get("kind"),
-             "epoch": event.get("epoch"), "step": event.get("step"),
-             "sha256": event.get("sha256"), "size": event.get("size"), "t": t},
-            pk=("run_id", "path"))
+            {
+                "run_id": run_id,
+                "path": event["path"],
+                "kind": event.get("kind"),
+                "epoch": event.get("epoch"),
+                "step": event.get("step"),
+                "sha256": event.get("sha256"),
+                "size": event.get("size"),
+                "t": t,
+            },
+            pk=("run_id", "path"),
+        )
     elif kind in ("incident", "error"):
         details = dict(event.get("details") or {})
         if kind == "error":
-            details.update({k: v for k, v in event.items()
-                            if k not in ("seq", "t", "type", "kind", "message")})
-        row = {"run_id": run_id, "t": t, "kind": event.get("kind", kind),
-               "summary": event.get("summary") or event.get("message") or kind,
-               "details_json": json.dumps(details, default=str), "seq": seq,
-               "attempt": event.get("attempt"), "epoch": event.get("epoch"),
-               "step": event.get("step")}
+            details.update(
+                {k: v for k, v in event.items() if k not in ("seq", "t", "type", "kind", "message")}
+            )
+        row = {
+            "run_id": run_id,
+            "t": t,
+            "kind": event.get("kind", kind),
+            "summary": event.get("summary") or event.get("message") or kind,
+            "details_json": json.dumps(details, default=str),
+            "seq": seq,
+            "attempt": event.get("attempt"),
+            "epoch": event.get("epoch"),
+            "step": event.get("step"),
+        }
         db.table("incidents").insert(row)
 
 
-EPOCH_FIELDS = ("attempt", "train_loss", "val_loss", "z_err_pred", "started_at", "ended_at",
-                "duration_s", "steps", "batch_size", "samples_per_s", "peak_gpu_mem_mib")
+EPOCH_FIELDS = (
+    "attempt",
+    "train_loss",
+    "val_loss",
+    "z_err_pred",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "steps",
+    "batch_size",
+    "samples_per_s",
+    "peak_gpu_mem_mib",
+)
 
 
-def upsert_epoch_row(db: sqlite_utils.Database, run_id: str, epoch: int,
-                  fields: dict[str, Any]) -> None:
+def upsert_epoch_row(
+    db: sqlite_utils.Database, run_id: str, epoch: int, fields: dict[str, Any]
+) -> None:
     """Merge fields into the epoch row; unknown metric names go to metrics_json."""
     columns = set(db.table("epochs").columns_dict)
-    existing = list(db.query("select * from epochs where run_id = ? and epoch = ?",
-                             [run_id, epoch]))
+    existing = list(
+        db.query("select * from epochs where run_id = ? and epoch = ?", [run_id, epoch])
+    )
     row: dict[str, Any] = dict(existing[0]) if existing else {"run_id": run_id, "epoch": epoch}
     metrics = json.loads(row.get("metrics_json") or "{}")
     for key, value in fields.items():

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What every part of the Store shares: runs.db's connection, writes as BEGIN IMMEDIATE
 transactions retried while another process holds the database, reads as dicts."""
 
@@ -69,13 +70,13 @@ class Connection:
 
         return self._retry(attempt)
 
-    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
-               ) -> list[dict[str, Any]]:
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query as dicts (the store's own; callers use the named reads)."""
         return self._retry(lambda: list(self.db.query(sql, params)))
 
-    def _of_runs(self, select: str, ids: list[str] | None, order: str | None = None,
-                 column: str = "run_id") -> list[dict[str, Any]]:
+    def _of_runs(
+        self, select: str, ids: list[str] | None, order: str | None = None, column: str = "run_id"
+    ) -> list[dict[str, Any]]:
         """Rows of `select` whose `column` is one of ids (one JSON parameter), or all rows."""
         sql, params = select, []
         if ids is not None:
@@ -83,8 +84,9 @@ class Connection:
             params.append(json.dumps(ids))
         return self._query(sql + (f" order by {order}" if order else ""), params)
 
-    def _by_run(self, select: str, ids: list[str] | None,
-                order: str | None) -> dict[str, list[dict[str, Any]]]:
+    def _by_run(
+        self, select: str, ids: list[str] | None, order: str | None
+    ) -> dict[str, list[dict[str, Any]]]:
         """run id → rows of `select` in `order`, with an empty list for every id that has none."""
         out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids or ()}
         for row in self._of_runs(select, ids, order and f"run_id, {order}"):

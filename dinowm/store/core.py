@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The Store: one connection to runs.db, short BEGIN IMMEDIATE writes with retry."""
 
 from __future__ import annotations
@@ -31,20 +32,30 @@ class StoreError(DinowmError):
 class Store(BulkReads, EvaluationRows, QueueRows):
     """One connection to runs.db; writes are short BEGIN IMMEDIATE transactions with retry."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0, migrate: bool = True,
-                 journal: str = rundir.RECORD, telemetry_every_s: float | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 30.0,
+        migrate: bool = True,
+        journal: str = rundir.RECORD,
+        telemetry_every_s: float | None = None,
+    ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open as SQLite ({exc}); move it aside and "
-                             f"run 'dinowm reindex' to rebuild it from the run folders.") from None
+            raise StoreError(
+                f"{self.path}: cannot open as SQLite ({exc}); move it aside and "
+                f"run 'dinowm reindex' to rebuild it from the run folders."
+            ) from None
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self.journal = Journal(journal)
@@ -80,8 +91,16 @@ class Store(BulkReads, EvaluationRows, QueueRows):
     def create_run(self, row: dict[str, Any]) -> str:
         """Insert a new run row (id, name, preset, config_json, ...); returns its id."""
         now = time.time()
-        row = {"status": "created", "created_at": now, "updated_at": now, "attempts": 0,
-               "epoch": 0, "step": 0, "last_seq": 0, **row}
+        row = {
+            "status": "created",
+            "created_at": now,
+            "updated_at": now,
+            "attempts": 0,
+            "epoch": 0,
+            "step": 0,
+            "last_seq": 0,
+            **row,
+        }
         self.transaction(lambda db: db.table("runs").insert(row))
         self.journal.remember(row["id"], row.get("run_dir"))
         self.journal.append(row["id"], "run", row=row)
@@ -104,10 +123,10 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         fields["updated_at"] = time.time()
         allowed = list(statuses)
         sets = ", ".join(f"[{k}] = ?" for k in fields)
-        sql = (f"update runs set {sets} where id = ? "
-               f"and status in ({', '.join('?' * len(allowed))})")
+        sql = f"update runs set {sets} where id = ? and status in ({', '.join('?' * len(allowed))})"
         changed = self.transaction(
-            lambda db: db.execute(sql, [*fields.values(), run_id, *allowed]).rowcount)
+            lambda db: db.execute(sql, [*fields.values(), run_id, *allowed]).rowcount
+        )
         durable = {k: v for k, v in fields.items() if k in DURABLE_FIELDS}
         if changed and durable:
             self._journal(run_id, "update", fields=durable)
@@ -115,8 +134,11 @@ class Store(BulkReads, EvaluationRows, QueueRows):
 
     def stop_requested(self, run_id: str) -> bool:
         """Whether a user asked this run to stop ('dinowm stop', the TUI's s)."""
-        row = self._retry(lambda: self.conn.execute(
-            "select stop_requested_at from runs where id = ?", [run_id]).fetchone())
+        row = self._retry(
+            lambda: self.conn.execute(
+                "select stop_requested_at from runs where id = ?", [run_id]
+            ).fetchone()
+        )
         return bool(row and row[0])
 
     def _journal(self, run_id: str, kind: str, **payload: Any) -> None:
@@ -144,14 +166,16 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         if ref == "latest":
             rows = self._query("select * from runs order by created_at desc, id desc limit 1")
             if not rows:
-                raise NotFoundError("There are no runs yet; start one with "
-                                    "'dinowm run --preset demo'.")
+                raise NotFoundError(
+                    "There are no runs yet; start one with 'dinowm run --preset demo'."
+                )
             return rows[0]
         rows = self._query("select * from runs where id = ?", [ref])
         if not rows:
-            rows = self._query("select * from runs where id like ? escape '\\' order by id",
-                              [ref.replace("\\", "\\\\").replace("%", "\\%")
-                               .replace("_", "\\_") + "%"])
+            rows = self._query(
+                "select * from runs where id like ? escape '\\' order by id",
+                [ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"],
+            )
         if not rows:
             rows = self._query("select * from runs where name = ? order by created_at", [ref])
         if len(rows) == 1:
@@ -164,8 +188,9 @@ class Store(BulkReads, EvaluationRows, QueueRows):
     def runs_with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
         """Full rows of the runs whose status is one of statuses (e.g. the active ones)."""
         wanted = list(statuses)
-        return self._query(f"select * from runs where status in ({','.join('?' * len(wanted))})",
-                           wanted)
+        return self._query(
+            f"select * from runs where status in ({','.join('?' * len(wanted))})", wanted
+        )
 
     def runs_on_slurm(self, live_states: Iterable[str]) -> list[dict[str, Any]]:
         """Cluster runs the login node still follows: active in the record, or whose Slurm job
@@ -174,7 +199,9 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         return self._query(
             f"select * from runs where slurm_job_id is not null and (status in "
             f"({','.join('?' * len(active))}) or slurm_state is null or slurm_state in "
-            f"({','.join('?' * len(live))}))", [*active, *live])
+            f"({','.join('?' * len(live))}))",
+            [*active, *live],
+        )
 
     def count_runs(self, preset: str) -> int:
         """How many runs of a preset exist (names default to PRESET-N)."""
@@ -235,8 +262,9 @@ class Store(BulkReads, EvaluationRows, QueueRows):
 
     def telemetry(self, run_id: str, since: float = 0.0) -> list[dict[str, Any]]:
         """GPU samples of a run in time order."""
-        return self._query("select * from telemetry where run_id = ? and t >= ? order by t, gpu",
-                          [run_id, since])
+        return self._query(
+            "select * from telemetry where run_id = ? and t >= ? order by t, gpu", [run_id, since]
+        )
 
     def telemetry_summary(self, run_id: str, t0: float, t1: float) -> dict[str, Any]:
         """Max temperature, mean power and mean utilisation of a run's GPUs between t0 and t1."""
@@ -253,41 +281,67 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         before -= before % bucket_s  # whole buckets only: a bucket is folded exactly once
 
         def body(db: sqlite_utils.Database) -> int:
-            rows = list(db.query(
-                "select * from telemetry where run_id = ? and t < ? and n = 1 order by gpu, t",
-                [run_id, before]))
+            rows = list(
+                db.query(
+                    "select * from telemetry where run_id = ? and t < ? and n = 1 order by gpu, t",
+                    [run_id, before],
+                )
+            )
             if not rows:
                 return 0
             buckets: dict[tuple[int, float], list[dict[str, Any]]] = {}
             for r in rows:
                 buckets.setdefault((r["gpu"], r["t"] - r["t"] % bucket_s), []).append(r)
-            db.execute("delete from telemetry where run_id = ? and t < ? and n = 1",
-                       [run_id, before])
+            db.execute(
+                "delete from telemetry where run_id = ? and t < ? and n = 1", [run_id, before]
+            )
             db.table("telemetry").insert_all(
-                (fold_samples(run_id, gpu, start, group)
-                 for (gpu, start), group in buckets.items()), replace=True)
+                (
+                    fold_samples(run_id, gpu, start, group)
+                    for (gpu, start), group in buckets.items()
+                ),
+                replace=True,
+            )
             return len(rows)
 
         return self.transaction(body)
 
-    def add_incident(self, run_id: str, kind: str, summary: str,
-                     details: dict[str, Any] | None = None, t: float | None = None,
-                     **fields: Any) -> int:
+    def add_incident(
+        self,
+        run_id: str,
+        kind: str,
+        summary: str,
+        details: dict[str, Any] | None = None,
+        t: float | None = None,
+        **fields: Any,
+    ) -> int:
         """Record an incident (oom, stall, crash, resume, thermal, lost, ...); returns its id."""
         t = time.time() if t is None else t
-        row = {"run_id": run_id, "t": t, "kind": kind, "summary": summary,
-               "details_json": json.dumps(details or {}, default=str), **fields}
+        row = {
+            "run_id": run_id,
+            "t": t,
+            "kind": kind,
+            "summary": summary,
+            "details_json": json.dumps(details or {}, default=str),
+            **fields,
+        }
         pk = self.transaction(lambda db: insert_row(db.table("incidents"), row))
-        self._journal(run_id, "incident", incident_kind=kind, summary=summary,
-                      details=details or {}, fields=fields, at=t)
+        self._journal(
+            run_id,
+            "incident",
+            incident_kind=kind,
+            summary=summary,
+            details=details or {},
+            fields=fields,
+            at=t,
+        )
         return pk
 
     def incidents(self, run_id: str) -> list[dict[str, Any]]:
         """Incidents of a run in time order."""
         return self._query("select * from incidents where run_id = ? order by t, id", [run_id])
 
-    def add_note(self, run_id: str, text: str, source: str = "user",
-                 t: float | None = None) -> int:
+    def add_note(self, run_id: str, text: str, source: str = "user", t: float | None = None) -> int:
         """Attach a dated note to a run."""
         if not text.strip():
             raise DinowmError("A note needs some text, e.g. dinowm note latest 'lr too high'.")
@@ -308,14 +362,16 @@ class Store(BulkReads, EvaluationRows, QueueRows):
 
     def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """Checkpoint records of a run, newest epoch last."""
-        return self._query("select * from checkpoints where run_id = ? order by epoch, t",
-                          [run_id])
+        return self._query("select * from checkpoints where run_id = ? order by epoch, t", [run_id])
 
     # -- events --------------------------------------------------------------------------------
 
-    def ingest(self, run_id: str, events: list[dict[str, Any]],
-               apply: Callable[[sqlite_utils.Database, str, dict[str, Any]], None] | None = None
-               ) -> int:
+    def ingest(
+        self,
+        run_id: str,
+        events: list[dict[str, Any]],
+        apply: Callable[[sqlite_utils.Database, str, dict[str, Any]], None] | None = None,
+    ) -> int:
         """Apply trainer events with seq > the run's last_seq in one transaction; returns count.
 
         Ingesting the same events twice is harmless: the run's last_seq moves only forward.
@@ -329,14 +385,19 @@ class Store(BulkReads, EvaluationRows, QueueRows):
             for event in fresh:
                 (apply or apply_event)(db, run_id, event)
             if fresh:
-                db.execute("update runs set last_seq = ?, updated_at = ? where id = ?",
-                           [fresh[-1]["seq"], time.time(), run_id])
+                db.execute(
+                    "update runs set last_seq = ?, updated_at = ? where id = ?",
+                    [fresh[-1]["seq"], time.time(), run_id],
+                )
             return len(fresh), [e["epoch"] for e in fresh if e.get("type") == "epoch"]
 
         count, epochs = self.transaction(body)
         for epoch in epochs:  # the GPU summary comes from telemetry, which reindex cannot see
-            row = self._query("select max_gpu_temp_c, mean_power_w, mean_gpu_util, gpus_json "
-                              "from epochs where run_id = ? and epoch = ?", [run_id, epoch])
+            row = self._query(
+                "select max_gpu_temp_c, mean_power_w, mean_gpu_util, gpus_json "
+                "from epochs where run_id = ? and epoch = ?",
+                [run_id, epoch],
+            )
             if row and any(v is not None for v in row[0].values()):
                 self._journal(run_id, "epoch_gpu", epoch=epoch, summary=row[0])
         return count
@@ -347,8 +408,10 @@ class Store(BulkReads, EvaluationRows, QueueRows):
 
     def probes(self, gpu_name: str, model_hash: str) -> list[dict[str, Any]]:
         """Probe trials of one GPU model and model shape, newest first."""
-        return self._query("select * from probes where gpu_name = ? and model_hash = ? "
-                          "order by t desc", [gpu_name, model_hash])
+        return self._query(
+            "select * from probes where gpu_name = ? and model_hash = ? order by t desc",
+            [gpu_name, model_hash],
+        )
 
     def sync_checkpoints(self, run_id: str, rows: list[dict[str, Any]]) -> None:
         """Make the run's checkpoint records exactly the committed files on disk."""
@@ -363,8 +426,11 @@ class Store(BulkReads, EvaluationRows, QueueRows):
         """Replace the text of a note (a user edit), stamping edited_at."""
         if not text.strip():
             raise DinowmError("A note needs some text; delete words, not the whole note.")
-        self.transaction(lambda db: db.table("notes").update(
-            note_id, {"text": text.strip(), "edited_at": time.time()}))
+        self.transaction(
+            lambda db: db.table("notes").update(
+                note_id, {"text": text.strip(), "edited_at": time.time()}
+            )
+        )
         row = self.conn.execute("select run_id from notes where id = ?", [note_id]).fetchone()
         if row:
             self._journal(row[0], "note_edit", id=note_id, text=text.strip())

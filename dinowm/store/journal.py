@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """record.jsonl: what the store is told that events.jsonl does not hold, kept in the run folder.
 
 runs.db is an index; the run folder is the durable record. Every write that `dinowm reindex`
@@ -15,11 +16,33 @@ from typing import Any
 from dinowm import rundir
 
 # Run columns worth keeping across a rebuild (progress columns come back from events.jsonl).
-DURABLE_FIELDS = frozenset({
-    "status", "exit_reason", "started_at", "ended_at", "attempts", "epochs_target", "name",
-    "batch_size", "grad_accum", "micro_batch", "wandb_id", "wandb_url", "config_json",
-    "config_hash", "created_at", "host", "changed_json", "resume_overrides_json",
-    "slurm_job_id", "slurm_state", "slurm_reason", "slurm_nodes", "slurm_restarts"})
+DURABLE_FIELDS = frozenset(
+    {
+        "status",
+        "exit_reason",
+        "started_at",
+        "ended_at",
+        "attempts",
+        "epochs_target",
+        "name",
+        "batch_size",
+        "grad_accum",
+        "micro_batch",
+        "wandb_id",
+        "wandb_url",
+        "config_json",
+        "config_hash",
+        "created_at",
+        "host",
+        "changed_json",
+        "resume_overrides_json",
+        "slurm_job_id",
+        "slurm_state",
+        "slurm_reason",
+        "slurm_nodes",
+        "slurm_restarts",
+    }
+)
 
 
 class Journal:

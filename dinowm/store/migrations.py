@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Schema of runs.db as an ordered list of migrations, applied when a Store opens."""
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ def _script(db: sqlite_utils.Database, sql: str) -> None:
 @MIGRATIONS()
 def m001_initial(db: sqlite_utils.Database) -> None:
     """Runs, hardware, epochs, telemetry, incidents, notes, checkpoints."""
-    _script(db, """
+    _script(
+        db,
+        """
     create table runs (
         id text primary key,
         name text,
@@ -151,15 +154,22 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         t real,
         primary key (run_id, path)
     );
-    """)
+    """,
+    )
 
 
 @MIGRATIONS()
 def m002_live_state(db: sqlite_utils.Database) -> None:
     """Live progress columns of a run and the stop request a second process can make."""
-    for column, kind in (("phase", "text"), ("last_loss", "real"), ("samples_per_s", "real"),
-                         ("eta_s", "real"), ("stop_requested_at", "real"),
-                         ("micro_batch", "integer"), ("grad_accum", "integer")):
+    for column, kind in (
+        ("phase", "text"),
+        ("last_loss", "real"),
+        ("samples_per_s", "real"),
+        ("eta_s", "real"),
+        ("stop_requested_at", "real"),
+        ("micro_batch", "integer"),
+        ("grad_accum", "integer"),
+    ):
         db.execute(f"alter table runs add column {column} {kind}")
 
 
@@ -173,15 +183,19 @@ def m003_telemetry_counts(db: sqlite_utils.Database) -> None:
 @MIGRATIONS()
 def m004_epoch_summary_index(db: sqlite_utils.Database) -> None:
     """Covering index for epoch tables (export-log, the TUI): skips the bulky metrics_json."""
-    db.execute("create index epochs_summary on epochs(run_id, epoch, attempt, train_loss, "
-               "val_loss, z_err_pred, started_at, ended_at, duration_s, samples_per_s, "
-               "peak_gpu_mem_mib, max_gpu_temp_c, mean_power_w)")
+    db.execute(
+        "create index epochs_summary on epochs(run_id, epoch, attempt, train_loss, "
+        "val_loss, z_err_pred, started_at, ended_at, duration_s, samples_per_s, "
+        "peak_gpu_mem_mib, max_gpu_temp_c, mean_power_w)"
+    )
 
 
 @MIGRATIONS()
 def m005_probes(db: sqlite_utils.Database) -> None:
     """`dinowm probe` trials: which batch fits which GPU for which model."""
-    _script(db, """
+    _script(
+        db,
+        """
     create table probes (
         id integer primary key,
         t real not null,
@@ -197,7 +211,8 @@ def m005_probes(db: sqlite_utils.Database) -> None:
         s_per_step real
     );
     create index probes_lookup on probes(gpu_name, model_hash, batch)
-    """)
+    """,
+    )
 
 
 @MIGRATIONS()
@@ -213,18 +228,24 @@ def m007_epoch_gpus(db: sqlite_utils.Database) -> None:
     """Each epoch's summary per GPU (a run on several GPUs): temperature, power, use, memory."""
     db.execute("alter table epochs add column gpus_json text")
     # Only epochs of runs on several GPUs have it: a log finds them without a scan.
-    db.execute("create index epochs_gpus on epochs(run_id, epoch, gpus_json) "
-               "where gpus_json is not null")
+    db.execute(
+        "create index epochs_gpus on epochs(run_id, epoch, gpus_json) where gpus_json is not null"
+    )
 
 
 @MIGRATIONS()
 def m008_slurm(db: sqlite_utils.Database) -> None:
     """A run on a Slurm cluster: its job, the job's state as Slurm reports it, and how far the
     login node has read the run folder's events.jsonl and record.job.jsonl."""
-    for column, kind in (("slurm_job_id", "text"), ("slurm_state", "text"),
-                         ("slurm_reason", "text"), ("slurm_nodes", "text"),
-                         ("slurm_restarts", "integer"), ("events_offset", "integer"),
-                         ("job_record_offset", "integer")):
+    for column, kind in (
+        ("slurm_job_id", "text"),
+        ("slurm_state", "text"),
+        ("slurm_reason", "text"),
+        ("slurm_nodes", "text"),
+        ("slurm_restarts", "integer"),
+        ("events_offset", "integer"),
+        ("job_record_offset", "integer"),
+    ):
         db.execute(f"alter table runs add column {column} {kind}")
 
 
@@ -238,7 +259,9 @@ def m009_slurm_telemetry(db: sqlite_utils.Database) -> None:
 def m010_evaluations(db: sqlite_utils.Database) -> None:
     """`dinowm eval`: one row per evaluated checkpoint of a run (a re-evaluation replaces it),
     and an index of the epochs whose metrics hold the trainer's open-loop rollout errors."""
-    _script(db, """
+    _script(
+        db,
+        """
     create table evaluations (
         run_id text not null references runs(id) on delete cascade,
         checkpoint text not null,
@@ -266,14 +289,17 @@ def m010_evaluations(db: sqlite_utils.Database) -> None:
         primary key (run_id, checkpoint)
     );
     create index epochs_rollout on epochs(run_id, epoch) where instr(metrics_json, '_rollout') > 0
-    """)
+    """,
+    )
 
 
 @MIGRATIONS()
 def m011_queue(db: sqlite_utils.Database) -> None:
     """The queue of runs to start one after another (dinowm.queue), its pause switch, and on a
     run the sweep and the queue entry it came from."""
-    _script(db, """
+    _script(
+        db,
+        """
     create table queue (
         id integer primary key,
         position integer not null,
@@ -300,4 +326,5 @@ def m011_queue(db: sqlite_utils.Database) -> None:
     alter table runs add column sweep_id text;
     alter table runs add column queue_entry integer;
     create index runs_sweep on runs(sweep_id) where sweep_id is not null
-    """)
+    """,
+    )

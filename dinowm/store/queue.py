@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Queue rows: entries waiting to become runs, one after another, and the queue's pause switch.
 
 An entry is `queued` (with a position: 1 starts next), then `running` from the moment it is
@@ -16,8 +17,15 @@ from dinowm.store.connection import Connection, insert_row
 
 QUEUED, RUNNING = "queued", "running"
 ENDED = ("completed", "failed", "stopped")
-_COLUMNS = ("preset", "name", "overrides_json", "config_json", "config_hash", "changed_json",
-            "sweep_id")
+_COLUMNS = (
+    "preset",
+    "name",
+    "overrides_json",
+    "config_json",
+    "config_hash",
+    "changed_json",
+    "sweep_id",
+)
 
 
 class QueueRows(Connection):
@@ -33,11 +41,27 @@ class QueueRows(Connection):
             last = db.execute("select coalesce(max(position), 0) from queue").fetchone()[0]
             ids = []
             for i, entry in enumerate(entries, 1):
-                row = {"position": last + i, "state": QUEUED, "added_at": time.time(),
-                       **{k: entry.get(k) for k in _COLUMNS},
-                       **{k: entry[k] for k in ("id", "position", "state", "run_id",
-                                                "added_at", "started_at", "ended_at",
-                                                "resumes", "reason") if entry.get(k) is not None}}
+                row = {
+                    "position": last + i,
+                    "state": QUEUED,
+                    "added_at": time.time(),
+                    **{k: entry.get(k) for k in _COLUMNS},
+                    **{
+                        k: entry[k]
+                        for k in (
+                            "id",
+                            "position",
+                            "state",
+                            "run_id",
+                            "added_at",
+                            "started_at",
+                            "ended_at",
+                            "resumes",
+                            "reason",
+                        )
+                        if entry.get(k) is not None
+                    },
+                }
                 ids.append(insert_row(db.table("queue"), row))
             return ids
 
@@ -46,21 +70,25 @@ class QueueRows(Connection):
 
     def queue_states(self) -> dict[str, int]:
         """How many queue entries are in each state (the TUI's queue_empty alert)."""
-        return {r["state"]: r["n"] for r in self._query(
-            "select state, count(*) as n from queue group by state")}
+        return {
+            r["state"]: r["n"]
+            for r in self._query("select state, count(*) as n from queue group by state")
+        }
 
     def queue_entries(self) -> list[dict[str, Any]]:
         """Every entry: started ones in the order they started, then the queued by position."""
-        return self._query("select * from queue order by state = 'queued', "
-                           "coalesce(started_at, 0), position, id")
+        return self._query(
+            "select * from queue order by state = 'queued', coalesce(started_at, 0), position, id"
+        )
 
     def queue_entry(self, ref: int | str) -> dict[str, Any]:
         """One entry by its id, or a one-line refusal naming the id and the fix."""
         try:
             entry_id = int(ref)
         except (TypeError, ValueError):
-            raise NotFoundError(f"Queue entry '{ref}' is not an entry id (a number); "
-                                f"'dinowm queue' lists them.") from None
+            raise NotFoundError(
+                f"Queue entry '{ref}' is not an entry id (a number); 'dinowm queue' lists them."
+            ) from None
         rows = self._query("select * from queue where id = ?", [entry_id])
         if not rows:
             raise NotFoundError(f"No queue entry {entry_id}; 'dinowm queue' lists them.")
@@ -68,28 +96,36 @@ class QueueRows(Connection):
 
     def queue_next(self) -> dict[str, Any] | None:
         """The queued entry that starts next (lowest position)."""
-        rows = self._query("select * from queue where state = 'queued' order by position, id "
-                           "limit 1")
+        rows = self._query(
+            "select * from queue where state = 'queued' order by position, id limit 1"
+        )
         return rows[0] if rows else None
 
     def queue_current(self) -> dict[str, Any] | None:
         """The entry whose run the queue runs now (claimed, not ended)."""
-        rows = self._query("select * from queue where state = 'running' order by started_at "
-                           "limit 1")
+        rows = self._query(
+            "select * from queue where state = 'running' order by started_at limit 1"
+        )
         return rows[0] if rows else None
 
     def queued_ids(self) -> list[int]:
         """Ids of the queued entries in the order they will start."""
-        return [r["id"] for r in self._query(
-            "select id from queue where state = 'queued' order by position, id")]
+        return [
+            r["id"]
+            for r in self._query(
+                "select id from queue where state = 'queued' order by position, id"
+            )
+        ]
 
     def queue_order(self, ids: list[int]) -> None:
         """Give the queued entries among ids positions 1, 2, ... in that order."""
 
         def body(db: Any) -> None:
             for position, entry_id in enumerate(ids, 1):
-                db.execute("update queue set position = ? where id = ? and state = 'queued'",
-                           [position, entry_id])
+                db.execute(
+                    "update queue set position = ? where id = ? and state = 'queued'",
+                    [position, entry_id],
+                )
 
         self.transaction(body)
 
@@ -102,8 +138,10 @@ class QueueRows(Connection):
                 raise NotFoundError(f"No queue entry {entry_id}; 'dinowm queue' lists them.")
             if rows[0]["state"] == RUNNING:
                 run = rows[0]["run_id"]
-                raise DinowmError(f"Queue entry {entry_id} is running as run {run}; stop it "
-                                  f"with 'dinowm stop {run}' first, then remove the entry.")
+                raise DinowmError(
+                    f"Queue entry {entry_id} is running as run {run}; stop it "
+                    f"with 'dinowm stop {run}' first, then remove the entry."
+                )
             db.execute("delete from queue where id = ?", [entry_id])
             return rows[0]
 
@@ -112,16 +150,28 @@ class QueueRows(Connection):
     def queue_claim(self, entry_id: int, run_id: str) -> bool:
         """queued → running with the run id it will create, atomically; False if the entry was
         no longer queued (removed, or claimed by someone else)."""
-        return bool(self.transaction(lambda db: db.execute(
-            "update queue set state = 'running', run_id = ?, started_at = ? "
-            "where id = ? and state = 'queued'", [run_id, time.time(), entry_id]).rowcount))
+        return bool(
+            self.transaction(
+                lambda db: (
+                    db.execute(
+                        "update queue set state = 'running', run_id = ?, started_at = ? "
+                        "where id = ? and state = 'queued'",
+                        [run_id, time.time(), entry_id],
+                    ).rowcount
+                )
+            )
+        )
 
     def queue_finish(self, entry_id: int, state: str, reason: str | None = None) -> None:
         """A running entry ends as completed, failed or stopped."""
         assert state in ENDED, state
-        self.transaction(lambda db: db.execute(
-            "update queue set state = ?, ended_at = ?, reason = ? where id = ? "
-            "and state = 'running'", [state, time.time(), reason, entry_id]))
+        self.transaction(
+            lambda db: db.execute(
+                "update queue set state = ?, ended_at = ?, reason = ? where id = ? "
+                "and state = 'running'",
+                [state, time.time(), reason, entry_id],
+            )
+        )
 
     def queue_resumed(self, entry_id: int) -> int:
         """Count one resume of the entry's run by the queue; returns the count."""
@@ -139,8 +189,11 @@ class QueueRows(Connection):
 
     def set_queue_paused(self, paused: bool) -> None:
         """Pause (no new entry starts) or unpause the queue."""
-        self.transaction(lambda db: db.table("queue_settings").upsert(
-            {"key": "paused", "value": "1" if paused else "0"}, pk="key"))
+        self.transaction(
+            lambda db: db.table("queue_settings").upsert(
+                {"key": "paused", "value": "1" if paused else "0"}, pk="key"
+            )
+        )
 
     def queue_clear(self) -> None:
         """Empty the queue table and its settings (a rebuild from the journal starts here)."""
@@ -153,19 +206,29 @@ class QueueRows(Connection):
 
     def sweep_run_ids(self, sweep_id: str) -> list[str]:
         """The runs a sweep started, oldest first."""
-        return [r["id"] for r in self._query(
-            "select id from runs where sweep_id = ? order by created_at, id", [sweep_id])]
+        return [
+            r["id"]
+            for r in self._query(
+                "select id from runs where sweep_id = ? order by created_at, id", [sweep_id]
+            )
+        ]
 
     def runs_by_queue_entry(self) -> dict[int, str]:
         """queue entry id → the run it started."""
-        return {r["queue_entry"]: r["id"] for r in self._query(
-            "select id, queue_entry from runs where queue_entry is not null")}
+        return {
+            r["queue_entry"]: r["id"]
+            for r in self._query("select id, queue_entry from runs where queue_entry is not null")
+        }
 
     def sweep_ids(self) -> list[str]:
         """Every sweep id of an entry or a run."""
-        return [r["sweep_id"] for r in self._query(
-            "select sweep_id from queue where sweep_id is not null union "
-            "select sweep_id from runs where sweep_id is not null order by 1")]
+        return [
+            r["sweep_id"]
+            for r in self._query(
+                "select sweep_id from queue where sweep_id is not null union "
+                "select sweep_id from runs where sweep_id is not null order by 1"
+            )
+        ]
 
     def queue_replay(self, items: list[dict[str, Any]], runs_by_entry: dict[int, str]) -> int:
         """Rebuild the queue from its journal lines (dinowm reindex); returns the entries.
@@ -190,8 +253,7 @@ class QueueRows(Connection):
             elif op == "resume" and entry:
                 entry["resumes"] = (entry.get("resumes") or 0) + 1
             elif op == "end" and entry and item.get("state") in ENDED:
-                entry.update(state=item["state"], ended_at=item.get("t"),
-                             reason=item.get("reason"))
+                entry.update(state=item["state"], ended_at=item.get("t"), reason=item.get("reason"))
             elif op == "pause":
                 paused = bool(item.get("paused"))
         for entry_id, run_id in runs_by_entry.items():
@@ -206,8 +268,9 @@ class QueueRows(Connection):
 
     def set_queue_status(self, text: str | None) -> None:
         """What the queue supervisor does now ('waiting: GPU 0 at 82 °C ...'), for the list."""
-        self.transaction(lambda db: db.table("queue_settings").upsert(
-            {"key": "status", "value": text}, pk="key"))
+        self.transaction(
+            lambda db: db.table("queue_settings").upsert({"key": "status", "value": text}, pk="key")
+        )
 
     def queue_status(self) -> str | None:
         """The queue supervisor's last word on what it does."""

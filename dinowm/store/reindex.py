@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm reindex`: rebuild runs.db from the run folders (config.json, record.jsonl, events,
 evaluations.jsonl).
 
@@ -48,8 +49,9 @@ def healthy(db: Path) -> bool:
         return False
 
 
-def apply_record(store: Store, run_id: str, items: list[dict[str, Any]],
-                 note_ids: dict[int, int] | None = None) -> None:
+def apply_record(
+    store: Store, run_id: str, items: list[dict[str, Any]], note_ids: dict[int, int] | None = None
+) -> None:
     """Replay journal lines into the store (the caller pauses the journal); `note_ids` maps the
     journal's note ids to the store's, for edits that follow."""
     note_ids = {} if note_ids is None else note_ids
@@ -60,13 +62,20 @@ def apply_record(store: Store, run_id: str, items: list[dict[str, Any]],
         elif kind == "update":
             store.update_run(run_id, **item["fields"])
         elif kind == "note":
-            note_ids[item["id"]] = store.add_note(run_id, item["text"],
-                                                  item.get("source", "user"), t=item["at"])
+            note_ids[item["id"]] = store.add_note(
+                run_id, item["text"], item.get("source", "user"), t=item["at"]
+            )
         elif kind == "note_edit" and item["id"] in note_ids:
             store.update_note(note_ids[item["id"]], item["text"])
         elif kind == "incident":
-            store.add_incident(run_id, item["incident_kind"], item["summary"],
-                               item.get("details"), t=item["at"], **item.get("fields", {}))
+            store.add_incident(
+                run_id,
+                item["incident_kind"],
+                item["summary"],
+                item.get("details"),
+                t=item["at"],
+                **item.get("fields", {}),
+            )
         elif kind == "epoch_gpu":
             store.upsert_epoch(run_id, item["epoch"], item["summary"])
 
@@ -85,12 +94,19 @@ def rebuild_run(store: Store, run_dir: Path, settle: Settle | None = None) -> st
     record = rundir.record_lines(run_dir)
     created = next((r["row"] for r in record if r["kind"] == "run"), None)
     run_id = spec["run_id"]
-    row = created or {"id": run_id, "name": spec.get("name") or run_id,
-                      "preset": spec.get("preset"), "config_json": json.dumps(spec["config"]),
-                      "config_hash": spec.get("config_hash", ""), "command": spec.get("command"),
-                      "run_dir": str(run_dir), "created_at": spec.get("created_at") or 0.0,
-                      "epochs_target": spec["config"]["training"]["epochs"],
-                      "sweep_id": spec.get("sweep_id"), "queue_entry": spec.get("queue_entry")}
+    row = created or {
+        "id": run_id,
+        "name": spec.get("name") or run_id,
+        "preset": spec.get("preset"),
+        "config_json": json.dumps(spec["config"]),
+        "config_hash": spec.get("config_hash", ""),
+        "command": spec.get("command"),
+        "run_dir": str(run_dir),
+        "created_at": spec.get("created_at") or 0.0,
+        "epochs_target": spec["config"]["training"]["epochs"],
+        "sweep_id": spec.get("sweep_id"),
+        "queue_entry": spec.get("queue_entry"),
+    }
     row = {**row, "run_dir": str(run_dir)}
     with store.journal_paused():
         store.create_run(row)
@@ -115,14 +131,23 @@ def reindex(project: Project, force: bool = False, *, settle: Settle) -> dict[st
     moved = move_aside(db) if db.exists() else None
     runs = []
     with Store(db) as store:
-        folders = sorted(p for p in project.outputs.glob("*") if p.is_dir()) \
-            if project.outputs.exists() else []
+        folders = (
+            sorted(p for p in project.outputs.glob("*") if p.is_dir())
+            if project.outputs.exists()
+            else []
+        )
         for run_dir in folders:
             run_id = rebuild_run(store, run_dir, settle)
             if run_id:
                 runs.append(run_id)
-        entries = store.queue_replay(rundir.read_jsonl(project.queue_journal, 0)[0],
-                                     store.runs_by_queue_entry())
+        entries = store.queue_replay(
+            rundir.read_jsonl(project.queue_journal, 0)[0], store.runs_by_queue_entry()
+        )
         integrity = store.integrity()
-    return {"rebuilt": True, "runs": runs, "moved_aside": str(moved) if moved else None,
-            "integrity": integrity, "queue": entries}
+    return {
+        "rebuilt": True,
+        "runs": runs,
+        "moved_aside": str(moved) if moved else None,
+        "integrity": integrity,
+        "queue": entries,
+    }

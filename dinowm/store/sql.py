@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """SQL text of runs.db's queries, and the fold of raw telemetry samples into buckets."""
 
 from __future__ import annotations
@@ -5,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def fold_samples(run_id: str, gpu: int, start: float,
-                 group: list[dict[str, Any]]) -> dict[str, Any]:
+def fold_samples(
+    run_id: str, gpu: int, start: float, group: list[dict[str, Any]]
+) -> dict[str, Any]:
     """One aggregated telemetry row from raw samples of one GPU and bucket."""
 
     def mean(key: str) -> float | None:
@@ -20,19 +22,33 @@ def fold_samples(run_id: str, gpu: int, start: float,
     throttle = 0
     for r in group:
         throttle |= r["throttle"] or 0
-    return {"run_id": run_id, "t": start, "gpu": gpu, "n": len(group), "temp_c": mean("temp_c"),
-            "temp_max_c": max(temps) if temps else None, "power_w": mean("power_w"),
-            "power_limit_w": mean("power_limit_w"), "util_pct": mean("util_pct"),
-            "mem_used_mib": mean("mem_used_mib"), "mem_total_mib": mean("mem_total_mib"),
-            "sm_clock_mhz": mean("sm_clock_mhz"), "fan_pct": mean("fan_pct"),
-            "throttle": throttle, "power_n": count("power_w"), "util_n": count("util_pct")}
+    return {
+        "run_id": run_id,
+        "t": start,
+        "gpu": gpu,
+        "n": len(group),
+        "temp_c": mean("temp_c"),
+        "temp_max_c": max(temps) if temps else None,
+        "power_w": mean("power_w"),
+        "power_limit_w": mean("power_limit_w"),
+        "util_pct": mean("util_pct"),
+        "mem_used_mib": mean("mem_used_mib"),
+        "mem_total_mib": mean("mem_total_mib"),
+        "sm_clock_mhz": mean("sm_clock_mhz"),
+        "fan_pct": mean("fan_pct"),
+        "throttle": throttle,
+        "power_n": count("power_w"),
+        "util_n": count("util_pct"),
+    }
 
 
 def _weighted_mean(column: str, count: str) -> str:
     """The mean of `column` over telemetry rows, each weighted by its sample count (aggregated
     rows hold a mean of several samples; a missing reading weighs nothing)."""
-    return (f"sum({column} * coalesce({count}, n)) / nullif(sum(case when {column} is null "
-            f"then 0 else coalesce({count}, n) end), 0)")
+    return (
+        f"sum({column} * coalesce({count}, n)) / nullif(sum(case when {column} is null "
+        f"then 0 else coalesce({count}, n) end), 0)"
+    )
 
 
 TELEMETRY_SUMMARY_SQL = f"""

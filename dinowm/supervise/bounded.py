@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Calls that may never return (NVML in a wedged driver, /proc of a stuck process), bounded."""
 
 from __future__ import annotations

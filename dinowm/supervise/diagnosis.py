@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Why a trainer stalled: process activity, Python stacks, zombies, log tail, one-line summary."""
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ MAX_DUMP_BYTES = 256 * 1024
 STEP_S = 0.25  # budget of each /proc or file step that a stuck kernel could block
 POLL_S = 0.02
 SETTLE_S = 0.1  # a dump is complete once stacks.txt stopped growing for this long
-STATE_NAMES = {"R": "running", "S": "sleeping", "D": "uninterruptible (disk or driver)",
-               "T": "stopped", "t": "stopped by a tracer", "Z": "zombie", "X": "dead",
-               "I": "idle"}
-THREAD_RE = re.compile(r"^(Current thread|Thread) (0x[0-9a-fA-F]+)(.*?)\s*"
-                       r"\(most recent call first\):\s*$")
+STATE_NAMES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "uninterruptible (disk or driver)",
+    "T": "stopped",
+    "t": "stopped by a tracer",
+    "Z": "zombie",
+    "X": "dead",
+    "I": "idle",
+}
+THREAD_RE = re.compile(
+    r"^(Current thread|Thread) (0x[0-9a-fA-F]+)(.*?)\s*"
+    r"\(most recent call first\):\s*$"
+)
 FRAME_RE = re.compile(r'^\s+File "(.*)", line (\d+|\?\?\?) in (.*?)\s*$')
 STDLIB_RE = re.compile(r"^<frozen |/lib/python\d\.\d+/(?!(site|dist)-packages/)")
 
@@ -40,17 +50,29 @@ def parse_stacks(text: str) -> list[dict[str, Any]]:
     for line in text.splitlines():
         head = THREAD_RE.match(line)
         if head or line.startswith("Stack (most recent call first)"):
-            threads.append({"id": head.group(2) if head else None,
-                            "name": (head.group(3).strip(" []") or None) if head else None,
-                            "current": head is not None and head.group(1) == "Current thread",
-                            "main": False, "frames": []})
+            threads.append(
+                {
+                    "id": head.group(2) if head else None,
+                    "name": (head.group(3).strip(" []") or None) if head else None,
+                    "current": head is not None and head.group(1) == "Current thread",
+                    "main": False,
+                    "frames": [],
+                }
+            )
         elif threads and (frame := FRAME_RE.match(line)):
             number = frame.group(2)
-            threads[-1]["frames"].append({"file": frame.group(1),
-                                          "line": int(number) if number.isdigit() else None,
-                                          "function": frame.group(3)})
-    started = [t for t in threads
-               if not (t["frames"] and t["frames"][-1]["function"].startswith("_bootstrap"))]
+            threads[-1]["frames"].append(
+                {
+                    "file": frame.group(1),
+                    "line": int(number) if number.isdigit() else None,
+                    "function": frame.group(3),
+                }
+            )
+    started = [
+        t
+        for t in threads
+        if not (t["frames"] and t["frames"][-1]["function"].startswith("_bootstrap"))
+    ]
     if started or threads:
         (started or threads)[-1]["main"] = True
     return threads
@@ -75,12 +97,22 @@ def stuck_frame(threads: list[dict[str, Any]]) -> dict[str, Any] | None:
     if STDLIB_RE.search(frames[0]["file"]):
         caller = next((f for f in frames if not STDLIB_RE.search(f["file"])), None)
     text = _where(frames[0]) + (f" (from {_where(caller)})" if caller else "")
-    return {**frames[0], "thread": thread["id"], "main": thread["main"], "caller": caller,
-            "text": text}
+    return {
+        **frames[0],
+        "thread": thread["id"],
+        "main": thread["main"],
+        "caller": caller,
+        "text": text,
+    }
 
 
-def classify(state: str | None, before: list[dict[str, Any]], after: list[dict[str, Any]],
-             cpu_used_s: float, window_s: float) -> str:
+def classify(
+    state: str | None,
+    before: list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    cpu_used_s: float,
+    window_s: float,
+) -> str:
     """gone, zombie, stopped, blocked_io (a thread in D in both samples), busy or blocked."""
     if state is None:
         return "gone"
@@ -137,12 +169,15 @@ def _await_dump(path: Path, before: int, wait_s: float) -> str | None:
         return fh.read(min(seen - before, MAX_DUMP_BYTES)).decode("utf-8", "replace")
 
 
-def _stacks(ref: procinfo.ProcessRef, path: Path, stopped: bool, wait_s: float,
-            sent: list[str]) -> tuple[str | None, str | None]:
+def _stacks(
+    ref: procinfo.ProcessRef, path: Path, stopped: bool, wait_s: float, sent: list[str]
+) -> tuple[str | None, str | None]:
     """SIGCONT a stopped process, SIGUSR1 it and read faulthandler's dump: (text, note)."""
     if not procinfo.catches(ref.pid, signal.SIGUSR1):
-        return None, ("no SIGUSR1 handler (faulthandler not registered): not sent, its default "
-                      "action would kill the process")
+        return None, (
+            "no SIGUSR1 handler (faulthandler not registered): not sent, its default "
+            "action would kill the process"
+        )
     before, error = _bounded(lambda: _size(path), STEP_S, str(path))
     if error:
         return None, error
@@ -153,8 +188,9 @@ def _stacks(ref: procinfo.ProcessRef, path: Path, stopped: bool, wait_s: float,
     if not ref.send(signal.SIGUSR1):
         return None, "process exited before SIGUSR1"
     sent.append("SIGUSR1")
-    text, error = _bounded(lambda: _await_dump(path, before or 0, wait_s), wait_s + STEP_S,
-                           str(path))
+    text, error = _bounded(
+        lambda: _await_dump(path, before or 0, wait_s), wait_s + STEP_S, str(path)
+    )
     if text is None:
         return None, error or f"nothing new in {path} within {wait_s:g} s of SIGUSR1"
     if stopped:
@@ -183,15 +219,27 @@ def _sample(ref: procinfo.ProcessRef | None, sample_s: float) -> dict[str, Any]:
     used = max(0.0, cpu_s - cpu_before) if cpu_s is not None else 0.0
     after = procinfo.threads(ref.pid) if ref and running else []
     ticks = {t["tid"]: t["ticks"] for t in before}
-    return {"state": state, "state_name": STATE_NAMES.get(state or "", state),
-            "activity": classify(state, before, after, used, window), "cpu_s": cpu_s,
-            "cpu_used_s": round(used, 3), "window_s": round(window, 3),
-            "cpu_percent": round(100 * used / window, 1) if window > 0 else 0.0,
-            "threads": [{"tid": t["tid"], "name": t["name"], "state": t["state"],
-                         "wchan": t["wchan"],
-                         "cpu_used_s": (t["ticks"] - ticks.get(t["tid"], t["ticks"]))
-                         / procinfo.TICKS} for t in after],
-            "signals_sent": [], "continued": False}
+    return {
+        "state": state,
+        "state_name": STATE_NAMES.get(state or "", state),
+        "activity": classify(state, before, after, used, window),
+        "cpu_s": cpu_s,
+        "cpu_used_s": round(used, 3),
+        "window_s": round(window, 3),
+        "cpu_percent": round(100 * used / window, 1) if window > 0 else 0.0,
+        "threads": [
+            {
+                "tid": t["tid"],
+                "name": t["name"],
+                "state": t["state"],
+                "wchan": t["wchan"],
+                "cpu_used_s": (t["ticks"] - ticks.get(t["tid"], t["ticks"])) / procinfo.TICKS,
+            }
+            for t in after
+        ],
+        "signals_sent": [],
+        "continued": False,
+    }
 
 
 def _log_tail(path: Path, n: int) -> tuple[list[str], str | None]:
@@ -200,9 +248,16 @@ def _log_tail(path: Path, n: int) -> tuple[list[str], str | None]:
     return last_lines(path, n), None
 
 
-def collect(run_dir: Path, pid: int, *, stacks_wait_s: float = 3.0, sample_s: float = 1.0,
-            log_lines: int = 40, gpu: dict | None = None,
-            stacks_path: Path | None = None) -> dict[str, Any]:
+def collect(
+    run_dir: Path,
+    pid: int,
+    *,
+    stacks_wait_s: float = 3.0,
+    sample_s: float = 1.0,
+    log_lines: int = 40,
+    gpu: dict | None = None,
+    stacks_path: Path | None = None,
+) -> dict[str, Any]:
     """The stall diagnosis stored as an incident (a JSON-able dict); every step is bounded.
 
     stacks_path: where the process dumps its stacks on SIGUSR1 (a rank other than 0 has its own
@@ -218,22 +273,38 @@ def collect(run_dir: Path, pid: int, *, stacks_wait_s: float = 3.0, sample_s: fl
     stacks: dict[str, Any] | None = None
     note: str | None = f"process is {activity}: no stacks"
     if ref and activity not in ("gone", "zombie"):
-        text, note = _stacks(ref, stacks_path or run_dir / rundir.STACKS, activity == "stopped",
-                             stacks_wait_s,
-                             process["signals_sent"])
+        text, note = _stacks(
+            ref,
+            stacks_path or run_dir / rundir.STACKS,
+            activity == "stopped",
+            stacks_wait_s,
+            process["signals_sent"],
+        )
         process["continued"] = "SIGCONT" in process["signals_sent"]
         if text is not None:
             stacks = {"text": text, "threads": parse_stacks(text)}
-    family, family_note = _bounded(lambda: (procinfo.zombies(pid), procinfo.descendants(pid)),
-                                   STEP_S, "/proc")
-    result, error = _bounded(lambda: _log_tail(run_dir / rundir.LOG, log_lines), STEP_S,
-                             str(run_dir / rundir.LOG))
+    family, family_note = _bounded(
+        lambda: (procinfo.zombies(pid), procinfo.descendants(pid)), STEP_S, "/proc"
+    )
+    result, error = _bounded(
+        lambda: _log_tail(run_dir / rundir.LOG, log_lines), STEP_S, str(run_dir / rundir.LOG)
+    )
     tail, log_note = result if result else ([], error)
-    out = {"pid": pid, "start": ref.start if ref else None, "collected_at": time.time(),
-           "process": process, "stacks": stacks, "stacks_note": note,
-           "stuck_frame": stuck_frame(stacks["threads"]) if stacks else None,
-           "zombies": family[0] if family else [], "children": family[1] if family else [],
-           "proc_note": family_note, "log_tail": tail, "log_note": log_note, "gpu": gpu}
+    out = {
+        "pid": pid,
+        "start": ref.start if ref else None,
+        "collected_at": time.time(),
+        "process": process,
+        "stacks": stacks,
+        "stacks_note": note,
+        "stuck_frame": stuck_frame(stacks["threads"]) if stacks else None,
+        "zombies": family[0] if family else [],
+        "children": family[1] if family else [],
+        "proc_note": family_note,
+        "log_tail": tail,
+        "log_note": log_note,
+        "gpu": gpu,
+    }
     out["summary"] = summary(out)
     out["seconds"] = round(time.monotonic() - t0, 3)
     return out
@@ -258,14 +329,19 @@ def summary(diag: dict[str, Any]) -> str:
     elif activity == "busy":
         line = f"busy: {proc['cpu_percent']:.0f}% CPU{where}"
     else:
-        used = ("no CPU" if proc["cpu_used_s"] < 0.05 * proc["window_s"]
-                else f"{proc['cpu_percent']:.0f}% CPU")
+        used = (
+            "no CPU"
+            if proc["cpu_used_s"] < 0.05 * proc["window_s"]
+            else f"{proc['cpu_percent']:.0f}% CPU"
+        )
         line = f"blocked ({used} for {proc['window_s']:.1f} s){where}"
     if not stuck and activity in ("stopped", "blocked_io", "busy", "blocked"):
         line += f"; no Python stacks: {diag['stacks_note']}"
     others = [z for z in diag["zombies"] if z["pid"] != pid]
     if others:
-        listed = ", ".join(f"[{z['comm']}] pid {z['pid']} (child of pid {z['ppid']} "
-                           f"[{z['parent_comm']}])" for z in others[:3])
+        listed = ", ".join(
+            f"[{z['comm']}] pid {z['pid']} (child of pid {z['ppid']} [{z['parent_comm']}])"
+            for z in others[:3]
+        )
         line += f"; {len(others)} zombie{'s' if len(others) > 1 else ''} {listed}"
     return line

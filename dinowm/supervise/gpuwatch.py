@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The supervisor's eye on the GPU: telemetry rows into runs.db, NVML going silent, heat."""
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ class GpuWatch:
 
     def __init__(self, store: Store, run_id: str, run_dir: Path, interval_s: float):
         self.store, self.run_id, self.run_dir = store, run_id, Path(run_dir)
-        self.tele = telemetry.TelemetryThread(telemetry.Sampler(telemetry.visible_gpus(
-            os.environ, telemetry.nvml_uuids())), interval_s)
+        self.tele = telemetry.TelemetryThread(
+            telemetry.Sampler(telemetry.visible_gpus(os.environ, telemetry.nvml_uuids())),
+            interval_s,
+        )
         self.stale = False  # NVML stopped answering (a hung driver call)
 
     def start(self) -> None:
         """Start sampling; a machine without NVML is recorded once as an incident."""
         self.tele.start()
         if not self.tele.sampler.available:
-            self.store.add_incident(self.run_id, "telemetry",
-                                    f"GPU telemetry unavailable: {self.tele.sampler.reason}")
+            self.store.add_incident(
+                self.run_id, "telemetry", f"GPU telemetry unavailable: {self.tele.sampler.reason}"
+            )
 
     def stop(self) -> None:
         """Stop sampling, record the last rows, lift a thermal pause."""
@@ -67,19 +71,26 @@ class GpuWatch:
             return
         self.stale = stale
         if not stale:
-            self.store.add_incident(self.run_id, "telemetry", "GPU telemetry answering again",
-                                    attempt=attempt)
+            self.store.add_incident(
+                self.run_id, "telemetry", "GPU telemetry answering again", attempt=attempt
+            )
             return
         silent = time.monotonic() - (tele.last_sample_monotonic or tele.started_monotonic or 0)
-        summary = (f"GPU telemetry stalled: NVML has not answered for {silent:.0f} s; "
-                   "training goes on without GPU readings")
+        summary = (
+            f"GPU telemetry stalled: NVML has not answered for {silent:.0f} s; "
+            "training goes on without GPU readings"
+        )
         if guard.paused_since is not None:
             guard.paused_since, guard.hot_since = None, None
             self.clear_pause()
             summary += "; thermal pause lifted (no temperature to wait for)"
-        self.store.add_incident(self.run_id, "telemetry", summary,
-                                {"silent_s": round(silent, 1), "error": tele.error,
-                                 "samples": tele.samples}, attempt=attempt)
+        self.store.add_incident(
+            self.run_id,
+            "telemetry",
+            summary,
+            {"silent_s": round(silent, 1), "error": tele.error, "samples": tele.samples},
+            attempt=attempt,
+        )
 
     def heat(self, guard: ThermalGuard, now: float) -> str | None:
         """Pause the trainer between steps while the GPU is too hot (control.json), resume
@@ -95,15 +106,19 @@ class GpuWatch:
         reasons = sorted({n for r in latest for n in telemetry.throttle_names(r.get("throttle"))})
         cfg = guard.cfg
         if action == "pause":
-            reason = (f"GPU at {max(temps):.0f} °C > {cfg.max_temp_c:.0f} °C for "
-                      f"{cfg.hold_s:.0f} s; pausing until < {cfg.resume_temp_c:.0f} °C")
-            (self.run_dir / rundir.CONTROL).write_text(json.dumps({"pause": True,
-                                                                 "reason": reason}))
+            reason = (
+                f"GPU at {max(temps):.0f} °C > {cfg.max_temp_c:.0f} °C for "
+                f"{cfg.hold_s:.0f} s; pausing until < {cfg.resume_temp_c:.0f} °C"
+            )
+            (self.run_dir / rundir.CONTROL).write_text(
+                json.dumps({"pause": True, "reason": reason})
+            )
         else:
             reason = f"GPU at {max(temps):.0f} °C: resuming"
             self.clear_pause()
-        self.store.add_incident(self.run_id, "thermal", reason,
-                                {"temps": temps, "throttle": reasons, "action": action})
+        self.store.add_incident(
+            self.run_id, "thermal", reason, {"temps": temps, "throttle": reasons, "action": action}
+        )
         return reason if action == "pause" else None
 
     def clear_pause(self) -> None:

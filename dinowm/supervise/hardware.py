@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One-time description of the machine: GPU, driver, CUDA, CPU, RAM, swap (no torch import)."""
 
 from __future__ import annotations
@@ -35,9 +36,14 @@ def gpu_description(timeout: float = 10.0) -> dict[str, Any]:
             for i in range(pynvml.nvmlDeviceGetCount()):
                 h = pynvml.nvmlDeviceGetHandleByIndex(i)
                 mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-                out["gpus"].append({"index": i, "name": _text(pynvml.nvmlDeviceGetName(h)),
-                                    "uuid": _text(pynvml.nvmlDeviceGetUUID(h)),
-                                    "vram_mib": int(mem.total // 2**20)})
+                out["gpus"].append(
+                    {
+                        "index": i,
+                        "name": _text(pynvml.nvmlDeviceGetName(h)),
+                        "uuid": _text(pynvml.nvmlDeviceGetUUID(h)),
+                        "vram_mib": int(mem.total // 2**20),
+                    }
+                )
             return out
         finally:
             pynvml.nvmlShutdown()
@@ -70,9 +76,12 @@ def _cpuinfo() -> dict[str, Any]:
         elif key == "core id":
             cores.add((phys, value))
     threads = os.cpu_count() or 0
-    return {"cpu_model": model or platform.processor() or platform.machine(),
-            "cpu_threads": threads, "cpu_cores": len(cores) or threads,
-            "cpu_sockets": len(physical) or 1}
+    return {
+        "cpu_model": model or platform.processor() or platform.machine(),
+        "cpu_threads": threads,
+        "cpu_cores": len(cores) or threads,
+        "cpu_sockets": len(physical) or 1,
+    }
 
 
 def _cpu_mhz(name: str) -> float | None:
@@ -91,9 +100,11 @@ def _meminfo() -> dict[str, int | None]:
             values[key] = int(rest.split()[0]) // 1024
     except (OSError, ValueError, IndexError):
         pass
-    return {"ram_total_mib": values.get("MemTotal"),
-            "ram_available_mib": values.get("MemAvailable"),
-            "swap_total_mib": values.get("SwapTotal")}
+    return {
+        "ram_total_mib": values.get("MemTotal"),
+        "ram_available_mib": values.get("MemAvailable"),
+        "swap_total_mib": values.get("SwapTotal"),
+    }
 
 
 def _version(dist: str) -> str | None:
@@ -108,13 +119,24 @@ def describe(nvml_timeout: float = 10.0) -> dict[str, Any]:
     gpu = gpu_description(nvml_timeout)
     gpus = gpu.get("gpus", [])
     first = gpus[0] if gpus else {}
-    return {"collected_at": time.time(), "hostname": socket.gethostname(),
-            "platform": platform.platform(), "python": sys.version.split()[0],
-            "torch": _version("torch"), "nvml": gpu["nvml"], "driver": gpu.get("driver"),
-            "cuda": gpu.get("cuda"), "gpu_name": first.get("name"), "gpu_count": len(gpus),
-            "gpu_vram_mib": first.get("vram_mib"), "gpus": gpus, **_cpuinfo(),
-            "cpu_max_mhz": _cpu_mhz("cpuinfo_max_freq"),
-            "cpu_min_mhz": _cpu_mhz("cpuinfo_min_freq"), **_meminfo()}
+    return {
+        "collected_at": time.time(),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": _version("torch"),
+        "nvml": gpu["nvml"],
+        "driver": gpu.get("driver"),
+        "cuda": gpu.get("cuda"),
+        "gpu_name": first.get("name"),
+        "gpu_count": len(gpus),
+        "gpu_vram_mib": first.get("vram_mib"),
+        "gpus": gpus,
+        **_cpuinfo(),
+        "cpu_max_mhz": _cpu_mhz("cpuinfo_max_freq"),
+        "cpu_min_mhz": _cpu_mhz("cpuinfo_min_freq"),
+        **_meminfo(),
+    }
 
 
 def gpu_summary(hw: dict[str, Any]) -> str:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """How a run's processes start: the trainer's command and environment on this machine, and the
 detached supervisor of `dinowm run` and `dinowm resume`."""
 
@@ -21,8 +22,16 @@ def trainer_command(cfg: RunConfig) -> list[str]:
     ranks = cfg.dist.nproc_per_node
     if ranks == 1:
         return [sys.executable, "-m", "dinowm.train"]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={ranks}", "--max-restarts=0", "-m", "dinowm.train"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={ranks}",
+        "--max-restarts=0",
+        "-m",
+        "dinowm.train",
+    ]
 
 
 def flight_recorder(run_dir: Path, cfg: RunConfig) -> dict[str, str]:
@@ -30,8 +39,11 @@ def flight_recorder(run_dir: Path, cfg: RunConfig) -> dict[str, str]:
     into the run folder when a collective times out (ranks/nccl_trace_rank_N)."""
     if cfg.dist.nproc_per_node == 1:
         return {}
-    return {"TORCH_NCCL_TRACE_BUFFER_SIZE": "2000", "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
-            "TORCH_FR_DUMP_TEMP_FILE": str(rundir.nccl_trace_prefix(run_dir))}
+    return {
+        "TORCH_NCCL_TRACE_BUFFER_SIZE": "2000",
+        "TORCH_NCCL_DUMP_ON_TIMEOUT": "1",
+        "TORCH_FR_DUMP_TEMP_FILE": str(rundir.nccl_trace_prefix(run_dir)),
+    }
 
 
 def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -> int:
@@ -42,17 +54,30 @@ def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -
     is released here.
     """
     run_dir = project.outputs / run_id
-    argv = [sys.executable, "-m", "dinowm.supervise.supervisor",
-            "--config", str(project.config_path), "--run", run_id]
+    argv = [
+        sys.executable,
+        "-m",
+        "dinowm.supervise.supervisor",
+        "--config",
+        str(project.config_path),
+        "--run",
+        run_id,
+    ]
     fds: tuple[int, ...] = ()
     if lock is not None:
         fds = (lock.inheritable_fd(),)
         argv += ["--lock-fd", str(fds[0])]
     try:
         with open(run_dir / rundir.SUPERVISOR_LOG, "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=project.root, pass_fds=fds)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=project.root,
+                pass_fds=fds,
+            )
         if lock is not None:
             lock.record(proc.pid)
     finally:
@@ -60,6 +85,7 @@ def spawn_detached(project: Project, run_id: str, lock: RunLock | None = None) -
             lock.release()
     ref = procinfo.ProcessRef.of(proc.pid)
     with Store(project.runs_db) as store:
-        store.update_run(run_id, supervisor_pid=ref.pid, supervisor_start=ref.start,
-                         host=socket.gethostname())
+        store.update_run(
+            run_id, supervisor_pid=ref.pid, supervisor_start=ref.start, host=socket.gethostname()
+        )
     return proc.pid

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The foreground display of `dinowm run`: progress bars in a terminal, plain lines otherwise."""
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ def gpu_line(rows: list[dict[str, Any]]) -> Text:
     text = Text()
     for r in rows:
         val = partial(_val, r)
-        mem = ("-" if r.get("mem_used_mib") is None else
-               f"{r['mem_used_mib'] / 1024:.1f}/{(r.get('mem_total_mib') or 0) / 1024:.0f} GiB")
-        text.append(f"GPU{r['gpu']} {val('temp_c', '.0f')} °C  {val('power_w', '.0f')}/"
-                    f"{val('power_limit_w', '.0f')} W  util {val('util_pct', '.0f')}%  {mem}")
+        mem = (
+            "-"
+            if r.get("mem_used_mib") is None
+            else f"{r['mem_used_mib'] / 1024:.1f}/{(r.get('mem_total_mib') or 0) / 1024:.0f} GiB"
+        )
+        text.append(
+            f"GPU{r['gpu']} {val('temp_c', '.0f')} °C  {val('power_w', '.0f')}/"
+            f"{val('power_limit_w', '.0f')} W  util {val('util_pct', '.0f')}%  {mem}"
+        )
         badges = [n for n in throttle_names(r.get("throttle")) if n != "gpu_idle"]
         if badges:
             text.append("  [" + ", ".join(badges) + "]", style="bold red")
@@ -43,15 +49,27 @@ class Display:
     def __init__(self, console: Console | None = None):
         self.console = console or Console()
         self.terminal = self.console.is_terminal
-        self.bars = Progress(TextColumn("{task.description}"), BarColumn(),
-                             MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                             console=self.console)
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+        )
         self.epoch_task = self.bars.add_task("epoch", total=None, info="")
         self.batch_task = self.bars.add_task("batch", total=None, info="")
         self.status = Text("")
         self.gpu = Text("")
-        self.live = Live(Group(self.status, self.bars, self.gpu), console=self.console,
-                         refresh_per_second=4, transient=False) if self.terminal else None
+        self.live = (
+            Live(
+                Group(self.status, self.bars, self.gpu),
+                console=self.console,
+                refresh_per_second=4,
+                transient=False,
+            )
+            if self.terminal
+            else None
+        )
 
     def __enter__(self) -> Display:
         if self.live is not None:
@@ -65,35 +83,48 @@ class Display:
     def start(self, event: dict[str, Any]) -> None:
         """A trainer attempt started."""
         what = f"resumed from {event['resumed_from']}" if event.get("resumed_from") else "started"
-        self._say(f"attempt {event.get('attempt')} {what}: epoch {event.get('epoch')}, "
-                  f"{event.get('batches_per_epoch')} batches/epoch of {event.get('batch_size')} "
-                  f"on {event.get('device')}, encoder {event.get('encoder_label')}")
+        self._say(
+            f"attempt {event.get('attempt')} {what}: epoch {event.get('epoch')}, "
+            f"{event.get('batches_per_epoch')} batches/epoch of {event.get('batch_size')} "
+            f"on {event.get('device')}, encoder {event.get('encoder_label')}"
+        )
 
     def epoch(self, event: dict[str, Any]) -> None:
         """An epoch ended: one permanent line."""
-        self._say(f"epoch {event['epoch']}: train_loss {fmt_num(event.get('train_loss'))}  "
-                  f"val_loss {fmt_num(event.get('val_loss'))}  z_err_pred "
-                  f"{fmt_num(event.get('z_err_pred'))}  {fmt_duration(event.get('duration_s'))}"
-                  f"  {fmt_num(event.get('samples_per_s'), 3)} samples/s")
+        self._say(
+            f"epoch {event['epoch']}: train_loss {fmt_num(event.get('train_loss'))}  "
+            f"val_loss {fmt_num(event.get('val_loss'))}  z_err_pred "
+            f"{fmt_num(event.get('z_err_pred'))}  {fmt_duration(event.get('duration_s'))}"
+            f"  {fmt_num(event.get('samples_per_s'), 3)} samples/s"
+        )
 
     def update(self, run: dict[str, Any], gpus: list[dict[str, Any]]) -> None:
         """Refresh bars from the run row (2-4 Hz)."""
         if self.live is None:
             return
-        self.status = Text.assemble(status_text(run["status"]), f"  {run['id']}  "
-                                    f"{run.get('name') or ''}  attempt {run.get('attempts')}  "
-                                    f"phase {run.get('phase') or '-'}")
+        self.status = Text.assemble(
+            status_text(run["status"]),
+            f"  {run['id']}  "
+            f"{run.get('name') or ''}  attempt {run.get('attempts')}  "
+            f"phase {run.get('phase') or '-'}",
+        )
         per_epoch = run.get("batches_per_epoch") or None
         done = run.get("step") or 0
-        self.bars.update(self.epoch_task, total=run.get("epochs_target"),
-                         completed=run.get("epoch") or 0,
-                         info=f"ETA {fmt_duration(run.get('eta_s'))}")
+        self.bars.update(
+            self.epoch_task,
+            total=run.get("epochs_target"),
+            completed=run.get("epoch") or 0,
+            info=f"ETA {fmt_duration(run.get('eta_s'))}",
+        )
         if per_epoch:
             in_epoch = done - (run.get("epoch") or 0) * per_epoch
-            self.bars.update(self.batch_task, total=per_epoch,
-                             completed=max(0, min(in_epoch, per_epoch)),
-                             info=f"loss {fmt_num(run.get('last_loss'))}  "
-                                  f"{fmt_num(run.get('samples_per_s'), 3)} samples/s")
+            self.bars.update(
+                self.batch_task,
+                total=per_epoch,
+                completed=max(0, min(in_epoch, per_epoch)),
+                info=f"loss {fmt_num(run.get('last_loss'))}  "
+                f"{fmt_num(run.get('samples_per_s'), 3)} samples/s",
+            )
         self.gpu = gpu_line(gpus)
         self.live.update(Group(self.status, self.bars, self.gpu))
 

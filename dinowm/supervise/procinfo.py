@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What /proc says about a process and its family, and a bounded kill of a process group (Linux)."""
 
 from __future__ import annotations
@@ -124,9 +125,15 @@ def threads(pid: int) -> list[dict[str, Any]]:
         except OSError:  # the thread ended while we looked
             continue
         wchan = _read_text(task / "wchan")
-        out.append({"tid": int(task.name), "name": name, "state": _field(fields, 3),
-                    "wchan": None if wchan in (None, "", "0") else wchan,
-                    "ticks": int(_field(fields, 14)) + int(_field(fields, 15))})
+        out.append(
+            {
+                "tid": int(task.name),
+                "name": name,
+                "state": _field(fields, 3),
+                "wchan": None if wchan in (None, "", "0") else wchan,
+                "ticks": int(_field(fields, 14)) + int(_field(fields, 15)),
+            }
+        )
     return out
 
 
@@ -149,8 +156,15 @@ def _table() -> list[dict[str, Any]]:
             comm, fields = _stat_fields(entry / "stat")
         except OSError:
             continue
-        rows.append({"pid": int(entry.name), "ppid": int(_field(fields, 4)),
-                     "pgid": int(_field(fields, 5)), "comm": comm, "state": _field(fields, 3)})
+        rows.append(
+            {
+                "pid": int(entry.name),
+                "ppid": int(_field(fields, 4)),
+                "pgid": int(_field(fields, 5)),
+                "comm": comm,
+                "state": _field(fields, 3),
+            }
+        )
     return rows
 
 
@@ -170,8 +184,15 @@ def descendants(pid: int) -> list[dict[str, Any]]:
     out, todo = [], [pid]
     while todo:
         for row in children.get(todo.pop(0), []):
-            out.append({"pid": row["pid"], "ppid": row["ppid"], "comm": row["comm"],
-                        "cmdline": _cmdline(row["pid"]), "state": row["state"]})
+            out.append(
+                {
+                    "pid": row["pid"],
+                    "ppid": row["ppid"],
+                    "comm": row["comm"],
+                    "cmdline": _cmdline(row["pid"]),
+                    "state": row["state"],
+                }
+            )
             todo.append(row["pid"])
     return out
 
@@ -181,21 +202,35 @@ def zombies(pid: int) -> list[dict[str, Any]]:
     own = _stat(pid)
     family = descendants(pid)
     if own is not None:
-        family.insert(0, {"pid": pid, "ppid": int(_field(own[1], 4)), "comm": own[0],
-                          "state": _field(own[1], 3)})
+        family.insert(
+            0,
+            {
+                "pid": pid,
+                "ppid": int(_field(own[1], 4)),
+                "comm": own[0],
+                "state": _field(own[1], 3),
+            },
+        )
     out = []
     for row in family:
         if row["state"] == "Z":
             parent = _stat(row["ppid"])
-            out.append({"pid": row["pid"], "comm": row["comm"], "ppid": row["ppid"],
-                        "parent_comm": None if parent is None else parent[0]})
+            out.append(
+                {
+                    "pid": row["pid"],
+                    "comm": row["comm"],
+                    "ppid": row["ppid"],
+                    "parent_comm": None if parent is None else parent[0],
+                }
+            )
     return out
 
 
 def group_members(pgid: int) -> list[int]:
     """Pids in process group pgid that have not exited (zombies are left out)."""
-    return sorted(row["pid"] for row in _table()
-                  if row["pgid"] == pgid and row["state"] not in GONE_STATES)
+    return sorted(
+        row["pid"] for row in _table() if row["pgid"] == pgid and row["state"] not in GONE_STATES
+    )
 
 
 def _signal_group(pgid: int, signum: signal.Signals, sent: list[str]) -> bool:
@@ -220,21 +255,30 @@ def _reap(leader: int, popen: subprocess.Popen | None) -> tuple[bool, int | None
     return bool(done), os.waitstatus_to_exitcode(status) if done else None
 
 
-def _wait_groups(pgids: list[int], leader: int, popen: subprocess.Popen | None,
-                 deadline: float, exited: bool = False,
-                 code: int | None = None) -> tuple[bool, int | None]:
+def _wait_groups(
+    pgids: list[int],
+    leader: int,
+    popen: subprocess.Popen | None,
+    deadline: float,
+    exited: bool = False,
+    code: int | None = None,
+) -> tuple[bool, int | None]:
     """Poll until the leader has exited and the groups are empty, or until deadline."""
     while True:
         if not exited:
             exited, code = _reap(leader, popen)
-        if (exited and not any(group_members(g) for g in pgids)) or \
-                time.monotonic() >= deadline:
+        if (exited and not any(group_members(g) for g in pgids)) or time.monotonic() >= deadline:
             return exited, code
         time.sleep(POLL_S)
 
 
-def kill_group(pgid: int, popen: subprocess.Popen | None, grace_s: float,
-               kill_wait_s: float = 5.0, extra_groups: tuple[int, ...] = ()) -> dict[str, Any]:
+def kill_group(
+    pgid: int,
+    popen: subprocess.Popen | None,
+    grace_s: float,
+    kill_wait_s: float = 5.0,
+    extra_groups: tuple[int, ...] = (),
+) -> dict[str, Any]:
     """SIGTERM (+SIGCONT) the group, SIGKILL what is left after grace_s, reap; every wait bounded.
 
     extra_groups are signalled and waited for alongside (the ranks torchrun starts each lead a
@@ -262,19 +306,27 @@ def kill_group(pgid: int, popen: subprocess.Popen | None, grace_s: float,
     killed = any(group_members(g) for g in groups)
     if killed:
         signal_all(signal.SIGKILL)
-        exited, code = _wait_groups(groups, leader, popen, time.monotonic() + kill_wait_s,
-                                    exited, code)
+        exited, code = _wait_groups(
+            groups, leader, popen, time.monotonic() + kill_wait_s, exited, code
+        )
     survivors = []
     for member in (m for g in groups for m in group_members(g)):
         stuck = [t for t in threads(member) if t["state"] == "D"]
         survivors.append({"pid": member, "state": _state(member), "d_threads": stuck})
-    return {"pgid": pgid, "signals": sent,
-            "exited": exited and not survivors, "killed": killed, "returncode": code,
-            "seconds": round(time.monotonic() - t0, 3), "survivors": survivors}
+    return {
+        "pgid": pgid,
+        "signals": sent,
+        "exited": exited and not survivors,
+        "killed": killed,
+        "returncode": code,
+        "seconds": round(time.monotonic() - t0, 3),
+        "survivors": survivors,
+    }
 
 
-def kill_tree(pid: int, popen: subprocess.Popen | None, grace_s: float,
-              kill_wait_s: float = 5.0) -> dict[str, Any]:
+def kill_tree(
+    pid: int, popen: subprocess.Popen | None, grace_s: float, kill_wait_s: float = 5.0
+) -> dict[str, Any]:
     """kill_group of pid's group and of every group its descendants lead (torchrun's ranks)."""
     table = _table()
     children: dict[int, list[dict[str, Any]]] = {}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A run on several GPUs seen from the supervisor: which rank failed first, and how.
 
 torchrun (`--max-restarts=0`) ends every rank when one fails and exits 1 itself; the rank that
@@ -40,8 +41,11 @@ class RankFailure:
 
     def describe(self) -> str:
         """'rank 1 (pid 4242) killed by SIGKILL' or 'rank 1 (pid 4242) exited with code 3'."""
-        how = f"killed by {self.signal_name}" if self.signal_name else \
-            f"exited with code {self.exit_code}"
+        how = (
+            f"killed by {self.signal_name}"
+            if self.signal_name
+            else f"exited with code {self.exit_code}"
+        )
         return f"rank {self.rank}{f' (pid {self.pid})' if self.pid else ''} {how}"
 
 
@@ -63,12 +67,14 @@ def lagging(beats: list[dict[str, Any]]) -> dict[str, Any] | None:
     collective, then the one silent longest."""
     if not beats:
         return None
-    return min(beats, key=lambda b: (b.get("step") or 0, bool(b.get("collective")),
-                                     b.get("t") or 0))
+    return min(
+        beats, key=lambda b: (b.get("step") or 0, bool(b.get("collective")), b.get("t") or 0)
+    )
 
 
-def diagnose(run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None,
-             sample_s: float = 1.0) -> dict[str, Any]:
+def diagnose(
+    run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None, sample_s: float = 1.0
+) -> dict[str, Any]:
     """The stall diagnosis of a run on several ranks: every rank's process, stacks and place,
     the lagging rank named against the others."""
     now = time.time()
@@ -76,23 +82,43 @@ def diagnose(run_dir: Path, beats: list[dict[str, Any]], gpu: dict | None,
     here = socket.gethostname()
     for beat in beats:  # the run's log tail once, below, not once per rank
         if beat.get("host") not in (None, here):  # a rank on another node of a Slurm job
-            diag = {"pid": beat["pid"], "summary": f"on node {beat['host']}: its process is "
-                    f"not visible from {here}", "stacks": None}
+            diag = {
+                "pid": beat["pid"],
+                "summary": f"on node {beat['host']}: its process is not visible from {here}",
+                "stacks": None,
+            }
         else:
-            diag = diagnosis.collect(run_dir, beat["pid"],
-                                     gpu=gpu if beat["rank"] == 0 else None,
-                                     sample_s=sample_s, log_lines=0,
-                                     stacks_path=rundir.rank_stacks(run_dir, beat["rank"]))
-        ranks.append({**diag, "rank": beat["rank"], "step": beat.get("step"),
-                      "phase": beat.get("phase"), "collective": beat.get("collective"),
-                      "silent_s": round(now - float(beat.get("t") or now), 1)})
+            diag = diagnosis.collect(
+                run_dir,
+                beat["pid"],
+                gpu=gpu if beat["rank"] == 0 else None,
+                sample_s=sample_s,
+                log_lines=0,
+                stacks_path=rundir.rank_stacks(run_dir, beat["rank"]),
+            )
+        ranks.append(
+            {
+                **diag,
+                "rank": beat["rank"],
+                "step": beat.get("step"),
+                "phase": beat.get("phase"),
+                "collective": beat.get("collective"),
+                "silent_s": round(now - float(beat.get("t") or now), 1),
+            }
+        )
     behind = lagging(beats)
-    lines = [f"rank {r['rank']} (pid {r['pid']}) at step {r['step']} in {_where(r)}, silent "
-             f"{r['silent_s']:.0f} s: {r['summary']}" for r in ranks]
+    lines = [
+        f"rank {r['rank']} (pid {r['pid']}) at step {r['step']} in {_where(r)}, silent "
+        f"{r['silent_s']:.0f} s: {r['summary']}"
+        for r in ranks
+    ]
     lead = f"rank {behind['rank']} lagging" if behind is not None else "no rank heartbeats"
-    return {"ranks": ranks, "lagging_rank": behind["rank"] if behind else None,
-            "summary": f"{lead}; " + "; ".join(lines),
-            "log_tail": rundir.log_tail(run_dir, 40)}
+    return {
+        "ranks": ranks,
+        "lagging_rank": behind["rank"] if behind else None,
+        "summary": f"{lead}; " + "; ".join(lines),
+        "log_tail": rundir.log_tail(run_dir, 40),
+    }
 
 
 def last_places(failed: RankFailure, beats: list[dict[str, Any]]) -> str:

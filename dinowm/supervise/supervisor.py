@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The body of `dinowm run`: spawn the trainer, ingest its events, sample the GPU, watch, resume."""
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ WAL_EVERY_S = 60.0
 class Supervisor:
     """Supervises one run until it completes, stops or fails; survives its trainer's deaths."""
 
-    def __init__(self, project: Project, run_id: str, display: Any = None,
-                 lock: RunLock | None = None, lock_fd: int | None = None,
-                 journal: str = rundir.RECORD, telemetry_every_s: float | None = None):
+    def __init__(
+        self,
+        project: Project,
+        run_id: str,
+        display: Any = None,
+        lock: RunLock | None = None,
+        lock_fd: int | None = None,
+        journal: str = rundir.RECORD,
+        telemetry_every_s: float | None = None,
+    ):
         alert_settings(project)  # a bad [alerts] table refuses the supervisor before it starts
         self.project = project
         self.store = Store(project.runs_db, journal=journal, telemetry_every_s=telemetry_every_s)
@@ -111,16 +119,29 @@ class Supervisor:
     def _supervise(self) -> str:
         self._install_signals()
         me = procinfo.ProcessRef.of(os.getpid())
-        self.store.update_run(self.run_id, status="running", supervisor_pid=me.pid,
-                              supervisor_start=me.start, host=socket.gethostname(),
-                              started_at=self.run.get("started_at") or time.time(),
-                              ended_at=None, exit_reason=None)
+        self.store.update_run(
+            self.run_id,
+            status="running",
+            supervisor_pid=me.pid,
+            supervisor_start=me.start,
+            host=socket.gethostname(),
+            started_at=self.run.get("started_at") or time.time(),
+            ended_at=None,
+            exit_reason=None,
+        )
         cfg = self._config()
         gpu = GpuWatch(self.store, self.run_id, self.run_dir, cfg.telemetry.interval_s)
         gpu.start()
-        mirror = Mirror(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity,
-                        self.run.get("name") or self.run_id, self.run_id,
-                        self.run.get("wandb_id"), to_dict(cfg), self.run_dir)
+        mirror = Mirror(
+            cfg.wandb.mode,
+            cfg.wandb.project,
+            cfg.wandb.entity,
+            self.run.get("name") or self.run_id,
+            self.run_id,
+            self.run.get("wandb_id"),
+            to_dict(cfg),
+            self.run_dir,
+        )
         status, reason = "failed", "supervisor error"
         try:
             status, reason = self._attempts(gpu, mirror)
@@ -129,16 +150,20 @@ class Supervisor:
             mirror.finish(timeout_s=10)
             wandb = mirror.status()
             recorded, reason = self._recorded(status, reason)
-            self.store.update_run(self.run_id, status=recorded, exit_reason=reason,
-                                  ended_at=None if recorded in rundir.ACTIVE else time.time(),
-                                  phase=None, pid=None,
-                                  wandb_id=wandb.get("wandb_id") or self.run.get("wandb_id"),
-                                  wandb_url=wandb.get("url") or self.run.get("wandb_url"))
+            self.store.update_run(
+                self.run_id,
+                status=recorded,
+                exit_reason=reason,
+                ended_at=None if recorded in rundir.ACTIVE else time.time(),
+                phase=None,
+                pid=None,
+                wandb_id=wandb.get("wandb_id") or self.run.get("wandb_id"),
+                wandb_url=wandb.get("url") or self.run.get("wandb_url"),
+            )
             if self.display is not None:
                 self._show(gpu)
             if recorded in ("completed", "failed"):
-                self._alert(recorded, final_summary(recorded, self.store.run(self.run_id),
-                                                    reason))
+                self._alert(recorded, final_summary(recorded, self.store.run(self.run_id), reason))
             self.store.checkpoint_wal()
             self.store.close()
         return status
@@ -155,18 +180,22 @@ class Supervisor:
             decision = decide(outcome, self.history, cfg.watchdog, resumes)
             self.history.append(outcome)
             if outcome.kind in OUTCOME_EVENTS:  # one alert per incident, saying what comes next
-                self._alert(OUTCOME_EVENTS[outcome.kind], f"{outcome.message}; "
-                            f"{self._next_step(decision)}")
+                self._alert(
+                    OUTCOME_EVENTS[outcome.kind], f"{outcome.message}; {self._next_step(decision)}"
+                )
             if decision.action == "finish":
                 return decision.status or "failed", decision.reason
             resumes += 1
             if decision.halve_batch:
                 self._halve_batch(cfg, outcome)
-            self.store.add_incident(self.run_id, "resume",
-                                    f"resuming (attempt {attempt + 1}) after "
-                                    f"{decision.delay_s:.0f} s: {decision.reason}",
-                                    {"delay_s": decision.delay_s, "after": outcome.kind},
-                                    attempt=attempt)
+            self.store.add_incident(
+                self.run_id,
+                "resume",
+                f"resuming (attempt {attempt + 1}) after "
+                f"{decision.delay_s:.0f} s: {decision.reason}",
+                {"delay_s": decision.delay_s, "after": outcome.kind},
+                attempt=attempt,
+            )
             self.store.update_run(self.run_id, status="resuming", phase=None)
             if not self._sleep(decision.delay_s, gpu):
                 return "stopped", self.stop_reason or "stopped"
@@ -175,12 +204,15 @@ class Supervisor:
     def _attempt(self, cfg: RunConfig, attempt: int, gpu: GpuWatch, mirror: Mirror) -> Outcome:
         """One trainer process from spawn to exit (or to the kill after a stall)."""
         base = max_seq(self.run_dir / rundir.EVENTS)  # an earlier attempt's end is not this one's
-        state = AttemptState(attempt, cfg, self._spawn(attempt, cfg), ThermalGuard(cfg.thermal),
-                             base_seq=base)
+        state = AttemptState(
+            attempt, cfg, self._spawn(attempt, cfg), ThermalGuard(cfg.thermal), base_seq=base
+        )
         self.proc = state.proc
-        duties = [Duty(1.0, gpu.write_rows),
-                  Duty(1.0, self._poll_stop_request),
-                  Duty(WAL_EVERY_S, lambda: self._housekeeping(cfg))]
+        duties = [
+            Duty(1.0, gpu.write_rows),
+            Duty(1.0, self._poll_stop_request),
+            Duty(WAL_EVERY_S, lambda: self._housekeeping(cfg)),
+        ]
         try:
             while True:
                 time.sleep(TICK_S)
@@ -195,8 +227,12 @@ class Supervisor:
                 outcome = self._stop(state)
                 if self.display is not None:
                     self._show(gpu)
-                outcome = outcome or self._exited(state, mirror) or \
-                    self._gpu_lost(state, gpu) or self._stalled(state, gpu, now)
+                outcome = (
+                    outcome
+                    or self._exited(state, mirror)
+                    or self._gpu_lost(state, gpu)
+                    or self._stalled(state, gpu, now)
+                )
                 if outcome is not None:
                     return outcome
         finally:
@@ -209,8 +245,13 @@ class Supervisor:
         """The trainer in its own session, its output appended to train.log; with
         dist.nproc_per_node > 1, torchrun starting one rank per GPU (never restarting one: the
         supervisor decides about resumes)."""
-        env = {**os.environ, "DINOWM_ATTEMPT": str(attempt), "PYTHONUNBUFFERED": "1",
-               **flight_recorder(self.run_dir, cfg), **self._trainer_env()}
+        env = {
+            **os.environ,
+            "DINOWM_ATTEMPT": str(attempt),
+            "PYTHONUNBUFFERED": "1",
+            **flight_recorder(self.run_dir, cfg),
+            **self._trainer_env(),
+        }
         proc = start_trainer(self.run_dir, attempt, self._command(cfg, attempt), env)
         ref = procinfo.ProcessRef.of(proc.pid)
         self.store.update_run(self.run_id, pid=ref.pid, pid_start=ref.start)
@@ -240,8 +281,11 @@ class Supervisor:
         self._ingest(a, mirror, time.time())
         self._kill(a.proc, grace_s=1.0, reaped=True)  # leftover workers
         sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
-        failed = first_failure(attempt_log(self.run_dir, a.number)) \
-            if self._ranks(a.cfg) > 1 and rc != 0 else None
+        failed = (
+            first_failure(attempt_log(self.run_dir, a.number))
+            if self._ranks(a.cfg) > 1 and rc != 0
+            else None
+        )
         error = a.error
         if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
             rc, sig = failed.exit_code, failed.signal_name
@@ -250,19 +294,34 @@ class Supervisor:
         kind, message = classify(rc, a.end, error, sig)
         if failed is not None and error is None:  # name the rank that failed first
             who = f"rank {failed.rank} (pid {failed.pid})"
-            message = message.replace("trainer", who, 1) if message.startswith("trainer") \
+            message = (
+                message.replace("trainer", who, 1)
+                if message.startswith("trainer")
                 else f"{who}: {message}"
+            )
         beats = rank_beats(self.run_dir, a) if failed is not None else []
         if failed is not None:  # where every rank was when the group went down
-            self.store.add_incident(self.run_id, "ranks", ranks.last_places(failed, beats),
-                                    {"first_failure": failed.__dict__, "ranks": beats},
-                                    attempt=a.number, step=a.progress.last_step)
+            self.store.add_incident(
+                self.run_id,
+                "ranks",
+                ranks.last_places(failed, beats),
+                {"first_failure": failed.__dict__, "ranks": beats},
+                attempt=a.number,
+                step=a.progress.last_step,
+            )
         if kind in ("signal", "crash") and error is None:
-            self.store.add_incident(self.run_id, "crash", message,
-                                    {"exit_code": rc, "log_tail": rundir.log_tail(self.run_dir,
-                                                                                  30),
-                                     "rank": failed.rank if failed else None, "ranks": beats},
-                                    step=a.progress.last_step)
+            self.store.add_incident(
+                self.run_id,
+                "crash",
+                message,
+                {
+                    "exit_code": rc,
+                    "log_tail": rundir.log_tail(self.run_dir, 30),
+                    "rank": failed.rank if failed else None,
+                    "ranks": beats,
+                },
+                step=a.progress.last_step,
+            )
         return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
 
     def _gpu_lost(self, a: AttemptState, gpu: GpuWatch) -> Outcome | None:
@@ -272,8 +331,7 @@ class Supervisor:
         gpu.write_rows()
         self._kill(a.proc, grace_s=10.0)
         msg = f"GPU lost: {gpu.lost}"
-        self.store.add_incident(self.run_id, "gpu_lost", msg, gpu.lost,
-                                attempt=a.number)
+        self.store.add_incident(self.run_id, "gpu_lost", msg, gpu.lost, attempt=a.number)
         return a.outcome("lost_gpu", msg)
 
     def _stalled(self, a: AttemptState, gpu: GpuWatch, now: float) -> Outcome | None:
@@ -299,8 +357,14 @@ class Supervisor:
             elif kind == "end" and mine:
                 a.end = event.get("status")
             elif kind == "epoch":
-                mirror.log({"epoch": event["epoch"], **event.get("metrics", {}),
-                            "z_err_pred": event.get("z_err_pred")}, step=event["epoch"])
+                mirror.log(
+                    {
+                        "epoch": event["epoch"],
+                        **event.get("metrics", {}),
+                        "z_err_pred": event.get("z_err_pred"),
+                    },
+                    step=event["epoch"],
+                )
                 if self.display is not None:
                     self.display.epoch(event)
             elif kind == "start" and self.display is not None:
@@ -310,13 +374,21 @@ class Supervisor:
         """Diagnose, record, kill the process group, reap."""
         snapshot = telemetry.snapshot(timeout=5.0) if gpu.available else None
         beats = rank_beats(self.run_dir, a) if self._ranks(a.cfg) > 1 else []
-        diag = ranks.diagnose(self.run_dir, beats, snapshot) if beats else \
-            diagnosis.collect(self.run_dir, self._trainer_pid(a), gpu=snapshot)
+        diag = (
+            ranks.diagnose(self.run_dir, beats, snapshot)
+            if beats
+            else diagnosis.collect(self.run_dir, self._trainer_pid(a), gpu=snapshot)
+        )
         killed = self._kill(a.proc, grace_s=a.cfg.watchdog.kill_grace_s)
         message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
-        self.store.add_incident(self.run_id, "stall", message,
-                                {**diag, "verdict": verdict.__dict__, "kill": killed},
-                                attempt=a.number, step=a.progress.last_step)
+        self.store.add_incident(
+            self.run_id,
+            "stall",
+            message,
+            {**diag, "verdict": verdict.__dict__, "kill": killed},
+            attempt=a.number,
+            step=a.progress.last_step,
+        )
         return a.outcome("stall", message)
 
     def _alert(self, event: str, summary: str) -> None:
@@ -329,8 +401,11 @@ class Supervisor:
             return f"not resumed: {decision.reason}"
         epochs = [c["epoch"] for c in committed_checkpoints(self.run_dir) if c.get("epoch")]
         where = f"epoch {max(epochs)}" if epochs else "the start"
-        return "resuming" + (" with half the micro-batch" if decision.halve_batch else "") + \
-            f" from {where}"
+        return (
+            "resuming"
+            + (" with half the micro-batch" if decision.halve_batch else "")
+            + f" from {where}"
+        )
 
     def _halve_batch(self, cfg: RunConfig, outcome: Outcome) -> None:
         """OOM policy: same effective batch, half the micro-batch (grad_accum doubled)."""
@@ -339,14 +414,21 @@ class Supervisor:
         spec = read_spec(self.run_dir)
         spec["config"] = to_dict(new)
         write_spec(self.run_dir, spec)
-        self.store.update_run(self.run_id, grad_accum=new.training.grad_accum,
-                              micro_batch=new.micro_batch)
-        self.store.add_incident(self.run_id, "oom_policy",
-                                f"micro-batch {cfg.micro_batch} → {new.micro_batch} "
-                                f"(grad_accum {t.grad_accum} → {new.training.grad_accum}, "
-                                f"batch {t.batch_size} kept)",
-                                {"batch_size": t.batch_size, "micro_batch_before":
-                                 cfg.micro_batch, "micro_batch_after": new.micro_batch})
+        self.store.update_run(
+            self.run_id, grad_accum=new.training.grad_accum, micro_batch=new.micro_batch
+        )
+        self.store.add_incident(
+            self.run_id,
+            "oom_policy",
+            f"micro-batch {cfg.micro_batch} → {new.micro_batch} "
+            f"(grad_accum {t.grad_accum} → {new.training.grad_accum}, "
+            f"batch {t.batch_size} kept)",
+            {
+                "batch_size": t.batch_size,
+                "micro_batch_before": cfg.micro_batch,
+                "micro_batch_after": new.micro_batch,
+            },
+        )
 
     def _housekeeping(self, cfg: RunConfig) -> None:
         """Bound runs.db: fold old telemetry into buckets, fold the WAL into the database."""
@@ -359,8 +441,9 @@ class Supervisor:
         self.store.sync_checkpoints(self.run_id, committed_checkpoints(self.run_dir))
 
     def _poll_stop_request(self) -> None:
-        if self.stop_reason is None and (self.store.stop_requested(self.run_id) or
-                                         rundir.stop_requested(self.run_dir)):
+        if self.stop_reason is None and (
+            self.store.stop_requested(self.run_id) or rundir.stop_requested(self.run_dir)
+        ):
             self.stop_reason = "stop requested (dinowm stop)"
 
     # -- how the trainer starts and ends (a Slurm job's supervisor uses srun) ----------------
@@ -380,8 +463,7 @@ class Supervisor:
         """Training processes of one attempt."""
         return cfg.dist.nproc_per_node
 
-    def _kill(self, proc: subprocess.Popen, grace_s: float, reaped: bool = False
-              ) -> dict[str, Any]:
+    def _kill(self, proc: subprocess.Popen, grace_s: float, reaped: bool = False) -> dict[str, Any]:
         """End the trainer's process tree (SIGTERM, SIGKILL after grace_s); with reaped, only
         what it left behind."""
         return procinfo.kill_tree(proc.pid, None if reaped else proc, grace_s=grace_s)
@@ -430,8 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dinowm.supervise.supervisor")
     parser.add_argument("--config", required=True)
     parser.add_argument("--run", required=True)
-    parser.add_argument("--lock-fd", type=int, default=None,
-                        help="the run's supervisor lock, inherited from 'dinowm resume'")
+    parser.add_argument(
+        "--lock-fd",
+        type=int,
+        default=None,
+        help="the run's supervisor lock, inherited from 'dinowm resume'",
+    )
     args = parser.parse_args(argv)
     try:
         status = Supervisor(load_project(args.config), args.run, lock_fd=args.lock_fd).supervise()

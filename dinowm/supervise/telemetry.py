@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """GPU telemetry through NVML: per-field samples, a sampling thread and one-shot snapshots."""
 
 from __future__ import annotations
@@ -16,13 +17,28 @@ from dinowm.supervise.hardware import gpu_description
 
 # NVML clocks-event reason bits (nvmlClocksEventReason*; the older name is ClocksThrottleReason).
 THROTTLE_REASONS: dict[int, str] = {
-    0x1: "gpu_idle", 0x2: "app_clocks", 0x4: "sw_power_cap", 0x8: "hw_slowdown",
-    0x10: "sync_boost", 0x20: "sw_thermal", 0x40: "hw_thermal", 0x80: "hw_power_brake",
+    0x1: "gpu_idle",
+    0x2: "app_clocks",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal",
+    0x40: "hw_thermal",
+    0x80: "hw_power_brake",
     0x100: "display_clocks",
 }
 THERMAL_BITS = 0x20 | 0x40 | 0x8
-FIELDS = ("temp_c", "power_w", "power_limit_w", "util_pct", "mem_used_mib", "mem_total_mib",
-          "sm_clock_mhz", "fan_pct", "throttle")
+FIELDS = (
+    "temp_c",
+    "power_w",
+    "power_limit_w",
+    "util_pct",
+    "mem_used_mib",
+    "mem_total_mib",
+    "sm_clock_mhz",
+    "fan_pct",
+    "throttle",
+)
 
 # NVML ABI constants from nvml.h; a test checks them against the installed pynvml.
 TEMPERATURE_GPU, CLOCK_SM = 0, 1
@@ -79,8 +95,13 @@ def nvml_uuids(timeout: float = 10.0) -> list[str]:
 class Sampler:
     """NVML opened once for the GPUs of a run; sample() reads every field on its own."""
 
-    def __init__(self, indices: Sequence[int] | None = None, *,
-                 env: Mapping[str, str] | None = None, timeout: float | None = 10.0) -> None:
+    def __init__(
+        self,
+        indices: Sequence[int] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = 10.0,
+    ) -> None:
         self.available = False
         self.reason = "not opened"
         self.lost: dict[str, Any] | None = None
@@ -98,8 +119,11 @@ class Sampler:
         self._nvml, self._error = pynvml, pynvml.NVMLError
         env = os.environ if env is None else env
         try:
-            handles, why = (self._open(indices, env) if timeout is None else
-                            call_with_timeout(lambda: self._open(indices, env), timeout))
+            handles, why = (
+                self._open(indices, env)
+                if timeout is None
+                else call_with_timeout(lambda: self._open(indices, env), timeout)
+            )
         except TimeoutError as exc:
             handles, why = [], f"NVML hung while opening: {exc}"
         except (OSError, pynvml.NVMLError) as exc:
@@ -110,16 +134,22 @@ class Sampler:
         self.unsupported = {index: set() for index, _ in handles}
         self.opened_in_s = time.perf_counter() - start
 
-    def _open(self, indices: Sequence[int] | None,
-              env: Mapping[str, str]) -> tuple[list[tuple[int, Any]], str]:
+    def _open(
+        self, indices: Sequence[int] | None, env: Mapping[str, str]
+    ) -> tuple[list[tuple[int, Any]], str]:
         """nvmlInit and handles; NVML is shut down again when no GPU is left to sample."""
         nvml = self._nvml
         nvml.nvmlInit()
         try:
             count = nvml.nvmlDeviceGetCount()
             if indices is None:
-                indices = visible_gpus(env, [_text(nvml.nvmlDeviceGetUUID(
-                    nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)])
+                indices = visible_gpus(
+                    env,
+                    [
+                        _text(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i)))
+                        for i in range(count)
+                    ],
+                )
             missing = [i for i in indices if not 0 <= i < count]
             if indices and not missing:
                 return [(i, nvml.nvmlDeviceGetHandleByIndex(i)) for i in indices], "ok"
@@ -128,27 +158,34 @@ class Sampler:
             raise
         nvml.nvmlShutdown()
         cvd = env.get("CUDA_VISIBLE_DEVICES")
-        return [], (f"no GPU {missing[0]}: NVML sees {count} GPU(s)" if missing else
-                    f"no visible GPU (NVML sees {count}, CUDA_VISIBLE_DEVICES={cvd!r})")
+        return [], (
+            f"no GPU {missing[0]}: NVML sees {count} GPU(s)"
+            if missing
+            else f"no visible GPU (NVML sees {count}, CUDA_VISIBLE_DEVICES={cvd!r})"
+        )
 
     def _make_readers(self) -> list[Reader]:
         """One NVML call per entry, and the columns it fills."""
         n = self._nvml
-        reasons = (getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None)
-                   or n.nvmlDeviceGetCurrentClocksThrottleReasons)
+        reasons = (
+            getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            or n.nvmlDeviceGetCurrentClocksThrottleReasons
+        )
 
         def memory(h: Any) -> tuple[int, int]:
             info = n.nvmlDeviceGetMemoryInfo(h)
             return info.used // _MIB, info.total // _MIB
 
-        return [(("temp_c",), lambda h: (n.nvmlDeviceGetTemperature(h, TEMPERATURE_GPU),)),
-                (("power_w",), lambda h: (n.nvmlDeviceGetPowerUsage(h) / 1000.0,)),
-                (("power_limit_w",), lambda h: (n.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0,)),
-                (("util_pct",), lambda h: (n.nvmlDeviceGetUtilizationRates(h).gpu,)),
-                (("mem_used_mib", "mem_total_mib"), memory),
-                (("sm_clock_mhz",), lambda h: (n.nvmlDeviceGetClockInfo(h, CLOCK_SM),)),
-                (("fan_pct",), lambda h: (n.nvmlDeviceGetFanSpeed(h),)),
-                (("throttle",), lambda h: (reasons(h),))]
+        return [
+            (("temp_c",), lambda h: (n.nvmlDeviceGetTemperature(h, TEMPERATURE_GPU),)),
+            (("power_w",), lambda h: (n.nvmlDeviceGetPowerUsage(h) / 1000.0,)),
+            (("power_limit_w",), lambda h: (n.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0,)),
+            (("util_pct",), lambda h: (n.nvmlDeviceGetUtilizationRates(h).gpu,)),
+            (("mem_used_mib", "mem_total_mib"), memory),
+            (("sm_clock_mhz",), lambda h: (n.nvmlDeviceGetClockInfo(h, CLOCK_SM),)),
+            (("fan_pct",), lambda h: (n.nvmlDeviceGetFanSpeed(h),)),
+            (("throttle",), lambda h: (reasons(h),)),
+        ]
 
     def sample(self, t: float | None = None) -> list[dict[str, Any]]:
         """One row per GPU (telemetry columns); a field NVML cannot read is None."""
@@ -189,9 +226,14 @@ class Sampler:
             procs = list_fn(handle)
         except self._error:
             return None
-        return [{"pid": p.pid, "name": _comm(p.pid),
-                 "used_mib": None if p.usedGpuMemory is None else p.usedGpuMemory // _MIB}
-                for p in procs]
+        return [
+            {
+                "pid": p.pid,
+                "name": _comm(p.pid),
+                "used_mib": None if p.usedGpuMemory is None else p.usedGpuMemory // _MIB,
+            }
+            for p in procs
+        ]
 
     def close(self) -> None:
         """nvmlShutdown (once); sample() returns [] afterwards."""
@@ -287,12 +329,23 @@ def snapshot(indices: Sequence[int] | None = None, timeout: float = 5.0) -> dict
         if not sampler.available:
             return {"available": False, "reason": sampler.reason}
         try:
-            gpus = [{**row, "throttle_names": throttle_names(row["throttle"]),
-                     "processes": sampler.processes(row["gpu"])} for row in sampler.sample()]
+            gpus = [
+                {
+                    **row,
+                    "throttle_names": throttle_names(row["throttle"]),
+                    "processes": sampler.processes(row["gpu"]),
+                }
+                for row in sampler.sample()
+            ]
         finally:
             sampler.close()
-        return {"available": True, "reason": "ok", "t": time.time(), "gpus": gpus,
-                "lost": sampler.lost}
+        return {
+            "available": True,
+            "reason": "ok",
+            "t": time.time(),
+            "gpus": gpus,
+            "lost": sampler.lost,
+        }
 
     try:
         return call_with_timeout(read, timeout)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Thermal guard: pause the trainer between steps while the GPU is too hot (pure state machine)."""
 
 from __future__ import annotations

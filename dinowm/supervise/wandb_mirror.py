@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Optional wandb mirror fed by the supervisor; all wandb work runs in one daemon thread.
 
 The trainer never touches wandb. The supervisor calls `log()` (never blocks, drops the oldest
@@ -26,8 +27,12 @@ NOT_INSTALLED = "unavailable: wandb is not installed (pip install wandb)"
 # Keep wandb out of the supervisor's stdout/stderr, git state and host sampling (telemetry.py
 # samples the GPU already). Keys a wandb version does not know are left out.
 _QUIET_SETTINGS: dict[str, Any] = {
-    "console": "off", "silent": True, "disable_git": True, "disable_code": True,
-    "save_code": False, "x_disable_stats": True,
+    "console": "off",
+    "silent": True,
+    "disable_git": True,
+    "disable_code": True,
+    "save_code": False,
+    "x_disable_stats": True,
 }
 
 
@@ -63,18 +68,33 @@ def _run_url(run: Any) -> str | None:
 class Mirror:
     """Mirror of one run's metrics to wandb; mode "disabled", "offline" or "online"."""
 
-    def __init__(self, mode: str, project: str, entity: str, run_name: str, run_id: str,
-                 wandb_id: str | None, config: dict, run_dir: Path, timeout_s: float = 30.0,
-                 queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        mode: str,
+        project: str,
+        entity: str,
+        run_name: str,
+        run_id: str,
+        wandb_id: str | None,
+        config: dict,
+        run_dir: Path,
+        timeout_s: float = 30.0,
+        queue_size: int = 1000,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"wandb mode {mode!r} is not one of {', '.join(MODES)}")
         self.mode = mode
         self.timeout_s = timeout_s
         self.url: str | None = None
         self._init_kwargs: dict[str, Any] = {
-            "project": project, "entity": entity or None, "name": run_name,
-            "id": wandb_id or new_wandb_id(), "resume": "allow", "dir": str(run_dir),
-            "config": {**config, "dinowm_run_id": run_id}, "mode": mode,
+            "project": project,
+            "entity": entity or None,
+            "name": run_name,
+            "id": wandb_id or new_wandb_id(),
+            "resume": "allow",
+            "dir": str(run_dir),
+            "config": {**config, "dinowm_run_id": run_id},
+            "mode": mode,
         }
         self.wandb_id: str | None = wandb_id if mode == "disabled" else self._init_kwargs["id"]
         self._queue: deque[tuple[dict, int]] = deque()
@@ -117,8 +137,10 @@ class Mirror:
         self._thread.join(timeout)
         if self._thread.is_alive() and self._gave_up is None:
             waiting_on = self._call_name or "the wandb worker"
-            self._gave_up = (f"hung: gave up after {timeout:g} s waiting for {waiting_on}; "
-                             "its daemon thread is left behind")
+            self._gave_up = (
+                f"hung: gave up after {timeout:g} s waiting for {waiting_on}; "
+                "its daemon thread is left behind"
+            )
 
     def status(self) -> dict[str, Any]:
         """State (disabled/starting/ok/finished/hung/unavailable/failed), drops, ids, last error."""
@@ -130,8 +152,14 @@ class Mirror:
             state = f"hung: {name} has not returned after {time.monotonic() - started:.0f} s"
         with self._cond:
             queued, dropped = len(self._queue), self._dropped
-        return {"state": state, "dropped": dropped, "queued": queued,
-                "wandb_id": self.wandb_id, "url": self.url, "error": self._error}
+        return {
+            "state": state,
+            "dropped": dropped,
+            "queued": queued,
+            "wandb_id": self.wandb_id,
+            "url": self.url,
+            "error": self._error,
+        }
 
     def _call(self, name: str, fn: Callable[[], T]) -> T:
         """Run one wandb call with its start time visible to status(), which detects hangs."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Pure decisions of the supervisor: is the trainer making progress, and what to do after it
 ends."""
 
@@ -64,8 +65,10 @@ class Verdict:
 
     def describe(self) -> str:
         who = f"rank {self.rank}: " if self.rank is not None else ""
-        return (f"{who}no progress for {self.age_s:.0f} s in phase '{self.phase}' "
-                f"(limit {self.limit_s:.0f} s)")
+        return (
+            f"{who}no progress for {self.age_s:.0f} s in phase '{self.phase}' "
+            f"(limit {self.limit_s:.0f} s)"
+        )
 
 
 def p99(values: deque) -> float:
@@ -86,22 +89,27 @@ def check(progress: Progress, now: float, cfg: WatchdogConfig) -> Verdict:
     if progress.last_step is None and progress.phase in ("startup", "train"):
         age = now - progress.attempt_started  # until the first step: the start-up budget
         return Verdict(age > cfg.startup_s, "startup", age, cfg.startup_s)
-    budgets = {"paused": max(cfg.heartbeat_floor_s, 30.0), "validation": cfg.validation_s,
-               "checkpoint": cfg.checkpoint_s}
+    budgets = {
+        "paused": max(cfg.heartbeat_floor_s, 30.0),
+        "validation": cfg.validation_s,
+        "checkpoint": cfg.checkpoint_s,
+    }
     limit = budgets.get(progress.phase) or step_limit(progress, cfg)
     age = now - progress.last_beat
     return Verdict(age > limit, progress.phase, age, limit)
 
 
-def check_ranks(progress: Progress, beats: list[dict], now: float,
-                cfg: WatchdogConfig) -> Verdict:
+def check_ranks(progress: Progress, beats: list[dict], now: float, cfg: WatchdogConfig) -> Verdict:
     """A run on several ranks: stalled when rank 0's events stall or any rank's own heartbeat
     is older than its phase's budget (the quietest rank is named)."""
     run = check(progress, now, cfg)
     if run.stalled or progress.last_step is None:
         return run
-    budgets = {"validation": cfg.validation_s, "checkpoint": cfg.checkpoint_s,
-               "startup": cfg.startup_s}
+    budgets = {
+        "validation": cfg.validation_s,
+        "checkpoint": cfg.checkpoint_s,
+        "startup": cfg.startup_s,
+    }
     worst = run
     for beat in beats:
         phase = beat.get("phase") or "train"
@@ -143,19 +151,24 @@ def _advanced(outcome: Outcome, before: list[Outcome]) -> bool:
     return outcome.last_step > best
 
 
-def classify(exit_code: int, end_status: str | None, error: dict | None,
-             signal_name: str | None) -> tuple[str, str]:
+def classify(
+    exit_code: int, end_status: str | None, error: dict | None, signal_name: str | None
+) -> tuple[str, str]:
     """(outcome kind, message) from the trainer's exit code, end event and error event."""
     message = (error or {}).get("message", "")
     if exit_code == EXIT_OK and end_status:
         return end_status, end_status
     if end_status == "completed":  # every epoch trained and checkpointed before the end event:
         # a signal in the launcher's teardown (a Slurm time limit falling there) loses nothing
-        return "completed", (f"completed (its end event was written; the process then exited "
-                             f"{f'by {signal_name}' if signal_name else f'with code {exit_code}'})")
+        return "completed", (
+            f"completed (its end event was written; the process then exited "
+            f"{f'by {signal_name}' if signal_name else f'with code {exit_code}'})"
+        )
     if exit_code == EXIT_OK:  # the trainer always ends with its end event; something else ended it
-        return "crash", ("trainer exited 0 without its end event (ended from outside, e.g. its "
-                         "Slurm step was cancelled)")
+        return "crash", (
+            "trainer exited 0 without its end event (ended from outside, e.g. its "
+            "Slurm step was cancelled)"
+        )
     if exit_code == EXIT_CONFIG:
         return "config", message or "configuration or data error"
     if exit_code == EXIT_OOM:
@@ -166,14 +179,18 @@ def classify(exit_code: int, end_status: str | None, error: dict | None,
         return "locked", "another trainer holds the run folder (see train.log)"
     if exit_code < 0:
         name = signal_name or f"signal {-exit_code}"
-        hint = " (the host OOM killer or a user; see `dmesg | grep -i oom`)" \
-            if name == "SIGKILL" else ""
+        hint = (
+            " (the host OOM killer or a user; see `dmesg | grep -i oom`)"
+            if name == "SIGKILL"
+            else ""
+        )
         return "signal", f"trainer killed by {name}{hint}"
     return "crash", message or f"trainer exited with code {exit_code}"
 
 
-def decide(outcome: Outcome, history: list[Outcome], cfg: WatchdogConfig,
-           automatic_resumes: int) -> Decision:
+def decide(
+    outcome: Outcome, history: list[Outcome], cfg: WatchdogConfig, automatic_resumes: int
+) -> Decision:
     """Resume, halve the batch, or finish with a status, from the outcome and earlier attempts."""
     if outcome.kind in ("completed", "stopped"):
         return Decision("finish", outcome.kind, outcome.message)
@@ -188,12 +205,18 @@ def decide(outcome: Outcome, history: list[Outcome], cfg: WatchdogConfig,
     if outcome.kind == "oom":
         if cfg.oom == "stop" or (outcome.micro_batch or 1) <= 1:
             mb = outcome.micro_batch or 0
-            hint = (f"; try training.batch_size={max(mb // 2, 1)} or watchdog.oom=halve"
-                    if mb > 1 else "; even a micro-batch of 1 does not fit this GPU")
+            hint = (
+                f"; try training.batch_size={max(mb // 2, 1)} or watchdog.oom=halve"
+                if mb > 1
+                else "; even a micro-batch of 1 does not fit this GPU"
+            )
             return Decision("finish", "failed", f"CUDA out of memory at micro-batch {mb}{hint}")
-        return Decision("resume", reason=f"CUDA out of memory at micro-batch "
-                        f"{outcome.micro_batch}: halving it, doubling grad_accum",
-                        halve_batch=True)
+        return Decision(
+            "resume",
+            reason=f"CUDA out of memory at micro-batch "
+            f"{outcome.micro_batch}: halving it, doubling grad_accum",
+            halve_batch=True,
+        )
     # crash, signal, stall: resume while attempts remain and attempts make progress
     if outcome.kind in ("crash", "signal") and cfg.on_crash == "stop":
         return Decision("finish", "failed", f"{outcome.message} (watchdog.on_crash=stop)")
@@ -204,11 +227,15 @@ def decide(outcome: Outcome, history: list[Outcome], cfg: WatchdogConfig,
             break
         stuck += 1
     if stuck >= NO_PROGRESS_LIMIT:
-        return Decision("finish", "failed", f"no progress in {stuck} attempts in a row; last: "
-                                            f"{outcome.message}")
+        return Decision(
+            "finish", "failed", f"no progress in {stuck} attempts in a row; last: {outcome.message}"
+        )
     if automatic_resumes >= cfg.max_attempts:
-        return Decision("finish", "failed", f"gave up after {automatic_resumes} automatic "
-                                            f"resumes; last: {outcome.message}")
+        return Decision(
+            "finish",
+            "failed",
+            f"gave up after {automatic_resumes} automatic resumes; last: {outcome.message}",
+        )
     failures = 0
     for o in reversed(recent):
         if o.steps >= HEALTHY_STEPS:

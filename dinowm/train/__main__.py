@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`python -m dinowm.train --run-dir DIR`: one trainer process of a run.
 
 Exit codes: 0 completed or stopped, 2 configuration or data error (never retried),
@@ -37,9 +38,16 @@ def _error_event(run_dir: Path, kind: str, message: str, **fields: object) -> No
             from dinowm.train.dist import write_heartbeat
 
             record = rundir.read_rank_heartbeats(run_dir).get(rank, {"rank": rank})
-            record.update(pid=os.getpid(), phase="failed", t=time.time(),
-                          error={"kind": kind, "message": message[:2000],
-                                 "exit_code": _EXIT_OF.get(kind, EXIT_FAIL)})
+            record.update(
+                pid=os.getpid(),
+                phase="failed",
+                t=time.time(),
+                error={
+                    "kind": kind,
+                    "message": message[:2000],
+                    "exit_code": _EXIT_OF.get(kind, EXIT_FAIL),
+                },
+            )
             record["failed_in"] = record.pop("collective", None)  # the collective, if in one
             write_heartbeat(rundir.rank_heartbeat(run_dir, rank), record)
         except OSError:
@@ -57,11 +65,13 @@ def _error_event(run_dir: Path, kind: str, message: str, **fields: object) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dinowm.train",
-                                     description="Run the trainer of one run folder "
-                                                 "(normally started by `dinowm run`).")
-    parser.add_argument("--run-dir", required=True, type=Path,
-                        help="run folder holding config.json")
+    parser = argparse.ArgumentParser(
+        prog="python -m dinowm.train",
+        description="Run the trainer of one run folder (normally started by `dinowm run`).",
+    )
+    parser.add_argument(
+        "--run-dir", required=True, type=Path, help="run folder holding config.json"
+    )
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir
     # A file-size limit (ulimit -f) then gives EFBIG, reported as disk full, instead of a
@@ -71,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         limit = int(os.environ["DINOWM_FSIZE_LIMIT"])
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     if not (run_dir / rundir.SPEC).is_file():
-        print(f"error: {run_dir}/{rundir.SPEC} not found; create runs with 'dinowm run'.",
-              file=sys.stderr)
+        print(
+            f"error: {run_dir}/{rundir.SPEC} not found; create runs with 'dinowm run'.",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
 
     rank = int(os.environ.get("RANK", "0"))  # set by torchrun when dist.nproc_per_node > 1
@@ -116,20 +128,34 @@ def _train(run_dir: Path) -> int:
         traceback.print_exc()
         spec = rundir.read_spec(run_dir)["config"]["training"]
         peak = (torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
-        _error_event(run_dir, "oom", str(exc).splitlines()[0], batch_size=spec["batch_size"],
-                     grad_accum=spec["grad_accum"], peak_gpu_mem_mib=peak,
-                     traceback=traceback.format_exc()[-4000:])
+        _error_event(
+            run_dir,
+            "oom",
+            str(exc).splitlines()[0],
+            batch_size=spec["batch_size"],
+            grad_accum=spec["grad_accum"],
+            peak_gpu_mem_mib=peak,
+            traceback=traceback.format_exc()[-4000:],
+        )
         return EXIT_OOM
     except OSError as exc:
         traceback.print_exc()
         disk_full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-        _error_event(run_dir, "disk_full" if disk_full else "exception", str(exc),
-                     traceback=traceback.format_exc()[-4000:])
+        _error_event(
+            run_dir,
+            "disk_full" if disk_full else "exception",
+            str(exc),
+            traceback=traceback.format_exc()[-4000:],
+        )
         return EXIT_DISK if disk_full else EXIT_FAIL
     except Exception as exc:  # any other crash: recorded, then the supervisor's policy applies
         traceback.print_exc()
-        _error_event(run_dir, "exception", f"{type(exc).__name__}: {exc}",
-                     traceback=traceback.format_exc()[-4000:])
+        _error_event(
+            run_dir,
+            "exception",
+            f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc()[-4000:],
+        )
         return EXIT_FAIL
 
 

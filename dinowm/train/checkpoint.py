@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Atomic checkpoints: state dicts only, a sha256 manifest as the commit marker, safe loading."""
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def write_atomic(target: Path, data: bytes) -> None:
         raise
 
 
-def save(folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any],
-         latest: bool = True) -> dict[str, Any]:
+def save(
+    folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any], latest: bool = True
+) -> dict[str, Any]:
     """Commit `state` as folder/name (+ manifest), and as model_latest.pth when `latest`.
 
     Order: data file, its manifest (the commit marker), directory fsync. A kill at any point
@@ -92,9 +94,16 @@ def save(folder: Path, name: str, state: dict[str, Any], meta: dict[str, Any],
     data = buffer.getvalue()
     write_atomic(target, data)
     fault("ckpt_after_rename")
-    manifest = {"format": FORMAT, "file": name, "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data), "time": time.time(), "torch": torch.__version__,
-                "dinowm": __version__, **meta}
+    manifest = {
+        "format": FORMAT,
+        "file": name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "time": time.time(),
+        "torch": torch.__version__,
+        "dinowm": __version__,
+        **meta,
+    }
     _write_manifest(target, manifest)
     fault("ckpt_after_manifest")
     if latest and name != LATEST:
@@ -143,8 +152,10 @@ def verify(path: Path) -> dict[str, Any]:
     except ValueError:
         raise CheckpointError(f"{mpath} is not valid JSON") from None
     if path.stat().st_size != manifest.get("size"):
-        raise CheckpointError(f"{path} is {path.stat().st_size} bytes, manifest says "
-                              f"{manifest.get('size')} (truncated)")
+        raise CheckpointError(
+            f"{path} is {path.stat().st_size} bytes, manifest says "
+            f"{manifest.get('size')} (truncated)"
+        )
     if sha256_file(path) != manifest.get("sha256"):
         raise CheckpointError(f"{path} does not match its sha256 (corrupted)")
     return manifest
@@ -156,8 +167,9 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for hostile or broken files
-        raise CheckpointError(f"{path} cannot be loaded safely: "
-                              f"{str(exc).splitlines()[0][:200]}") from None
+        raise CheckpointError(
+            f"{path} cannot be loaded safely: {str(exc).splitlines()[0][:200]}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a dinowm checkpoint (format {FORMAT})")
     return state, manifest
@@ -191,8 +203,10 @@ def load_latest(folder: Path) -> Loaded | None:
         return Loaded(path, state, manifest, skipped)
     if broken:
         reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
-        raise CheckpointError(f"No usable checkpoint in {folder} ({reasons}); start a new run "
-                              f"or restore a checkpoint file.")
+        raise CheckpointError(
+            f"No usable checkpoint in {folder} ({reasons}); start a new run "
+            f"or restore a checkpoint file."
+        )
     return None
 
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The device a trainer computes on: its CUDA settings and memory cap, autocast, and batches
 moved there (overlapped with compute on a side stream where asked).
 
@@ -35,14 +36,18 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def batch_to_device(batch: dict[str, torch.Tensor], device: torch.device,
-                    img_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_to_device(
+    batch: dict[str, torch.Tensor], device: torch.device, img_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """uint8 frames → float [-1, 1] at img_size on `device`; proprio and action."""
     visual = batch["visual"].to(device, non_blocking=True)
     if visual.dtype == torch.uint8:  # reference mode's loader already transformed them
         visual = prepare_frames(visual, img_size)  # (B, F, 3, img, img)
-    return (visual, batch["proprio"].to(device, non_blocking=True),
-            batch["action"].to(device, non_blocking=True))
+    return (
+        visual,
+        batch["proprio"].to(device, non_blocking=True),
+        batch["action"].to(device, non_blocking=True),
+    )
 
 
 def tokens_to_device(batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor | None:
@@ -70,8 +75,10 @@ class Prefetcher:
         if batch is None:
             return None
         with torch.cuda.stream(self.stream):
-            return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
-                    for k, v in batch.items()}
+            return {
+                k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
+                for k, v in batch.items()
+            }
 
     def __iter__(self) -> Prefetcher:
         return self
@@ -96,8 +103,10 @@ def parse_cap(raw: str, what: str = MEMORY_CAP_ENV) -> float:
     except ValueError:
         cap = float("nan")
     if not cap > 0 or cap == float("inf"):
-        raise ConfigError(f"{what}={raw!r} is not a positive number of GiB; give e.g. "
-                          f"{what}=16 to cap CUDA memory at 16 GiB, or unset it.")
+        raise ConfigError(
+            f"{what}={raw!r} is not a positive number of GiB; give e.g. "
+            f"{what}=16 to cap CUDA memory at 16 GiB, or unset it."
+        )
     return cap
 
 
@@ -114,8 +123,9 @@ def cap_memory(cap_gib: float, device: torch.device) -> float:
     return fraction
 
 
-def memory_cap_from_env(device: torch.device, log: Callable[[str], None],
-                        env: Mapping[str, str] | None = None) -> float | None:
+def memory_cap_from_env(
+    device: torch.device, log: Callable[[str], None], env: Mapping[str, str] | None = None
+) -> float | None:
     """DINOWM_MEMORY_CAP_GIB at device setup: the cap applied (and logged) on CUDA; without
     CUDA it is ignored, with a log line. None when unset or ignored."""
     raw = (os.environ if env is None else env).get(MEMORY_CAP_ENV, "").strip()
@@ -123,11 +133,15 @@ def memory_cap_from_env(device: torch.device, log: Callable[[str], None],
         return None
     cap = parse_cap(raw)
     if device.type != "cuda":
-        log(f"{MEMORY_CAP_ENV}={raw} ignored: it caps CUDA memory and this process trains on "
-            f"{device}")
+        log(
+            f"{MEMORY_CAP_ENV}={raw} ignored: it caps CUDA memory and this process trains on "
+            f"{device}"
+        )
         return None
     fraction = cap_memory(cap, device)
     total = torch.cuda.get_device_properties(device).total_memory / 2**30
-    log(f"{MEMORY_CAP_ENV}={raw}: CUDA memory capped at {cap:g} GiB ({fraction:.1%} of "
-        f"{torch.cuda.get_device_name(device)}'s {total:.1f} GiB)")
+    log(
+        f"{MEMORY_CAP_ENV}={raw}: CUDA memory capped at {cap:g} GiB ({fraction:.1%} of "
+        f"{torch.cuda.get_device_name(device)}'s {total:.1f} GiB)"
+    )
     return cap

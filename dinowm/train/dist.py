@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Several ranks of one run under torchrun: the process group, exact sums, the rank's heartbeat.
 
 One process (WORLD_SIZE unset or 1) gets a Dist whose collectives are the identity and which
@@ -37,13 +38,20 @@ def write_heartbeat(path: Path, record: dict[str, Any]) -> None:
 
 
 class RankBeat:
-    """ranks/rank{N}.json: rank, pid, world, host, step, epoch, phase, t, and collective when in one."""
+    """ranks/rank{N}.json: rank, pid, world, host, step, epoch, phase, t, and the collective
+    it is in."""
 
     def __init__(self, run_dir: Path, rank: int, world: int) -> None:
         self.path = rundir.rank_heartbeat(run_dir, rank)
-        self.record: dict[str, Any] = {"rank": rank, "pid": os.getpid(), "world": world,
-                                       "host": socket.gethostname(), "step": None,
-                                       "epoch": None, "phase": "startup"}
+        self.record: dict[str, Any] = {
+            "rank": rank,
+            "pid": os.getpid(),
+            "world": world,
+            "host": socket.gethostname(),
+            "step": None,
+            "epoch": None,
+            "phase": "startup",
+        }
 
     def beat(self, **fields: Any) -> None:
         """Update some of step, epoch, phase and write the file (collective cleared)."""
@@ -65,8 +73,14 @@ class RankBeat:
 class Dist:
     """This process's rank in the run (rank 0 of 1 without torchrun)."""
 
-    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0,
-                 device: torch.device | None = None, beat: RankBeat | None = None) -> None:
+    def __init__(
+        self,
+        rank: int = 0,
+        world: int = 1,
+        local_rank: int = 0,
+        device: torch.device | None = None,
+        beat: RankBeat | None = None,
+    ) -> None:
         self.rank, self.world, self.local_rank = rank, world, local_rank
         self.device = device  # None: the single process picks its device as it always did
         self.beat = beat
@@ -143,8 +157,11 @@ class Dist:
             raise RuntimeError(f"ranks disagree on {what}: {values}")
 
     def _comm_device(self) -> torch.device:
-        return self.device if self.device is not None and self.device.type == "cuda" \
+        return (
+            self.device
+            if self.device is not None and self.device.type == "cuda"
             else torch.device("cpu")
+        )
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -160,8 +177,11 @@ class Dist:
         # no-grad metrics), so find_unused_parameters stays off, unless some steps leave the
         # decoder out (unused_parameters: training.decoder_every > 1). No buffers.
         cuda = self.device is not None and self.device.type == "cuda"
-        return DistributedDataParallel(model, device_ids=[self.local_rank] if cuda else None,
-                                       find_unused_parameters=unused_parameters)
+        return DistributedDataParallel(
+            model,
+            device_ids=[self.local_rank] if cuda else None,
+            find_unused_parameters=unused_parameters,
+        )
 
     def close(self) -> None:
         """Leave the process group (after the last collective)."""
@@ -186,6 +206,7 @@ def from_env(run_dir: Path, timeout_s: float) -> Dist:
         backend = "gloo"
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     with beat.collective("init_process_group"):
-        td.init_process_group(backend, rank=rank, world_size=world,
-                              timeout=timedelta(seconds=timeout_s))
+        td.init_process_group(
+            backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s)
+        )
     return Dist(rank, world, local_rank, device, beat)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The training loop: set up, then per epoch its steps, validation, checkpoint, top to bottom."""
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from dinowm import rundir
 from dinowm.faults import fault
 from dinowm.train import step
 from dinowm.train.resume import save
@@ -79,16 +79,23 @@ def train_epoch(rt: Runtime, tr: Training) -> bool:
         tick = time.perf_counter()
         fault("step")
         fault("global_step", at=state.step + 1)
-        loss = step.train_step(tr.stepper, group, state.step, n=planned.n,
-                               standin=planned.standin, sums=state.accum)
+        loss = step.train_step(
+            tr.stepper, group, state.step, n=planned.n, standin=planned.standin, sums=state.accum
+        )
         state.step += 1
         state.samples += planned.n
         state.accum.steps += 1
         state.accum.seconds = time.time() - state.epoch_start
-        rt.heartbeat(epoch=state.epoch, batch=state.accum.steps, batches=tr.steps_per_epoch,
-                     step=state.step, loss=loss, step_s=time.perf_counter() - tick,
-                     samples=planned.n, remaining=(t.epochs - state.epoch + 1)
-                     * tr.steps_per_epoch - state.accum.steps)
+        rt.heartbeat(
+            epoch=state.epoch,
+            batch=state.accum.steps,
+            batches=tr.steps_per_epoch,
+            step=state.step,
+            loss=loss,
+            step_s=time.perf_counter() - tick,
+            samples=planned.n,
+            remaining=(t.epochs - state.epoch + 1) * tr.steps_per_epoch - state.accum.steps,
+        )
         if rt.stop_now():
             return False
         rt.wait_while_paused()
@@ -105,12 +112,20 @@ def end_epoch(rt: Runtime, tr: Training, run_dir: Path) -> None:
     epoch_sums = reduce_accum(state.accum, dist)  # every rank's samples
     metrics: dict[str, float | str] = {**epoch_sums.means("train"), **val}
     if t.rollouts and dist.is_main:  # a few trajectories per split: rank 0 alone
-        metrics.update(rollout_metrics(tr.model, {"train": tr.train_ds, "val": tr.val_ds}, rt,
-                                       tr.cfg, tr.mode))
+        metrics.update(
+            rollout_metrics(tr.model, {"train": tr.train_ds, "val": tr.val_ds}, rt, tr.cfg, tr.mode)
+        )
     if t.num_reconstruct_samples and images is not None and dist.is_main:
         path = reconstruction_grid(images, run_dir, state.epoch, t.num_reconstruct_samples)
         metrics["samples_path"] = str(path)
-    rt.emit_epoch(epoch=state.epoch, metrics=metrics, started_at=state.epoch_start,
-                  ended_at=time.time(), steps=state.accum.steps, samples=epoch_sums.samples,
-                  train_seconds=train_seconds, batch_size=t.batch_size,
-                  resumed_at_step=state.first_step)
+    rt.emit_epoch(
+        epoch=state.epoch,
+        metrics=metrics,
+        started_at=state.epoch_start,
+        ended_at=time.time(),
+        steps=state.accum.steps,
+        samples=epoch_sums.samples,
+        train_seconds=train_seconds,
+        batch_size=t.batch_size,
+        resumed_at_step=state.first_step,
+    )

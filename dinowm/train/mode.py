@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What perf.mode changes, decided once: the fast path, or the public code's costs and data
 choices (reference)."""
 
@@ -9,10 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from dinowm.schema import RunConfig
 from dinowm.data.datasets import ReferenceDataset, SliceDataset
 from dinowm.data.sampling import public_order
 from dinowm.model.world import WorldModel
+from dinowm.schema import RunConfig
 from dinowm.train.step import Schedule
 
 TRAIN_DECODE_EVERY = 10  # fast mode decodes predicted frames (a metric only) every 10th step
@@ -43,21 +44,23 @@ class Mode:
         reference = cfg.perf.mode == "reference"
         fast = not reference
         d = cfg.data
-        return cls(reference=reference,
-                   precision="fp32" if reference else cfg.training.precision,
-                   decode_every=1 if reference else TRAIN_DECODE_EVERY,
-                   decoder_every=1 if reference else cfg.training.decoder_every,
-                   keep_pred_graph=reference,
-                   cache_features=cfg.data.cache_features if fast else "off",
-                   compile=fast and cfg.perf.compile,
-                   compile_mode=cfg.perf.compile_mode,
-                   encoder_inference_mode=fast and cfg.perf.encoder_inference_mode,
-                   prefetch=fast and cfg.perf.prefetch,
-                   channels_last=fast and cfg.perf.channels_last,
-                   stats_from=d.stats_from if d.stats_from != "auto" else (
-                       "all" if reference else "train"),
-                   shuffle=d.shuffle if d.shuffle != "auto" else (
-                       "fixed" if reference else "epoch"))
+        return cls(
+            reference=reference,
+            precision="fp32" if reference else cfg.training.precision,
+            decode_every=1 if reference else TRAIN_DECODE_EVERY,
+            decoder_every=1 if reference else cfg.training.decoder_every,
+            keep_pred_graph=reference,
+            cache_features=cfg.data.cache_features if fast else "off",
+            compile=fast and cfg.perf.compile,
+            compile_mode=cfg.perf.compile_mode,
+            encoder_inference_mode=fast and cfg.perf.encoder_inference_mode,
+            prefetch=fast and cfg.perf.prefetch,
+            channels_last=fast and cfg.perf.channels_last,
+            stats_from=d.stats_from
+            if d.stats_from != "auto"
+            else ("all" if reference else "train"),
+            shuffle=d.shuffle if d.shuffle != "auto" else ("fixed" if reference else "epoch"),
+        )
 
     def prepare(self, model: WorldModel, device: torch.device) -> None:
         """Set the model up for this mode, before its optimisers are built."""
@@ -74,8 +77,12 @@ class Mode:
 
     def schedule(self, model: WorldModel) -> Schedule:
         """Which steps of this model decode predictions and train the decoder."""
-        return Schedule(has_decoder=model.has_decoder, decode_every=self.decode_every,
-                        decoder_every=self.decoder_every, keep_pred_graph=self.keep_pred_graph)
+        return Schedule(
+            has_decoder=model.has_decoder,
+            decode_every=self.decode_every,
+            decoder_every=self.decoder_every,
+            keep_pred_graph=self.keep_pred_graph,
+        )
 
     def dataset(self, ds: SliceDataset, img_size: int) -> Dataset:
         """Reference mode transforms each sample's whole episode, as the public loader."""

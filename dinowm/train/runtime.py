@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the loop needs around it: its process (signals, the stop and the thermal pause),
 loaders, events and the readable log."""
 
@@ -19,10 +20,15 @@ from torch.utils.data import DataLoader
 
 from dinowm import rundir
 from dinowm.events import EventWriter
-from dinowm.schema import RunConfig
 from dinowm.train import dist
-from dinowm.train.device import (Prefetcher, autocast, batch_to_device, cuda_settings,
-                                 memory_cap_from_env, tokens_to_device)
+from dinowm.train.device import (
+    Prefetcher,
+    autocast,
+    batch_to_device,
+    cuda_settings,
+    memory_cap_from_env,
+    tokens_to_device,
+)
 
 LOG_EVERY_S = 10.0
 
@@ -48,16 +54,20 @@ class Runtime:
         self.main = self.dist.is_main
         # Only rank 0 opens events.jsonl (opening it may cut a torn last line).
         self.events = EventWriter(self.run_dir / rundir.EVENTS) if self.main else _NoEvents()
-        self.device = self.dist.device or torch.device("cuda" if torch.cuda.is_available()
-                                                       else "cpu")
+        self.device = self.dist.device or torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu"
+        )
         self.stop_requested = False
         self._pause_agreed = False
         # stacks.txt is rank 0's; another rank dumps into ranks/rankN.stacks.txt
-        self._stacks = open(rundir.rank_stacks(self.run_dir, self.dist.rank), "a")
+        self._stacks = open(rundir.rank_stacks(self.run_dir, self.dist.rank), "a")  # noqa: SIM115
         self._last_log = 0.0
         log_file = os.environ.get(rundir.LOG_FILE_ENV)
-        self._log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT) \
-            if log_file and self.main else None
+        self._log_fd = (
+            os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            if log_file and self.main
+            else None
+        )
         self.memory_cap_gib = memory_cap_from_env(self.device, self.log)  # a smaller GPU, emulated
         self._step_times: list[float] = []
         self._install_signals()
@@ -87,16 +97,18 @@ class Runtime:
                 os._exit(130)
             first.append(time.monotonic())
             self.stop_requested = True
-            self.log(f"{signal.Signals(signum).name}: finishing this step, then checkpoint "
-                     f"and stop")
+            self.log(
+                f"{signal.Signals(signum).name}: finishing this step, then checkpoint and stop"
+            )
 
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
 
     # -- tensors ---------------------------------------------------------------------------
 
-    def loader(self, dataset: Any, batch_size: int = 1, sampler: Any = None,
-               batch_sampler: Any = None) -> DataLoader:
+    def loader(
+        self, dataset: Any, batch_size: int = 1, sampler: Any = None, batch_sampler: Any = None
+    ) -> DataLoader:
         """A DataLoader that keeps uint8 frames until the device; workers persist.
 
         `batch_sampler` (lists of indices) replaces batch_size and sampler. The loader gets its
@@ -104,16 +116,29 @@ class Runtime:
         mid-epoch resume would then diverge from the uninterrupted run.
         """
         workers = int(self.spec["config"]["data"]["num_workers"])
-        batching: dict[str, Any] = {"batch_sampler": batch_sampler} if batch_sampler is not None \
-            else {"batch_size": batch_size, "sampler": sampler, "shuffle": False,
-                  "drop_last": False}
-        return DataLoader(dataset, **batching, generator=torch.Generator().manual_seed(0),
-                          num_workers=workers, persistent_workers=workers > 0,
-                          pin_memory=self.device.type == "cuda",
-                          prefetch_factor=4 if workers else None)
+        batching: dict[str, Any] = (
+            {"batch_sampler": batch_sampler}
+            if batch_sampler is not None
+            else {
+                "batch_size": batch_size,
+                "sampler": sampler,
+                "shuffle": False,
+                "drop_last": False,
+            }
+        )
+        return DataLoader(
+            dataset,
+            **batching,
+            generator=torch.Generator().manual_seed(0),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if workers else None,
+        )
 
-    def to_device(self, batch: dict[str, torch.Tensor],
-                  img_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def to_device(
+        self, batch: dict[str, torch.Tensor], img_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 frames → float [-1, 1] at img_size on the device; proprio and action."""
         return batch_to_device(batch, self.device, img_size)
 
@@ -155,36 +180,69 @@ class Runtime:
             return
         if self.dist.enabled:
             fields["world_size"] = self.dist.world
-        self.events.emit("start", durable=True, attempt=self.attempt, pid=os.getpid(),
-                         epoch=attempt_epoch, device=str(self.device),
-                         torch=torch.__version__, python=sys.version.split()[0], **fields)
-        what = f"resuming from {fields['resumed_from']}" if fields.get("resumed_from") else \
-            "starting"
-        self.log(f"run {self.run_id} attempt {self.attempt}: {what} at epoch {attempt_epoch}, "
-                 f"{fields['batches_per_epoch']} batches/epoch of {fields['batch_size']} "
-                 f"(micro-batch {fields['micro_batch']}), device {self.device}, "
-                 f"encoder {fields['encoder_label']}, statistics from "
-                 f"{fields['stats_from']}, {fields['shuffle']} order, " + (
-                     "no decoder (model.decoder=off: no reconstructions or image metrics)"
-                     if not fields.get("decoder", True) else
-                     f"decoder trained every {fields.get('decoder_every', 1)} step(s)"))
+        self.events.emit(
+            "start",
+            durable=True,
+            attempt=self.attempt,
+            pid=os.getpid(),
+            epoch=attempt_epoch,
+            device=str(self.device),
+            torch=torch.__version__,
+            python=sys.version.split()[0],
+            **fields,
+        )
+        what = (
+            f"resuming from {fields['resumed_from']}" if fields.get("resumed_from") else "starting"
+        )
+        self.log(
+            f"run {self.run_id} attempt {self.attempt}: {what} at epoch {attempt_epoch}, "
+            f"{fields['batches_per_epoch']} batches/epoch of {fields['batch_size']} "
+            f"(micro-batch {fields['micro_batch']}), device {self.device}, "
+            f"encoder {fields['encoder_label']}, statistics from "
+            f"{fields['stats_from']}, {fields['shuffle']} order, "
+            + (
+                "no decoder (model.decoder=off: no reconstructions or image metrics)"
+                if not fields.get("decoder", True)
+                else f"decoder trained every {fields.get('decoder_every', 1)} step(s)"
+            )
+        )
 
-    def heartbeat(self, *, epoch: int, batch: int, batches: int, step: int, loss: float,
-                  step_s: float, samples: int, remaining: int) -> None:
+    def heartbeat(
+        self,
+        *,
+        epoch: int,
+        batch: int,
+        batches: int,
+        step: int,
+        loss: float,
+        step_s: float,
+        samples: int,
+        remaining: int,
+    ) -> None:
         """One event per optimiser step, written by the loop itself (never by a timer)."""
         self.dist.heartbeat(step=step, epoch=epoch)
         if not self.main:
             return
-        self._step_times = (self._step_times + [step_s])[-50:]
+        self._step_times = [*self._step_times, step_s][-50:]
         mean = sum(self._step_times) / len(self._step_times)
-        self.events.emit("heartbeat", epoch=epoch, batch=batch, batches=batches, step=step,
-                         loss=loss, step_s=step_s, samples_per_s=samples / max(step_s, 1e-9),
-                         eta_s=mean * remaining)
+        self.events.emit(
+            "heartbeat",
+            epoch=epoch,
+            batch=batch,
+            batches=batches,
+            step=step,
+            loss=loss,
+            step_s=step_s,
+            samples_per_s=samples / max(step_s, 1e-9),
+            eta_s=mean * remaining,
+        )
         now = time.monotonic()
         if now - self._last_log >= LOG_EVERY_S or batch == batches:
             self._last_log = now
-            self.log(f"epoch {epoch} batch {batch}/{batches} step {step} loss {loss:.5f} "
-                     f"{samples / max(step_s, 1e-9):.1f} samples/s eta {mean * remaining:.0f}s")
+            self.log(
+                f"epoch {epoch} batch {batch}/{batches} step {step} loss {loss:.5f} "
+                f"{samples / max(step_s, 1e-9):.1f} samples/s eta {mean * remaining:.0f}s"
+            )
 
     def beat_validation(self, batch: int) -> None:
         """Validation progress (the watchdog's validation budget counts from the phase event)."""
@@ -192,25 +250,45 @@ class Runtime:
         if batch % 20 == 0:
             self.events.emit("heartbeat", phase="validation", batch=batch)
 
-    def emit_epoch(self, *, epoch: int, metrics: dict[str, Any], started_at: float,
-                   ended_at: float, steps: int, samples: int, train_seconds: float,
-                   batch_size: int, resumed_at_step: int) -> None:
+    def emit_epoch(
+        self,
+        *,
+        epoch: int,
+        metrics: dict[str, Any],
+        started_at: float,
+        ended_at: float,
+        steps: int,
+        samples: int,
+        train_seconds: float,
+        batch_size: int,
+        resumed_at_step: int,
+    ) -> None:
         """The epoch's record: losses, z_err_pred, timing, memory."""
         if not self.main:
             return
         peak = None
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20
-        fields = {"train_loss": metrics.get("train_loss"), "val_loss": metrics.get("val_loss"),
-                  "z_err_pred": metrics.get("val_z_visual_err_pred"),
-                  "duration_s": ended_at - started_at, "steps": steps, "batch_size": batch_size,
-                  "samples_per_s": samples / max(train_seconds, 1e-9),
-                  "peak_gpu_mem_mib": peak, "started_at": started_at, "ended_at": ended_at,
-                  "attempt": self.attempt, "resumed_at_step": resumed_at_step}
+        fields = {
+            "train_loss": metrics.get("train_loss"),
+            "val_loss": metrics.get("val_loss"),
+            "z_err_pred": metrics.get("val_z_visual_err_pred"),
+            "duration_s": ended_at - started_at,
+            "steps": steps,
+            "batch_size": batch_size,
+            "samples_per_s": samples / max(train_seconds, 1e-9),
+            "peak_gpu_mem_mib": peak,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "attempt": self.attempt,
+            "resumed_at_step": resumed_at_step,
+        }
         self.events.emit("epoch", durable=True, epoch=epoch, metrics=metrics, **fields)
-        self.log(f"epoch {epoch} done: train_loss {_f(fields['train_loss'])} val_loss "
-                 f"{_f(fields['val_loss'])} z_err_pred {_f(fields['z_err_pred'])} in "
-                 f"{fields['duration_s']:.1f}s")
+        self.log(
+            f"epoch {epoch} done: train_loss {_f(fields['train_loss'])} val_loss "
+            f"{_f(fields['val_loss'])} z_err_pred {_f(fields['z_err_pred'])} in "
+            f"{fields['duration_s']:.1f}s"
+        )
 
     def checkpoint(self, **fields: Any) -> None:
         """A committed checkpoint: its path, kind, epoch, step, sha256 and size."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Per-epoch reconstruction grids: true frame, its reconstruction, the predicted frame.
 
 The PNG is written here with zlib rather than through torchvision: importing torchvision costs
@@ -25,7 +26,7 @@ def tile(images: torch.Tensor, ncol: int, pad: int = PAD) -> torch.Tensor:
     for i in range(n):
         r, k = divmod(i, ncol)
         y, x = pad + r * (h + pad), pad + k * (w + pad)
-        out[:, y:y + h, x:x + w] = images[i]
+        out[:, y : y + h, x : x + w] = images[i]
     return out
 
 
@@ -37,16 +38,23 @@ def png_bytes(image: torch.Tensor) -> bytes:
     raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))  # filter type 0 per row
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
 
 
-def reconstruction_grid(images: dict[str, torch.Tensor], run_dir: Path, epoch: int,
-                        n: int) -> Path:
+def reconstruction_grid(images: dict[str, torch.Tensor], run_dir: Path, epoch: int, n: int) -> Path:
     """Save rows of [true | reconstructed | predicted] for the last frame of n val samples."""
     path = rundir.sample_path(run_dir, epoch)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +63,7 @@ def reconstruction_grid(images: dict[str, torch.Tensor], run_dir: Path, epoch: i
     recon = images["reconstructed"][:n, -1]
     pred = images["pred"][:n, -1]
     grid = torch.stack([true, recon, pred], dim=1).flatten(0, 1)  # (3n, 3, H, W)
-    grid = ((grid.detach().cpu().float().clamp(-1, 1) + 1) / 2)
+    grid = (grid.detach().cpu().float().clamp(-1, 1) + 1) / 2
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(png_bytes(tile(grid, ncol=3)))
     tmp.replace(path)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Everything a training builds before its first step: data, model, optimisers, where a resume
 stands, the feature cache, the loaders; in the order that keeps every rank's random streams
 and a resumed run's the same as an uninterrupted one's."""
@@ -62,9 +63,11 @@ def build_optimizers(model: WorldModel, cfg: RunConfig, device: torch.device) ->
     optimizers = {
         "predictor": torch.optim.AdamW(groups["predictor"], lr=t.predictor_lr, **fused),
         "decoder": torch.optim.Adam(groups["decoder"], lr=t.decoder_lr, **fused)
-        if "decoder" in groups else None,
-        "action_proprio_encoders": torch.optim.AdamW(groups["action_proprio_encoders"],
-                                                     lr=t.action_encoder_lr, **fused),
+        if "decoder" in groups
+        else None,
+        "action_proprio_encoders": torch.optim.AdamW(
+            groups["action_proprio_encoders"], lr=t.action_encoder_lr, **fused
+        ),
     }
     return {name: opt for name, opt in optimizers.items() if opt is not None}
 
@@ -85,16 +88,25 @@ def set_up(rt: Runtime, run_dir: Path) -> Training:
         swept = ckpt.sweep_temp_files(run_dir / rundir.CHECKPOINTS)
     resumed = latest_checkpoint(run_dir / rundir.CHECKPOINTS, rt)  # None on a fresh run
     train_ds, val_ds, stats, info = build_datasets(
-        cfg.data.path, layout=cfg.data.layout, n_rollouts=cfg.data.n_rollouts,
-        split_ratio=cfg.data.split_ratio, split_seed=cfg.data.split_seed,
-        normalize_action=cfg.data.normalize_action, frameskip=cfg.frameskip,
-        num_hist=cfg.num_hist, num_pred=cfg.num_pred, stats_from=mode.stats_from,
-        stats=resumed.state["stats"] if resumed else None)  # a resume keeps its normalisation
+        cfg.data.path,
+        layout=cfg.data.layout,
+        n_rollouts=cfg.data.n_rollouts,
+        split_ratio=cfg.data.split_ratio,
+        split_seed=cfg.data.split_seed,
+        normalize_action=cfg.data.normalize_action,
+        frameskip=cfg.frameskip,
+        num_hist=cfg.num_hist,
+        num_pred=cfg.num_pred,
+        stats_from=mode.stats_from,
+        stats=resumed.state["stats"] if resumed else None,
+    )  # a resume keeps its normalisation
     for warning in info["warnings"]:
         rt.log(f"data warning: {warning}")
     # Every rank computes the same data, normalisation and resume point from the same files.
-    dist.check_same("data", [len(train_ds), len(val_ds), stats,
-                             resumed and (resumed.path.name, resumed.state["step"])])
+    dist.check_same(
+        "data",
+        [len(train_ds), len(val_ds), stats, resumed and (resumed.path.name, resumed.state["step"])],
+    )
     seed_everything(cfg.seed)
     model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device)
     mode.prepare(model, device)  # before the optimisers, whose states follow the parameters
@@ -110,23 +122,44 @@ def set_up(rt: Runtime, run_dir: Path) -> Training:
             state.accum = rank_accum(resumed.state, state.accum, dist, rt.log)
     cached = _feature_cache(rt, cfg, mode, model, train_ds, val_ds, run_dir)
     training = _loaders(rt, cfg, mode, model, optimizers, stats, state, train_ds, val_ds)
-    rt.start(attempt_epoch=state.epoch, step=state.step,
-             batches_per_epoch=training.steps_per_epoch, batch_size=cfg.training.batch_size,
-             grad_accum=cfg.training.grad_accum, micro_batch=cfg.micro_batch,
-             train_samples=len(train_ds), val_samples=len(val_ds),
-             params=model.parameter_counts(), encoder_label=model.encoder.label, dataset=info,
-             config_hash=config_hash(cfg), resumed_from=str(resumed.path) if resumed else None,
-             swept_temp_files=swept, stats_from=mode.stats_from, shuffle=mode.shuffle,
-             decoder=model.has_decoder, decoder_every=mode.decoder_every, feature_cache=cached)
+    rt.start(
+        attempt_epoch=state.epoch,
+        step=state.step,
+        batches_per_epoch=training.steps_per_epoch,
+        batch_size=cfg.training.batch_size,
+        grad_accum=cfg.training.grad_accum,
+        micro_batch=cfg.micro_batch,
+        train_samples=len(train_ds),
+        val_samples=len(val_ds),
+        params=model.parameter_counts(),
+        encoder_label=model.encoder.label,
+        dataset=info,
+        config_hash=config_hash(cfg),
+        resumed_from=str(resumed.path) if resumed else None,
+        swept_temp_files=swept,
+        stats_from=mode.stats_from,
+        shuffle=mode.shuffle,
+        decoder=model.has_decoder,
+        decoder_every=mode.decoder_every,
+        feature_cache=cached,
+    )
     return training
 
 
-def _feature_cache(rt: Runtime, cfg: RunConfig, mode: Mode, model: WorldModel,
-                   train_ds: SliceDataset, val_ds: SliceDataset, run_dir: Path) -> bool:
+def _feature_cache(
+    rt: Runtime,
+    cfg: RunConfig,
+    mode: Mode,
+    model: WorldModel,
+    train_ds: SliceDataset,
+    val_ds: SliceDataset,
+    run_dir: Path,
+) -> bool:
     """Read the frozen encoder's tokens from the project's feature cache, where wanted."""
     cache_root = rundir.feature_cache(run_dir)
-    cached, why = features.wanted(mode.cache_features, model, train_ds, cache_root, rt.device,
-                                  cfg.data.cache_max_gib)
+    cached, why = features.wanted(
+        mode.cache_features, model, train_ds, cache_root, rt.device, cfg.data.cache_max_gib
+    )
     if mode.cache_features != "off":
         rt.log(f"feature cache: {why}")
     if cached:
@@ -135,9 +168,17 @@ def _feature_cache(rt: Runtime, cfg: RunConfig, mode: Mode, model: WorldModel,
     return cached
 
 
-def _loaders(rt: Runtime, cfg: RunConfig, mode: Mode, model: WorldModel,
-             optimizers: Optimizers, stats: Any, state: TrainState, train_ds: SliceDataset,
-             val_ds: SliceDataset) -> Training:
+def _loaders(
+    rt: Runtime,
+    cfg: RunConfig,
+    mode: Mode,
+    model: WorldModel,
+    optimizers: Optimizers,
+    stats: Any,
+    state: TrainState,
+    train_ds: SliceDataset,
+    val_ds: SliceDataset,
+) -> Training:
     """The model under DDP, the epoch sampler, this rank's loaders, the step's parts."""
     t, dist = cfg.training, rt.dist
     # DistributedDataParallel with several ranks, else the model; a step that leaves the
@@ -148,15 +189,39 @@ def _loaders(rt: Runtime, cfg: RunConfig, mode: Mode, model: WorldModel,
     plan = RankBatches(sampler, cfg.micro_batch, t.grad_accum, dist.world, dist.rank)
     loader = rt.loader(mode.dataset(train_ds, cfg.model.img_size), batch_sampler=plan)
     if dist.enabled:  # each rank validates its contiguous share of the val set
-        val_loader = rt.loader(mode.dataset(val_ds, cfg.model.img_size), batch_sampler=(
-            shard_batches(len(val_ds), cfg.micro_batch, dist.world, dist.rank)))
+        val_loader = rt.loader(
+            mode.dataset(val_ds, cfg.model.img_size),
+            batch_sampler=(shard_batches(len(val_ds), cfg.micro_batch, dist.world, dist.rank)),
+        )
     else:
-        val_loader = rt.loader(mode.dataset(val_ds, cfg.model.img_size), cfg.micro_batch,
-                               sampler=None)
+        val_loader = rt.loader(
+            mode.dataset(val_ds, cfg.model.img_size), cfg.micro_batch, sampler=None
+        )
     steps_per_epoch = math.ceil(len(train_ds) / t.batch_size)
     if t.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, t.max_steps_per_epoch)
-    stepper = Stepper(net, model, optimizers, mode.schedule(model), rt.device,
-                      cfg.model.img_size, mode.precision, dist)
-    return Training(cfg, mode, model, stepper, stats, state, train_ds, val_ds, sampler, plan,
-                    loader, val_loader, steps_per_epoch)
+    stepper = Stepper(
+        net,
+        model,
+        optimizers,
+        mode.schedule(model),
+        rt.device,
+        cfg.model.img_size,
+        mode.precision,
+        dist,
+    )
+    return Training(
+        cfg,
+        mode,
+        model,
+        stepper,
+        stats,
+        state,
+        train_ds,
+        val_ds,
+        sampler,
+        plan,
+        loader,
+        val_loader,
+        steps_per_epoch,
+    )

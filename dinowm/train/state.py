@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a training carries across steps and restarts: its counters, its epoch's metric sums,
 and the random generators' states."""
 
@@ -28,18 +29,21 @@ def reduce_accum(accum: Accum, dist: Dist) -> Accum:
     if not dist.enabled:
         return accum
     keys = sorted(set().union(*dist.all_gather_object(sorted(accum.sums), "metric_keys")))
-    sums = dist.sum([accum.sums.get(k, 0.0) for k in keys]
-                    + [float(accum.weights.get(k, 0)) for k in keys] + [float(accum.samples)],
-                    "metric_sums")
+    sums = dist.sum(
+        [accum.sums.get(k, 0.0) for k in keys]
+        + [float(accum.weights.get(k, 0)) for k in keys]
+        + [float(accum.samples)],
+        "metric_sums",
+    )
     total = Accum({"steps": accum.steps, "seconds": accum.seconds, "samples": int(sums[-1])})
     total.sums = dict(zip(keys, sums[: len(keys)]))
     total.weights = {k: int(w) for k, w in zip(keys, sums[len(keys) : 2 * len(keys)])}
     return total
 
 
-
-def rank_accum(saved: dict[str, Any], accum: Accum, dist: Dist,
-               log: Callable[[str], None]) -> Accum:
+def rank_accum(
+    saved: dict[str, Any], accum: Accum, dist: Dist, log: Callable[[str], None]
+) -> Accum:
     """This rank's metric sums of the epoch a checkpoint stopped in.
 
     A checkpoint of as many ranks has each one's; one of another rank count (nproc_per_node
@@ -49,10 +53,11 @@ def rank_accum(saved: dict[str, Any], accum: Accum, dist: Dist,
     own = rank_state(saved, dist)
     if own is not None:
         return Accum(own["accum"])
-    log(f"checkpoint of {len(saved.get('ranks') or [None])} rank(s) resumed by "
-           f"{dist.world}: RNG streams are not continued exactly")
+    log(
+        f"checkpoint of {len(saved.get('ranks') or [None])} rank(s) resumed by "
+        f"{dist.world}: RNG streams are not continued exactly"
+    )
     return accum if dist.is_main else Accum({"steps": accum.steps, "seconds": accum.seconds})
-
 
 
 class Accum:
@@ -80,13 +85,16 @@ class Accum:
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint stores under "accum"."""
-        return {"sums": self.sums, "weights": self.weights, "steps": self.steps,
-                "samples": self.samples, "seconds": self.seconds}
-
+        return {
+            "sums": self.sums,
+            "weights": self.weights,
+            "steps": self.steps,
+            "samples": self.samples,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass
-
 class TrainState:
     """The counters a checkpoint carries besides weights, optimiser and RNG states."""
 
@@ -102,13 +110,21 @@ class TrainState:
     @classmethod
     def from_checkpoint(cls, saved: dict[str, Any]) -> TrainState:
         """Where a checkpoint stood."""
-        return cls(epoch=saved["epoch"], step=saved["step"], samples=saved["samples_done"],
-                   accum=Accum(saved["accum"]))
+        return cls(
+            epoch=saved["epoch"],
+            step=saved["step"],
+            samples=saved["samples_done"],
+            accum=Accum(saved["accum"]),
+        )
 
     def checkpoint(self) -> dict[str, Any]:
         """The counters under a checkpoint's keys (format 1)."""
-        return {"epoch": self.epoch, "samples_done": self.samples, "step": self.step,
-                "accum": self.accum.state()}
+        return {
+            "epoch": self.epoch,
+            "samples_done": self.samples,
+            "step": self.step,
+            "accum": self.accum.state(),
+        }
 
     def next_epoch(self) -> None:
         """Move to the start of the next epoch."""
@@ -120,8 +136,12 @@ def rng_state() -> dict[str, Any]:
     np_state = cast(tuple[Any, ...], np.random.get_state())  # the legacy tuple form
     state: dict[str, Any] = {
         "python": [list(random.getstate()[1]), random.getstate()[0]],
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -129,18 +149,17 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what rng_state() captured."""
     internal, version = state["python"]
     random.setstate((version, tuple(internal), None))
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached"]))
+    np.random.set_state(
+        ("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
 
 
 def seed_everything(seed: int) -> None:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One optimiser step: forward, losses, backward, the decoder's schedule, the optimiser step.
 
 The training loop, `dinowm bench` and its profile all call `train_step`; the profile passes a
@@ -74,9 +75,17 @@ class Stepper:
     last_recon: float = 0.0
 
 
-def train_step(s: Stepper, group: Sequence[Batch], step: int, *, n: int | None = None,
-               standin: bool = False, sums: Sums | None = None, mark: Mark = no_mark,
-               split_backward: bool = False) -> float:
+def train_step(
+    s: Stepper,
+    group: Sequence[Batch],
+    step: int,
+    *,
+    n: int | None = None,
+    standin: bool = False,
+    sums: Sums | None = None,
+    mark: Mark = no_mark,
+    split_backward: bool = False,
+) -> float:
     """Optimiser step `step` over the micro-batches of `group`; returns the live loss.
 
     `n` counts the step's samples over all ranks (the loss is their mean; default: the
@@ -99,20 +108,34 @@ def train_step(s: Stepper, group: Sequence[Batch], step: int, *, n: int | None =
         visual, proprio, action = batch_to_device(micro, s.device, s.img_size)
         tokens = tokens_to_device(micro, s.device)
         mark("h2d_copy")
-        no_sync = cast(DistributedDataParallel, s.net).no_sync() if distributed and not last \
+        no_sync = (
+            cast(DistributedDataParallel, s.net).no_sync()
+            if distributed and not last
             else contextlib.nullcontext()
+        )
         with no_sync:
             with autocast(s.device, s.precision):
-                s.out = s.net(visual, proprio, action, decode_pred=decode,
-                              image_metrics_on=decode, tokens=tokens,
-                              keep_pred_graph=s.schedule.keep_pred_graph,
-                              reconstruct=trains_decoder, mark=mark, split_loss=split_backward)
+                s.out = s.net(
+                    visual,
+                    proprio,
+                    action,
+                    decode_pred=decode,
+                    image_metrics_on=decode,
+                    tokens=tokens,
+                    keep_pred_graph=s.schedule.keep_pred_graph,
+                    reconstruct=trains_decoder,
+                    mark=mark,
+                    split_loss=split_backward,
+                )
             out = s.out
             # The mean over all n samples: DDP averages over ranks, hence x world; a stand-in
             # sample (no share of this step) adds nothing.
             weight = 0.0 if standin else visual.shape[0] * world / n
-            reduce = s.dist.collective("grad_allreduce") if s.dist is not None and last \
+            reduce = (
+                s.dist.collective("grad_allreduce")
+                if s.dist is not None and last
                 else contextlib.nullcontext()
+            )
             with reduce:
                 _backward(out, weight, mark)
         if not standin and sums is not None:  # a step without the decoder has no full loss

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A run as a row of the runs table, for every face: the columns (label, justification, width,
 which give way first on a narrow terminal), a run's raw values (sorted on) and their texts."""
 
@@ -16,9 +17,23 @@ from dinowm.rundir import ACTIVE
 
 FRESH_S = 30.0  # a GPU sample older than this is not "now"
 BAR = 6  # cells of the epoch's progress bar
-STATUS_ORDER = {s: i for i, s in enumerate(("running", "resuming", "stopping", "pending",
-                                           "created", "lost", "failed", "cancelled", "stopped",
-                                           "completed"))}
+STATUS_ORDER = {
+    s: i
+    for i, s in enumerate(
+        (
+            "running",
+            "resuming",
+            "stopping",
+            "pending",
+            "created",
+            "lost",
+            "failed",
+            "cancelled",
+            "stopped",
+            "completed",
+        )
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -36,18 +51,22 @@ class Column:
 
 # Most useful first, so that 80 columns show what matters.
 COLUMNS = (
-    Column("mark", " ", 1, 9), Column("status", "status", 11, 0),
+    Column("mark", " ", 1, 9),
+    Column("status", "status", 11, 0),
     Column("name", "name", 8, 5, max_width=24),
     Column("epoch", "epoch", 8 + BAR, 0, descending=True),
-    Column("train", "train", 7, 0, "right"), Column("val", "val", 7, 0, "right"),
-    Column("zbest", "z best", 7, 1, "right"), Column("zlast", "z last", 7, 2, "right"),
+    Column("train", "train", 7, 0, "right"),
+    Column("val", "val", 7, 0, "right"),
+    Column("zbest", "z best", 7, 1, "right"),
+    Column("zlast", "z last", 7, 2, "right"),
     Column("temp", "°C/max", 6, 4, "right", descending=True),
     Column("power", "W", 3, 4, "right", descending=True),
     Column("attempts", "att", 3, 3, "right", descending=True),
     Column("incidents", "inc", 3, 3, "right", descending=True),
     Column("duration", "duration", 8, 3, "right", descending=True),
     Column("start", "start", 16, 6, descending=True),
-    Column("preset", "preset", 6, 7, max_width=20), Column("id", "id", 20, 0),
+    Column("preset", "preset", 6, 7, max_width=20),
+    Column("id", "id", 20, 0),
 )
 # Where a run runs, after the name once a listed run has a placement (its backend's words:
 # 'job 12 RUNNING on gpu03'); a table of runs on this machine only leaves it out.
@@ -85,24 +104,34 @@ def gpu_now(samples: list[dict[str, Any]], now: float) -> tuple[float | None, fl
     return (max(temps) if temps else None), (sum(powers) if powers else None)
 
 
-def values(run: Mapping[str, Any], samples: list[dict[str, Any]], now: float,
-           marked: bool = False) -> dict[str, Any]:
+def values(
+    run: Mapping[str, Any], samples: list[dict[str, Any]], now: float, marked: bool = False
+) -> dict[str, Any]:
     """The raw value of every column for one run (summary row + its latest GPU samples)."""
     active = run["status"] in ACTIVE
     temp, power = gpu_now(samples, now) if active else (None, None)
     peak = max((t for t in (temp, run.get("max_gpu_temp_c")) if t is not None), default=None)
     start = run.get("started_at") or run.get("created_at")
     end = run.get("ended_at") or (now if active else None)
-    return {"mark": marked, "status": run["status"], "name": run.get("name") or "-",
-            "epoch": (run.get("epoch") or 0, run.get("epochs_target")),
-            "train": run.get("last_train_loss"), "val": run.get("last_val_loss"),
-            "zbest": run.get("best_z_err_pred"), "zlast": run.get("last_z_err_pred"),
-            "temp": (temp, peak), "power": power if power is not None
-            else run.get("last_mean_power_w"), "attempts": run.get("attempts") or 0,
-            "incidents": run.get("incident_count") or 0,
-            "duration": end - start if start and end else None, "start": start,
-            "preset": run.get("preset") or "-", "id": run["id"],
-            "placement": backend_of(run).placement(run)}
+    return {
+        "mark": marked,
+        "status": run["status"],
+        "name": run.get("name") or "-",
+        "epoch": (run.get("epoch") or 0, run.get("epochs_target")),
+        "train": run.get("last_train_loss"),
+        "val": run.get("last_val_loss"),
+        "zbest": run.get("best_z_err_pred"),
+        "zlast": run.get("last_z_err_pred"),
+        "temp": (temp, peak),
+        "power": power if power is not None else run.get("last_mean_power_w"),
+        "attempts": run.get("attempts") or 0,
+        "incidents": run.get("incident_count") or 0,
+        "duration": end - start if start and end else None,
+        "start": start,
+        "preset": run.get("preset") or "-",
+        "id": run["id"],
+        "placement": backend_of(run).placement(run),
+    }
 
 
 def sort_key(column: str, value: Any) -> Any:
@@ -139,21 +168,23 @@ def texts(value: Mapping[str, Any]) -> dict[str, Text]:
     power, incidents, where = value["power"], value["incidents"], value["placement"]
     return {
         "mark": Text("●" if value["mark"] else " ", style="bold magenta"),
-        "status": status_text(value["status"]), "name": Text(value["name"]),
+        "status": status_text(value["status"]),
+        "name": Text(value["name"]),
         "epoch": progress_bar(*value["epoch"]),
         **{k: Text(fmt_num(value[k])) for k in ("train", "val", "zbest", "zlast")},
-        "temp": temp_text, "power": Text("-" if power is None else f"{power:.0f}"),
+        "temp": temp_text,
+        "power": Text("-" if power is None else f"{power:.0f}"),
         "attempts": Text(str(value["attempts"])),
         "incidents": Text(str(incidents), style="yellow" if incidents else ""),
         "duration": Text(fmt_duration(value["duration"])),
-        "start": Text(fmt_time(value["start"])), "preset": Text(value["preset"]),
+        "start": Text(fmt_time(value["start"])),
+        "preset": Text(value["preset"]),
         "id": Text(value["id"], style="dim"),
         "placement": Text(where or "-", style="" if where else "dim"),
     }
 
 
-def fitting(cols: Sequence[Column], rows: Sequence[Mapping[str, Text]],
-            width: int) -> list[Column]:
+def fitting(cols: Sequence[Column], rows: Sequence[Mapping[str, Text]], width: int) -> list[Column]:
     """The columns that fit `width` cells (3 between columns) showing every value whole: the
     highest `drop` gives way first; columns of drop 0 always stay."""
     need = {c.key: max([len(c.label)] + [row[c.key].cell_len for row in rows]) for c in cols}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Alerts from real supervised runs to a real receiver (apprise's json:// on 127.0.0.1): one
 message per event, a hung receiver costs training nothing, the URL stays out of every record."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """[alerts] of dinowm.toml: checked in one line naming the key; URLs never shown."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Where a run runs is its backend's fact: chosen from the row, each backend's own words, and
 the faces' flags checked against the backend they name (the real processes: tests/cluster)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The dinowm command: runs, show, note, hardware, presets, --help everywhere."""
 
 from __future__ import annotations

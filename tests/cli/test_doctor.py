@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm doctor`: the real command in a project whose dataset is missing on a hot GPU, and
 its JSON."""
 

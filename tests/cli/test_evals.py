@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm evals`: the comparison of evaluated checkpoints, through the real command."""
 
 from __future__ import annotations

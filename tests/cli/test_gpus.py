@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm run --gpus N|auto`: ranks from the visible GPUs, refused in one line without them."""
 
 from __future__ import annotations

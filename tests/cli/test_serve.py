@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm serve`: the real command serves dinowm-tui to a real headless browser (Debian's
 chromium through selenium), refuses a host other machines reach and a port in use in one line.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The login node's follower against a real Slurm: a job Slurm no longer knows ends the run as
 lost; a controller that does not answer changes nothing; a cluster run resumed on this machine
 is no longer its old job's."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The [slurm] table, the batch script, and `--slurm` on a machine without Slurm (no cluster
 needed, no torch)."""
 

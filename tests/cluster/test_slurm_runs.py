@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Runs on a real one-node Slurm cluster (tests/support/slurm.py): submitted with the real
 `dinowm` command, watched from the "login node" (this process's runs.db) through squeue and the
 shared run folder, never through the job's own index."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`.ci/run` must fail when pytest collects nothing (pytest exit code 5)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Config resolution, validation messages, presets, hash, dinowm.toml discovery."""
 
 from __future__ import annotations

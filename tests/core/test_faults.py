@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The fault plan's rank and attempt qualifiers."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Boundaries: the UI and the core never pull in torch; the trainer never speaks SQL."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The licence: MIT as pyproject.toml says, in LICENSE and in an SPDX line atop every source."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Which keys a resume may change: the schema's `resumable` flag, beside each key."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The run folder's locks: exclusive, named, released by the kernel when the holder dies."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Where the DINOv2 weights are: config.dinov2_weights_path gives torch.hub's own answer for
 every TORCH_HOME and XDG_CACHE_HOME (unset, set, set but empty, with '~'), without torch."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Dataset layer: readers, validation, slicing, split, stats, sampler, synthetic data."""
 
 from __future__ import annotations

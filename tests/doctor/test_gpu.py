@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """NVML through tests/support/nvml_fake.py: a hot GPU, a driver too old for torch's CUDA build,
 unsupported fields, no driver at all."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The project's checks provoked: an invalid dinowm.toml, a bad dataset path, missing weights,
 a wrong hash, wandb online without login or network, and the whole diagnosis with fakes."""
 

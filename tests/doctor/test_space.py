@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Room for a run: a small /dev/shm and a full disk, with injected free-space readings; the
 checkpoint estimate against the trainer's own parameter counts."""
 

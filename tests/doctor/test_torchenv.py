@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """torch shadowed from the user site, and torchvision built for another torch: provoked with
 fake packages in a throwaway environment whose user site is a temporary PYTHONUSERBASE."""
 

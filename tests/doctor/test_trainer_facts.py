@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the doctor knows without torch agrees with the trainer (one torch import for all)."""
 
 from __future__ import annotations

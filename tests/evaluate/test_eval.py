@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm eval` on a really trained tiny run: planning beats random actions, the objective
 prefers the true actions, results survive reindex; the evaluation is supervised (progress,
 stop, one at a time, a stall diagnosed and ended)."""

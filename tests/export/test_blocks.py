@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Re-exporting rewrites only the generated blocks; the user's lines stay where they were."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The log's Evaluation section and the epochs' rollout errors, from a seeded runs.db."""
 
 from __future__ import annotations

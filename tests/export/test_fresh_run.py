@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """export-log on a freshly trained tiny run: every section, the run's real numbers, re-export."""
 
 from __future__ import annotations

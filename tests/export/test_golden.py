@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The export of a fixed record, compared with the golden files in tests/export/golden/.
 
 Regenerate them after an intended change with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Large exports fork workers: the result is the same as in one process, failures are loud."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the export reads: sparse or damaged records, the CLI."""
 
 from __future__ import annotations

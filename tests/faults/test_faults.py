@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fault injection: kills, freezes, slow phases, hopeless runs, full disks (real processes)."""
 
 from __future__ import annotations

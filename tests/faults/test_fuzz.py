@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Bad input, fuzzed: dinowm.toml text, overrides, CLI arguments and dataset files.
 
 Whatever hypothesis makes up, the answer is a success or a clear error (one line for dinowm's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Randomised fault injection (behind the `randomized` marker): many seeds, one invariant.
 
     DINOWM_FAULT_SEEDS=20 pytest -m randomized tests/faults/test_randomized.py

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """runs.db under load with a writer killed mid-transaction; runs.db lost or damaged: reindex."""
 
 from __future__ import annotations

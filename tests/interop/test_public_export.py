@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """dinowm export-checkpoint: a run's weights as module objects of a DINO-WM checkout's classes,
 loadable by the public planner without dinowm, computing what dinowm computes."""
 

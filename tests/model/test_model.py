@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """World-model modules: sizes, official weight layout, frame-causal attention, losses, rollout."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The per-epoch open-loop rollout metrics: the public loop's draws, both contexts, both splits,
 equal to a direct computation one trajectory at a time."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`dinowm bench` on CPU at the demo size (modes, variants side by side, the profile),
 `dinowm probe` without a GPU, the memory cap refused without one, the fit warning."""
 

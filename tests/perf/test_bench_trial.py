@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The bench trial's step is the loop's: the decoder on its schedule or absent, the FLOPs of
 what runs, and the profile's decomposed step the same computation as the whole one, bit for
 bit (the same function, its backward in two)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """bench/gpu_check.py without a GPU: its options, its time budget and the table it prints from
 a results JSON, whichever parts ran, were skipped or failed (`--tiny` runs the rest on CPU)."""
 

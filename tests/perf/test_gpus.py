@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A card's dense BF16 peak by its name, and the memory cap: its fraction, the trainer's
 DINOWM_MEMORY_CAP_GIB (ignored on the CPU, refused when it is not a number), and on CUDA an
 allocation over the cap failing."""

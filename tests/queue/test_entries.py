@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The queue without training: adds checked like `dinowm run`, sweeps all or nothing, moves,
 removes, pause; the free-and-cool gate against the fake NVML; the on_empty hook."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A sweep of three tiny runs through the real queue supervisor, with the run of the first
 entry losing its supervisor (SIGKILL) and the queue supervisor killed (SIGKILL, by fault
 injection) between creating the second run and spawning it: every entry runs once, in order."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Evaluations: the run folder's evaluations.jsonl, the rows in runs.db, their rebuild."""
 
 from __future__ import annotations

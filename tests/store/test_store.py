@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """runs.db: migrations, run lookup, idempotent ingest, several processes at once."""
 
 from __future__ import annotations

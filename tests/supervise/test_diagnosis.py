@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """collect() on real stalled children that dump stacks the way the trainer does; last_lines."""
 
 from __future__ import annotations

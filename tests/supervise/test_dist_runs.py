@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A run on two gloo ranks under the real supervisor and torchrun: one record, every guarantee."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hardware description: the real no-GPU path here, and NVML through a fake module."""
 
 from __future__ import annotations

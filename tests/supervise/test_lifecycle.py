@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Detach, stop, resume, tail, and a supervisor that dies: the CLI around supervised runs."""
 
 from __future__ import annotations

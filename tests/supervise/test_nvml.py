@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A real supervisor against a fake NVML (no NVIDIA driver here): a GPU that is lost mid-run
 stops the run with an alert instead of resuming it; an NVML call that hangs for good is
 reported while training goes on, and a thermal pause waiting on it is lifted."""

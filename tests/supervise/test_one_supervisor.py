@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One run, one supervisor, one trainer: concurrent resumes, stops and lost detection racing."""
 
 from __future__ import annotations

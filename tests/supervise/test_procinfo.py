@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """procinfo against real child processes: start times, zombies, families, group kills."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """torchrun's failure report read back: the rank that failed first and how."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Supervised runs end to end: crashes, stalls, zombies, OOM, a hung wandb, a chatty trainer."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """GPU telemetry: the real no-NVML path here, and NVML through a fake pynvml module."""
 
 from __future__ import annotations

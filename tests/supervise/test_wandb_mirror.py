@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The wandb mirror against a fake wandb: order, resume ids, hangs, absence and failures."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Pure supervisor decisions: stall budgets per phase, outcome policies, the thermal guard."""
 
 from __future__ import annotations

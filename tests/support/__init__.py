@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Helpers shared by the tests: the only part of tests/ that a test module may import.
 
 process      real children in their own sessions (spawn_process), wait_until for plain code

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A real HTTP receiver for apprise's json:// target on 127.0.0.1, and a port that accepts
 connections and never answers; one per test module (the `receiver` fixture)."""
 

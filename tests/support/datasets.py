@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hand-made datasets on disk with every value naming its place (imports torch)."""
 
 from __future__ import annotations

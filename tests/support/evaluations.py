@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Evaluation records as `dinowm eval` writes them (one line of evaluations.jsonl each)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A fixed record for the export tests: two runs with every kind of incident, built via Store.
 
 Run A (completed, 5 epochs) went through an OOM, a thermal pause, a freeze, a SIGKILL, a lost

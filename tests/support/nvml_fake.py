@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A fake pynvml module for tests: NVML cannot run on a machine without an NVIDIA driver.
 
 In-process tests put fake_pynvml(...) into sys.modules. Subprocess tests (a real supervisor)

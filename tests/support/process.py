@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real child processes in their own sessions, and waiting on a condition in plain code."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A stand-in for a DINO-WM checkout: the public module paths, class names, constructor
 signatures and module trees (so parameter names match), written by us for the tests.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What a supervised run left behind, for the fault-injection tests (needs torch)."""
 
 from __future__ import annotations

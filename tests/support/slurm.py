@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A real one-node Slurm cluster on localhost for the cluster tests (Debian's slurm-wlm).
 
 Its credential lifetime (AuthInfo cred_expire) is 5 s instead of 120 s: Slurm holds a

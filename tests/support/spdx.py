@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The SPDX line atop every source file: which files lack it, and adding it where missing.
 
     python -m tests.support.spdx           # add the line where it is missing; list those files

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A load generator for runs.db, run as a separate process by the store tests (one per role).
 
 usage: store_load.py DB ROLE RUN_ID SECONDS ACKFILE

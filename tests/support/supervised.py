@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Supervised runs of a tiny real trainer: the real `dinowm` command, real processes."""
 
 from __future__ import annotations

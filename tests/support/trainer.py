@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Tiny run folders for the trainer: real config.json, real synthetic data, CPU."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Helpers for the TUI tests: async tests, plain-text screens, waits under a Pilot, runs.db rows,
 a fake GPU, the app as the tests build it."""
 

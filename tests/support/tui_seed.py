@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A project with fixed runs (fixed ids, times, losses, telemetry, a stall) for the TUI tests."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Read back the YAML dinowm writes (hydra.yaml): PyYAML when installed (the test extra), else
 a strict reader of the block subset the emitter uses (JSON scalars and flow lists)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Checkpoints: atomic commit, verification, fallback order, refusal of hostile files."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """training.decoder_every and model.decoder=off: the decoder learns from detached latents, so
 leaving it out of steps (or out of the model) changes nothing else, bit for bit."""
 

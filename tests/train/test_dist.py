@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One run on several ranks (torchrun, gloo on the CPU): the split, one writer, exact resume."""
 
 from __future__ import annotations

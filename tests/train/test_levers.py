@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Each speed lever computes what the plain path computes (on the CPU, within the stated
 tolerance): channels-last decoder convolutions, fused Adam/AdamW (the CUDA choice) against
 foreach (the CPU's), and torch.compile of predictor and decoder."""

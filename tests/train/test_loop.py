@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The trainer as a process: it learns, it resumes bit-identically, it refuses bad data."""
 
 from __future__ import annotations

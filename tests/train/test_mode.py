@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """perf.mode decided once: what the fast path and reference mode each turn on."""
 
 from __future__ import annotations

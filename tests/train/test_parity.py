@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The public code's data choices: statistics over all episodes, one fixed sample order."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fast path, reference mode and the frozen-feature cache compute the same thing."""
 
 from __future__ import annotations

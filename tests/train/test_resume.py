@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """TrainState across a restart: the checkpoint save() writes, what restore() gives back."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The reconstruction grid PNG: a valid file that decodes to exactly the tiled pixels."""
 
 from __future__ import annotations

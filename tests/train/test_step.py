@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One step function: the training loop, `dinowm bench`'s trial and its profile all call
 dinowm.train.step.train_step (patched in a real process, each caller is seen calling it)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Fixtures of the TUI tests: fixed time zone, a seeded project, a project for live runs.
 
 The helpers (aio, screen_text, pilot_wait_for, db_rows, ...) are in tests/support/tui.py."""

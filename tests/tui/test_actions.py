@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The app operating real supervised runs of the tiny trainer against a real runs.db."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The run screen's Evaluation tab and the epochs' rollout column, on a seeded runs.db."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The new-run modal's GPU count: `dinowm run --gpus` from the TUI, refused without a GPU."""
 
 from __future__ import annotations

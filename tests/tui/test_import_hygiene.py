@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every module of the tui package imports without torch or the trainer; screens and widgets
 never import the app."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The log tail: starts at the end of a multi-gigabyte file, follows it, survives replacement."""
 
 from __future__ import annotations

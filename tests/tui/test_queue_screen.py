@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The queue screen (Q from the runs screen) and the new-run modal's Queue button, against a
 real runs.db: entries with their states, reorder, remove after a confirmation, pause, start."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The TUI's resume while a CLI resume holds the run: refused with the CLI's line, nothing changed."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Screens on a seeded runs.db: live updates, filter, sort, incidents, notes, compare, errors."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Screens as plain text at fixed sizes against committed golden files (fixed data and clock).
 
 Regenerate after an intended change:  DINOWM_UPDATE_SNAPSHOTS=1 pytest tests/tui/test_snapshots.py

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """dinowm-tui in a real terminal: tmux at 80x24, keys sent, the pane captured."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One view of a run for every face: its columns, values and cells, and which columns give way
 on a narrow terminal (the CLI's table and the TUI's both render these: tests/cli, tests/tui)."""
 

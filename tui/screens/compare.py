@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Two or more runs side by side: the hyperparameters that differ against each run's best val
 loss, z_err_pred and plan score (the comparison of the exported log), and overlaid loss
 curves."""
@@ -50,9 +51,12 @@ class CompareScreen(Screen[None]):
 
     AUTO_FOCUS = "#diff-table"
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("t", "next_tab", "Tab"),
-                Binding("1", "tab('diff')", "diff", show=False),
-                Binding("2", "tab('curves')", "curves", show=False)]
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("t", "next_tab", "Tab"),
+        Binding("1", "tab('diff')", "diff", show=False),
+        Binding("2", "tab('curves')", "curves", show=False),
+    ]
 
     def __init__(self, services: Services, run_ids: list[str]) -> None:
         super().__init__()
@@ -84,8 +88,12 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#diff-table", DataTable)
         table.add_column("key", key="key")
         for i, r in enumerate(runs):
-            table.add_column(Text(r["run"].get("name") or r["run"]["id"],
-                                  style=f"bold {COLORS[i % len(COLORS)]}"), key=r["run"]["id"])
+            table.add_column(
+                Text(
+                    r["run"].get("name") or r["run"]["id"], style=f"bold {COLORS[i % len(COLORS)]}"
+                ),
+                key=r["run"]["id"],
+            )
         for key, values in differing(runs):
             table.add_row(key, *values, key=key)
         outcomes = [results(r["epochs"], r.get("evaluations") or []) for r in runs]

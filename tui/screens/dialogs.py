@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Small modal dialogs: a yes/no confirmation and a one-line text prompt."""
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ class ConfirmModal(ModalScreen[bool]):
 
     AUTO_FOCUS = "#no"
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
-                Binding("escape", "answer(False)", "Cancel")]
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
+        Binding("escape", "answer(False)", "Cancel"),
+    ]
 
     def __init__(self, title: str, question: str, yes: str = "Yes") -> None:
         super().__init__()
@@ -44,8 +48,14 @@ class PromptModal(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "accept", "OK")]
 
-    def __init__(self, title: str, label: str, value: str = "", placeholder: str = "",
-                 allow_empty: bool = False) -> None:
+    def __init__(
+        self,
+        title: str,
+        label: str,
+        value: str = "",
+        placeholder: str = "",
+        allow_empty: bool = False,
+    ) -> None:
         super().__init__()
         self.title_text, self.label, self.value = title, label, value
         self.placeholder, self.allow_empty = placeholder, allow_empty

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One incident in full: a stall's verdict, stuck frame, process, zombies, every stack, log tail."""
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from textual.widgets import Footer, Header, TextArea
 from dinowm.formats import fmt_time
 from tui.widgets.gpu_strip import GpuStrip
 
-ORDER = ("summary", "verdict", "stuck_frame", "process", "zombies", "children", "stacks",
-         "stacks_note", "log_tail")
+ORDER = (
+    "summary",
+    "verdict",
+    "stuck_frame",
+    "process",
+    "zombies",
+    "children",
+    "stacks",
+    "stacks_note",
+    "log_tail",
+)
 
 
 def _section(key: str, value: Any) -> list[str]:
@@ -26,16 +36,30 @@ def _section(key: str, value: Any) -> list[str]:
     if key == "log_tail" and isinstance(value, list):
         return [str(line) for line in value] or ["(empty)"]
     if key == "process" and isinstance(value, dict):
-        lines = [f"{k}: {value[k]}" for k in ("activity", "state_name", "cpu_percent",
-                                               "cpu_used_s", "window_s", "signals_sent")
-                 if k in value]
-        lines += [f"  thread {t.get('tid')} {t.get('name')} state {t.get('state')} "
-                  f"wchan {t.get('wchan')} cpu {t.get('cpu_used_s')} s"
-                  for t in value.get("threads", [])]
+        lines = [
+            f"{k}: {value[k]}"
+            for k in (
+                "activity",
+                "state_name",
+                "cpu_percent",
+                "cpu_used_s",
+                "window_s",
+                "signals_sent",
+            )
+            if k in value
+        ]
+        lines += [
+            f"  thread {t.get('tid')} {t.get('name')} state {t.get('state')} "
+            f"wchan {t.get('wchan')} cpu {t.get('cpu_used_s')} s"
+            for t in value.get("threads", [])
+        ]
         return lines
     if key == "zombies" and isinstance(value, list):
-        return [f"[{z.get('comm')}] pid {z.get('pid')}, child of pid {z.get('ppid')} "
-                f"[{z.get('parent_comm')}]" for z in value] or ["none"]
+        return [
+            f"[{z.get('comm')}] pid {z.get('pid')}, child of pid {z.get('ppid')} "
+            f"[{z.get('parent_comm')}]"
+            for z in value
+        ] or ["none"]
     if isinstance(value, str):
         return value.splitlines() or [""]
     if isinstance(value, dict) and all(not isinstance(v, (dict, list)) for v in value.values()):
@@ -49,10 +73,15 @@ def incident_text(incident: dict[str, Any]) -> str:
         details = json.loads(incident.get("details_json") or "{}")
     except ValueError:
         details = {"details_json": incident.get("details_json")}
-    where = "  ".join(f"{k} {incident[k]}" for k in ("attempt", "epoch", "step")
-                      if incident.get(k) is not None)
-    lines = [f"{fmt_time(incident['t'])}  {incident['kind']}  {where}".rstrip(), "",
-             incident["summary"], ""]
+    where = "  ".join(
+        f"{k} {incident[k]}" for k in ("attempt", "epoch", "step") if incident.get(k) is not None
+    )
+    lines = [
+        f"{fmt_time(incident['t'])}  {incident['kind']}  {where}".rstrip(),
+        "",
+        incident["summary"],
+        "",
+    ]
     keys = [k for k in ORDER if k in details] + sorted(k for k in details if k not in ORDER)
     for key in keys:
         if details[key] in (None, [], {}, ""):
@@ -76,8 +105,9 @@ class IncidentScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield TextArea(incident_text(self.incident), read_only=True, soft_wrap=True,
-                       id="incident-text")
+        yield TextArea(
+            incident_text(self.incident), read_only=True, soft_wrap=True, id="incident-text"
+        )
         yield GpuStrip()
         yield Footer(compact=True)
 

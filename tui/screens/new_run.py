@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The new-run modal: preset, overrides validated live with the CLI's messages, name, note,
 and the number of GPUs (one torchrun rank each, as `dinowm run --gpus`)."""
 
@@ -45,8 +46,11 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
 
     AUTO_FOCUS = "#overrides"
 
-    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+o", "queue", "Queue"),
-                Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start"),
+        Binding("ctrl+o", "queue", "Queue"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
 
     def __init__(self, project: Project, overrides: tuple[str, ...] = ()) -> None:
         super().__init__()
@@ -57,15 +61,24 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
         self.to_queue = False  # what the pending press was: Queue rather than Start
 
     def compose(self) -> ComposeResult:
-        presets = [(f"{name}  {body.get('description', '')}"[:58], name)
-                   for name, body in self.project.presets.items()]
+        presets = [
+            (f"{name}  {body.get('description', '')}"[:58], name)
+            for name, body in self.project.presets.items()
+        ]
         default = self.project.default_preset
         with Vertical(classes="dialog", id="new-run"):
             yield Label("New run", classes="dialog-title")
-            yield Select(presets, value=default if default in self.project.presets
-                         else Select.BLANK, allow_blank=False, id="preset")
-            yield Input(self.initial, placeholder="overrides: training.epochs=50 frameskip=5",
-                        id="overrides")
+            yield Select(
+                presets,
+                value=default if default in self.project.presets else Select.BLANK,
+                allow_blank=False,
+                id="preset",
+            )
+            yield Input(
+                self.initial,
+                placeholder="overrides: training.epochs=50 frameskip=5",
+                id="overrides",
+            )
             with VerticalScroll(id="check-box"):
                 yield Static("checking…", id="check")
             with Horizontal(classes="fields"):
@@ -73,10 +86,12 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
                 yield Input(placeholder="first note", id="note")
                 yield Input(placeholder="GPUs: 1", id="gpus", restrict=r"[0-9a-z]*")
             with Horizontal(classes="buttons"):
-                yield Button("Start (^s)", variant="success", id="start", disabled=True,
-                                 compact=True)
-                yield Button("Queue (^o)", variant="primary", id="queue", disabled=True,
-                             compact=True)
+                yield Button(
+                    "Start (^s)", variant="success", id="start", disabled=True, compact=True
+                )
+                yield Button(
+                    "Queue (^o)", variant="primary", id="queue", disabled=True, compact=True
+                )
                 yield Button("Cancel (esc)", id="cancel", compact=True)
         yield Footer(compact=True)
 
@@ -102,8 +117,10 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
             self.post_message(Checked(preset, text, check))
 
     def on_checked(self, message: Checked) -> None:
-        if (message.preset, message.text) != (self._preset(),
-                                              self.query_one("#overrides", Input).value):
+        if (message.preset, message.text) != (
+            self._preset(),
+            self.query_one("#overrides", Input).value,
+        ):
             return  # an older check; a newer one is on its way
         self.last = message
         check = message.check
@@ -147,10 +164,16 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
         if not self.last.check.ok:
             self.app.bell()
             return
-        self.dismiss(LaunchSpec(current[0], parse_overrides(current[1]),
-                                self.query_one("#name", Input).value.strip(),
-                                self.query_one("#note", Input).value.strip(),
-                                self.query_one("#gpus", Input).value.strip(), to_queue))
+        self.dismiss(
+            LaunchSpec(
+                current[0],
+                parse_overrides(current[1]),
+                self.query_one("#name", Input).value.strip(),
+                self.query_one("#note", Input).value.strip(),
+                self.query_one("#gpus", Input).value.strip(),
+                to_queue,
+            )
+        )
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The queue screen: its entries and their states, reorder, remove, pause and start."""
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ class QueueScreen(Screen[None]):
 
     AUTO_FOCUS = "#queue-table"
 
-    BINDINGS = [Binding("u", "move('up')", "Up"), Binding("d", "move('down')", "Down"),
-                Binding("x", "remove", "Remove"), Binding("p", "pause", "Pause"),
-                Binding("g", "start", "Start"), Binding("n", "new", "Add"),
-                Binding("escape", "app.pop_screen", "Back")]
+    BINDINGS = [
+        Binding("u", "move('up')", "Up"),
+        Binding("d", "move('down')", "Down"),
+        Binding("x", "remove", "Remove"),
+        Binding("p", "pause", "Pause"),
+        Binding("g", "start", "Start"),
+        Binding("n", "new", "Add"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
 
     def __init__(self, services: Services) -> None:
         super().__init__()
@@ -74,19 +80,30 @@ class QueueScreen(Screen[None]):
 
     def on_queue_polled(self, message: QueuePolled) -> None:
         self.entries, self.paused = message.entries, message.paused
-        who = (f"queue supervisor pid {message.supervisor}" if message.supervisor else
-               "no queue supervisor: g starts one")
+        who = (
+            f"queue supervisor pid {message.supervisor}"
+            if message.supervisor
+            else "no queue supervisor: g starts one"
+        )
         queued = sum(e["state"] == "queued" for e in self.entries)
         self.query_one("#queue-head", Static).update(
             f"{queued} queued · {'paused · ' if self.paused else ''}{who}"
-            + (f" · {message.status}" if message.status else ""))
+            + (f" · {message.status}" if message.status else "")
+        )
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
         for e in self.entries:
-            table.add_row(str(e["position"] or "-"), str(e["id"]), e["name"] or e["preset"],
-                          status_text(e["state"]), e["run_id"] or "-", e["sweep_id"] or "-",
-                          " ".join(e["overrides"]), key=str(e["id"]))
+            table.add_row(
+                str(e["position"] or "-"),
+                str(e["id"]),
+                e["name"] or e["preset"],
+                status_text(e["state"]),
+                e["run_id"] or "-",
+                e["sweep_id"] or "-",
+                " ".join(e["overrides"]),
+                key=str(e["id"]),
+            )
         if self.entries:
             table.move_cursor(row=min(row, len(self.entries) - 1))
 
@@ -101,8 +118,10 @@ class QueueScreen(Screen[None]):
         if entry is None:
             return
         if entry["state"] != "queued":
-            self.notify(f"entry {entry['id']} is {entry['state']}: only queued entries move.",
-                        severity="warning")
+            self.notify(
+                f"entry {entry['id']} is {entry['state']}: only queued entries move.",
+                severity="warning",
+            )
             return
         self.post_message(QueueMoveRequested(entry["id"], where))
         table = self.query_one(DataTable)  # the cursor follows the entry

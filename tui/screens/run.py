@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One run: header, epochs, plots, configuration, incidents, notes, the live train.log and
 the evaluations of its checkpoints."""
 
@@ -19,17 +20,35 @@ from dinowm.formats import fmt_duration, fmt_num, status_text, world_size
 from dinowm.rundir import ACTIVE
 from dinowm.views.runs import progress_bar
 from tui.feed import fetch_run
-from tui.messages import (EditNoteRequested, EvalRequested, EvalStopRequested, ExportRequested,
-                          NoteRequested, ResumeRequested, RunPolled, RunsChanged, StopRequested)
+from tui.messages import (
+    EditNoteRequested,
+    EvalRequested,
+    EvalStopRequested,
+    ExportRequested,
+    NoteRequested,
+    ResumeRequested,
+    RunPolled,
+    RunsChanged,
+    StopRequested,
+)
 from tui.notices import report_failure
 from tui.screens.incident import IncidentScreen
 from tui.services import Services
 from tui.widgets.gpu_strip import GpuStrip
 from tui.widgets.log_tail import LogTail
 from tui.widgets.run_plots import RunPlots
-from tui.widgets.run_tables import (CURVE_COLUMNS, EVAL_COLUMNS, KeyedTable, curve_rows,
-                                    epoch_rows, eval_rows, gpu_rows, incident_rows, note_rows,
-                                    params_table_rows)
+from tui.widgets.run_tables import (
+    CURVE_COLUMNS,
+    EVAL_COLUMNS,
+    KeyedTable,
+    curve_rows,
+    epoch_rows,
+    eval_rows,
+    gpu_rows,
+    incident_rows,
+    note_rows,
+    params_table_rows,
+)
 
 TABS = ("epochs", "plots", "config", "incidents", "notes", "log", "evaluation")
 MAX_SAMPLES = 50_000
@@ -37,8 +56,14 @@ MAX_SAMPLES = 50_000
 
 def run_header(run: dict[str, Any], now: float) -> Text:
     """'▶ running  demo-3  ID  3/6 ━━━  attempt 1  …  loss 0.12' (one or two lines)."""
-    text = Text.assemble(status_text(run["status"]), "  ", (run.get("name") or "-", "bold"),
-                         "  ", (run["id"], "dim"), "  ")
+    text = Text.assemble(
+        status_text(run["status"]),
+        "  ",
+        (run.get("name") or "-", "bold"),
+        "  ",
+        (run["id"], "dim"),
+        "  ",
+    )
     text.append_text(progress_bar(run.get("epoch") or 0, run.get("epochs_target")))
     start = run.get("started_at") or run.get("created_at")
     duration = (run.get("ended_at") or now) - start if start else None
@@ -49,9 +74,12 @@ def run_header(run: dict[str, Any], now: float) -> Text:
     if backend.placement(run):
         bits.insert(1, f"{backend.where} {backend.placement(run)}")
     if run["status"] in ACTIVE:
-        bits += [f"phase {run.get('phase') or '-'}", f"loss {fmt_num(run.get('last_loss'))}",
-                 f"{fmt_num(run.get('samples_per_s'), 3)} samples/s",
-                 f"ETA {fmt_duration(run.get('eta_s'))}"]
+        bits += [
+            f"phase {run.get('phase') or '-'}",
+            f"loss {fmt_num(run.get('last_loss'))}",
+            f"{fmt_num(run.get('samples_per_s'), 3)} samples/s",
+            f"ETA {fmt_duration(run.get('eta_s'))}",
+        ]
     elif run.get("exit_reason"):
         bits.append(run["exit_reason"])
     text.append("  " + "  ".join(bits))
@@ -64,10 +92,14 @@ class RunScreen(Screen[None]):
     AUTO_FOCUS = "#epoch-table"
 
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"), Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"), Binding("a", "note", "Note"),
-        Binding("E", "edit_note", "Edit"), Binding("e", "export", "Export"),
-        Binding("t", "next_tab", "Tab"), Binding("f", "follow", "Follow"),
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("a", "note", "Note"),
+        Binding("E", "edit_note", "Edit"),
+        Binding("e", "export", "Export"),
+        Binding("t", "next_tab", "Tab"),
+        Binding("f", "follow", "Follow"),
         Binding("v", "evaluate", "Eval", show=False),  # the Evaluation tab says so
         Binding("x", "stop_eval", "Stop eval", show=False),
         *[Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)],
@@ -90,31 +122,52 @@ class RunScreen(Screen[None]):
         yield Static("loading…", id="run-head")
         with TabbedContent(initial="epochs", id="tabs"):
             with TabPane("1 Epochs", id="epochs"):
-                yield KeyedTable(("epoch", "train", "val", "z_err_pred", "time", "samples/s",
-                                  "max °C", "mean W", "att", "rollout"), id="epoch-table")
-                yield KeyedTable(("epoch", "GPU", "max °C", "mean W", "use %", "max MiB"),
-                                 id="gpu-table")  # shown for a run on several GPUs
+                yield KeyedTable(
+                    (
+                        "epoch",
+                        "train",
+                        "val",
+                        "z_err_pred",
+                        "time",
+                        "samples/s",
+                        "max °C",
+                        "mean W",
+                        "att",
+                        "rollout",
+                    ),
+                    id="epoch-table",
+                )
+                yield KeyedTable(
+                    ("epoch", "GPU", "max °C", "mean W", "use %", "max MiB"), id="gpu-table"
+                )  # shown for a run on several GPUs
             with TabPane("2 Plots", id="plots"):
                 yield RunPlots()
             with TabPane("3 Config", id="config"):
                 yield KeyedTable(("key", "from", "value"), id="params")
             with TabPane("4 Incidents", id="incidents"):
-                yield Static("⏎ shows the incident in full: a stall's stacks, process, log tail",
-                             classes="hint")
+                yield Static(
+                    "⏎ shows the incident in full: a stall's stacks, process, log tail",
+                    classes="hint",
+                )
                 yield KeyedTable(("time", "kind", "att", "epoch", "summary"), id="incident-list")
             with TabPane("5 Notes", id="notes"):
-                yield Static("a adds a note; ⏎ or E edits the one under the cursor",
-                             classes="hint")
+                yield Static("a adds a note; ⏎ or E edits the one under the cursor", classes="hint")
                 yield KeyedTable(("time", "note", "by"), id="note-list")
             with TabPane("6 Log", id="log"):
                 yield LogTail(None, poll_s=self.services.log_poll_s, id="log-tail")
             with TabPane("7 Evaluation", id="evaluation"):
                 yield Static("", id="eval-running", classes="hint")
-                yield Static("no evaluations yet: 'dinowm eval RUN' evaluates the checkpoints",
-                             id="eval-best", classes="hint")
+                yield Static(
+                    "no evaluations yet: 'dinowm eval RUN' evaluates the checkpoints",
+                    id="eval-best",
+                    classes="hint",
+                )
                 yield KeyedTable(EVAL_COLUMNS, id="eval-table")
-                yield Static("open-loop error against the horizon of the selected checkpoint",
-                             id="eval-curve-title", classes="hint")
+                yield Static(
+                    "open-loop error against the horizon of the selected checkpoint",
+                    id="eval-curve-title",
+                    classes="hint",
+                )
                 yield KeyedTable(CURVE_COLUMNS, id="eval-curve")
         yield GpuStrip()
         yield Footer(compact=True)
@@ -151,8 +204,9 @@ class RunScreen(Screen[None]):
             self.query_one("#params", KeyedTable).set_rows(params_table_rows(message.spec))
         if message.epochs != self.epochs or first:
             self.epochs = message.epochs
-            self.query_one("#epoch-table", KeyedTable).set_rows(epoch_rows(message.epochs),
-                                                                follow=True)
+            self.query_one("#epoch-table", KeyedTable).set_rows(
+                epoch_rows(message.epochs), follow=True
+            )
             per_gpu = self.query_one("#gpu-table", KeyedTable)
             per_gpu.display = bool(gpu_rows(message.epochs))
             per_gpu.set_rows(gpu_rows(message.epochs), follow=True)
@@ -179,7 +233,8 @@ class RunScreen(Screen[None]):
         self.query_one("#eval-table", KeyedTable).set_rows(eval_rows(ev))
         if ev.rows:
             self.query_one("#eval-best", Static).update(
-                (ev.verdict(with_run=False) or "") + "  ★ best by planning  ◆ best by val loss")
+                (ev.verdict(with_run=False) or "") + "  ★ best by planning  ◆ best by val loss"
+            )
         self.show_curve()
 
     def show_evaluating(self, evaluating: dict[str, Any] | None) -> None:
@@ -187,19 +242,25 @@ class RunScreen(Screen[None]):
         line = self.query_one("#eval-running", Static)
         if evaluating:
             total = evaluating.get("total")
-            line.update(f"evaluating (pid {evaluating['pid']}): {evaluating['done']}/"
-                        f"{total if total is not None else '?'} {evaluating['what']}"
-                        "  · x stops it")
+            line.update(
+                f"evaluating (pid {evaluating['pid']}): {evaluating['done']}/"
+                f"{total if total is not None else '?'} {evaluating['what']}"
+                "  · x stops it"
+            )
         else:
-            line.update("v evaluates this run's checkpoints in the background (options as "
-                        "'dinowm eval'); x stops a running evaluation")
+            line.update(
+                "v evaluates this run's checkpoints in the background (options as "
+                "'dinowm eval'); x stops a running evaluation"
+            )
 
     def show_curve(self) -> None:
         key = self.query_one("#eval-table", KeyedTable).current_key
         row = next((e for e in self.evaluations if e["checkpoint"] == key), None)
         self.query_one("#eval-curve-title", Static).update(
-            f"open-loop error against the horizon: {key}" if row else
-            "open-loop error against the horizon of the selected checkpoint")
+            f"open-loop error against the horizon: {key}"
+            if row
+            else "open-loop error against the horizon of the selected checkpoint"
+        )
         self.query_one("#eval-curve", KeyedTable).set_rows(curve_rows(row))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -228,8 +289,9 @@ class RunScreen(Screen[None]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """Keys act on what the tab shows: focus its table or log."""
         pane = self.query_one(f"#{event.pane.id}", TabPane)
-        target = pane.query("KeyedTable, LogTail").first() if pane.query("KeyedTable, LogTail") \
-            else None
+        target = (
+            pane.query("KeyedTable, LogTail").first() if pane.query("KeyedTable, LogTail") else None
+        )
         if target is not None:
             target.focus()
 
@@ -243,8 +305,9 @@ class RunScreen(Screen[None]):
 
     def action_stop(self) -> None:
         if self.run and self.run["status"] not in ACTIVE:
-            self.notify(f"{self.run['id']} is {self.run['status']}: nothing to stop.",
-                        severity="warning")
+            self.notify(
+                f"{self.run['id']} is {self.run['status']}: nothing to stop.", severity="warning"
+            )
         elif self.run:
             self.post_message(StopRequested(self.run_id, self.run.get("name") or ""))
 

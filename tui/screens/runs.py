@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The runs screen: every run, live; filter, sort, mark, and the actions on runs."""
 
 from __future__ import annotations
@@ -39,12 +40,18 @@ class RunsScreen(Screen[None]):
     AUTO_FOCUS = "#runs"
 
     BINDINGS = [  # in footer order: at 80 columns everything up to Quit fits
-        Binding("n", "new_run", "New"), Binding("s", "stop", "Stop"),
-        Binding("r", "resume", "Resume"), Binding("a", "note", "Note"),
-        Binding("e", "export", "Export"), Binding("space", "mark", "Mark", key_display="␣"),
-        Binding("c", "compare", "Compare"), Binding("slash", "filter", "Find"),
-        Binding("q", "app.quit", "Quit"), Binding("o", "sort", "Sort"),
-        Binding("f", "status", "Status"), Binding("Q", "queue", "Queue"),
+        Binding("n", "new_run", "New"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("a", "note", "Note"),
+        Binding("e", "export", "Export"),
+        Binding("space", "mark", "Mark", key_display="␣"),
+        Binding("c", "compare", "Compare"),
+        Binding("slash", "filter", "Find"),
+        Binding("q", "app.quit", "Quit"),
+        Binding("o", "sort", "Sort"),
+        Binding("f", "status", "Status"),
+        Binding("Q", "queue", "Queue"),
         Binding("question_mark", "app.keys", "Keys"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -109,8 +116,11 @@ class RunsScreen(Screen[None]):
             self.runs.pop(run_id)
             self.marked.discard(run_id)
         fetched = {row["id"] for row in message.rows}
-        self.known = {i: v for i, v in message.versions.items()
-                      if i in self.runs and (i in fetched or self.known.get(i) == v)}
+        self.known = {
+            i: v
+            for i, v in message.versions.items()
+            if i in self.runs and (i in fetched or self.known.get(i) == v)
+        }
         self.samples = message.telemetry
         live = {i for i, r in self.runs.items() if r["status"] in ACTIVE}
         self.render_rows(fetched | live, gone)
@@ -123,14 +133,24 @@ class RunsScreen(Screen[None]):
         status = self.status_filter
         now = self.services.clock()
         shown = {i for i in dirty if i in self.runs and matches(self.runs[i], text, status)}
-        table.remove(set(gone) | (dirty - shown))
-        table.upsert({i: RunRow(self.runs[i], self.samples.get(i, []), i in self.marked,
-                                now if self.runs[i]["status"] in ACTIVE else None)
-                      for i in shown})
+        table.drop_rows(set(gone) | (dirty - shown))
+        table.upsert(
+            {
+                i: RunRow(
+                    self.runs[i],
+                    self.samples.get(i, []),
+                    i in self.marked,
+                    now if self.runs[i]["status"] in ACTIVE else None,
+                )
+                for i in shown
+            }
+        )
         active = sum(1 for r in self.runs.values() if r["status"] in ACTIVE)
-        self.sub_title = (f"{len(self.runs)} runs, {active} active"
-                          + (f", {table.row_count} shown" if table.row_count != len(self.runs)
-                             else "") + (f", {len(self.marked)} marked" if self.marked else ""))
+        self.sub_title = (
+            f"{len(self.runs)} runs, {active} active"
+            + (f", {table.row_count} shown" if table.row_count != len(self.runs) else "")
+            + (f", {len(self.marked)} marked" if self.marked else "")
+        )
         self.query_one("#empty").display = not self.runs
 
     # -- filter and sort ---------------------------------------------------------------------

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One line on every screen: temperature, power/limit, utilisation, memory, throttle badges."""
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def gpu_text(rows: list[dict[str, Any]], reason: str) -> Text:
         text.append(f"{val('temp_c')}°C", style=temp_style(r.get("temp_c")) or "")
         text.append(f" {val('power_w')}/{val('power_limit_w')} W {val('util_pct')}%")
         if r.get("mem_used_mib") is not None:
-            text.append(f" {r['mem_used_mib'] / 1024:.1f}/"
-                        f"{(r.get('mem_total_mib') or 0) / 1024:.0f} GiB")
+            text.append(
+                f" {r['mem_used_mib'] / 1024:.1f}/{(r.get('mem_total_mib') or 0) / 1024:.0f} GiB"
+            )
         for badge in throttle_names(r.get("throttle")):
             if badge != "gpu_idle":
                 text.append(f" {badge}", style="bold white on red")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A live tail of a log file: starts at its end, follows appended lines, never reads it whole."""
 
 from __future__ import annotations
@@ -48,8 +49,15 @@ def split_lines(data: bytes, partial: bytes) -> tuple[list[str], bytes]:
 class LogTail(Log):
     """train.log of a run; `path` is set by the screen, a worker follows the file."""
 
-    def __init__(self, path: Path | None, *, poll_s: float = 0.25, start_lines: int = 400,
-                 max_lines: int = 20_000, id: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        poll_s: float = 0.25,
+        start_lines: int = 400,
+        max_lines: int = 20_000,
+        id: str | None = None,
+    ) -> None:
         super().__init__(max_lines=max_lines, auto_scroll=True, id=id)
         self.path = path
         self.poll_s = poll_s
@@ -109,4 +117,3 @@ class LogTail(Log):
         if self.auto_scroll:
             self.scroll_end(animate=False)
         return self.auto_scroll
-

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Plots of one run with textual-plotext: losses and z_err_pred per epoch, GPU over time."""
 
 from __future__ import annotations
@@ -21,20 +22,26 @@ def downsample(samples: list[dict[str, Any]], points: int = POINTS) -> list[dict
     out = []
     step = len(samples) / points
     for i in range(points):
-        chunk = samples[int(i * step):int((i + 1) * step)] or [samples[-1]]
+        chunk = samples[int(i * step) : int((i + 1) * step)] or [samples[-1]]
         temps = [s["temp_c"] for s in chunk if s.get("temp_c") is not None]
         powers = [s["power_w"] for s in chunk if s.get("power_w") is not None]
         throttle = 0
         for s in chunk:
             throttle |= s.get("throttle") or 0
-        out.append({"t": chunk[0]["t"], "temp_c": max(temps) if temps else None,
-                    "power_w": sum(powers) / len(powers) if powers else None,
-                    "throttle": throttle})
+        out.append(
+            {
+                "t": chunk[0]["t"],
+                "temp_c": max(temps) if temps else None,
+                "power_w": sum(powers) / len(powers) if powers else None,
+                "throttle": throttle,
+            }
+        )
     return out
 
 
-def series(rows: list[dict[str, Any]], x: str, y: str, scale: float = 1.0,
-           origin: float = 0.0) -> tuple[list[float], list[float]]:
+def series(
+    rows: list[dict[str, Any]], x: str, y: str, scale: float = 1.0, origin: float = 0.0
+) -> tuple[list[float], list[float]]:
     """(xs, ys) of the rows where y is known."""
     pairs = [((r[x] - origin) * scale, r[y]) for r in rows if r.get(y) is not None]
     return [p[0] for p in pairs], [p[1] for p in pairs]
@@ -89,15 +96,24 @@ class RunPlots(Grid):
             xs, ys = series(rows, "t", "power_w", 1 / 60, origin)
             if xs:
                 power.plt.plot(xs, ys, label=f"GPU{gpu} W", marker="braille")
-            hot = [r for r in rows if (r.get("throttle") or 0) & ~IDLE
-                   and r.get("temp_c") is not None]
+            hot = [
+                r for r in rows if (r.get("throttle") or 0) & ~IDLE and r.get("temp_c") is not None
+            ]
             for r in hot:
                 reasons.update(n for n in throttle_names(r["throttle"]) if n != "gpu_idle")
             if hot:
                 xs, ys = series(hot, "t", "temp_c", 1 / 60, origin)
                 temp.plt.scatter(xs, ys, marker="x", color="red", label="throttled")
-        temp.plt.title("GPU °C" + (f" — throttled: {', '.join(sorted(reasons))}" if reasons
-                                   else "" if samples else ": no samples (no GPU)"))
+        temp.plt.title(
+            "GPU °C"
+            + (
+                f" — throttled: {', '.join(sorted(reasons))}"
+                if reasons
+                else ""
+                if samples
+                else ": no samples (no GPU)"
+            )
+        )
         power.plt.title("GPU power W" + ("" if samples else ": no samples"))
         temp.refresh()
         power.refresh()

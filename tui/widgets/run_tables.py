@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The run screen's tables: hyperparameters (changes marked), epochs, incidents, notes,
 evaluations."""
 
@@ -33,8 +34,7 @@ def param_rows(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
     for item in spec.get("resume_overrides") or []:
         sources[item.partition("=")[0].strip()] = "resume"
     rows = [(k, _show(v), sources.get(k, "default")) for k, v in flat.items()]
-    return sorted(rows, key=lambda r: (SOURCE_RANK.get(r[2], 1 if r[2] != "default" else 2),
-                                       r[0]))
+    return sorted(rows, key=lambda r: (SOURCE_RANK.get(r[2], 1 if r[2] != "default" else 2), r[0]))
 
 
 def _show(value: Any) -> str:
@@ -91,25 +91,32 @@ def params_table_rows(spec: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
             style, mark = "bold yellow", "●"
         else:
             style, mark = ("" if source != "default" else "dim"), " "
-        out[key] = (Text(f"{mark} {key}", style=style),
-                    Text(source, style="dim" if source == "default" else ""),
-                    Text(value, style=style))
+        out[key] = (
+            Text(f"{mark} {key}", style=style),
+            Text(source, style="dim" if source == "default" else ""),
+            Text(value, style=style),
+        )
     return out
 
 
 def epoch_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     """Per-epoch losses, z_err_pred, time, GPU figures, attempt, and the val rollout error
     (last: the columns an 80-column terminal shows stay as they were)."""
-    return {str(e["epoch"]): (
-        Text(str(e["epoch"]), justify="right"), Text(fmt_num(e.get("train_loss")), justify="right"),
-        Text(fmt_num(e.get("val_loss")), justify="right"),
-        Text(fmt_num(e.get("z_err_pred")), justify="right"),
-        Text(fmt_duration(e.get("duration_s")), justify="right"),
-        Text(fmt_num(e.get("samples_per_s"), 3), justify="right"),
-        Text(fmt_num(e.get("max_gpu_temp_c"), 3), justify="right"),
-        Text(fmt_num(e.get("mean_power_w"), 3), justify="right"),
-        Text(str(e.get("attempt") or "-"), justify="right"),
-        Text(fmt_num(_val_rollout(e)), justify="right")) for e in epochs}
+    return {
+        str(e["epoch"]): (
+            Text(str(e["epoch"]), justify="right"),
+            Text(fmt_num(e.get("train_loss")), justify="right"),
+            Text(fmt_num(e.get("val_loss")), justify="right"),
+            Text(fmt_num(e.get("z_err_pred")), justify="right"),
+            Text(fmt_duration(e.get("duration_s")), justify="right"),
+            Text(fmt_num(e.get("samples_per_s"), 3), justify="right"),
+            Text(fmt_num(e.get("max_gpu_temp_c"), 3), justify="right"),
+            Text(fmt_num(e.get("mean_power_w"), 3), justify="right"),
+            Text(str(e.get("attempt") or "-"), justify="right"),
+            Text(fmt_num(_val_rollout(e)), justify="right"),
+        )
+        for e in epochs
+    }
 
 
 def _val_rollout(epoch: dict[str, Any]) -> float | None:
@@ -126,30 +133,50 @@ def gpu_rows(epochs: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     for e in epochs:
         for g in json.loads(e.get("gpus_json") or "[]"):
             rows[f"{e['epoch']}:{g.get('gpu')}"] = (
-                Text(str(e["epoch"]), justify="right"), Text(str(g.get("gpu")), justify="right"),
-                *(Text("-" if g.get(k) is None else f"{g[k]:.0f}", justify="right")
-                  for k in ("max_temp_c", "mean_power_w", "mean_util", "max_mem_mib")))
+                Text(str(e["epoch"]), justify="right"),
+                Text(str(g.get("gpu")), justify="right"),
+                *(
+                    Text("-" if g.get(k) is None else f"{g[k]:.0f}", justify="right")
+                    for k in ("max_temp_c", "mean_power_w", "mean_util", "max_mem_mib")
+                ),
+            )
     return rows
 
 
-INCIDENT_STYLE = {"stall": "bold red", "crash": "red", "oom": "red", "lost": "magenta",
-                  "thermal": "yellow", "resume": "cyan"}
+INCIDENT_STYLE = {
+    "stall": "bold red",
+    "crash": "red",
+    "oom": "red",
+    "lost": "magenta",
+    "thermal": "yellow",
+    "resume": "cyan",
+}
 
 
 def incident_rows(incidents: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     """The incident timeline: time, kind, attempt, epoch, summary."""
-    return {str(i["id"]): (fmt_time(i["t"]), Text(i["kind"], style=INCIDENT_STYLE.get(i["kind"],
-                                                                                     "")),
-                           str(i.get("attempt") or "-"), str(i.get("epoch") or "-"),
-                           Text(i["summary"][:200], no_wrap=True))
-            for i in incidents}
+    return {
+        str(i["id"]): (
+            fmt_time(i["t"]),
+            Text(i["kind"], style=INCIDENT_STYLE.get(i["kind"], "")),
+            str(i.get("attempt") or "-"),
+            str(i.get("epoch") or "-"),
+            Text(i["summary"][:200], no_wrap=True),
+        )
+        for i in incidents
+    }
 
 
 def note_rows(notes: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     """Notes: time, text, source (edited ones say so)."""
-    return {str(n["id"]): (fmt_time(n["t"]), Text(n["text"]),
-                           n["source"] + (" (edited)" if n.get("edited_at") else ""))
-            for n in notes}
+    return {
+        str(n["id"]): (
+            fmt_time(n["t"]),
+            Text(n["text"]),
+            n["source"] + (" (edited)" if n.get("edited_at") else ""),
+        )
+        for n in notes
+    }
 
 
 EVAL_COLUMNS = tuple(header for key, header in COLUMNS if key != "run")
@@ -161,13 +188,19 @@ def eval_rows(table: EvalTable) -> dict[str, tuple[Any, ...]]:
     rows = {}
     for row in table.rows:
         text = cells(row)
-        mark = ("★" if same(row, table.best_plan) else "") + \
-            ("◆" if same(row, table.best_val) else "")
+        mark = ("★" if same(row, table.best_plan) else "") + (
+            "◆" if same(row, table.best_val) else ""
+        )
         status = STATUS_STYLE.get(row.get("status") or "", ("", ""))[1]
         rows[str(row["checkpoint"])] = tuple(
-            Text(f"{text[k]} {mark}".rstrip(), style="bold" if mark else "") if k == "checkpoint"
-            else Text(text[k], style=status) if k == "status"
-            else Text(text[k], justify="right") for k, _ in COLUMNS if k != "run")
+            Text(f"{text[k]} {mark}".rstrip(), style="bold" if mark else "")
+            if k == "checkpoint"
+            else Text(text[k], style=status)
+            if k == "status"
+            else Text(text[k], justify="right")
+            for k, _ in COLUMNS
+            if k != "run"
+        )
     return rows
 
 
@@ -175,7 +208,13 @@ def curve_rows(row: dict[str, Any] | None) -> dict[str, tuple[Any, ...]]:
     """An evaluation's open-loop error against the horizon, one row per step."""
     if row is None:
         return {}
-    return {str(h): (Text(str(h), justify="right"), *(
-        Text(fmt_num(values[k], 3 if k in ("img_psnr", "img_ssim") else 4), justify="right")
-        for k in ("z_visual_err", "z_proprio_err", "img_mse", "img_psnr", "img_ssim")))
-        for h, values in horizon_curve(row)}
+    return {
+        str(h): (
+            Text(str(h), justify="right"),
+            *(
+                Text(fmt_num(values[k], 3 if k in ("img_psnr", "img_ssim") else 4), justify="right")
+                for k in ("z_visual_err", "z_proprio_err", "img_mse", "img_psnr", "img_ssim")
+            ),
+        )
+        for h, values in horizon_curve(row)
+    }

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The runs table: virtual, renders only the rows on screen, each once per change of its run."""
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ class RunsTable(ScrollView, can_focus=True):
 
     BINDINGS = [
         Binding("enter", "select", "Open", key_display="⏎"),
-        Binding("up", "move(-1)", show=False), Binding("down", "move(1)", show=False),
-        Binding("pageup", "page(-1)", show=False), Binding("pagedown", "page(1)", show=False),
+        Binding("up", "move(-1)", show=False),
+        Binding("down", "move(1)", show=False),
+        Binding("pageup", "page(-1)", show=False),
+        Binding("pagedown", "page(1)", show=False),
         Binding("home", "move(-1_000_000)", show=False),
         Binding("end", "move(1_000_000)", show=False),
     ]
@@ -99,8 +102,10 @@ class RunsTable(ScrollView, can_focus=True):
             resort = resort or old is None or self._sort_value(old) != self._sort_value(row)
             if "placement" not in self.widths and row.values()["placement"]:
                 self.columns = view.columns(placed=True)  # once a listed run has one
-                self.widths = {c.key: self.widths.get(c.key, max(c.width, len(c.label) + 1))
-                               for c in self.columns}
+                self.widths = {
+                    c.key: self.widths.get(c.key, max(c.width, len(c.label) + 1))
+                    for c in self.columns
+                }
                 self._layout += 1
             for key in ("name", "preset"):
                 self._widen(key, len(str(row.run.get(key) or "-")))
@@ -109,7 +114,7 @@ class RunsTable(ScrollView, can_focus=True):
             self._sort(keep)
         self._resize()
 
-    def remove(self, run_ids: set[str]) -> None:
+    def drop_rows(self, run_ids: set[str]) -> None:
         """Drop rows (deleted runs, or filtered out)."""
         gone = run_ids & set(self.rows)
         if not gone:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A DataTable that repaints its rows after a column widened."""
 
 from __future__ import annotations
