@@ -138,7 +138,6 @@ def create_run(
     The queue passes the run id it claimed for an entry and `origin` (queue_entry, sweep_id),
     which the spec and the row both keep.
     """
-    cfg, overrides = resolved.config, list(resolved.overrides)
     hw = hardware.describe()
     run_id = run_id or new_run_id()
     origin = {k: v for k, v in (origin or {}).items() if v is not None}
@@ -146,54 +145,72 @@ def create_run(
     command = (
         shlex.join(argv)
         if argv
-        else shlex.join(["dinowm", "run", "--preset", resolved.preset, *overrides])
+        else shlex.join(["dinowm", "run", "--preset", resolved.preset, *resolved.overrides])
     )
     with Store(project.runs_db) as store:
         count = store.count_runs(resolved.preset)
         name = name or f"{resolved.preset}-{count + 1}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        spec = {
-            "run_id": run_id,
-            "name": name,
-            "preset": resolved.preset,
-            "overrides": list(overrides),
-            "changed": resolved.changed(),
-            "config": to_dict(cfg),
-            "config_hash": config_hash(cfg),
-            "command": command,
-            "created_at": time.time(),
-            **origin,
-        }
-        write_spec(run_dir, spec)
-        store.create_run(
-            {
-                "id": run_id,
-                "name": name,
-                "preset": resolved.preset,
-                "env": cfg.env,
-                "config_json": json.dumps(to_dict(cfg)),
-                "config_hash": config_hash(cfg),
-                "overrides_json": json.dumps(list(overrides)),
-                "command": command,
-                "cwd": os.getcwd(),
-                "run_dir": str(run_dir),
-                "epochs_target": cfg.training.epochs,
-                "batch_size": cfg.training.batch_size,
-                "grad_accum": cfg.training.grad_accum,
-                "micro_batch": cfg.micro_batch,
-                "host": socket.gethostname(),
-                "encoder_label": encoder_label(cfg),
-                "changed_json": json.dumps(resolved.changed()),
-                **origin,
-            }
-        )
+        write_spec(run_dir, _spec(resolved, run_id, name, command, origin))
+        store.create_run(_row(resolved, run_id, name, command, run_dir, origin))
         store.set_hardware(run_id, hw)
-        warning = fit_warning(store, cfg, hw)
+        warning = fit_warning(store, resolved.config, hw)
         if warning and warn:
             warn(warning)
         if note:
             store.add_note(run_id, note)
         return store.run(run_id)
+
+
+def _spec(
+    resolved: Resolved, run_id: str, name: str, command: str, origin: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's config.json: what it trains with, how it was asked for, where it came from."""
+    cfg = resolved.config
+    return {
+        "run_id": run_id,
+        "name": name,
+        "preset": resolved.preset,
+        "overrides": list(resolved.overrides),
+        "changed": resolved.changed(),
+        "config": to_dict(cfg),
+        "config_hash": config_hash(cfg),
+        "command": command,
+        "created_at": time.time(),
+        **origin,
+    }
+
+
+def _row(
+    resolved: Resolved,
+    run_id: str,
+    name: str,
+    command: str,
+    run_dir: Path,
+    origin: dict[str, Any],
+) -> dict[str, Any]:
+    """The run's new row in runs.db."""
+    cfg = resolved.config
+    return {
+        "id": run_id,
+        "name": name,
+        "preset": resolved.preset,
+        "env": cfg.env,
+        "config_json": json.dumps(to_dict(cfg)),
+        "config_hash": config_hash(cfg),
+        "overrides_json": json.dumps(list(resolved.overrides)),
+        "command": command,
+        "cwd": os.getcwd(),
+        "run_dir": str(run_dir),
+        "epochs_target": cfg.training.epochs,
+        "batch_size": cfg.training.batch_size,
+        "grad_accum": cfg.training.grad_accum,
+        "micro_batch": cfg.micro_batch,
+        "host": socket.gethostname(),
+        "encoder_label": encoder_label(cfg),
+        "changed_json": json.dumps(resolved.changed()),
+        **origin,
+    }
 
 
 def new_run(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -94,11 +95,16 @@ def export_checkpoint(
       cd ~/dino_wm && python plan.py ckpt_base_path=$HOME/dino_wm \\
           model_name=franka_f5_h3-2 model_epoch=40
     """
-    from dinowm.trials import export_for_planner
+    from dinowm.trials.planner import export_for_planner
 
     with state.store() as store:
         row = store.run(run)
     result = export_for_planner(row, checkout, epoch=epoch, out=out, dataset_target=dataset_target)
+    _print_export(result, fmt)
+
+
+def _print_export(result: dict[str, Any], fmt: str) -> None:
+    """What the export wrote, the plan.py line that loads it (or where to move it), warnings."""
     console.print(
         f"exported run {result['run_id']} epoch {result['epoch']} "
         f"(sha256 {result['sha256'][:12]}, {fmt})",

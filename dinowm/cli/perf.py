@@ -13,7 +13,8 @@ from dinowm.cli.base import HELP, State, console, echo_json, main
 from dinowm.cli.perfviews import bench_table, probe_table, profile_view, scaling_table
 
 if TYPE_CHECKING:
-    from dinowm.trials import Variant
+    from dinowm.config import Resolved
+    from dinowm.trials.bench import Variant
 
 
 def _ints(text: str) -> list[int]:
@@ -133,30 +134,66 @@ def bench(
       dinowm bench --preset franka_f5_h3 --batch 32 --mem-cap-gib 16
       dinowm bench --preset franka_f5_h3 --gpus auto --steps 20
     """
-    from dinowm.trials import bench as run_bench
-    from dinowm.trials import memory_cap_card
-
     state: State = ctx.obj
     if gpus is not None or ranks is not None:
-        if profile_path or mem_cap_gib or variants:
-            raise click.UsageError(
-                "--gpus/--ranks measure scaling: leave out --profile, --mem-cap-gib and --variants."
-            )
+        _refuse_beside_scaling(profile_path, mem_cap_gib, variants)
         _scaling(state, preset, list(overrides), gpus, ranks, steps, json_path)
         return
-    sizes = _ints(batches)
-    chosen = _variants(ctx, modes, variants, profile_path)
-    if mem_cap_gib is not None:
-        memory_cap_card(mem_cap_gib)
+    sizes, chosen = _trial_settings(ctx, batches, modes, variants, profile_path, mem_cap_gib)
     if profile_path is not None:
         _profile(
             state, preset, list(overrides), chosen, sizes, steps, warmup, profile_path, mem_cap_gib
         )
         return
+    _compare(state, preset, list(overrides), sizes, chosen, steps, warmup, mem_cap_gib, json_path)
+
+
+def _refuse_beside_scaling(
+    profile_path: Path | None, mem_cap_gib: float | None, variants: str | None
+) -> None:
+    """--gpus/--ranks measure scaling: the options of the other trials are refused with them."""
+    if profile_path or mem_cap_gib or variants:
+        raise click.UsageError(
+            "--gpus/--ranks measure scaling: leave out --profile, --mem-cap-gib and --variants."
+        )
+
+
+def _trial_settings(
+    ctx: click.Context,
+    batches: str,
+    modes: str,
+    variants: str | None,
+    profile_path: Path | None,
+    mem_cap_gib: float | None,
+) -> tuple[list[int], list[Variant]]:
+    """--batch and the variants of the trials, parsed; --mem-cap-gib checked against the card."""
+    from dinowm.trials.bench import memory_cap_card
+
+    sizes = _ints(batches)
+    chosen = _variants(ctx, modes, variants, profile_path)
+    if mem_cap_gib is not None:
+        memory_cap_card(mem_cap_gib)
+    return sizes, chosen
+
+
+def _compare(
+    state: State,
+    preset: str | None,
+    overrides: list[str],
+    sizes: list[int],
+    chosen: list[Variant],
+    steps: int,
+    warmup: int,
+    mem_cap_gib: float | None,
+    json_path: Path | None,
+) -> None:
+    """`dinowm bench`: every (variant, batch) trial, as a table."""
+    from dinowm.trials.bench import bench as run_bench
+
     result = run_bench(
         state.project,
         preset,
-        list(overrides),
+        overrides,
         sizes,
         chosen,
         steps,
@@ -172,7 +209,7 @@ def _variants(
     ctx: click.Context, modes: str, variants: str | None, profile_path: Path | None
 ) -> list[Variant]:
     """--variants, or --mode (both modes by default; a profile's default is fast alone)."""
-    from dinowm.trials import parse_variants
+    from dinowm.trials.bench import parse_variants
 
     explicit_mode = ctx.get_parameter_source("modes") != click.core.ParameterSource.DEFAULT
     if variants is not None and explicit_mode:
@@ -197,7 +234,7 @@ def _profile(
     mem_cap_gib: float | None,
 ) -> None:
     """`dinowm bench --profile PATH`: one trial's step cut into its parts, as a table."""
-    from dinowm.trials import profile
+    from dinowm.trials.bench import profile
 
     if len(sizes) != 1:
         raise click.UsageError(
@@ -283,21 +320,12 @@ def probe(
       dinowm probe --preset franka_f5_h3
       dinowm probe --preset franka_f5_h3 --mem-cap-gib 16 --min-batch 16
     """
-    from dinowm.config import model_hash, resolve
-    from dinowm.supervise import hardware
-    from dinowm.trials import memory_cap_card
-    from dinowm.trials import probe as run_probe
+    from dinowm.config import resolve
+    from dinowm.trials.bench import probe as run_probe
 
-    if mem_cap_gib is not None:
-        memory_cap_card(mem_cap_gib)
-    gpu = hardware.gpu_description()
-    if not gpu["gpus"]:
-        console.print(
-            f"no GPU ({gpu['nvml'].removeprefix('unavailable: ')}): probe measures "
-            f"GPU memory, so there is nothing to probe on this machine."
-        )
+    card = _card_to_probe(mem_cap_gib)
+    if card is None:
         return
-    card = gpu["gpus"][0]
     resolved = resolve(state.project, preset, list(overrides))
     rows = run_probe(
         state.project,
@@ -313,36 +341,58 @@ def probe(
         ),
     )
     if mem_cap_gib is None:
-        key = model_hash(resolved.config)
-        with state.store() as store:
-            for r in rows:
-                store.add_probe(
-                    {
-                        "gpu_name": card["name"],
-                        "vram_mib": card["vram_mib"],
-                        "preset": resolved.preset,
-                        "model_hash": key,
-                        "precision": resolved.config.training.precision,
-                        "batch": r["batch"],
-                        "peak_mib": r.get("peak_mib"),
-                        "fits": int(r["fits"]),
-                        "status": r.get("status"),
-                        "s_per_step": r.get("s_per_step"),
-                    }
-                )
+        _remember_probe(state, card, resolved, rows)
     console.print(probe_table(card, resolved.preset, rows, mem_cap_gib))
+    _write_json(_probe_result(card, resolved.preset, margin, mem_cap_gib, rows), json_path)
+
+
+def _probe_result(
+    card: dict[str, Any],
+    preset: str,
+    margin: float,
+    mem_cap_gib: float | None,
+    rows: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """--json of `dinowm probe`: the card, the settings, the largest batch that fit, the trials."""
     best = max((r["batch"] for r in rows if r["fits"]), default=None)
-    _write_json(
-        {
-            "gpu": card,
-            "preset": resolved.preset,
-            "margin": margin,
-            "mem_cap_gib": mem_cap_gib,
-            "largest_fitting_batch": best,
-            "rows": rows,
-        },
-        json_path,
-    )
+    return {
+        "gpu": card,
+        "preset": preset,
+        "margin": margin,
+        "mem_cap_gib": mem_cap_gib,
+        "largest_fitting_batch": best,
+        "rows": rows,
+    }
+
+
+def _card_to_probe(mem_cap_gib: float | None) -> dict[str, Any] | None:
+    """This machine's first GPU, with --mem-cap-gib checked against it; None, said, without
+    a GPU."""
+    from dinowm.supervise import hardware
+    from dinowm.trials.bench import memory_cap_card
+
+    if mem_cap_gib is not None:
+        memory_cap_card(mem_cap_gib)
+    gpu = hardware.gpu_description()
+    if not gpu["gpus"]:
+        console.print(
+            f"no GPU ({gpu['nvml'].removeprefix('unavailable: ')}): probe measures "
+            f"GPU memory, so there is nothing to probe on this machine."
+        )
+        return None
+    return gpu["gpus"][0]
+
+
+def _remember_probe(
+    state: State, card: dict[str, Any], resolved: Resolved, rows: list[dict[str, Any]]
+) -> None:
+    """The probe's trials into runs.db, where `dinowm run` checks a batch against them."""
+    from dinowm.trials.bench import probe_records
+
+    records = probe_records(card, resolved, rows)
+    with state.store() as store:
+        for record in records:
+            store.add_probe(record)
 
 
 def _scaling(
@@ -357,7 +407,7 @@ def _scaling(
     """`dinowm bench --gpus N` (or --ranks N): one rank against N, the table and the
     efficiency."""
     from dinowm.runs import gpu_ranks
-    from dinowm.trials import scaling
+    from dinowm.trials.scaling import scaling
 
     result = scaling(
         state.project,

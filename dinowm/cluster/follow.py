@@ -64,75 +64,106 @@ def read_on(store: Store, run: dict[str, Any]) -> None:
 
 def settle(store: Store, run: dict[str, Any], state: slurm.JobState | None) -> None:
     """Record Slurm's state of the run's job, and a status where only Slurm knows it."""
-    job = run["slurm_job_id"]
     if state is None:
-        if run["status"] in ACTIVE and time.time() - (run.get("updated_at") or 0) > 60:
-            store.update_run_if(
-                run["id"],
-                [run["status"]],
-                status="lost",
-                phase=None,
-                exit_reason=f"Slurm no longer knows job {job} (squeue, sacct)",
-                ended_at=time.time(),
-            )
+        _forgotten(store, run)
         return
-    if state.state != run.get("slurm_state") or state.reason != (run.get("slurm_reason") or ""):
-        if state.state != run.get("slurm_state"):
-            store.add_incident(
-                run["id"],
-                "slurm",
-                f"Slurm job {job}: {state.describe()}",
-                {
-                    "job_id": job,
-                    "state": state.state,
-                    "reason": state.reason,
-                    "nodes": state.nodes,
-                    "restarts": state.restarts,
-                },
-                attempt=run.get("attempts"),
-            )
-        store.update_run(
+    _record_state(store, run, state)
+    if _requeued(store, run, state) or state.live:
+        return
+    if state.state == "CANCELLED" and run.get("stop_requested_at"):
+        _stopped(store, run)
+        return
+    _ended(store, run, state)
+
+
+def _forgotten(store: Store, run: dict[str, Any]) -> None:
+    """A job Slurm no longer knows (neither squeue nor sacct): its active run a minute after
+    its last word is lost."""
+    if run["status"] in ACTIVE and time.time() - (run.get("updated_at") or 0) > 60:
+        store.update_run_if(
             run["id"],
-            slurm_state=state.state,
-            slurm_reason=state.reason or None,
-            slurm_nodes=state.nodes or run.get("slurm_nodes"),
-            slurm_restarts=state.restarts,
+            [run["status"]],
+            status="lost",
+            phase=None,
+            exit_reason=f"Slurm no longer knows job {run['slurm_job_id']} (squeue, sacct)",
+            ended_at=time.time(),
         )
+
+
+def _record_state(store: Store, run: dict[str, Any], state: slurm.JobState) -> None:
+    """The job's state, reason, nodes and restarts on the run's row; a new state is also an
+    incident."""
+    if state.state == run.get("slurm_state") and state.reason == (run.get("slurm_reason") or ""):
+        return
+    job = run["slurm_job_id"]
+    if state.state != run.get("slurm_state"):
+        store.add_incident(
+            run["id"],
+            "slurm",
+            f"Slurm job {job}: {state.describe()}",
+            {
+                "job_id": job,
+                "state": state.state,
+                "reason": state.reason,
+                "nodes": state.nodes,
+                "restarts": state.restarts,
+            },
+            attempt=run.get("attempts"),
+        )
+    store.update_run(
+        run["id"],
+        slurm_state=state.state,
+        slurm_reason=state.reason or None,
+        slurm_nodes=state.nodes or run.get("slurm_nodes"),
+        slurm_restarts=state.restarts,
+    )
+
+
+def _requeued(store: Store, run: dict[str, Any], state: slurm.JobState) -> bool:
+    """A job pending again after its supervisor stopped or died: the run is pending too; True
+    when it was requeued so."""
     status = run["status"]
     requeued = state.restarts > (run.get("slurm_restarts") or 0)
-    if state.state == "PENDING" and (
+    if state.state != "PENDING" or not (
         status in ("stopped", "failed", "lost")
         or (status in ACTIVE and status != "pending" and requeued)
     ):
-        # Slurm requeued the job (preemption, a node failure) after its supervisor stopped
-        # or died; the next allocation resumes from the checkpoint
+        return False
+    # Slurm requeued the job (preemption, a node failure) after its supervisor stopped
+    # or died; the next allocation resumes from the checkpoint
+    store.update_run_if(
+        run["id"],
+        [status],
+        status="pending",
+        phase=None,
+        ended_at=None,
+        exit_reason=f"Slurm requeued job {run['slurm_job_id']}: {state.reason or 'pending'}",
+    )
+    return True
+
+
+def _stopped(store: Store, run: dict[str, Any]) -> None:
+    """A job `dinowm stop` cancelled: its run, if still active, is stopped."""
+    status = run["status"]
+    if status in ACTIVE:
         store.update_run_if(
             run["id"],
             [status],
-            status="pending",
+            status="stopped",
             phase=None,
-            ended_at=None,
-            exit_reason=f"Slurm requeued job {job}: {state.reason or 'pending'}",
+            exit_reason=f"stopped: Slurm job {run['slurm_job_id']} cancelled by dinowm stop",
+            ended_at=time.time(),
         )
-        return
-    if state.live:
-        return
-    user_stop = bool(run.get("stop_requested_at"))
-    if state.state == "CANCELLED" and user_stop:
-        if status in ACTIVE:
-            store.update_run_if(
-                run["id"],
-                [status],
-                status="stopped",
-                phase=None,
-                exit_reason=f"stopped: Slurm job {job} cancelled by dinowm stop",
-                ended_at=time.time(),
-            )
-        return
+
+
+def _ended(store: Store, run: dict[str, Any], state: slurm.JobState) -> None:
+    """A job that ended without its supervisor's final status (or was cancelled from outside
+    after a stop): the status its Slurm state implies."""
+    status = run["status"]
     cancelled_outside = state.state == "CANCELLED" and status == "stopped"
     if status in ACTIVE or cancelled_outside:
         new = ENDED.get(state.state, "failed")
-        reason = f"Slurm job {job} ended {state.state}"
+        reason = f"Slurm job {run['slurm_job_id']} ended {state.state}"
         if new == "lost":
             reason += " but its supervisor recorded no final status; see slurm.out"
         elif new == "cancelled":

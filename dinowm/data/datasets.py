@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from dinowm.data.check import slice_span, starts_in, validate_dataset
+from dinowm.data.check import Report, slice_span, starts_in, validate_dataset
 from dinowm.data.episodes import Episodes, FrameStore
 from dinowm.data.normalize import (
     Stats,
@@ -132,22 +132,13 @@ def build_datasets(
     eps, rep = validate_dataset(path, layout, n_rollouts, frameskip, num_hist, num_pred)
     warnings = list(rep.warnings)
     span = slice_span(frameskip, num_hist, num_pred)
-    usable = {i for i, length in enumerate(eps.lengths) if starts_in(length, span) > 0}
-    train_order, val_order = split_order(len(eps.lengths), split_ratio, split_seed)
-    train_order = [e for e in train_order if e in usable]
-    val_order = [e for e in val_order if e in usable]
+    train_order, val_order = _usable_split(path, eps.lengths, span, split_ratio, split_seed)
     train_eps, val_eps = sorted(train_order), sorted(val_order)
-    if not train_eps:
-        raise DataError(
-            f"{path}: no training episode is long enough for one slice ({span} "
-            "frames) after the split; lower frameskip/num_hist or raise split_ratio"
-        )
     if not val_eps:
         warnings.append(
             "the validation split has no episode long enough for one slice; "
             "validation metrics will be missing"
         )
-    action_dim, proprio_dim = eps.actions.shape[-1], eps.proprio_dim
     stats = _statistics(eps, train_eps, stats, normalize_action, stats_from, warnings)
     actions = normalise(eps.actions, stats, "action")  # (N, T_max, A)
     proprio = normalise(eps.proprio, stats, "proprio")  # (N, T_max, P)
@@ -161,8 +152,25 @@ def build_datasets(
         SliceDataset(store, actions, proprio, eps.lengths, e, num_frames, frameskip, split_order=o)
         for e, o in ((train_eps, train_order), (val_eps, val_order))
     )
+    info = _info(path, eps, rep, train, val, train_eps, val_eps, frameskip, warnings)
+    return train, val, stats, info
+
+
+def _info(
+    path: str | Path,
+    eps: Episodes,
+    rep: Report,
+    train: SliceDataset,
+    val: SliceDataset,
+    train_eps: list[int],
+    val_eps: list[int],
+    frameskip: int,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """What a training reports of its data: layout, dims, split, slices, skipped episodes."""
+    action_dim, proprio_dim = eps.actions.shape[-1], eps.proprio_dim
     h, w, _ = rep.facts["image"]["shape"]
-    info = {
+    info: dict[str, Any] = {
         "path": str(path),
         "layout": eps.layout,
         "episodes": len(eps.lengths),
@@ -179,7 +187,23 @@ def build_datasets(
         "lengths": rep.facts["lengths"],
         "warnings": warnings,
     }
-    return train, val, stats, info
+    return info
+
+
+def _usable_split(
+    path: str | Path, lengths: list[int], span: int, ratio: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """The public code's trajectory split, less the episodes too short for one slice of
+    `span` frames; DataError when no training episode is left."""
+    usable = {i for i, length in enumerate(lengths) if starts_in(length, span) > 0}
+    train_order, val_order = split_order(len(lengths), ratio, seed)
+    train_order = [e for e in train_order if e in usable]
+    if not train_order:
+        raise DataError(
+            f"{path}: no training episode is long enough for one slice ({span} "
+            "frames) after the split; lower frameskip/num_hist or raise split_ratio"
+        )
+    return train_order, [e for e in val_order if e in usable]
 
 
 def _statistics(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dinowm.config import (
-    DINOV2_WEIGHTS_FILE,
+    DINOV2_WEIGHTS_URL,
     Project,
     Resolved,
     dinov2_weights_path,
@@ -24,8 +24,6 @@ from dinowm.schema import RunConfig
 # The official file and where it is published (the trainer's dinowm/train/encoder.py names the
 # same; a test keeps the two equal). Meta publishes no checksum for it, and dinowm records none:
 # the user pins the hash of a copy they trust (--weights-sha256 or DINOWM_WEIGHTS_SHA256).
-WEIGHTS_FILE = DINOV2_WEIGHTS_FILE
-WEIGHTS_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth"
 PIN_ENV = "DINOWM_WEIGHTS_SHA256"
 
 Validate = Callable[[RunConfig], list[str]]
@@ -125,11 +123,6 @@ def check_dataset(cfg: RunConfig, preset: str, validate: Validate) -> Check:
     return Check(name, OK, f"{d.path} passes the trainer's check (preset {preset})")
 
 
-def hub_checkpoints(env: Mapping[str, str]) -> Path:
-    """torch hub's checkpoint folder as torch.hub.get_dir() finds it, without importing torch."""
-    return dinov2_weights_path("", env).parent
-
-
 def weights_path(cfg: RunConfig, env: Mapping[str, str]) -> Path:
     """The file the trainer loads: model.encoder_weights, else the torch hub cache."""
     return dinov2_weights_path(cfg.model.encoder_weights, env)
@@ -171,10 +164,10 @@ def _weights_row(
         return (
             status,
             f"{path} is missing (needed by {who})",
-            f"download {WEIGHTS_URL} to {path}, or set model.encoder_weights=PATH",
+            f"download {DINOV2_WEIGHTS_URL} to {path}, or set model.encoder_weights=PATH",
         )
     found = f"{path} ({fmt_bytes(path.stat().st_size)}, for {who})"
-    refetch = f"download {WEIGHTS_URL} again to {path}"
+    refetch = f"download {DINOV2_WEIGHTS_URL} again to {path}"
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()

@@ -34,7 +34,8 @@ from dinowm.config import from_dict
 from dinowm.data.datasets import SliceDataset, build_datasets, prepare_frames, split_order
 from dinowm.data.synth import ensure_dataset
 from dinowm.errors import DinowmError
-from dinowm.evaluate.planning import CemSettings, GdSettings, Planner
+from dinowm.evaluate.planning import Planner
+from dinowm.evaluate.plans import baselines, judge, planned
 from dinowm.events import EventWriter
 from dinowm.faults import fault
 from dinowm.model.build import build_model, load_model_state
@@ -47,7 +48,6 @@ from dinowm.train.samples import png_bytes, tile
 from dinowm.train.state import seed_everything
 
 BEAT_S = 1.0  # at most one progress event a second; the supervisor's stall budget is minutes
-RANDOM_SEQUENCES = 64  # random action sequences per goal, for the ranking
 
 
 class Stopped(Exception):
@@ -272,86 +272,30 @@ class Evaluation:
         g = torch.arange(len(goals), device=self.device)
         gen = torch.Generator(device=self.device).manual_seed(r["seed"])
         true_obj = planner.score(true_actions, g)  # (G,)
-        rand = torch.randn(
-            len(goals) * RANDOM_SEQUENCES,
-            *true_actions.shape[1:],
-            generator=gen,
-            device=self.device,
+        per_goal, metrics = baselines(
+            planner, goals, g, gen, true_obj, true_actions.shape[1:], horizon * self.cfg.frameskip
         )
-        rand_obj = planner.score(rand, g.repeat_interleave(RANDOM_SEQUENCES)).view(len(goals), -1)
-        per_goal: list[dict[str, Any]] = [
-            {
-                "episode": ep,
-                "start": s,
-                "goal": s + horizon * self.cfg.frameskip,
-                "true_objective": float(true_obj[i]),
-                "random_objective": float(rand_obj[i].mean()),
-            }
-            for i, (ep, s, _) in enumerate(goals)
-        ]
-        metrics: dict[str, float | None] = {
-            "true_objective": float(true_obj.mean()),
-            "random_objective": float(rand_obj.mean()),
-            "rank_true_vs_random": float((rand_obj > true_obj[:, None]).float().mean()),
-        }
         finals = {}
         for p in r["planners"]:
             began = time.time()
-            if p == "cem":
-                actions = planner.cem(
-                    horizon,
-                    CemSettings(**r["cem"]),
-                    gen,
-                    lambda i: self.progress(f"{name}: CEM iteration {i}"),
-                )
-            else:
-                actions = planner.gd(
-                    horizon,
-                    GdSettings(**r["gd"]),
-                    gen,
-                    lambda i: self.progress(f"{name}: gradient step {i}"),
-                )
+            actions = planned(
+                planner, p, horizon, r, gen, lambda what: self.progress(f"{name}: {what}")
+            )
             seconds = time.time() - began
-            with torch.no_grad():
-                z = planner.final(actions, g)  # (G, 1, P, D)
-                objective = planner.distance(z, g)
-                visual_dist = planner.visual_distance(z, g)
-                # (G, 1, 3, img, img); without a decoder no imagined picture, no image metrics
-                decoded = model.decode(z).float() if model.has_decoder else None
+            decoded = judge(
+                model,
+                planner,
+                p,
+                actions,
+                true_actions,
+                goal,
+                true_obj,
+                per_goal,
+                metrics,
+                seconds / max(len(goals), 1),
+            )
             if decoded is not None:
                 finals[p] = decoded[:, 0]
-            action_err = (actions.float() - true_actions.float()).pow(2).flatten(1).mean(1)
-            for i, one in enumerate(per_goal):
-                img: dict[str, float | None] = (
-                    dict.fromkeys(("mse", "psnr", "ssim"))
-                    if decoded is None
-                    else {
-                        k.split("_")[1]: float(v)
-                        for k, v in image_metrics(
-                            decoded[i : i + 1], goal["visual"][i : i + 1].float(), "x"
-                        ).items()
-                    }
-                )
-                one[p] = {
-                    "objective": float(objective[i]),
-                    "action_err": float(action_err[i]),
-                    "z_visual_dist": float(visual_dist[i]),
-                    **{k: img[k] for k in ("mse", "psnr", "ssim")},
-                }
-            metrics.update(
-                {
-                    f"{p}_objective": float(objective.mean()),
-                    f"{p}_oracle_ratio": float(objective.mean() / true_obj.mean().clamp_min(1e-12)),
-                    f"{p}_action_err": float(action_err.mean()),
-                    f"{p}_seconds": seconds / max(len(goals), 1),
-                    **{
-                        f"{p}_img_{k}": None
-                        if decoded is None
-                        else float(np.mean([o[p][k] for o in per_goal]))
-                        for k in ("mse", "psnr", "ssim")
-                    },
-                }
-            )
         self.pictures(stem, visual, finals, per_goal)
         return per_goal, metrics
 

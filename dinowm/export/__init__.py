@@ -65,15 +65,46 @@ def export_log(
 ) -> ExportResult:
     """Write (or update) the training log at path for the given runs (default: the latest),
     or for the runs of a sweep (`dinowm sweep`), whose comparison is the sweep's result."""
+    path = _checked_target(Path(path), lang)
+    ids = _run_ids(store, refs, all_runs, sweep)
+    ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent, path.name)
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    # Damaged markers stop the export here, before anything is written.
+    segments = blocks.parse(old, path) if old else []
+    done = _render(ctx, store, ids, path)
+    head = [(TITLE, _title(ctx))]
+    if len(done) > 1:
+        head.append((("compare", None), _join(compare.comparison(ctx, [r for *_, r in done]))))
+    text = blocks.merge(
+        segments,
+        head + [b for run_blocks, _, _ in done for b in run_blocks],
+        only_replace=frozenset({TITLE}),
+    )
+    blocks.write_atomic(path, text)
+    return ExportResult(
+        path, ids, [image for _, images, _ in done for image in images], old is None
+    )
+
+
+def _checked_target(path: Path, lang: str) -> Path:
+    """The log file to write, refused when the language is unknown, or the path is a folder or
+    lies in a folder that does not exist."""
     if lang not in LABELS:
         raise ConfigError(f"Unknown language '{lang}' for export-log; use {' or '.join(LABELS)}.")
-    path = Path(path)
     if path.is_dir():
         raise ConfigError(
             f"{path} is a folder; give the Markdown file to write, e.g. {path / 'training-log.md'}."
         )
     if not path.parent.is_dir():
         raise NotFoundError(f"Folder {path.parent} does not exist; create it first.")
+    return path
+
+
+def _run_ids(
+    store: Store, refs: list[str] | tuple[str, ...], all_runs: bool, sweep: str | None
+) -> list[str]:
+    """The ids of the runs to export: a sweep's, every run oldest first, or the ones named
+    (default: the latest); NotFoundError when there are none."""
     if sweep is not None:
         ids = store.sweep_run_ids(sweep)
         if not ids:
@@ -89,17 +120,18 @@ def export_log(
         ids = list(dict.fromkeys(store.run(r)["id"] for r in refs or ["latest"]))
     if not ids:
         raise NotFoundError("There are no runs yet; start one with 'dinowm run --preset demo'.")
-    ctx = Ctx(lang, LABELS[lang], tz, time.time() if now is None else now, path.parent, path.name)
-    old = path.read_text(encoding="utf-8") if path.exists() else None
-    # Damaged markers stop the export here, before anything is written.
-    segments = blocks.parse(old, path) if old else []
+    return ids
+
+
+def _render(ctx: Ctx, store: Store, ids: list[str], path: Path) -> list[Done]:
+    """Every run rendered, in order: slices of them in forked workers when there are many."""
     workers = min(cores(), len(ids) // RUNS_PER_WORKER + 1)
     # The merge waits for every slice, so the slices should end together. A forked worker
     # renders a run about 20% slower than this process (it opens runs.db anew and pays for
     # copy-on-write pages), so this process takes a slightly larger slice.
     share = [1.2] + [1.0] * (workers - 1)
     bounds = [round(len(ids) * sum(share[:w]) / sum(share)) for w in range(workers + 1)]
-    done = [
+    return [
         run
         for part in fork_map(
             lambda w: _runs(ctx, store, ids[bounds[w] : bounds[w + 1]], path, here=w == 0),
@@ -108,18 +140,6 @@ def export_log(
         )
         for run in part
     ]
-    head = [(TITLE, _title(ctx))]
-    if len(done) > 1:
-        head.append((("compare", None), _join(compare.comparison(ctx, [r for *_, r in done]))))
-    text = blocks.merge(
-        segments,
-        head + [b for run_blocks, _, _ in done for b in run_blocks],
-        only_replace=frozenset({TITLE}),
-    )
-    blocks.write_atomic(path, text)
-    return ExportResult(
-        path, ids, [image for _, images, _ in done for image in images], old is None
-    )
 
 
 def _runs(ctx: Ctx, store: Store, ids: list[str], path: Path, here: bool) -> list[Done]:

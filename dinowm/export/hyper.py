@@ -156,8 +156,24 @@ def _emb_parts(rec: RunRecord) -> str | None:
 
 def architecture(ctx: Ctx, rec: RunRecord) -> list[str]:
     """## 3. Model architecture with parameter counts from the trainer's start event."""
-    v, start = rec.values, rec.start or {}
-    params, info = start.get("params") or {}, start.get("dataset") or {}
+    out = [
+        f"## {ctx('h_arch')}",
+        "",
+        *table(
+            [ctx("component"), ctx("type"), "Details", ctx("parameters")],
+            _components(ctx, rec),
+            "lllr",
+        ),
+    ]
+    out += _latent_notes(ctx, rec)
+    if not (rec.start or {}).get("params"):
+        out += ["", f"> {ctx('no_params')}"]
+    return out
+
+
+def _encoder_row(ctx: Ctx, rec: RunRecord) -> tuple[Any, ...]:
+    """The frozen encoder: its type, pretrained or not, its parameters."""
+    v, params = rec.values, (rec.start or {}).get("params") or {}
     label = rec.run.get("encoder_label") or ""
     if v.get("model.encoder") == "dinov2_vits14":
         enc_type = "DINOv2-ViT-S/14"
@@ -171,6 +187,13 @@ def architecture(ctx: Ctx, rec: RunRecord) -> list[str]:
         if "untrained" in label or "random init" in label
         else ctx("enc_pretrained")
     )
+    return ("**Encoder**", enc_type, enc_details, integer(params.get("encoder")))
+
+
+def _components(ctx: Ctx, rec: RunRecord) -> list[tuple[Any, ...]]:
+    """A row per component (type, details, parameters) and the trainable total."""
+    v, start = rec.values, rec.start or {}
+    params, info = start.get("params") or {}, start.get("dataset") or {}
     trainable = ctx("trainable_yes")
     pred = ctx(
         "pred_details",
@@ -187,8 +210,8 @@ def architecture(ctx: Ctx, rec: RunRecord) -> list[str]:
         res=v.get("model.decoder_res_channels"),
     )
     proprio_in, action_in = info.get("proprio_dim"), info.get("sample_action_dim")
-    rows = [
-        ("**Encoder**", enc_type, enc_details, integer(params.get("encoder"))),
+    return [
+        _encoder_row(ctx, rec),
         (
             "**Predictor**",
             "Vision Transformer",
@@ -222,11 +245,12 @@ def architecture(ctx: Ctx, rec: RunRecord) -> list[str]:
             else None,
         ),
     ]
-    out = [
-        f"## {ctx('h_arch')}",
-        "",
-        *table([ctx("component"), ctx("type"), "Details", ctx("parameters")], rows, "lllr"),
-    ]
+
+
+def _latent_notes(ctx: Ctx, rec: RunRecord) -> list[str]:
+    """The lines under the table: the latent's shape, and DDP's ranks when there are several."""
+    v, start = rec.values, rec.start or {}
+    out: list[str] = []
     patches, emb = rec.derived("num_patches"), rec.derived("emb_dim")
     if patches is not None:
         out += [
@@ -248,8 +272,6 @@ def architecture(ctx: Ctx, rec: RunRecord) -> list[str]:
             f"{str(start.get('device') or '?').split(':')[0]}; training.batch_size "
             f"{v.get('training.batch_size')} is the global batch.",
         ]
-    if not params:
-        out += ["", f"> {ctx('no_params')}"]
     return out
 
 

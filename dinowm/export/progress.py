@@ -49,6 +49,44 @@ def _with_epoch(pair: tuple[Any, Any]) -> str | None:
 
 def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
     """## 4. Training progress: the current status, the loss curve and the epoch log."""
+    out = [
+        f"## {ctx('h_progress')}",
+        "",
+        f"### {ctx('h_status')}",
+        "",
+        *table([ctx("metric"), ctx("value")], _status_rows(ctx, rec)),
+    ]
+    if has_curve(rec):
+        out += ["", f"![{ctx('loss_curve')}]({curve_name(ctx.doc, rec.id)})"]
+    sample = _latest_sample(ctx, rec)
+    if sample:
+        out += ["", sample]
+    out += ["", f"### {ctx('h_epoch_log')}", ""]
+    rollout = [ctx("rollout_column")] if rec.rollouts else []
+    out += table_head(
+        [
+            "Epoch",
+            "Train Loss",
+            "Val Loss",
+            "z_err_pred",
+            *rollout,
+            ctx("date"),
+            ctx("duration"),
+            "Max GPU °C",
+            ctx("mean_power"),
+            ctx("notes"),
+        ],
+        "rrrr" + "r" * len(rollout) + "lrrrl",
+    )
+    out += _epoch_lines(ctx, rec)
+    if rec.gpus:  # a run on several GPUs: each GPU's epoch
+        out += _gpus_per_epoch(ctx, rec)
+    return out
+
+
+def _status_rows(ctx: Ctx, rec: RunRecord) -> list[tuple[str, Any]]:
+    """The current status: epoch, step, losses (the last and the best), speed, peaks; the
+    rollout errors where the trainer measured them; phase and ETA while the run is active."""
     run, epochs = rec.run, rec.epochs
     micro, accum = run.get("micro_batch"), run.get("grad_accum")
     batch = run.get("batch_size")
@@ -82,73 +120,51 @@ def progress(ctx: Ctx, rec: RunRecord) -> list[str]:
         ]
         rows.insert(11, (ctx("best_val_rollout"), _with_epoch(at_epoch(rolls, "val", min))))
     if run["status"] in ACTIVE:
-        eta = run.get("eta_s")
-        rows += [
-            ("Phase", run.get("phase")),
-            (
-                ctx("last_step_loss"),
-                fmt_num(run.get("last_loss")) if run.get("last_loss") is not None else None,
-            ),
-            (
-                "ETA",
-                None
-                if eta is None
-                else f"{fmt_duration(eta)} ({ctx('eta_at')} {ctx.time(ctx.now + eta)})",
-            ),
-        ]
-    out = [
-        f"## {ctx('h_progress')}",
-        "",
-        f"### {ctx('h_status')}",
-        "",
-        *table([ctx("metric"), ctx("value")], rows),
+        rows += _live_rows(ctx, run)
+    return rows
+
+
+def _live_rows(ctx: Ctx, run: dict[str, Any]) -> list[tuple[str, Any]]:
+    """An active run's phase, last step loss and ETA."""
+    eta = run.get("eta_s")
+    return [
+        ("Phase", run.get("phase")),
+        (
+            ctx("last_step_loss"),
+            fmt_num(run.get("last_loss")) if run.get("last_loss") is not None else None,
+        ),
+        (
+            "ETA",
+            None
+            if eta is None
+            else f"{fmt_duration(eta)} ({ctx('eta_at')} {ctx.time(ctx.now + eta)})",
+        ),
     ]
-    if has_curve(rec):
-        out += ["", f"![{ctx('loss_curve')}]({curve_name(ctx.doc, rec.id)})"]
-    sample = _latest_sample(ctx, rec)
-    if sample:
-        out += ["", sample]
-    out += ["", f"### {ctx('h_epoch_log')}", ""]
-    rollout = [ctx("rollout_column")] if rec.rollouts else []
-    out += table_head(
-        [
-            "Epoch",
-            "Train Loss",
-            "Val Loss",
-            "z_err_pred",
-            *rollout,
-            ctx("date"),
-            ctx("duration"),
-            "Max GPU °C",
-            ctx("mean_power"),
-            ctx("notes"),
-        ],
-        "rrrr" + "r" * len(rollout) + "lrrrl",
-    )
-    out += _epoch_lines(ctx, rec)
-    if rec.gpus:  # a run on several GPUs: each GPU's epoch
-        out += [
-            "",
-            f"### {ctx('h_gpus_per_epoch')}",
-            "",
-            *table(
-                ["Epoch", "GPU", "Max °C", ctx("mean_power"), ctx("mean_util"), ctx("max_mem")],
+
+
+def _gpus_per_epoch(ctx: Ctx, rec: RunRecord) -> list[str]:
+    """A run on several GPUs: each GPU's temperature, power, use and memory per epoch."""
+    return [
+        "",
+        f"### {ctx('h_gpus_per_epoch')}",
+        "",
+        *table(
+            ["Epoch", "GPU", "Max °C", ctx("mean_power"), ctx("mean_util"), ctx("max_mem")],
+            (
                 (
-                    (
-                        epoch,
-                        g.get("gpu"),
-                        _round(g.get("max_temp_c")),
-                        _round(g.get("mean_power_w")),
-                        _round(g.get("mean_util")),
-                        _round(g.get("max_mem_mib")),
-                    )
-                    for epoch, gpus in rec.gpus
-                    for g in gpus
-                ),
-                "rrrrrr",
+                    epoch,
+                    g.get("gpu"),
+                    _round(g.get("max_temp_c")),
+                    _round(g.get("mean_power_w")),
+                    _round(g.get("mean_util")),
+                    _round(g.get("max_mem_mib")),
+                )
+                for epoch, gpus in rec.gpus
+                for g in gpus
             ),
-        ]
-    return out
+            "rrrrrr",
+        ),
+    ]
 
 
 def _round(value: float | None) -> int | None:

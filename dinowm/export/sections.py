@@ -170,65 +170,8 @@ def _ghz(mhz: float | None) -> str | None:
 
 def dataset(ctx: Ctx, rec: RunRecord) -> list[str]:
     """## 1. Dataset parameters: the config's data keys and what the trainer found on disk."""
-    v, info = rec.values, (rec.start or {}).get("dataset") or {}
-    episodes = info.get("episodes")
-    n_rollouts = v.get("data.n_rollouts")
-    if n_rollouts == 0 and episodes is not None:
-        n_rollouts = f"0 ({ctx('all')}: {episodes})"
-    train_eps, val_eps = info.get("train_episodes"), info.get("val_episodes")
-    split = None
-    if episodes is not None and train_eps is not None and val_eps is not None:
-        split = f"{episodes} (Train {len(train_eps)} / Val {len(val_eps)})"
-    slices = None
-    if info.get("train_slices") is not None:
-        slices = f"{integer(info['train_slices'])} Train / {integer(info.get('val_slices'))} Val"
-    lengths = info.get("lengths") or {}
-    size = info.get("image_size")
-    image = None
-    if size and v.get("model.img_size"):
-        image = (
-            f"{size[0]}×{size[1]} → {v['model.img_size']}×{v['model.img_size']} "
-            f"(Encoder {v.get('model.encoder_img_size')}×{v.get('model.encoder_img_size')})"
-        )
-    action = info.get("action_dim")
-    if action is not None and info.get("sample_action_dim") is not None:
-        action = (
-            f"{action} ({info['sample_action_dim']} {ctx('per_sample')}: {action} × "
-            f"frameskip {v.get('frameskip')})"
-        )
-    ratio = v.get("data.split_ratio")
-    path = code(v["data.path"]) if v.get("data.path") else None
-    if path and v.get("data.synthetic"):
-        path += f" ({ctx('synthetic')})"
-    rows = [
-        ("env", _code(v.get("env")), ctx("d_env")),
-        ("data_path", path, ctx("d_path")),
-        ("layout", _code(info.get("layout") or v.get("data.layout")), ctx("d_layout")),
-        ("n_rollouts", n_rollouts, ctx("d_n_rollouts")),
-        ("episodes", split, ctx("d_episodes")),
-        ("slices", slices, ctx("d_slices")),
-        (
-            "max_timesteps",
-            lengths.get("max"),
-            ctx("d_max_timesteps_range", min=lengths["min"], mean=lengths["mean"])
-            if "min" in lengths and "mean" in lengths
-            else ctx("d_max_timesteps"),
-        ),
-        ("state_dim", info.get("state_dim"), ctx("d_state_dim")),
-        ("proprio_dim", info.get("proprio_dim"), ctx("d_proprio_dim")),
-        ("action_dim", action, ctx("d_action_dim")),
-        ("image_size", image, ctx("d_image_size")),
-        (
-            "split_ratio",
-            plain(ratio) if ratio is not None else None,
-            ctx("d_split_ratio", train=round(ratio * 100), val=100 - round(ratio * 100))
-            if ratio is not None
-            else "",
-        ),
-        ("split_seed", v.get("data.split_seed"), ctx("d_split_seed")),
-        ("normalize_action", v.get("data.normalize_action"), ctx("d_normalize_action")),
-        ("num_workers", v.get("data.num_workers"), ctx("d_num_workers")),
-    ]
+    info = (rec.start or {}).get("dataset") or {}
+    rows = _dataset_rows(ctx, rec.values, info)
     if info.get("skipped_episodes"):
         rows.append(
             ("skipped_episodes", ", ".join(map(str, info["skipped_episodes"])), ctx("d_skipped"))
@@ -242,6 +185,86 @@ def dataset(ctx: Ctx, rec: RunRecord) -> list[str]:
     for warning in info.get("warnings") or []:
         out.append(f"- ⚠️ {warning}")
     return out
+
+
+def _dataset_rows(ctx: Ctx, v: dict[str, Any], info: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(key, value, description) of each data key, the value with what the trainer found."""
+    episodes = info.get("episodes")
+    n_rollouts = v.get("data.n_rollouts")
+    if n_rollouts == 0 and episodes is not None:
+        n_rollouts = f"0 ({ctx('all')}: {episodes})"
+    lengths = info.get("lengths") or {}
+    ratio = v.get("data.split_ratio")
+    path = code(v["data.path"]) if v.get("data.path") else None
+    if path and v.get("data.synthetic"):
+        path += f" ({ctx('synthetic')})"
+    return [
+        ("env", _code(v.get("env")), ctx("d_env")),
+        ("data_path", path, ctx("d_path")),
+        ("layout", _code(info.get("layout") or v.get("data.layout")), ctx("d_layout")),
+        ("n_rollouts", n_rollouts, ctx("d_n_rollouts")),
+        ("episodes", _episode_split(info), ctx("d_episodes")),
+        ("slices", _slices(info), ctx("d_slices")),
+        (
+            "max_timesteps",
+            lengths.get("max"),
+            ctx("d_max_timesteps_range", min=lengths["min"], mean=lengths["mean"])
+            if "min" in lengths and "mean" in lengths
+            else ctx("d_max_timesteps"),
+        ),
+        ("state_dim", info.get("state_dim"), ctx("d_state_dim")),
+        ("proprio_dim", info.get("proprio_dim"), ctx("d_proprio_dim")),
+        ("action_dim", _action_dim(ctx, v, info), ctx("d_action_dim")),
+        ("image_size", _image_size(v, info), ctx("d_image_size")),
+        (
+            "split_ratio",
+            plain(ratio) if ratio is not None else None,
+            ctx("d_split_ratio", train=round(ratio * 100), val=100 - round(ratio * 100))
+            if ratio is not None
+            else "",
+        ),
+        ("split_seed", v.get("data.split_seed"), ctx("d_split_seed")),
+        ("normalize_action", v.get("data.normalize_action"), ctx("d_normalize_action")),
+        ("num_workers", v.get("data.num_workers"), ctx("d_num_workers")),
+    ]
+
+
+def _episode_split(info: dict[str, Any]) -> str | None:
+    """'120 (Train 108 / Val 12)': the episodes and how they were split."""
+    episodes = info.get("episodes")
+    train_eps, val_eps = info.get("train_episodes"), info.get("val_episodes")
+    if episodes is not None and train_eps is not None and val_eps is not None:
+        return f"{episodes} (Train {len(train_eps)} / Val {len(val_eps)})"
+    return None
+
+
+def _slices(info: dict[str, Any]) -> str | None:
+    """The training and validation slices the trainer cut from the episodes."""
+    if info.get("train_slices") is not None:
+        return f"{integer(info['train_slices'])} Train / {integer(info.get('val_slices'))} Val"
+    return None
+
+
+def _image_size(v: dict[str, Any], info: dict[str, Any]) -> str | None:
+    """The dataset's frames, the model's frames and the encoder's input, as sizes."""
+    size = info.get("image_size")
+    if size and v.get("model.img_size"):
+        return (
+            f"{size[0]}×{size[1]} → {v['model.img_size']}×{v['model.img_size']} "
+            f"(Encoder {v.get('model.encoder_img_size')}×{v.get('model.encoder_img_size')})"
+        )
+    return None
+
+
+def _action_dim(ctx: Ctx, v: dict[str, Any], info: dict[str, Any]) -> Any:
+    """The dataset's action width, with the width of a sample's action (× frameskip)."""
+    action = info.get("action_dim")
+    if action is not None and info.get("sample_action_dim") is not None:
+        action = (
+            f"{action} ({info['sample_action_dim']} {ctx('per_sample')}: {action} × "
+            f"frameskip {v.get('frameskip')})"
+        )
+    return action
 
 
 def _code(value: Any) -> str | None:

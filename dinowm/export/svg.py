@@ -61,40 +61,15 @@ def lines_svg(
     """Lines over shared x values with a legend: (label, colour, values, None for a gap)."""
     values = [v for _, _, column in series for v in column if v is not None]
     ticks = _nice_ticks(min([*values, 0.0]), max([*values, 0.0]))
-    y0, y1 = ticks[0], ticks[-1]
-    x0, x1 = min(xs), max(xs)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-
-    def sx(x: float) -> float:
-        return LEFT + (x - x0) / ((x1 - x0) or 1) * plot_w
-
-    def sy(value: float) -> float:
-        return TOP + (1 - (value - y0) / ((y1 - y0) or 1)) * plot_h
-
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
         f'<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{escape(title)}</text>',
     ]
-    for tick in ticks:
-        y = sy(tick)
-        out.append(
-            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#e5e5e5"/>'
-        )
-        out.append(
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt_num(tick, 3)}</text>'
-        )
-    step = max(1, math.ceil(len(xs) / 10))
-    for x_value in xs[::step] + ([xs[-1]] if (len(xs) - 1) % step else []):
-        x = sx(x_value)
-        out.append(
-            f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" '
-            f'y2="{TOP + plot_h + 4}" stroke="#333"/>'
-        )
-        out.append(
-            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{x_value}</text>'
-        )
+    out += _y_axis(ticks, plot_h)
+    out += _x_axis(xs, plot_w, plot_h)
     out.append(
         f'<path d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}" fill="none" stroke="#333"/>'
     )
@@ -102,10 +77,59 @@ def lines_svg(
         f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">'
         f"{escape(x_label)}</text>"
     )
+    out += _polylines(xs, series, (ticks[0], ticks[-1]), plot_w, plot_h)
+    out += _legend(series)
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _y_axis(ticks: list[float], plot_h: float) -> list[str]:
+    """A grid line and a label at each tick of the value axis."""
+    y0, y1 = ticks[0], ticks[-1]
+    out = []
+    for tick in ticks:
+        y = TOP + (1 - (tick - y0) / ((y1 - y0) or 1)) * plot_h
+        out.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#e5e5e5"/>'
+        )
+        out.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt_num(tick, 3)}</text>'
+        )
+    return out
+
+
+def _x_axis(xs: list[float], plot_w: float, plot_h: float) -> list[str]:
+    """A tick mark and a label at every x value (about ten at most, the last always)."""
+    x0, x1 = min(xs), max(xs)
+    out = []
+    step = max(1, math.ceil(len(xs) / 10))
+    for x_value in xs[::step] + ([xs[-1]] if (len(xs) - 1) % step else []):
+        x = LEFT + (x_value - x0) / ((x1 - x0) or 1) * plot_w
+        out.append(
+            f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" '
+            f'y2="{TOP + plot_h + 4}" stroke="#333"/>'
+        )
+        out.append(
+            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{x_value}</text>'
+        )
+    return out
+
+
+def _polylines(
+    xs: list[float],
+    series: list[tuple[str, str, list[float | None]]],
+    y_range: tuple[float, float],
+    plot_w: float,
+    plot_h: float,
+) -> list[str]:
+    """Each series as lines through its values, broken at gaps; dots on up to 50 points."""
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = y_range
     dots = len(xs) <= 50
     scale_x, scale_y = plot_w / ((x1 - x0) or 1), plot_h / ((y1 - y0) or 1)
     px = [f"{LEFT + (x - x0) * scale_x:.1f}" for x in xs]  # shared by every line
     bottom = TOP + plot_h
+    out = []
     for _, color, column in series:
         for segment in _segments(column):
             points = " ".join([f"{px[i]},{bottom - (v - y0) * scale_y:.1f}" for i, v in segment])
@@ -118,12 +142,17 @@ def lines_svg(
                     f'r="2.5" fill="{color}"/>'
                     for i, v in segment
                 )
+    return out
+
+
+def _legend(series: list[tuple[str, str, list[float | None]]]) -> list[str]:
+    """The legend box in the top right corner: a line of each colour and its label."""
     legend_w = max([112] + [len(label) * 6 + 36 for label, _, _ in series])
     lx = WIDTH - RIGHT - legend_w + 2
-    out.append(
+    out = [
         f'<rect x="{lx - 6}" y="{TOP}" width="{legend_w}" '
         f'height="{16 * len(series) + 4}" fill="white" fill-opacity="0.85"/>'
-    )
+    ]
     for i, (label, color, _) in enumerate(series):
         ly = TOP + 8 + 16 * i
         out.append(
@@ -131,8 +160,7 @@ def lines_svg(
             f'stroke-width="2.5"/>'
         )
         out.append(f'<text x="{lx + 24}" y="{ly + 4}">{escape(label)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _segments(values: list[float | None]) -> list[list[tuple[int, float]]]:

@@ -191,82 +191,91 @@ def oom(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
 
 
 def stall(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
+    """A block per freeze, blank lines between them."""
     out: list[str] = []
     for n, i in enumerate(items, 1):
-        d = i["details"]
-        verdict, proc = d.get("verdict") or {}, d.get("process") or {}
-        problem = i["summary"]
-        if verdict.get("age_s") is not None:
-            problem = ctx(
-                "stall_verdict",
-                age=f"{verdict['age_s']:.0f}",
-                phase=verdict.get("phase"),
-                limit=f"{verdict.get('limit_s', 0):.0f}",
-            )
-        out += [
-            f"**Freeze {n}: {ctx.time(i['t'])}**{_where(ctx, i)}",
-            "",
-            f"- **Problem:** {problem}",
-            f"- **{ctx('diagnosis')}:** {d.get('summary') or i['summary']}",
-        ]
-        if proc:
-            out.append(
-                f"- **{ctx('process')}:** "
-                + ctx(
-                    "process_line",
-                    state=proc.get("state_name") or proc.get("state") or "-",
-                    activity=proc.get("activity") or "-",
-                    cpu=proc.get("cpu_percent", 0),
-                    window=proc.get("window_s", 0),
-                    threads=len(proc.get("threads") or []),
-                )
-            )
-        frame = (d.get("stuck_frame") or {}).get("text")
-        out.append(
-            f"- **{ctx('stuck_in')}:** " + (code(frame) if frame else (d.get("stacks_note") or "-"))
-        )
-        zombies = d.get("zombies") or []
-        out.append(
-            "- **Zombies:** "
-            + (
-                "; ".join(
-                    ctx(
-                        "zombie",
-                        comm=z.get("comm"),
-                        pid=z.get("pid"),
-                        ppid=z.get("ppid"),
-                        parent=z.get("parent_comm") or "?",
-                    )
-                    for z in zombies
-                )
-                or ctx("none")
-            )
-        )
-        gpu = _gpu_snapshot(d.get("gpu"))
-        if gpu:
-            out.append(f"- **GPU:** {gpu}")
-        kill = d.get("kill") or {}
-        if kill:
-            survivors = ", ".join(str(s.get("pid")) for s in kill.get("survivors") or [])
-            out.append(
-                f"- **{ctx('kill')}:** "
-                + ctx(
-                    "kill_line",
-                    pgid=kill.get("pgid"),
-                    signals=", ".join(kill.get("signals") or []) or "-",
-                    seconds=kill.get("seconds", 0),
-                )
-                + (f"; {ctx('survivors')}: {survivors}" if survivors else "")
-            )
-        out += _done(ctx, story, i)
-        tail = _lines(d.get("log_tail"))[-TAIL:]
-        if tail:
-            out += ["", f"{ctx('log_tail')}:", "", *fence(tail)]
-        stacks = _lines((d.get("stacks") or {}).get("text"))
-        if stacks:
-            out += _collapsed(ctx("python_stacks"), stacks[:STACK_LINES])
+        out += _freeze(ctx, story, n, i)
         out.append("")
     return out[:-1]
+
+
+def _freeze(ctx: Ctx, story: Story, n: int, i: dict[str, Any]) -> list[str]:
+    """Freeze n: the watchdog's verdict, the diagnosis, the process, where it was stuck, its
+    zombies, the GPU, the kill, what was done, the log's tail and the Python stacks."""
+    d = i["details"]
+    verdict, proc = d.get("verdict") or {}, d.get("process") or {}
+    problem = i["summary"]
+    if verdict.get("age_s") is not None:
+        problem = ctx(
+            "stall_verdict",
+            age=f"{verdict['age_s']:.0f}",
+            phase=verdict.get("phase"),
+            limit=f"{verdict.get('limit_s', 0):.0f}",
+        )
+    out = [
+        f"**Freeze {n}: {ctx.time(i['t'])}**{_where(ctx, i)}",
+        "",
+        f"- **Problem:** {problem}",
+        f"- **{ctx('diagnosis')}:** {d.get('summary') or i['summary']}",
+    ]
+    if proc:
+        out.append(f"- **{ctx('process')}:** " + _process_line(ctx, proc))
+    frame = (d.get("stuck_frame") or {}).get("text")
+    out.append(
+        f"- **{ctx('stuck_in')}:** " + (code(frame) if frame else (d.get("stacks_note") or "-"))
+    )
+    out.append("- **Zombies:** " + _zombies(ctx, d.get("zombies") or []))
+    gpu = _gpu_snapshot(d.get("gpu"))
+    if gpu:
+        out.append(f"- **GPU:** {gpu}")
+    kill = d.get("kill") or {}
+    if kill:
+        out.append(f"- **{ctx('kill')}:** " + _kill_line(ctx, kill))
+    out += _done(ctx, story, i)
+    tail = _lines(d.get("log_tail"))[-TAIL:]
+    if tail:
+        out += ["", f"{ctx('log_tail')}:", "", *fence(tail)]
+    stacks = _lines((d.get("stacks") or {}).get("text"))
+    if stacks:
+        out += _collapsed(ctx("python_stacks"), stacks[:STACK_LINES])
+    return out
+
+
+def _process_line(ctx: Ctx, proc: dict[str, Any]) -> str:
+    """The frozen process: its state, what it was doing, its CPU share, its threads."""
+    return ctx(
+        "process_line",
+        state=proc.get("state_name") or proc.get("state") or "-",
+        activity=proc.get("activity") or "-",
+        cpu=proc.get("cpu_percent", 0),
+        window=proc.get("window_s", 0),
+        threads=len(proc.get("threads") or []),
+    )
+
+
+def _zombies(ctx: Ctx, zombies: list[dict[str, Any]]) -> str:
+    """Each unreaped child with its parent, or 'none'."""
+    return "; ".join(
+        ctx(
+            "zombie",
+            comm=z.get("comm"),
+            pid=z.get("pid"),
+            ppid=z.get("ppid"),
+            parent=z.get("parent_comm") or "?",
+        )
+        for z in zombies
+    ) or ctx("none")
+
+
+def _kill_line(ctx: Ctx, kill: dict[str, Any]) -> str:
+    """How the process group was killed, and what survived it."""
+    survivors = ", ".join(str(s.get("pid")) for s in kill.get("survivors") or [])
+    return ctx(
+        "kill_line",
+        pgid=kill.get("pgid"),
+        signals=", ".join(kill.get("signals") or []) or "-",
+        seconds=kill.get("seconds", 0),
+    ) + (f"; {ctx('survivors')}: {survivors}" if survivors else "")
 
 
 def _gpu_snapshot(gpu: Any) -> str | None:

@@ -29,6 +29,7 @@ from dinowm.errors import ConfigError, DinowmError
 from dinowm.interop.hydra import DATASET_TARGETS, default_dataset_target, hydra_config, to_yaml
 from dinowm.model.build import build_model, load_model_state
 from dinowm.model.world import WorldModel
+from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
 
 TOLERANCE = 1e-4  # largest |ours - public| accepted on the check's outputs (fp32)
@@ -267,35 +268,8 @@ def export(
 ) -> dict[str, Any]:
     """Verify `checkpoint`, build the public modules from `checkout`, write the model folder."""
     state, manifest = ckpt.load(checkpoint)  # sha256 verified, weights only
-    check_supported(state["config"])
-    cfg = from_dict(state["config"])
-    parts_state = state["model"]
-    model = build_model(
-        cfg,
-        parts_state["proprio_encoder"]["proj.weight"].shape[1],
-        parts_state["action_encoder"]["proj.weight"].shape[1],
-        load_weights=False,
-    )
-    load_model_state(model, parts_state)
-    model.eval()
-    model.predictor.set_attention("explicit")  # the public code's arithmetic, for the check
-    if cfg.model.predictor_heads == 1 and cfg.model.predictor_dim_head == model.emb_dim:
-        raise ConfigError(
-            "A predictor with one head as wide as the latent has no output "
-            "projection in the public ViT; it cannot be exported."
-        )
-    pub = import_checkout(checkout)
-    parts = build_public(pub, model, cfg.model)
-    for name, module in parts.items():
-        copy_weights(name, module, parts_state[name])
-        module.eval()
-    diff = max_difference(model, parts)
-    if not diff <= TOLERANCE:
-        raise DinowmError(
-            f"The checkout's models compute something else than dinowm's "
-            f"(largest difference {diff:.2e} > {TOLERANCE:.0e}); its models/ differ "
-            f"from the public DINO-WM."
-        )
+    cfg, model = _restored(state)
+    parts, diff = _public_parts(checkout, model, cfg, state["model"])
     epoch = int(manifest["epoch"])
     layout = planner_layout(cfg.data.layout, Path(cfg.data.path), cfg.env)
     target = dataset_target or DATASET_TARGETS.get(layout) or default_dataset_target(cfg.env)
@@ -327,6 +301,49 @@ def export(
         "layout": layout,
         "warnings": warnings,
     }
+
+
+def _restored(state: dict[str, Any]) -> tuple[RunConfig, WorldModel]:
+    """The checkpoint's configuration (refused when the public planner cannot load it) and
+    its model, in eval mode with the public code's explicit attention."""
+    check_supported(state["config"])
+    cfg = from_dict(state["config"])
+    parts_state = state["model"]
+    model = build_model(
+        cfg,
+        parts_state["proprio_encoder"]["proj.weight"].shape[1],
+        parts_state["action_encoder"]["proj.weight"].shape[1],
+        load_weights=False,
+    )
+    load_model_state(model, parts_state)
+    model.eval()
+    model.predictor.set_attention("explicit")  # the public code's arithmetic, for the check
+    if cfg.model.predictor_heads == 1 and cfg.model.predictor_dim_head == model.emb_dim:
+        raise ConfigError(
+            "A predictor with one head as wide as the latent has no output "
+            "projection in the public ViT; it cannot be exported."
+        )
+    return cfg, model
+
+
+def _public_parts(
+    checkout: Path, model: WorldModel, cfg: RunConfig, parts_state: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """The checkout's modules with the model's weights, and their largest difference from the
+    model's predictions (refused beyond TOLERANCE)."""
+    pub = import_checkout(checkout)
+    parts = build_public(pub, model, cfg.model)
+    for name, module in parts.items():
+        copy_weights(name, module, parts_state[name])
+        module.eval()
+    diff = max_difference(model, parts)
+    if not diff <= TOLERANCE:
+        raise DinowmError(
+            f"The checkout's models compute something else than dinowm's "
+            f"(largest difference {diff:.2e} > {TOLERANCE:.0e}); its models/ differ "
+            f"from the public DINO-WM."
+        )
+    return parts, diff
 
 
 def planner_layout(layout: str, data: Path, env: str) -> str:

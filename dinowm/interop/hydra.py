@@ -47,59 +47,12 @@ def hydra_config(
 
     layout: "franka", "point_maze" or "wall"; paths: ckpt_base_path and saved_folder.
     """
-    m, t, d = cfg.model, cfg.training, cfg.data
-    dataset: dict[str, Any] = {
-        "_target_": dataset_target,
-        "n_rollout": d.n_rollouts or None,
-        "normalize_action": d.normalize_action,
-        "data_path": d.path,
-        "split_ratio": d.split_ratio,
-    }
-    if layout == "wall":
-        dataset["split_mode"] = "random"
-    dataset["transform"] = {
-        "_target_": "datasets.img_transforms.default_transform",
-        "img_size": m.img_size,
-    }
-    embedding = {
-        "_target_": PROPRIO_TARGET,
-        "num_frames": 1,
-        "tubelet_size": 1,
-        "use_3d_pos": False,
-    }
-    stat_source = (
-        f"the training split of {d.path} (split_ratio {d.split_ratio}, split_seed "
-        f"{d.split_seed}): per-dimension mean, std + 1e-6, as dinowm trained with "
-        f"them; the public loaders recompute them over all episodes"
-        if d.normalize_action
-        else "identity: the run had data.normalize_action=false"
-    )
+    m, d = cfg.model, cfg.data
     return {
         "ckpt_base_path": paths.get("ckpt_base_path"),
         "saved_folder": paths.get("saved_folder"),
-        "training": {
-            "seed": cfg.seed,
-            "epochs": t.epochs,
-            "batch_size": t.batch_size,
-            "save_every_x_epoch": t.save_every_x_epoch,
-            "num_reconstruct_samples": t.num_reconstruct_samples,
-            "encoder_lr": t.encoder_lr,
-            "decoder_lr": t.decoder_lr,
-            "predictor_lr": t.predictor_lr,
-            "action_encoder_lr": t.action_encoder_lr,
-        },
-        "img_size": m.img_size,
-        "frameskip": cfg.frameskip,
-        "concat_dim": m.concat_dim,
-        "normalize_action": d.normalize_action,
-        "action_emb_dim": m.action_emb_dim,
-        "num_action_repeat": m.num_action_repeat,
-        "proprio_emb_dim": m.proprio_emb_dim,
-        "num_proprio_repeat": m.num_proprio_repeat,
-        "num_hist": cfg.num_hist,
-        "num_pred": cfg.num_pred,
-        "has_predictor": True,
-        "has_decoder": True,
+        "training": _training(cfg),
+        **_shapes(cfg),
         "model": {
             "_target_": "models.visual_world_model.VWorldModel",
             "image_size": m.img_size,
@@ -114,10 +67,83 @@ def hydra_config(
             "name": cfg.env,
             "args": [],
             "kwargs": {},
-            "dataset": dataset,
+            "dataset": _dataset(cfg, layout, dataset_target),
             "decoder_path": None,
             "num_workers": d.num_workers,
         },
+        **_modules(cfg),
+        "dinowm": {
+            **dinowm,
+            "stats": {k: stats[k] for k in STAT_KEYS},
+            "stats_source": _stats_source(cfg),
+        },
+    }
+
+
+def _training(cfg: RunConfig) -> dict[str, Any]:
+    """The public config's `training` section."""
+    t = cfg.training
+    return {
+        "seed": cfg.seed,
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+        "save_every_x_epoch": t.save_every_x_epoch,
+        "num_reconstruct_samples": t.num_reconstruct_samples,
+        "encoder_lr": t.encoder_lr,
+        "decoder_lr": t.decoder_lr,
+        "predictor_lr": t.predictor_lr,
+        "action_encoder_lr": t.action_encoder_lr,
+    }
+
+
+def _shapes(cfg: RunConfig) -> dict[str, Any]:
+    """The public config's top-level model shape keys."""
+    m = cfg.model
+    return {
+        "img_size": m.img_size,
+        "frameskip": cfg.frameskip,
+        "concat_dim": m.concat_dim,
+        "normalize_action": cfg.data.normalize_action,
+        "action_emb_dim": m.action_emb_dim,
+        "num_action_repeat": m.num_action_repeat,
+        "proprio_emb_dim": m.proprio_emb_dim,
+        "num_proprio_repeat": m.num_proprio_repeat,
+        "num_hist": cfg.num_hist,
+        "num_pred": cfg.num_pred,
+        "has_predictor": True,
+        "has_decoder": True,
+    }
+
+
+def _dataset(cfg: RunConfig, layout: str, dataset_target: str) -> dict[str, Any]:
+    """The public config's env.dataset: the loader and its arguments."""
+    d = cfg.data
+    dataset: dict[str, Any] = {
+        "_target_": dataset_target,
+        "n_rollout": d.n_rollouts or None,
+        "normalize_action": d.normalize_action,
+        "data_path": d.path,
+        "split_ratio": d.split_ratio,
+    }
+    if layout == "wall":
+        dataset["split_mode"] = "random"
+    dataset["transform"] = {
+        "_target_": "datasets.img_transforms.default_transform",
+        "img_size": cfg.model.img_size,
+    }
+    return dataset
+
+
+def _modules(cfg: RunConfig) -> dict[str, Any]:
+    """The public config's module sections: encoder, embeddings, decoder, predictor."""
+    m = cfg.model
+    embedding = {
+        "_target_": PROPRIO_TARGET,
+        "num_frames": 1,
+        "tubelet_size": 1,
+        "use_3d_pos": False,
+    }
+    return {
         "encoder": {
             "_target_": "models.dino.DinoV2Encoder",
             "name": "dinov2_vits14",
@@ -143,12 +169,19 @@ def hydra_config(
             "emb_dropout": 0,
             "pool": "mean",
         },
-        "dinowm": {
-            **dinowm,
-            "stats": {k: stats[k] for k in STAT_KEYS},
-            "stats_source": stat_source,
-        },
     }
+
+
+def _stats_source(cfg: RunConfig) -> str:
+    """Where the exported statistics come from, in words."""
+    d = cfg.data
+    if not d.normalize_action:
+        return "identity: the run had data.normalize_action=false"
+    return (
+        f"the training split of {d.path} (split_ratio {d.split_ratio}, split_seed "
+        f"{d.split_seed}): per-dimension mean, std + 1e-6, as dinowm trained with "
+        f"them; the public loaders recompute them over all episodes"
+    )
 
 
 def _scalar(value: Any) -> str:

@@ -199,45 +199,13 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
         "mem_cap_gib": spec.get("mem_cap_gib"),
         "decoder_every": t.mode.decoder_every if t.model.has_decoder else None,
     }
-    loader_batches = spec.get("loader_batches", 3)
-    tick = time.perf_counter()
-    batches = []
-    for i, batch in enumerate(t.loader):
-        batches.append(batch)
-        if i + 1 >= loader_batches:
-            break
-    result["loader_samples_per_s"] = len(batches) * b / (time.perf_counter() - tick)
+    batches, result["loader_samples_per_s"] = _loaded(t, spec.get("loader_batches", 3))
     try:
-        times: list[float] = []
-        warmup: list[float] = []
-        # the stepper keeps the previous step's outputs alive through the next step and the
-        # validation, as the loop does (reference mode: its unused decode graph)
         measured = range(spec["warmup"], spec["warmup"] + spec["steps"])
-        for i in range(measured.stop):
-            sync(device)
-            t0 = time.perf_counter()
-            t.step(batches[i % len(batches)], i)
-            sync(device)
-            (times if i in measured else warmup).append(time.perf_counter() - t0)
+        times, warmup = _timed_steps(t, batches, measured)
         result["train_peak_mib"] = _peak_mib(device)
         flops = flop_per_step(t, batches[0], measured)  # outside the timing
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        t.model.eval()
-        for batch in batches[:2]:
-            visual, proprio, action = t.to_device(batch)
-            with t.autocast(), t.mode.validation_grad():
-                out = t.model(
-                    visual,
-                    proprio,
-                    action,
-                    decode_pred=True,
-                    keep_pred_graph=t.mode.keep_pred_graph,
-                )
-            t.stepper.out = {}  # the last training step's outputs lived until here
-        sync(device)
-        result["val_peak_mib"] = _peak_mib(device)
-        del out
+        result["val_peak_mib"] = _validation_peak(t, batches[:2])
         result["s_per_step"] = sum(times) / len(times)
         # the warm-up steps' time beyond measured ones: torch.compile's compile time, cuDNN's
         # autotuning and the allocator's first growth
@@ -252,6 +220,55 @@ def trial(spec: dict[str, Any]) -> dict[str, Any]:
             status="oom", error=str(exc).splitlines()[0][:200], train_peak_mib=_peak_mib(device)
         )
     return result
+
+
+def _loaded(t: Trial, n: int) -> tuple[list[dict[str, Tensor]], float]:
+    """The loader's first `n` batches, and its samples/s while it made them."""
+    tick = time.perf_counter()
+    batches = []
+    for i, batch in enumerate(t.loader):
+        batches.append(batch)
+        if i + 1 >= n:
+            break
+    return batches, len(batches) * t.batch / (time.perf_counter() - tick)
+
+
+def _timed_steps(
+    t: Trial, batches: list[dict[str, Tensor]], measured: range
+) -> tuple[list[float], list[float]]:
+    """Seconds of each measured step, and of each warm-up step before them (the stepper keeps
+    a step's outputs alive through the next, as the loop does: reference mode's graph)."""
+    times: list[float] = []
+    warmup: list[float] = []
+    for i in range(measured.stop):
+        sync(t.device)
+        t0 = time.perf_counter()
+        t.step(batches[i % len(batches)], i)
+        sync(t.device)
+        (times if i in measured else warmup).append(time.perf_counter() - t0)
+    return times, warmup
+
+
+def _validation_peak(t: Trial, batches: list[dict[str, Tensor]]) -> float:
+    """Peak memory of validation forwards, as the loop runs them after an epoch's steps."""
+    if t.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(t.device)
+    t.model.eval()
+    for batch in batches:
+        visual, proprio, action = t.to_device(batch)
+        with t.autocast(), t.mode.validation_grad():
+            out = t.model(
+                visual,
+                proprio,
+                action,
+                decode_pred=True,
+                keep_pred_graph=t.mode.keep_pred_graph,
+            )
+        t.stepper.out = {}  # the last training step's outputs lived until here
+    sync(t.device)
+    peak = _peak_mib(t.device)
+    del out
+    return peak
 
 
 def main() -> int:

@@ -16,28 +16,21 @@ from dinowm import rundir
 from dinowm.alerts import for_project as alert_settings
 from dinowm.alerts import notify
 from dinowm.alerts.message import OUTCOME_EVENTS, final_summary
-from dinowm.config import Project, from_dict, load_project, to_dict, with_values
+from dinowm.config import Project, from_dict, load_project, to_dict
 from dinowm.events import max_seq, read_events
-from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec, write_spec
+from dinowm.rundir import LockHeld, RunLock, committed_checkpoints, read_spec
 from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.supervise import diagnosis, procinfo, ranks, telemetry
 from dinowm.supervise.attempt import AttemptState, Duty, attempt_log, rank_beats, start_trainer
+from dinowm.supervise.ending import exit_outcome, halve_batch, next_step, stall_outcome
 from dinowm.supervise.gpuwatch import GpuWatch
 from dinowm.supervise.launch import flight_recorder, trainer_command
 from dinowm.supervise.launch import spawn_detached as spawn_detached  # where callers find it
 from dinowm.supervise.ranks import first_failure
 from dinowm.supervise.thermal import ThermalGuard
 from dinowm.supervise.wandb_mirror import Mirror
-from dinowm.supervise.watchdog import (
-    Decision,
-    Outcome,
-    Verdict,
-    check,
-    check_ranks,
-    classify,
-    decide,
-)
+from dinowm.supervise.watchdog import Outcome, Verdict, check, check_ranks, decide
 
 TICK_S = 0.25
 WAL_EVERY_S = 60.0
@@ -180,14 +173,13 @@ class Supervisor:
             decision = decide(outcome, self.history, cfg.watchdog, resumes)
             self.history.append(outcome)
             if outcome.kind in OUTCOME_EVENTS:  # one alert per incident, saying what comes next
-                self._alert(
-                    OUTCOME_EVENTS[outcome.kind], f"{outcome.message}; {self._next_step(decision)}"
-                )
+                step = next_step(self.run_dir, decision)
+                self._alert(OUTCOME_EVENTS[outcome.kind], f"{outcome.message}; {step}")
             if decision.action == "finish":
                 return decision.status or "failed", decision.reason
             resumes += 1
             if decision.halve_batch:
-                self._halve_batch(cfg, outcome)
+                halve_batch(self.store, self.run_id, self.run_dir, cfg)
             self.store.add_incident(
                 self.run_id,
                 "resume",
@@ -280,49 +272,12 @@ class Supervisor:
             return None
         self._ingest(a, mirror, time.time())
         self._kill(a.proc, grace_s=1.0, reaped=True)  # leftover workers
-        sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
         failed = (
             first_failure(attempt_log(self.run_dir, a.number))
             if self._ranks(a.cfg) > 1 and rc != 0
             else None
         )
-        error = a.error
-        if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
-            rc, sig = failed.exit_code, failed.signal_name
-            if failed.rank != 0:  # rank 0's error then only echoes the loss of its peer
-                error = None
-        kind, message = classify(rc, a.end, error, sig)
-        if failed is not None and error is None:  # name the rank that failed first
-            who = f"rank {failed.rank} (pid {failed.pid})"
-            message = (
-                message.replace("trainer", who, 1)
-                if message.startswith("trainer")
-                else f"{who}: {message}"
-            )
-        beats = rank_beats(self.run_dir, a) if failed is not None else []
-        if failed is not None:  # where every rank was when the group went down
-            self.store.add_incident(
-                self.run_id,
-                "ranks",
-                ranks.last_places(failed, beats),
-                {"first_failure": failed.__dict__, "ranks": beats},
-                attempt=a.number,
-                step=a.progress.last_step,
-            )
-        if kind in ("signal", "crash") and error is None:
-            self.store.add_incident(
-                self.run_id,
-                "crash",
-                message,
-                {
-                    "exit_code": rc,
-                    "log_tail": rundir.log_tail(self.run_dir, 30),
-                    "rank": failed.rank if failed else None,
-                    "ranks": beats,
-                },
-                step=a.progress.last_step,
-            )
-        return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
+        return exit_outcome(self.store, self.run_id, self.run_dir, a, rc, failed)
 
     def _gpu_lost(self, a: AttemptState, gpu: GpuWatch) -> Outcome | None:
         """NVML says the GPU is gone: stop the trainer instead of waiting for a stall."""
@@ -380,55 +335,11 @@ class Supervisor:
             else diagnosis.collect(self.run_dir, self._trainer_pid(a), gpu=snapshot)
         )
         killed = self._kill(a.proc, grace_s=a.cfg.watchdog.kill_grace_s)
-        message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
-        self.store.add_incident(
-            self.run_id,
-            "stall",
-            message,
-            {**diag, "verdict": verdict.__dict__, "kill": killed},
-            attempt=a.number,
-            step=a.progress.last_step,
-        )
-        return a.outcome("stall", message)
+        return stall_outcome(self.store, self.run_id, verdict, a, diag, killed)
 
     def _alert(self, event: str, summary: str) -> None:
         """Alert the [alerts] targets in a detached process: nothing here waits for them."""
         notify(self.project, event, run=self.run, summary=summary)
-
-    def _next_step(self, decision: Decision) -> str:
-        """'resuming from epoch 2' (with half the micro-batch) or why the run ends."""
-        if decision.action != "resume":
-            return f"not resumed: {decision.reason}"
-        epochs = [c["epoch"] for c in committed_checkpoints(self.run_dir) if c.get("epoch")]
-        where = f"epoch {max(epochs)}" if epochs else "the start"
-        return (
-            "resuming"
-            + (" with half the micro-batch" if decision.halve_batch else "")
-            + f" from {where}"
-        )
-
-    def _halve_batch(self, cfg: RunConfig, outcome: Outcome) -> None:
-        """OOM policy: same effective batch, half the micro-batch (grad_accum doubled)."""
-        t = cfg.training
-        new = with_values(cfg, training__grad_accum=min(t.grad_accum * 2, t.batch_size))
-        spec = read_spec(self.run_dir)
-        spec["config"] = to_dict(new)
-        write_spec(self.run_dir, spec)
-        self.store.update_run(
-            self.run_id, grad_accum=new.training.grad_accum, micro_batch=new.micro_batch
-        )
-        self.store.add_incident(
-            self.run_id,
-            "oom_policy",
-            f"micro-batch {cfg.micro_batch} → {new.micro_batch} "
-            f"(grad_accum {t.grad_accum} → {new.training.grad_accum}, "
-            f"batch {t.batch_size} kept)",
-            {
-                "batch_size": t.batch_size,
-                "micro_batch_before": cfg.micro_batch,
-                "micro_batch_after": new.micro_batch,
-            },
-        )
 
     def _housekeeping(self, cfg: RunConfig) -> None:
         """Bound runs.db: fold old telemetry into buckets, fold the WAL into the database."""

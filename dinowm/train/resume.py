@@ -141,13 +141,7 @@ def save(
         "config_hash": config_hash(cfg),
     }
     fault("checkpoint")
-    if kind == "epoch":
-        name = rundir.epoch_checkpoint(epoch - 1)
-        manifest = ckpt.save(folder, name, payload, meta, latest=True)
-        ckpt.prune(folder, cfg.training.keep_checkpoints)
-    else:
-        name = ckpt.LATEST
-        manifest = ckpt.save(folder, name, payload, meta, latest=False)
+    name, manifest = _commit(folder, kind, payload, meta, cfg.training.keep_checkpoints)
     fault("ckpt_before_event")
     rt.checkpoint(
         path=str(folder / name),
@@ -158,3 +152,16 @@ def save(
         sha256=manifest["sha256"],
         size=manifest["size"],
     )
+
+
+def _commit(
+    folder: Path, kind: str, payload: dict[str, Any], meta: dict[str, Any], keep: int
+) -> tuple[str, dict[str, Any]]:
+    """Write the checkpoint file: an epoch's (model_latest.pth then links to it; only the
+    newest `keep` epochs stay) or model_latest.pth itself; its name and manifest."""
+    if kind == "epoch":
+        name = rundir.epoch_checkpoint(meta["next_epoch"] - 1)
+        manifest = ckpt.save(folder, name, payload, meta, latest=True)
+        ckpt.prune(folder, keep)
+        return name, manifest
+    return ckpt.LATEST, ckpt.save(folder, ckpt.LATEST, payload, meta, latest=False)

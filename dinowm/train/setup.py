@@ -76,50 +76,11 @@ def set_up(rt: Runtime, run_dir: Path) -> Training:
     """Data, model, optimisers and loaders of the run, restored to where its latest
     checkpoint stood; announces the attempt (its start event)."""
     cfg: RunConfig = from_dict(rt.spec["config"])
-    mode, dist, device = Mode.of(cfg), rt.dist, rt.device
+    mode = Mode.of(cfg)
     rt.phase("startup", epoch=None)
-    if dist.is_main:  # rank 0 generates the synthetic dataset (if any) before the others look
-        ensure_dataset(cfg)
-    dist.barrier("dataset")
-    if not dist.is_main:
-        ensure_dataset(cfg)
-    swept = []
-    if dist.is_main:  # left by a kill during a save
-        swept = ckpt.sweep_temp_files(run_dir / rundir.CHECKPOINTS)
-    resumed = latest_checkpoint(run_dir / rundir.CHECKPOINTS, rt)  # None on a fresh run
-    train_ds, val_ds, stats, info = build_datasets(
-        cfg.data.path,
-        layout=cfg.data.layout,
-        n_rollouts=cfg.data.n_rollouts,
-        split_ratio=cfg.data.split_ratio,
-        split_seed=cfg.data.split_seed,
-        normalize_action=cfg.data.normalize_action,
-        frameskip=cfg.frameskip,
-        num_hist=cfg.num_hist,
-        num_pred=cfg.num_pred,
-        stats_from=mode.stats_from,
-        stats=resumed.state["stats"] if resumed else None,
-    )  # a resume keeps its normalisation
-    for warning in info["warnings"]:
-        rt.log(f"data warning: {warning}")
-    # Every rank computes the same data, normalisation and resume point from the same files.
-    dist.check_same(
-        "data",
-        [len(train_ds), len(val_ds), stats, resumed and (resumed.path.name, resumed.state["step"])],
-    )
-    seed_everything(cfg.seed)
-    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device)
-    mode.prepare(model, device)  # before the optimisers, whose states follow the parameters
-    optimizers = build_optimizers(model, cfg, device)
-    # The same initial weights on every rank; then each rank its own dropout stream, which
-    # starts the same whatever was built (a run without a decoder draws the same dropout masks).
-    seed_everything(cfg.seed + dist.rank)
-    state = TrainState()
-    if resumed:
-        restore(resumed, rt.run_id, model, optimizers, dist)  # weights, optimiser, RNG states
-        state = TrainState.from_checkpoint(resumed.state)
-        if dist.enabled:
-            state.accum = rank_accum(resumed.state, state.accum, dist, rt.log)
+    swept, resumed = _where_it_stands(rt, cfg, run_dir)
+    train_ds, val_ds, stats, info = _datasets(rt, cfg, mode, resumed)
+    model, optimizers, state = _model(rt, cfg, mode, info, resumed)
     cached = _feature_cache(rt, cfg, mode, model, train_ds, val_ds, run_dir)
     training = _loaders(rt, cfg, mode, model, optimizers, stats, state, train_ds, val_ds)
     rt.start(
@@ -144,6 +105,73 @@ def set_up(rt: Runtime, run_dir: Path) -> Training:
         feature_cache=cached,
     )
     return training
+
+
+def _where_it_stands(
+    rt: Runtime, cfg: RunConfig, run_dir: Path
+) -> tuple[list[str], ckpt.Loaded | None]:
+    """The dataset generated where it is synthetic, temp files of a killed save swept, and the
+    checkpoint to resume (None on a fresh run)."""
+    dist = rt.dist
+    if dist.is_main:  # rank 0 generates the synthetic dataset (if any) before the others look
+        ensure_dataset(cfg)
+    dist.barrier("dataset")
+    if not dist.is_main:
+        ensure_dataset(cfg)
+    swept = []
+    if dist.is_main:  # left by a kill during a save
+        swept = ckpt.sweep_temp_files(run_dir / rundir.CHECKPOINTS)
+    return swept, latest_checkpoint(run_dir / rundir.CHECKPOINTS, rt)
+
+
+def _datasets(
+    rt: Runtime, cfg: RunConfig, mode: Mode, resumed: ckpt.Loaded | None
+) -> tuple[SliceDataset, SliceDataset, Stats, dict[str, Any]]:
+    """The train and val windows, normalised as the run's checkpoint was (a resume keeps its
+    normalisation), the same on every rank."""
+    train_ds, val_ds, stats, info = build_datasets(
+        cfg.data.path,
+        layout=cfg.data.layout,
+        n_rollouts=cfg.data.n_rollouts,
+        split_ratio=cfg.data.split_ratio,
+        split_seed=cfg.data.split_seed,
+        normalize_action=cfg.data.normalize_action,
+        frameskip=cfg.frameskip,
+        num_hist=cfg.num_hist,
+        num_pred=cfg.num_pred,
+        stats_from=mode.stats_from,
+        stats=resumed.state["stats"] if resumed else None,
+    )
+    for warning in info["warnings"]:
+        rt.log(f"data warning: {warning}")
+    # Every rank computes the same data, normalisation and resume point from the same files.
+    rt.dist.check_same(
+        "data",
+        [len(train_ds), len(val_ds), stats, resumed and (resumed.path.name, resumed.state["step"])],
+    )
+    return train_ds, val_ds, stats, info
+
+
+def _model(
+    rt: Runtime, cfg: RunConfig, mode: Mode, info: dict[str, Any], resumed: ckpt.Loaded | None
+) -> tuple[WorldModel, Optimizers, TrainState]:
+    """The model and its optimisers, seeded the same on every rank, then restored from the
+    checkpoint with where it stood."""
+    dist, device = rt.dist, rt.device
+    seed_everything(cfg.seed)
+    model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"]).to(device)
+    mode.prepare(model, device)  # before the optimisers, whose states follow the parameters
+    optimizers = build_optimizers(model, cfg, device)
+    # The same initial weights on every rank; then each rank its own dropout stream, which
+    # starts the same whatever was built (a run without a decoder draws the same dropout masks).
+    seed_everything(cfg.seed + dist.rank)
+    state = TrainState()
+    if resumed:
+        restore(resumed, rt.run_id, model, optimizers, dist)  # weights, optimiser, RNG states
+        state = TrainState.from_checkpoint(resumed.state)
+        if dist.enabled:
+            state.accum = rank_accum(resumed.state, state.accum, dist, rt.log)
+    return model, optimizers, state
 
 
 def _feature_cache(

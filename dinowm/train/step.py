@@ -92,11 +92,8 @@ def train_step(
     group's); a `standin` group holds a sample of no share (loss weight 0) so that this rank
     takes part in the gradient all-reduce. Each micro-batch's scalars go to `sums`.
     """
-    decode = s.schedule.decodes_predictions(step)
     trains_decoder = s.schedule.trains_decoder(step)
     full_loss = trains_decoder or not s.model.has_decoder  # else z_loss alone
-    distributed = s.dist is not None and s.dist.enabled
-    world = s.dist.world if distributed and s.dist is not None else 1
     n = n if n is not None else sum(int(b["visual"].shape[0]) for b in group)
     for opt in s.optimizers.values():
         opt.zero_grad(set_to_none=True)
@@ -104,47 +101,65 @@ def train_step(
     out: dict[str, Tensor] = {}
     for i, micro in enumerate(group):
         last = i == len(group) - 1  # DDP all-reduces the gradients in this backward
-        # visual (b, F, 3, img, img) in [-1, 1], proprio (b, F, P), action (b, F, fs*A)
-        visual, proprio, action = batch_to_device(micro, s.device, s.img_size)
-        tokens = tokens_to_device(micro, s.device)
-        mark("h2d_copy")
-        no_sync = (
-            cast(DistributedDataParallel, s.net).no_sync()
-            if distributed and not last
-            else contextlib.nullcontext()
-        )
-        with no_sync:
-            with autocast(s.device, s.precision):
-                s.out = s.net(
-                    visual,
-                    proprio,
-                    action,
-                    decode_pred=decode,
-                    image_metrics_on=decode,
-                    tokens=tokens,
-                    keep_pred_graph=s.schedule.keep_pred_graph,
-                    reconstruct=trains_decoder,
-                    mark=mark,
-                    split_loss=split_backward,
-                )
-            out = s.out
-            # The mean over all n samples: DDP averages over ranks, hence x world; a stand-in
-            # sample (no share of this step) adds nothing.
-            weight = 0.0 if standin else visual.shape[0] * world / n
-            reduce = (
-                s.dist.collective("grad_allreduce")
-                if s.dist is not None and last
-                else contextlib.nullcontext()
-            )
-            with reduce:
-                _backward(out, weight, mark)
+        out, b = _forward_backward(s, micro, step, n, standin, last, mark, split_backward)
         if not standin and sums is not None:  # a step without the decoder has no full loss
-            sums.add(out, visual.shape[0], skip=() if full_loss else ("loss",))
+            sums.add(out, b, skip=() if full_loss else ("loss",))
     step_optimizers(s.optimizers, trains_decoder)
     mark("optimizer")
     if trains_decoder:
         s.last_recon = out["decoder_recon_loss_reconstructed"].item()
     return out["loss"].item() if full_loss else out["z_loss"].item() + s.last_recon
+
+
+def _forward_backward(
+    s: Stepper,
+    micro: Batch,
+    step: int,
+    n: int,
+    standin: bool,
+    last: bool,
+    mark: Mark,
+    split_backward: bool,
+) -> tuple[dict[str, Tensor], int]:
+    """One micro-batch to the device, forward and backward (gradients accumulate; DDP reduces
+    them in the last one's); its outputs and size."""
+    distributed = s.dist is not None and s.dist.enabled
+    # visual (b, F, 3, img, img) in [-1, 1], proprio (b, F, P), action (b, F, fs*A)
+    visual, proprio, action = batch_to_device(micro, s.device, s.img_size)
+    tokens = tokens_to_device(micro, s.device)
+    mark("h2d_copy")
+    decode = s.schedule.decodes_predictions(step)
+    no_sync = (
+        cast(DistributedDataParallel, s.net).no_sync()
+        if distributed and not last
+        else contextlib.nullcontext()
+    )
+    with no_sync:
+        with autocast(s.device, s.precision):
+            s.out = s.net(
+                visual,
+                proprio,
+                action,
+                decode_pred=decode,
+                image_metrics_on=decode,
+                tokens=tokens,
+                keep_pred_graph=s.schedule.keep_pred_graph,
+                reconstruct=s.schedule.trains_decoder(step),
+                mark=mark,
+                split_loss=split_backward,
+            )
+        # The mean over all n samples: DDP averages over ranks, hence x world; a stand-in
+        # sample (no share of this step) adds nothing.
+        world = s.dist.world if s.dist is not None and distributed else 1
+        weight = 0.0 if standin else visual.shape[0] * world / n
+        reduce = (
+            s.dist.collective("grad_allreduce")
+            if s.dist is not None and last
+            else contextlib.nullcontext()
+        )
+        with reduce:
+            _backward(s.out, weight, mark)
+    return s.out, int(visual.shape[0])
 
 
 def _backward(out: dict[str, Tensor], weight: float, mark: Mark) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dinowm.config import load_project, resolve
+from dinowm.config import DINOV2_WEIGHTS_FILE, DINOV2_WEIGHTS_URL
 from dinowm.doctor import Machine, diagnose, failed, mirror, project
 from dinowm.errors import DataError
 from tests.support.nvml_fake import UUIDS, FakeGPU, fake_pynvml
@@ -87,10 +88,10 @@ def weights_file(path: Path, payload: bytes = b"\x01" * 4096) -> str:
 def test_missing_weights_and_a_wrong_hash(proj: Path, tmp_path: Path) -> None:
     resolved = {p: resolve(load_project(None, proj), p) for p in ("demo", "franka_f5_h3")}
     env = {"TORCH_HOME": str(tmp_path / "th")}
-    hub = tmp_path / "th" / "hub" / "checkpoints" / project.WEIGHTS_FILE
+    hub = tmp_path / "th" / "hub" / "checkpoints" / DINOV2_WEIGHTS_FILE
     missing = project.check_weights(resolved, "franka_f5_h3", env)
     assert missing.status == "fail" and f"{hub} is missing" in missing.found
-    assert project.WEIGHTS_URL in missing.fix and "model.encoder_weights=PATH" in missing.fix
+    assert DINOV2_WEIGHTS_URL in missing.fix and "model.encoder_weights=PATH" in missing.fix
     assert project.check_weights(resolved, "demo", env).status == "warn"  # not for the default
 
     digest = weights_file(hub)
@@ -100,7 +101,7 @@ def test_missing_weights_and_a_wrong_hash(proj: Path, tmp_path: Path) -> None:
     assert project.check_weights(resolved, "franka_f5_h3", env, digest.upper()).status == "ok"
     wrong = project.check_weights(resolved, "franka_f5_h3", {**env, project.PIN_ENV: "ab" * 32})
     assert wrong.status == "fail" and f"sha256 {digest} is not the pinned {'ab' * 32}" in \
-        wrong.found and f"download {project.WEIGHTS_URL} again" in wrong.fix
+        wrong.found and f"download {DINOV2_WEIGHTS_URL} again" in wrong.fix
 
     hub.write_bytes(hub.read_bytes()[:-30])  # a download cut short
     assert "not a complete torch file" in project.check_weights(resolved, "demo", env).found

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dinowm.config import build, load_project, resolve
+import pytest
+
+from dinowm.config import DINOV2_WEIGHTS_FILE, build, load_project, resolve
+from dinowm.errors import ConfigError
 from dinowm.doctor import project, space
 from dinowm.schema import all_keys
 
@@ -27,12 +30,18 @@ def test_the_torch_free_facts_match_the_trainer(tmp_path, monkeypatch) -> None:
     assert space.parameter_counts(demo) == {k: real[k] for k in ("encoder", "predictor",
                                                                  "decoder")}
 
-    assert (project.WEIGHTS_FILE, project.WEIGHTS_URL) == (encoder.WEIGHTS_FILE,
-                                                           encoder.WEIGHTS_URL)
+    # the doctor, `dinowm run`'s preflight and the encoder look at the same weights file,
+    # where torch.hub keeps it (tests/core/test_weights_path.py: torch's own answer)
+    encoder_ = encoder.build_encoder("dinov2_vits14", 196, 64, 2, 4)
     for env in ({"TORCH_HOME": str(tmp_path / "th")}, {"XDG_CACHE_HOME": str(tmp_path / "x")}):
         monkeypatch.delenv("TORCH_HOME", raising=False)
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        assert project.hub_checkpoints(env) / project.WEIGHTS_FILE == \
-            encoder.default_weights_path() == Path(torch.hub.get_dir()) / "checkpoints" / \
-            project.WEIGHTS_FILE
+        expected = Path(torch.hub.get_dir()) / "checkpoints" / DINOV2_WEIGHTS_FILE
+        resolved = {"franka_f5_h3": resolve(load_project(REPO / "dinowm" / "dinowm.toml"),
+                                            "franka_f5_h3")}
+        assert f"{expected} is missing" in project.check_weights(resolved, "franka_f5_h3",
+                                                                env).found
+        with pytest.raises(ConfigError, match=f"DINOv2 weights not found at {expected}:"):
+            encoder.load_dinov2_weights(encoder_, None)
