@@ -274,9 +274,10 @@ class DistConfig:
         min=1,
     )
     timeout_s: float = opt(
-        45.0,
-        "collective timeout: a rank waiting longer fails with torch's "
-        "own message; keep it below watchdog.heartbeat_floor_s",
+        180.0,
+        "collective timeout: a rank waiting longer fails with torch's own message; keep it "
+        "well above watchdog.heartbeat_floor_s, so that the supervisor names a frozen rank "
+        "first",
         min=1.0,
     )
 

@@ -29,18 +29,22 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
-from dinowm.cluster import slurm
+from dinowm.cluster import nodes, slurm
 from dinowm.cluster.options import SlurmOptions, from_dict
 from dinowm.config import Project, load_project
 from dinowm.rundir import LockHeld
 from dinowm.schema import RunConfig
 from dinowm.store import Store
 from dinowm.store.reindex import rebuild_run
+from dinowm.supervise.attempt import attempt_log
+from dinowm.supervise.ending import exit_outcome
 from dinowm.supervise.supervisor import AttemptState, Supervisor
 from dinowm.supervise.watchdog import Outcome
 
 STEP_PREFIX = "dinowm-trainer"
 TELEMETRY_EVERY_S = 5.0  # GPU samples the login node sees (the job's own index keeps all)
+# train.log lines an attempt's end reads on several nodes: every node's report and traceback
+LOG_LINES = 2000
 
 
 class JobSupervisor(Supervisor):
@@ -54,7 +58,8 @@ class JobSupervisor(Supervisor):
         self.job = job
         self.nodelist = nodelist
         self.time_limit = False  # SIGUSR1 came: checkpoint, then requeue
-        self.master = slurm.first_node(nodelist) if opts.nodes > 1 else "127.0.0.1"
+        self.addrs = node_addrs(nodelist) if opts.nodes > 1 else {}  # the first node first
+        self.endpoint: nodes.Endpoint | None = None  # this attempt's rendezvous
 
     def _install_signals(self) -> None:
         super()._install_signals()
@@ -115,23 +120,27 @@ class JobSupervisor(Supervisor):
             srun.append(f"--cpus-per-task={opts.cpus_per_task}")
         if self._ranks(cfg) == 1:
             return [*srun, sys.executable, "-m", "dinowm.train"]
-        torchrun = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            f"--nproc-per-node={cfg.dist.nproc_per_node}",
-            "--max-restarts=0",
-        ]
+        ranks = [f"--nproc-per-node={cfg.dist.nproc_per_node}", "--max-restarts=0"]
         if opts.nodes == 1:  # a free port of its own: other jobs may share the node
-            return [*srun, *torchrun, "--standalone", "-m", "dinowm.train"]
-        # several nodes: each attempt of each job its own rendezvous on the first node
+            torchrun = [sys.executable, "-m", "torch.distributed.run", *ranks, "--standalone"]
+            return [*srun, *torchrun, "-m", "dinowm.train"]
+        # several nodes: each attempt of each job its own rendezvous on the first node, at the
+        # address Slurm reaches it at; each node's torchrun started by dinowm.cluster.nodes with
+        # its own address, and its lines labelled with its task
+        first = next(iter(self.addrs))
         port = opts.rdzv_port + (int(self.job) + attempt) % 1000
+        self.endpoint = nodes.Endpoint(first, self.addrs[first], port)
+        where = ", ".join(f"{name} at {addr}" for name, addr in self.addrs.items())
+        print(f"attempt {attempt}: nodes {where}; rendezvous at {self.endpoint}", flush=True)
+        launch = [sys.executable, "-m", "dinowm.cluster.nodes", nodes.encode(self.addrs), "--"]
         return [
             *srun,
-            *torchrun,
+            "--label",
+            *launch,
+            *ranks,
             f"--nnodes={opts.nodes}",
             "--rdzv-backend=c10d",
-            f"--rdzv-endpoint={self.master}:{port}",
+            f"--rdzv-endpoint={self.endpoint}",
             f"--rdzv-id={self.job}-{attempt}",
             "-m",
             "dinowm.train",
@@ -177,7 +186,7 @@ class JobSupervisor(Supervisor):
         """A trainer that ended without finishing while Slurm ends this allocation (a node
         failed, the job was preempted or cancelled): no resume here, the next allocation or
         Slurm's final state decides."""
-        outcome = super()._exited(a, mirror)
+        outcome = self._nodes_exited(a, mirror) if self.addrs else super()._exited(a, mirror)
         if (
             outcome is None
             or outcome.kind in ("completed", "stopped")
@@ -192,12 +201,50 @@ class JobSupervisor(Supervisor):
             self.stop_reason = f"Slurm is ending this allocation ({state.describe()})"
         return outcome
 
+    def _nodes_exited(self, a: AttemptState, mirror: Any) -> Outcome | None:
+        """The end of an attempt on several nodes: each node's torchrun report read from its
+        own lines, the rank that failed first named with its node; a rendezvous that failed
+        before any step is its own outcome, in one line."""
+        rc = a.proc.poll()
+        if not rc:
+            return super()._exited(a, mirror)
+        self._ingest(a, mirror, time.time())
+        self._kill(a.proc, grace_s=1.0, reaped=True)  # leftover workers
+        out = nodes.split(attempt_log(self.run_dir, a.number, LOG_LINES), list(self.addrs))
+        failed = None
+        if a.progress.last_step is None and self.endpoint is not None:
+            failed = nodes.rendezvous_failure(out, self.endpoint)
+        if failed is not None:
+            details = {
+                **failed,
+                "endpoint": str(self.endpoint),
+                "exit_code": rc,
+                "srun": out.srun[-10:],
+                "log_tail": rundir.log_tail(self.run_dir, 30),
+            }
+            self.store.add_incident(
+                self.run_id, "rendezvous", failed["summary"], details, attempt=a.number
+            )
+            return a.outcome("rendezvous", failed["summary"])
+        rank, node = nodes.first_failure(out) or (None, None)
+        return exit_outcome(self.store, self.run_id, self.run_dir, a, rc, rank, node)
+
     def _trainer_pid(self, a: AttemptState) -> int:
         """The trainer runs under slurmstepd, not under srun: its lock file names it."""
         holder = rundir.holder(rundir.trainer_lock(self.run_dir))
         if holder is not None and holder.pid and holder.host == socket.gethostname():
             return holder.pid
         return a.proc.pid
+
+
+def node_addrs(nodelist: str) -> dict[str, str]:
+    """The allocation's nodes in order, each with its NodeAddr (its name where Slurm does not
+    answer: what Slurm itself would use)."""
+    try:
+        return slurm.node_addrs(slurm.hostnames(nodelist))
+    except slurm.SlurmError:
+        names = [n for n in nodelist.split(",") if n]
+        return {name: name for name in names}
 
 
 def private_index(job: str) -> Path:

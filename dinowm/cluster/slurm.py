@@ -8,6 +8,7 @@ the login node's own `squeue` talks to works, and a test cluster is Debian's slu
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dinowm.errors import ConfigError, DinowmError
 
 COMMANDS = ("sbatch", "squeue", "scancel", "scontrol")
 TIMEOUT_S = 30.0
+_NODE_ADDR = re.compile(r"^NodeName=(\S+)\s.*?\bNodeAddr=(\S+)", re.M)  # scontrol -o show node
 
 # States of a job that may still run (Slurm's names); every other state is final.
 LIVE = frozenset(
@@ -196,8 +198,16 @@ def requeue(job: str) -> None:
     _run(["scontrol", "requeue", job])
 
 
-def first_node(nodelist: str) -> str:
-    """The first host of a Slurm node list ('gpu[03-05,09]' → 'gpu03')."""
+def hostnames(nodelist: str) -> list[str]:
+    """The hosts of a Slurm node list in order ('gpu[03-05]' → ['gpu03', 'gpu04', 'gpu05'])."""
     proc = _run(["scontrol", "show", "hostnames", nodelist], check=False)
-    names = proc.stdout.split()
-    return names[0] if names else nodelist.split(",")[0]
+    return proc.stdout.split() or [n for n in nodelist.split(",") if n]
+
+
+def node_addrs(names: list[str]) -> dict[str, str]:
+    """Each node's NodeAddr, the address Slurm itself reaches it at (`scontrol show node`;
+    Slurm reports the node's name where slurm.conf sets none, and so does this where scontrol
+    does not answer)."""
+    proc = _run(["scontrol", "-o", "show", "node", ",".join(names)], check=False)
+    found = dict(_NODE_ADDR.findall(proc.stdout))
+    return {name: found.get(name) or name for name in names}

@@ -27,6 +27,7 @@ from dinowm import rundir
 from dinowm.config import from_dict
 from dinowm.errors import ConfigError, DinowmError
 from dinowm.interop.hydra import DATASET_TARGETS, default_dataset_target, hydra_config, to_yaml
+from dinowm.interop.statistics import planner_warning
 from dinowm.model.build import build_model, load_model_state
 from dinowm.model.world import WorldModel
 from dinowm.schema import RunConfig
@@ -291,6 +292,9 @@ def export(
             f"channels); the planner builds DINOv2 ViT-S/14 from hydra.yaml "
             f"instead, whose 384 channels this predictor was not trained on."
         )
+    stats_warning = planner_warning(cfg, state["stats"])
+    if stats_warning:
+        warnings.append(stats_warning)
     return {
         "written": written,
         "epoch": epoch,

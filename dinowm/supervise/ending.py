@@ -27,9 +27,14 @@ def exit_outcome(
     a: AttemptState,
     rc: int,
     failed: RankFailure | None,
+    node: str | None = None,
 ) -> Outcome:
     """The trainer's exit code `rc` classified with its last events (and, with several ranks,
-    the rank that failed first); where the ranks were and a crash recorded as incidents."""
+    the rank that failed first, on `node` in a job of several); where the ranks were and a
+    crash recorded as incidents."""
+    if a.stop_sent is not None and a.end == "stopped":  # the stop this supervisor asked for,
+        # checkpointed: the launchers' codes (torchrun 1, srun 143) say only how they ended
+        return a.outcome("stopped", f"stopped (exit code {rc})", micro_batch=a.cfg.micro_batch)
     sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
     error = a.error
     if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
@@ -37,8 +42,9 @@ def exit_outcome(
         if failed.rank != 0:  # rank 0's error then only echoes the loss of its peer
             error = None
     kind, message = classify(rc, a.end, error, sig)
+    where = f" on node {node}" if node else ""
     if failed is not None and error is None:  # name the rank that failed first
-        who = f"rank {failed.rank} (pid {failed.pid})"
+        who = f"rank {failed.rank} (pid {failed.pid}){where}"
         message = (
             message.replace("trainer", who, 1)
             if message.startswith("trainer")
@@ -49,8 +55,8 @@ def exit_outcome(
         store.add_incident(
             run_id,
             "ranks",
-            ranks.last_places(failed, beats),
-            {"first_failure": failed.__dict__, "ranks": beats},
+            f"{f'on node {node}: ' if node else ''}{ranks.last_places(failed, beats)}",
+            {"first_failure": failed.__dict__, "node": node, "ranks": beats},
             attempt=a.number,
             step=a.progress.last_step,
         )
@@ -63,6 +69,7 @@ def exit_outcome(
                 "exit_code": rc,
                 "log_tail": rundir.log_tail(run_dir, 30),
                 "rank": failed.rank if failed else None,
+                "node": node,
                 "ranks": beats,
             },
             step=a.progress.last_step,
@@ -79,7 +86,12 @@ def stall_outcome(
     killed: dict[str, Any],
 ) -> Outcome:
     """A stalled attempt, diagnosed and killed: its incident recorded."""
-    message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
+    if "silent_rank" in diag:  # several ranks: the silent one is the subject
+        message = (
+            f"stall: {diag['headline']} (limit {verdict.limit_s:.0f} s); {diag['details_line']}"
+        )
+    else:
+        message = f"stall: {verdict.describe()}; {diag.get('summary', '')}"
     store.add_incident(
         run_id,
         "stall",

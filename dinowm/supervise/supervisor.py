@@ -330,7 +330,7 @@ class Supervisor:
         snapshot = telemetry.snapshot(timeout=5.0) if gpu.available else None
         beats = rank_beats(self.run_dir, a) if self._ranks(a.cfg) > 1 else []
         diag = (
-            ranks.diagnose(self.run_dir, beats, snapshot)
+            ranks.diagnose(self.run_dir, beats, snapshot, silent=verdict.rank)
             if beats
             else diagnosis.collect(self.run_dir, self._trainer_pid(a), gpu=snapshot)
         )

@@ -100,10 +100,19 @@ def check(progress: Progress, now: float, cfg: WatchdogConfig) -> Verdict:
 
 
 def check_ranks(progress: Progress, beats: list[dict], now: float, cfg: WatchdogConfig) -> Verdict:
-    """A run on several ranks: stalled when rank 0's events stall or any rank's own heartbeat
-    is older than its phase's budget (the quietest rank is named)."""
+    """A run on several ranks: stalled when a rank is silent while others wait for it in a
+    collective longer than a step may take (whatever their phase: a frozen rank is found
+    before the collective's own timeout), when rank 0's events stall, or when any rank's own
+    heartbeat is older than its phase's budget. The silent rank is named, not one waiting."""
+    frozen = frozen_rank(progress, beats, now, cfg)
+    if frozen is not None:
+        return frozen
     run = check(progress, now, cfg)
     if run.stalled or progress.last_step is None:
+        silent = [b for b in beats if not b.get("collective")]
+        if run.stalled and silent and len(silent) < len(beats):  # the others wait for it
+            quietest = min(silent, key=lambda b: float(b.get("t") or now))
+            return Verdict(True, run.phase, run.age_s, run.limit_s, rank=quietest["rank"])
         return run
     budgets = {
         "validation": cfg.validation_s,
@@ -120,11 +129,33 @@ def check_ranks(progress: Progress, beats: list[dict], now: float, cfg: Watchdog
     return worst
 
 
+def frozen_rank(
+    progress: Progress, beats: list[dict], now: float, cfg: WatchdogConfig
+) -> Verdict | None:
+    """The rank the others wait for: some rank inside a collective (or failed in one, on its
+    timeout) for longer than a step may take, another not in one; the one silent longest.
+    None while training has not begun."""
+    if progress.last_step is None:
+        return None
+    waiting = [b for b in beats if b.get("collective") or b.get("failed_in")]
+    silent = [b for b in beats if b not in waiting and b.get("phase") != "failed"]
+    if not waiting or not silent:
+        return None
+    limit = step_limit(progress, cfg)
+    waited = max(now - float(b.get("t") or now) for b in waiting)
+    if waited <= limit:
+        return None
+    quietest = min(silent, key=lambda b: float(b.get("t") or now))
+    age = now - float(quietest.get("t") or now)
+    return Verdict(True, quietest.get("phase") or "train", age, limit, rank=quietest["rank"])
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How an attempt ended."""
 
     kind: str  # completed | stopped | config | oom | disk_full | crash | signal | stall | lost_gpu
+    # | locked | rendezvous (a job's nodes could not meet)
     message: str
     steps: int  # optimiser steps made in this attempt
     exit_code: int | None = None
@@ -196,7 +227,7 @@ def decide(
         return Decision("finish", outcome.kind, outcome.message)
     if outcome.kind == "config":
         return Decision("finish", "failed", f"{outcome.message} (not retried)")
-    if outcome.kind == "locked":
+    if outcome.kind in ("locked", "rendezvous"):  # another attempt meets the same lock or nodes
         return Decision("finish", "failed", f"{outcome.message} (not retried)")
     if outcome.kind == "disk_full":
         return Decision("finish", "failed", f"disk full: {outcome.message}")

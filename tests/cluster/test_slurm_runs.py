@@ -5,17 +5,15 @@ shared run folder, never through the job's own index."""
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from dinowm import rundir
-from dinowm.cluster.slurm import LIVE
 from dinowm.config import load_project
+from tests.support.login import TWO, LoginNode, epoch_lines
 from tests.support.nvml_fake import UUIDS, FakeGPU, write_pynvml
 from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
 from tests.support.slurm import Cluster
@@ -25,57 +23,10 @@ from tui.services import Services
 
 pytestmark = pytest.mark.slow
 
-TWO = ["dist.nproc_per_node=2", "dist.timeout_s=60", "watchdog.heartbeat_floor_s=30"]
-
-
-class LoginNode:
-    """A project whose Slurm commands talk to the test cluster; it reads the record only
-    through `dinowm runs --json`, as a user on the login node would."""
-
-    def __init__(self, project: Project, cluster: Cluster):
-        self.project = project
-        self.cluster = cluster
-        project.env.update(cluster.env)
-        self.seen: list[tuple[str, str | None]] = []  # (status, Slurm state) as polled
-
-    def submit(self, *extra: str, env: dict | None = None, ranks: int = 2) -> dict:
-        two = TWO if ranks == 2 else ["watchdog.heartbeat_floor_s=30"]  # 1: srun runs the trainer
-        out = self.project.cli("run", *tiny(*DET, *two, *extra), "--slurm", env=env)
-        assert out.returncode == 0, out.stdout + out.stderr
-        return self.project.run_row()
-
-    def poll(self, run_id: str, until, timeout: float = 240) -> dict:
-        """`dinowm runs --json` every second until until(row) holds; returns the row (each
-        call is a CLI process: a tighter poll costs the machine more than it shows)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            out = self.project.cli("runs", "--json")
-            assert out.returncode == 0, out.stderr
-            row = next(r for r in json.loads(out.stdout) if r["id"] == run_id)
-            seen = (row["status"], row["slurm_state"])
-            if not self.seen or self.seen[-1] != seen:
-                self.seen.append(seen)
-            if until(row):
-                return row
-            assert time.monotonic() < deadline, (self.seen, self.cluster.log()[-3000:])
-            time.sleep(1.0)
-
-    def done(self, run_id: str, timeout: float = 240) -> dict:
-        """Until the run's status is final and Slurm has ended its job."""
-        return self.poll(run_id, lambda r: r["status"] not in rundir.ACTIVE and
-                         r["slurm_state"] not in LIVE, timeout)
-
 
 @pytest.fixture
 def login(project: Project, slurm_cluster: Cluster) -> LoginNode:
     return LoginNode(project, slurm_cluster)
-
-
-def epoch_lines(run: dict) -> list[int]:
-    """The epochs train.log reports done, in order (a doubled epoch shows twice)."""
-    text = (Path(run["run_dir"]) / rundir.LOG).read_text()
-    return [int(line.split("epoch ")[1].split()[0]) for line in text.splitlines()
-            if " done: train_loss" in line]
 
 
 def test_a_two_rank_run_completes_and_the_login_node_records_it(login: LoginNode,
@@ -244,7 +195,7 @@ def test_a_rank_killed_and_a_rank_stopped_inside_the_job_are_resumed_in_the_allo
     (ranks,) = login.project.incidents(run["id"], "ranks")
     assert "rank 1" in ranks["summary"]
     stall = next(i for i in login.project.incidents(run["id"], "stall")
-                 if "rank 1 lagging" in i["summary"])
+                 if i["summary"].startswith("stall: rank 1 (pid "))  # the silent rank first
     by_rank = {r["rank"]: r for r in stall["details"]["ranks"]}
     assert by_rank[1]["process"]["state"] == "T" and "stopped (SIGSTOP)" in by_rank[1]["summary"]
     assert all(r["stacks"] for r in by_rank.values()), [r["stacks_note"] for r in by_rank.values()]

@@ -70,7 +70,7 @@ def test_a_run_recorded_before_dist_existed_exports_the_same(record: Path,
     with Store(record) as store:
         run = store.run(export_fixture.RUN_A)
         doc = json.loads(run["config_json"])
-        assert doc.pop("dist") == {"nproc_per_node": 1, "timeout_s": 45.0}
+        assert doc.pop("dist") == {"nproc_per_node": 1, "timeout_s": 180.0}
         store.update_run(run["id"], config_json=json.dumps(doc))
         (tmp_path / "old").mkdir()
         export_log(store, tmp_path / "old" / "run.md", [export_fixture.RUN_A],

@@ -268,3 +268,40 @@ def test_the_yaml_emitter_writes_what_yaml_reads() -> None:
     assert read_subset(text) == doc and load(text) == doc
     with pytest.raises(ValueError):
         to_yaml({"bad": float("nan")})
+
+
+def test_the_export_says_when_the_planner_normalises_with_other_statistics(
+    exported: dict,
+) -> None:
+    """The run trained with the train split's statistics (data.stats_from's default); the
+    public loaders recompute them over every episode: the export says by how much, the fix."""
+    from dinowm.config import from_dict
+    from dinowm.interop.statistics import largest_difference, planner_warning, public_statistics
+
+    stdout = " ".join(exported["result"].stdout.split())  # the console wraps long lines
+    assert "recomputes the statistics over every episode" in stdout
+    assert "data.stats_from=train" in stdout and "Fix: train with data.stats_from=all" in stdout
+    state, _ = ckpt.load(exported["run_dir"] / "checkpoints" / "epoch_0002.pth")
+    cfg = from_dict(state["config"])
+    public = public_statistics(cfg)
+    diff = largest_difference(state["stats"], public)
+    assert diff.relative > 0.001 and f"{diff.relative:.1%}" in stdout and diff.what in stdout
+    # the same statistics as the public loaders' (a run with data.stats_from=all): no warning
+    assert planner_warning(cfg, public) is None
+    assert largest_difference(public, public).relative == 0.0
+    # a dataset moved away since: the export says it could not compare, and why
+    moved = from_dict({**state["config"], "data": {**state["config"]["data"],
+                                                   "path": str(exported["root"] / "gone")}})
+    warning = planner_warning(moved, state["stats"])
+    assert warning is not None and "could not be read to compare" in warning
+
+
+def test_the_largest_difference_is_in_units_of_the_public_std() -> None:
+    from dinowm.interop.statistics import largest_difference
+
+    ours = {"action_mean": [0.0, 1.0], "action_std": [1.0, 2.0], "proprio_mean": [0.5],
+            "proprio_std": [1.0]}
+    public = {"action_mean": [0.1, 1.0], "action_std": [1.0, 2.5], "proprio_mean": [0.5],
+              "proprio_std": [1.0]}
+    diff = largest_difference(ours, public)  # std: 0.5 / 2.5 = 0.2 beats mean: 0.1 / 1.0
+    assert diff.relative == pytest.approx(0.2) and diff.what == "action std, column 1"

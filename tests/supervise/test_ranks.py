@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import subprocess
 import sys
 import textwrap
@@ -90,9 +92,13 @@ def test_a_stopped_rank_is_diagnosed_with_its_stacks(tmp_path: Path, spawn_proce
         rundir.rank_heartbeat(tmp_path, b["rank"]).write_text(json.dumps(b))
     assert list(rundir.read_rank_heartbeats(tmp_path).values()) == beats
     diag = diagnose(tmp_path, beats, None, sample_s=0.3)
-    assert diag["lagging_rank"] == 1
-    assert diag["summary"].startswith("rank 1 lagging; rank 0 (pid ")
-    assert "waiting in all_reduce" in diag["summary"] and "stopped (SIGSTOP)" in diag["summary"]
+    assert diag["silent_rank"] == 1 and diag["waiting_ranks"] == [0]
+    assert re.fullmatch(  # seconds as long as the diagnosis took
+        rf"rank 1 \(pid {procs[1].pid}\) stopped \(SIGSTOP\), silent 3\d s at step 7 in phase "
+        rf"train; rank 0 \(pid {procs[0].pid}\) waiting for it in all_reduce for \d s",
+        diag["headline"]), diag["headline"]
+    assert "lagging" not in diag["summary"] and "waiting in all_reduce" in diag["summary"]
+    assert diagnose(tmp_path, beats, None, sample_s=0.1, silent=0)["silent_rank"] == 0
     for r in diag["ranks"]:
         assert "waiting_in_all_reduce" in r["stacks"]["text"], r["stacks_note"]
 

@@ -120,5 +120,24 @@ def test_any_ranks_silence_is_a_stall_of_the_run_and_names_the_rank() -> None:
     assert v.stalled and v.rank == 1 and v.describe().startswith("rank 1: no progress for 13 s")
     beats[1]["phase"] = "validation"  # a rank validating has the validation budget (50 s)
     assert not check_ranks(p, beats, 58.0, CFG).stalled
-    run = check_ranks(p, beats, 62.0, CFG)  # rank 0's own events stale: the run's verdict
-    assert run.stalled and run.rank is None
+    run = check_ranks(p, beats, 62.0, CFG)  # rank 0's own events stale: the run's verdict,
+    assert run.stalled and run.rank == 1  # about the rank it waits for, not about itself
+    assert check_ranks(p, beats[:1], 62.0, CFG).rank is None  # nobody to wait for
+
+
+def test_a_rank_the_others_wait_for_is_frozen_whatever_its_phase() -> None:
+    """The user's case: rank 1 stopped while validating (its phase's budget is 50 s), rank 0
+    waits for it in the metrics' all-reduce: found once rank 0 waited longer than a step may
+    take (10 s), long before the validation budget or the collective's own timeout."""
+    p = _progress(step_s=0.1)
+    p.phase, p.last_beat = "validation", 56.0  # rank 0's events: the validation phase's budget
+    beats = [{"rank": 0, "step": 50, "phase": "validation", "t": 56.0,
+              "collective": "metric_keys"},
+             {"rank": 1, "step": 50, "phase": "validation", "t": 55.0}]
+    assert not check_ranks(p, beats, 65.0, CFG).stalled  # waited 9 s: a step may take 10
+    v = check_ranks(p, beats, 67.0, CFG)
+    assert v.stalled and v.rank == 1 and v.phase == "validation" and v.age_s == 12.0
+    beats[0]["phase"], beats[0]["collective"] = "failed", None  # rank 0 timed out already
+    beats[0]["failed_in"] = "metric_keys"
+    v = check_ranks(p, beats, 67.0, CFG)  # torchrun cannot end a stopped rank: still rank 1
+    assert v.stalled and v.rank == 1

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""A real one-node Slurm cluster on localhost for the cluster tests (Debian's slurm-wlm).
+"""Real Slurm clusters on localhost for the cluster tests (Debian's slurm-wlm): one node named
+after this host, or two nodes n1 (NodeAddr 127.0.0.1) and n2 (127.0.0.2), each its own slurmd
+(`slurmd -N n1`, `-N n2`) on its own port, so that `srun -N2` starts a task on each.
 
-Its credential lifetime (AuthInfo cred_expire) is 5 s instead of 120 s: Slurm holds a
-requeued job that long before it may start again, and the requeue tests wait for it; its
+Their credential lifetime (AuthInfo cred_expire) is 5 s instead of 120 s: Slurm holds a
+requeued job that long before it may start again, and the requeue tests wait for it; their
 scheduler looks at pending jobs every 3 s instead of every 60 s.
 
 munged, slurmctld and slurmd run as this user with their key, config, state, spool and logs in
@@ -29,6 +31,7 @@ from tests.support.process import unavailable
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scancel", "scontrol", "srun")
 INSTALL = "apt-get install -y slurm-wlm munge"
+TWO_NODES = {"n1": "127.0.0.1", "n2": "127.0.0.2"}
 
 
 def free_ports(n: int) -> list[int]:
@@ -51,18 +54,43 @@ def missing() -> list[str]:
 
 
 class Cluster:
-    """The running cluster: `env` points Slurm's commands at it."""
+    """The running cluster: `env` points Slurm's commands at it; `nodes` maps each node's name to
+    its NodeAddr (one node: this host's name)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, nodes: dict[str, str] | None = None):
         self.root = root
         self.host = socket.gethostname().split(".")[0]
+        self.nodes = nodes or {self.host: "127.0.0.1"}
         self.env = {"SLURM_CONF": str(root / "slurm.conf")}
-        self.pids: dict[str, Path] = {}
+        self.pids: dict[str, Path] = {}  # daemon → its pid file, in the order they started
 
     def start(self) -> None:
         root = self.root
         for sub in ("munge", "state", "spool", "log"):
             (root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        sock = self._munged()
+        self.pids["slurmctld"] = root / "slurmctld.pid"
+        conf = root / "slurm.conf"
+        conf.write_text(self._conf(sock))
+        env = {**os.environ, **self.env}
+        subprocess.run([_which("slurmctld"), "-f", str(conf)], check=True, env=env, timeout=30)
+        for name in self.nodes:
+            self.pids[f"slurmd-{name}"] = root / f"slurmd-{name}.pid"
+            many = ["-N", name] if len(self.nodes) > 1 else []
+            subprocess.run([_which("slurmd"), "-f", str(conf), *many], check=True, env=env,
+                           timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True,
+                                 text=True, timeout=30).stdout.split()
+            if len(out) == len(self.nodes) and set(out) == {"idle"}:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the test cluster's nodes never became idle; see {root / 'log'}")
+
+    def _munged(self) -> Path:
+        """munged with a fresh key; returns its socket."""
+        root = self.root
         key = root / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o600)
@@ -72,26 +100,32 @@ class Cluster:
                         f"--pid-file={self.pids['munged']}",
                         f"--log-file={root / 'munge' / 'munged.log'}",
                         f"--seed-file={root / 'munge' / 'seed'}"], check=True, timeout=30)
-        ctld_port, slurmd_port = free_ports(2)
-        self.pids["slurmctld"] = root / "slurmctld.pid"
-        self.pids["slurmd"] = root / "slurmd.pid"
+        return sock
+
+    def _conf(self, sock: Path) -> str:
+        """slurm.conf: one slurmd per node, each on a free port of its own."""
+        root = self.root
+        ctld_port, *ports = free_ports(1 + len(self.nodes))
         user = os.environ.get("USER") or "root"
-        (root / "slurm.conf").write_text(f"""\
+        node = "%n" if len(self.nodes) > 1 else ""  # several slurmd: one spool and pid each
+        lines = [f"NodeName={name} NodeAddr={addr} Port={port} CPUs=2 State=UNKNOWN"
+                 for (name, addr), port in zip(self.nodes.items(), ports)]
+        return f"""\
 ClusterName=dinowmtest
 SlurmctldHost={self.host}(127.0.0.1)
 SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
+SlurmdPort={ports[0]}
 SlurmUser={user}
 SlurmdUser={user}
 AuthType=auth/munge
 AuthInfo=socket={sock},cred_expire=5
 CredType=cred/munge
 StateSaveLocation={root / 'state'}
-SlurmdSpoolDir={root / 'spool'}
+SlurmdSpoolDir={root / 'spool' / node}
 SlurmctldPidFile={self.pids['slurmctld']}
-SlurmdPidFile={self.pids['slurmd']}
+SlurmdPidFile={root / f'slurmd-{node or next(iter(self.nodes))}.pid'}
 SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
-SlurmdLogFile={root / 'log' / 'slurmd.log'}
+SlurmdLogFile={root / 'log' / f'slurmd-{node or next(iter(self.nodes))}.log'}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -106,28 +140,15 @@ KillWait=10
 InactiveLimit=0
 JobRequeue=1
 MpiDefault=none
-NodeName={self.host} NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
-PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
-""")
-        env = {**os.environ, **self.env}
-        conf = str(root / "slurm.conf")
-        subprocess.run([_which("slurmctld"), "-f", conf], check=True, env=env, timeout=30)
-        subprocess.run([_which("slurmd"), "-f", conf], check=True, env=env, timeout=30)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True,
-                                 text=True, timeout=30).stdout.split()
-            if out and out[0] == "idle":
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"the test cluster's node never became idle; see {root / 'log'}")
+{chr(10).join(lines)}
+PartitionName=debug Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE State=UP
+"""
 
     def stop(self) -> None:
-        """Stop the daemons by pid (slurmd, slurmctld, munged), waiting for each to exit."""
-        for name in reversed(DAEMONS):
-            path = self.pids.get(name)
+        """Stop the daemons by pid (the slurmd, slurmctld, munged), waiting for each to exit."""
+        for path in reversed(list(self.pids.values())):
             try:
-                pid = int(path.read_text().split()[0]) if path else 0
+                pid = int(path.read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
             try:
@@ -150,20 +171,32 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
                               text=True, timeout=timeout, check=check).stdout
 
     def log(self, name: str = "slurmctld") -> str:
+        """A daemon's log: slurmctld, or slurmd-NODE."""
         path = self.root / "log" / f"{name}.log"
         return path.read_text() if path.exists() else ""
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A one-node Slurm cluster on localhost with 2 CPUs, for this test session."""
+def _cluster(factory: pytest.TempPathFactory, nodes: dict[str, str] | None) -> Iterator[Cluster]:
     gone = missing()
     if gone:
         unavailable(f"slurm-wlm not installed ({', '.join(gone)} missing): {INSTALL}",
                     "DINOWM_REQUIRE_SLURM")
-    cluster = Cluster(tmp_path_factory.mktemp("slurm"))
+    cluster = Cluster(factory.mktemp("slurm"), nodes)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A one-node Slurm cluster on localhost with 2 CPUs, for this test session."""
+    yield from _cluster(tmp_path_factory, None)
+
+
+@pytest.fixture(scope="module")
+def slurm_two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two Slurm nodes on localhost, n1 at 127.0.0.1 and n2 at 127.0.0.2, 2 CPUs each, for one
+    test module: their ranks sort by address, so rank 0 runs on n1 and rank 1 on n2."""
+    yield from _cluster(tmp_path_factory, TWO_NODES)
