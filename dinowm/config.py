@@ -194,6 +194,12 @@ def resolve(
         value = parse_override(_lookup(keys, key, "the command line"), raw)
         if value != values[key]:
             values[key], sources[key] = value, "override"
+    for key, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ConfigError(
+                f"{key}={value!r} ({sources.get(key, 'default')}) holds a NUL character, which "
+                f"no path or name may hold; remove it."
+            )
     if values["data.path"]:
         values["data.path"] = str((project.root / Path(values["data.path"]).expanduser()).resolve())
     config = build(values)

@@ -1,14 +1,18 @@
 # SPDX-License-Identifier: MIT
-"""How values read wherever dinowm shows them: the CLI, the TUI, the export, the live display."""
+"""How values read wherever dinowm shows them (the CLI, the TUI, the export, the live display),
+foreign text shown literally."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from typing import Any
 
 from rich.text import Text
+
+from dinowm.errors import ConfigError
 
 STATUS_STYLE = {
     "created": ("·", "dim"),
@@ -27,7 +31,7 @@ STATUS_STYLE = {
 def status_text(status: str) -> Text:
     """Coloured status with its symbol."""
     symbol, style = STATUS_STYLE.get(status, ("·", ""))
-    return Text(f"{symbol} {status}", style=style)
+    return Text(f"{symbol} {literal(status)}", style=style)
 
 
 def fmt_num(value: float | None, digits: int = 4) -> str:
@@ -86,3 +90,46 @@ def world_size(run: dict[str, Any]) -> int:
     except ValueError:
         return 1
     return int(start.get("world_size") or 1) if isinstance(start, dict) else 1
+
+
+# Foreign text (anything dinowm did not write: notes, names, presets, incidents, log lines,
+# paths, config values, exception messages) is shown, never obeyed. Every control character
+# (C0 but newline and tab where allowed, DEL, C1), the bidi controls, the line and paragraph
+# separators and lone surrogates read as Python writes them: ESC [31m reads '\x1b[31m', CR
+# '\r', U+202E '\u202e'. A backslash of the text stays as it is.
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_UNSAFE = (*range(0x20), *range(0x7F, 0xA0), *_BIDI, 0x2028, 0x2029, *range(0xD800, 0xE000))
+_ESCAPES = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _UNSAFE} | {
+    9: "\\t",
+    10: "\\n",
+    13: "\\r",
+}
+_ONE_LINE = str.maketrans(_ESCAPES)
+_LINES = str.maketrans({c: e for c, e in _ESCAPES.items() if chr(c) not in "\n\t"})
+_ANY = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
+)
+
+
+def literal(value: object, lines: bool = False) -> str:
+    """Foreign text made safe to show: control and bidi characters escaped, visible (newlines
+    and tabs kept when `lines`). Wrap it in rich.text.Text; never print it as markup."""
+    text = value if isinstance(value, str) else str(value)
+    if _ANY.search(text) is None:  # the usual text, in one pass of C
+        return text
+    return text.translate(_LINES if lines else _ONE_LINE)
+
+
+def literal_text(value: object, style: str = "", lines: bool = False) -> Text:
+    """literal() as a rich Text: shown as it reads, never parsed as markup."""
+    return Text(literal(value, lines), style=style)
+
+
+def plain_name(name: str | None, what: str = "--name") -> str | None:
+    """A run's or an entry's name as given, refused when it holds a control character."""
+    if name is not None and literal(name) != name:
+        raise ConfigError(
+            f"{what} '{literal(name)}' holds control characters (shown escaped); "
+            f"give a name of printable characters, e.g. b16-lr3e-4."
+        )
+    return name

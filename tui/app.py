@@ -18,6 +18,7 @@ from dinowm.alerts.settings import for_project as alert_settings
 from dinowm.alerts.watch import Watch
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
+from dinowm.formats import literal
 from dinowm.runs import gpu_ranks
 from tui import operations
 from tui.feed import fetch_alerts
@@ -84,9 +85,16 @@ class DinowmApp(App[None]):
         timeout: float | None = None,
         markup: bool = True,
     ) -> None:
-        """Every notification is also kept in `notices` (the last 50)."""
+        """Every notification is also kept in `notices` (the last 50); its text is shown as it
+        reads (names and errors are foreign text: never markup, control characters visible)."""
         self.notices = [*self.notices[-49:], (str(severity), message)]
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        super().notify(
+            literal(message, lines=True),
+            title=literal(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     # -- GPU strip ---------------------------------------------------------------------------
 

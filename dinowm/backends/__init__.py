@@ -16,6 +16,7 @@ from dinowm.backends.local import LocalBackend
 from dinowm.backends.slurm import SlurmBackend
 from dinowm.config import Project
 from dinowm.errors import ConfigError
+from dinowm.formats import plain_name
 from dinowm.store import Store
 from dinowm.store.reindex import reindex as rebuild_index
 
@@ -122,6 +123,7 @@ def reconcile(store: Store) -> list[str]:
 
 def launch(project: Project, new: NewRun, how: Launch, where: str = "local") -> dict[str, Any]:
     """`dinowm run` and the TUI's launch: a new run on the backend `where` names."""
+    plain_name(new.name)
     backend = by_name(where)
     _takes_flags(backend, how.flags)
     return backend.launch(project, new, how)

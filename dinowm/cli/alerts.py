@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from dinowm.cli.base import HELP, State, console, main
-from dinowm.cli.views import alerts_table
+from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.cli.views import alert_rows, alerts_table
 from dinowm.errors import ConfigError
 
 
@@ -26,8 +26,9 @@ def alerts() -> None:
     help="The event whose alert to send (stall, oom, crash, failed, completed, "
     "thermal, queue_empty).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the targets' results as JSON.")
 @click.pass_obj
-def test_cmd(state: State, event: str) -> None:
+def test_cmd(state: State, event: str, as_json: bool) -> None:
     """Send a test alert to every target and print target → ok or failed (URLs redacted).
 
     Example: dinowm alerts test --event stall
@@ -43,6 +44,10 @@ def test_cmd(state: State, event: str) -> None:
     if event not in EVENTS:
         raise ConfigError(f"--event {event!r} is not an event; choose one of {', '.join(EVENTS)}.")
     results = send_test(settings, event)
-    console.print(alerts_table(settings, targets(settings), results, event))
+    rows = alert_rows(settings, targets(settings), results)
+    if as_json:
+        echo_json({"event": event, "listed": event in settings.events, "targets": rows})
+    else:
+        console.print(alerts_table(rows, event, event in settings.events))
     if not results or not all(r.ok for r in results):
         raise click.exceptions.Exit(1)

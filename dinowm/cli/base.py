@@ -8,15 +8,48 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from dinowm import __version__
 from dinowm.alerts.settings import for_project as alert_settings
 from dinowm.config import Project, load_project
 from dinowm.errors import DinowmError
+from dinowm.formats import literal, literal_text
 from dinowm.store import Store
 
-console = Console()
+PIPED_WIDTH = 100_000  # a table printed to a pipe or a file takes the width its values need
+
+
+class Output(Console):
+    """The command's console: no markup or emoji codes in printed strings (foreign text is
+    shown as it reads); when stdout is not a terminal and COLUMNS is not set, wide enough that
+    no table cuts a value."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        super().__init__(markup=False, emoji=False, stderr=stderr)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and "COLUMNS" not in self._environ:
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = Output()
+err_console = Output(stderr=True)  # beside a JSON document on stdout (--json -)
+
+
+def say(text: str, style: str = "") -> None:
+    """A line of the command's output, its foreign parts shown literally, never broken by
+    dinowm (a path or a command stays whole for copying)."""
+    console.print(literal_text(text, style, lines=True), soft_wrap=True)
+
+
 HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -27,7 +60,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except DinowmError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {literal(exc, lines=True)}", err=True)
             ctx.exit(exc.exit_code)
 
 

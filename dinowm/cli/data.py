@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dinowm.cli.base import HELP, Group, console, echo_json, main
+from dinowm.cli.base import HELP, Group, console, echo_json, main, say
 from dinowm.errors import DataError
 
 
@@ -72,7 +72,7 @@ def data_synth(path: Path, episodes: int, length: int, image_size: int, seed: in
     from dinowm.trials import write_synthetic
 
     info = write_synthetic(path, episodes=episodes, length=length, image_size=image_size, seed=seed)
-    console.print(
+    say(
         f"wrote {info['episodes']} episodes ({min(info['lengths'])}-"
         f"{max(info['lengths'])} frames, {image_size} px) to {path}"
     )

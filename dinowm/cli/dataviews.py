@@ -6,14 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from dinowm.formats import literal, literal_text
+
 
 def summary_view(path: Path, s: dict[str, Any]) -> Group:
     """Overview, per-dimension ranges, problems and warnings."""
-    head = Table(title=f"dataset {path}", title_justify="left", show_header=False)
+    title = f"dataset {literal(path)}"
+    head = Table(title=title, title_justify="left", show_header=False, min_width=cell_len(title))
     head.add_column("field", style="bold")
     head.add_column("value")
     lengths = s.get("lengths") or {}
@@ -53,21 +57,25 @@ def summary_view(path: Path, s: dict[str, Any]) -> Group:
         )
         rows.append((f"non-finite in {name}", f"{nf.get('count', 0)}{where}"))
     for field, value in rows:
-        head.add_row(field, "-" if value is None else str(value))
+        head.add_row(field, literal_text("-" if value is None else value))
     parts: list[Any] = [head]
-    ranges = s.get("ranges") or {}
-    if ranges:
-        table = Table(title="value ranges", title_justify="left")
-        for col in ("", "dim", "min", "max"):
-            table.add_column(col, justify="right" if col in ("min", "max", "dim") else "left")
-        for kind, r in ranges.items():
-            for i, (lo, hi) in enumerate(zip(r["min"], r["max"])):
-                table.add_row(kind if i == 0 else "", str(i), f"{lo:.4g}", f"{hi:.4g}")
-        parts.append(table)
+    if s.get("ranges"):
+        parts.append(_ranges(s["ranges"]))
     for problem in s.get("problems") or []:
-        parts.append(Text(f"problem: {problem}", style="bold red"))
+        parts.append(literal_text(f"problem: {problem}", "bold red"))
     for warning in s.get("warnings") or []:
-        parts.append(Text(f"warning: {warning}", style="yellow"))
+        parts.append(literal_text(f"warning: {warning}", "yellow"))
     if not s.get("problems"):
         parts.append(Text("no problems found", style="green"))
     return Group(*parts)
+
+
+def _ranges(ranges: dict[str, Any]) -> Table:
+    """Each dimension's minimum and maximum, per kind (action, proprio)."""
+    table = Table(title="value ranges", title_justify="left")
+    for col in ("", "dim", "min", "max"):
+        table.add_column(col, justify="right" if col in ("min", "max", "dim") else "left")
+    for kind, r in ranges.items():
+        for i, (lo, hi) in enumerate(zip(r["min"], r["max"])):
+            table.add_row(literal_text(kind if i == 0 else ""), str(i), f"{lo:.4g}", f"{hi:.4g}")
+    return table

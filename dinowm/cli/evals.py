@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from dinowm.cli.base import HELP, State, console, echo_json, main
 from dinowm.errors import DinowmError
 from dinowm.export.evaltable import COLUMNS, MEANINGS
+from dinowm.formats import literal
 
 if TYPE_CHECKING:
     from dinowm.evaluate.request import Evaluation
@@ -151,11 +152,11 @@ def eval_cmd(
         with state.store() as store:  # this run's every evaluated checkpoint, for comparison
             console.print(evals_view(load_table(store, [row["id"]]), console.width))
     if result["exit_code"]:
-        error = DinowmError(result["message"])
+        error = DinowmError(result["message"])  # printed literally by the group
         error.exit_code = result["exit_code"]
         raise error
     if not as_json:
-        click.echo(result["message"])
+        click.echo(literal(result["message"], lines=True))
 
 
 def _evaluate(state: State, run_id: str, evaluation: Evaluation, quiet: bool) -> dict[str, Any]:
@@ -171,7 +172,7 @@ def _evaluate(state: State, run_id: str, evaluation: Evaluation, quiet: bool) ->
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[what]}"),
+        TextColumn("{task.fields[what]}", markup=False),
         console=console,
         transient=True,
     ) as bar:
@@ -182,6 +183,6 @@ def _evaluate(state: State, run_id: str, evaluation: Evaluation, quiet: bool) ->
             evaluation.request,
             stall_s=evaluation.stall_s,
             on_progress=lambda done, total, what: bar.update(
-                task, completed=done, total=total, what=what
+                task, completed=done, total=total, what=literal(what)
             ),
         ).run_eval()

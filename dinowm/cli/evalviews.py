@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dinowm.export.evaltable import COLUMNS, EvalTable, cells, same
-from dinowm.formats import STATUS_STYLE
+from dinowm.formats import STATUS_STYLE, literal, literal_text
 
 NUMERIC = {
     "epoch",
@@ -38,7 +38,7 @@ GIVE_WAY = {
 
 def evals_view(table: EvalTable, width: int = 200) -> Group:
     """`dinowm evals`: one row per run and checkpoint, sorted by plan score, bests marked."""
-    texts = [cells(row) for row in table.rows]
+    texts = [{k: literal(v) for k, v in cells(row).items()} for row in table.rows]
     need = {k: max([len(h)] + [len(t[k]) for t in texts]) for k, h in COLUMNS}
     keep = [k for k, _ in COLUMNS]
     for key in sorted(GIVE_WAY, key=lambda k: -GIVE_WAY[k]):
@@ -68,8 +68,8 @@ def evals_view(table: EvalTable, width: int = 200) -> Group:
         style = STATUS_STYLE.get(row.get("status") or "", ("", ""))[1]
         out.add_row(
             Text(marks, style="bold yellow"),
-            *(Text(text[k], style=style) if k == "status" else text[k] for k in keep),
+            *(Text(text[k], style=style if k == "status" else "") for k in keep),
         )
     verdict = table.verdict()
     legend = Text("★ best by planning  ◆ best by val loss", style="dim")
-    return Group(out, *([Text(verdict)] if verdict else []), legend)
+    return Group(out, *([literal_text(verdict)] if verdict else []), legend)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from dinowm.cli.base import HELP, State, console, main
+from dinowm.cli.base import HELP, State, console, main, say
 
 
 @main.command("export-checkpoint", context_settings=HELP)
@@ -121,4 +121,4 @@ def _print_export(result: dict[str, Any], fmt: str) -> None:
             highlight=False,
         )
     for text in result["warnings"]:
-        console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+        say(f"warning: {text}", "yellow")  # the console reads no markup

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
 
-from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.cli.base import HELP, State, console, echo_json, err_console, main
 from dinowm.cli.perfviews import bench_table, probe_table, profile_view, scaling_table
+from dinowm.formats import literal_text
 
 if TYPE_CHECKING:
     from dinowm.config import Resolved
@@ -190,6 +192,7 @@ def _compare(
     """`dinowm bench`: every (variant, batch) trial, as a table."""
     from dinowm.trials.bench import bench as run_bench
 
+    screen = _screen(json_path)
     result = run_bench(
         state.project,
         preset,
@@ -199,9 +202,11 @@ def _compare(
         steps,
         warmup,
         mem_cap_gib=mem_cap_gib,
-        report=lambda r: console.print(f"  {r['variant']} batch {r['batch']}: {r['status']}"),
+        report=lambda r: screen.print(
+            literal_text(f"  {r['variant']} batch {r['batch']}: {r['status']}")
+        ),
     )
-    console.print(bench_table(result))
+    screen.print(bench_table(result))
     _write_json(result, json_path)
 
 
@@ -247,7 +252,7 @@ def _profile(
             f"{','.join(v.label for v in chosen)} (e.g. --variants "
             f"fast:decoder_every=4; fast is the default)."
         )
-    console.print(f"  profiling {chosen[0].label} at batch {sizes[0]}")
+    console.print(literal_text(f"  profiling {chosen[0].label} at batch {sizes[0]}"))
     r = profile(
         state.project,
         preset,
@@ -323,7 +328,8 @@ def probe(
     from dinowm.config import resolve
     from dinowm.trials.bench import probe as run_probe
 
-    card = _card_to_probe(mem_cap_gib)
+    screen = _screen(json_path)
+    card = _card_to_probe(mem_cap_gib, screen)
     if card is None:
         return
     resolved = resolve(state.project, preset, list(overrides))
@@ -336,13 +342,13 @@ def probe(
         max_batch=max_batch,
         min_batch=min_batch,
         mem_cap_gib=mem_cap_gib,
-        report=lambda r: console.print(
+        report=lambda r: screen.print(
             f"  batch {r['batch']}: {'fits' if r['fits'] else 'does not fit'}"
         ),
     )
     if mem_cap_gib is None:
         _remember_probe(state, card, resolved, rows)
-    console.print(probe_table(card, resolved.preset, rows, mem_cap_gib))
+    screen.print(probe_table(card, resolved.preset, rows, mem_cap_gib))
     _write_json(_probe_result(card, resolved.preset, margin, mem_cap_gib, rows), json_path)
 
 
@@ -365,7 +371,7 @@ def _probe_result(
     }
 
 
-def _card_to_probe(mem_cap_gib: float | None) -> dict[str, Any] | None:
+def _card_to_probe(mem_cap_gib: float | None, screen: Console) -> dict[str, Any] | None:
     """This machine's first GPU, with --mem-cap-gib checked against it; None, said, without
     a GPU."""
     from dinowm.supervise import hardware
@@ -375,9 +381,11 @@ def _card_to_probe(mem_cap_gib: float | None) -> dict[str, Any] | None:
         memory_cap_card(mem_cap_gib)
     gpu = hardware.gpu_description()
     if not gpu["gpus"]:
-        console.print(
-            f"no GPU ({gpu['nvml'].removeprefix('unavailable: ')}): probe measures "
-            f"GPU memory, so there is nothing to probe on this machine."
+        screen.print(
+            literal_text(
+                f"no GPU ({gpu['nvml'].removeprefix('unavailable: ')}): probe measures "
+                f"GPU memory, so there is nothing to probe on this machine."
+            )
         )
         return None
     return gpu["gpus"][0]
@@ -409,15 +417,16 @@ def _scaling(
     from dinowm.runs import gpu_ranks
     from dinowm.trials.scaling import scaling
 
+    screen = _screen(json_path)
     result = scaling(
         state.project,
         preset,
         overrides,
         ranks or gpu_ranks(gpus or "auto"),
         steps,
-        report=lambda r: console.print(f"  {r['ranks']} rank(s): {r['status']}"),
+        report=lambda r: screen.print(literal_text(f"  {r['ranks']} rank(s): {r['status']}")),
     )
-    console.print(scaling_table(result))
+    screen.print(scaling_table(result))
     _write_json(result, json_path)
 
 
@@ -429,4 +438,9 @@ def _write_json(result: dict[str, Any], json_path: Path | None) -> None:
         echo_json(result)
     else:
         json_path.write_text(json.dumps(result, indent=1))
-        console.print(f"wrote {json_path}")
+        console.print(literal_text(f"wrote {json_path}"))
+
+
+def _screen(json_path: Path | None) -> Console:
+    """Where the tables go: stdout, or stderr when --json - makes stdout one JSON document."""
+    return err_console if json_path is not None and str(json_path) == "-" else console

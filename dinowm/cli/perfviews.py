@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
+
+from dinowm.formats import literal
 
 
 def bench_table(result: dict[str, Any]) -> Table:
@@ -15,9 +18,9 @@ def bench_table(result: dict[str, Any]) -> Table:
     device = rows[0].get("gpu") or rows[0].get("device", "?")
     cap = f", capped at {result['mem_cap_gib']:g} GiB" if result.get("mem_cap_gib") else ""
     table = Table(
-        title=f"bench {result['preset']} ({device}{cap})",
+        title=literal(f"bench {result['preset']} ({device}{cap})"),
         title_justify="left",
-        caption=_bench_caption(result),
+        caption=literal(_bench_caption(result), lines=True),
         caption_justify="left",
     )
     for col in (
@@ -37,8 +40,8 @@ def bench_table(result: dict[str, Any]) -> Table:
         ok = r.get("status") == "ok"
         table.add_row(
             str(r["batch"]),
-            r.get("variant", r["mode"]),
-            f"{r['s_per_step']:.4f}" if ok else r.get("status", "?"),
+            literal(r.get("variant", r["mode"])),
+            f"{r['s_per_step']:.4f}" if ok else literal(r.get("status", "?")),
             f"{r['samples_per_s']:.1f}" if ok else "-",
             _num(r.get("achieved_tflops"), ".3g"),
             _num(r.get("pct_of_peak"), ".1f"),
@@ -70,8 +73,10 @@ def _bench_caption(result: dict[str, Any]) -> str:
 def profile_view(r: dict[str, Any]) -> Group:
     """`dinowm bench --profile`: the step's parts as a table, its FLOPs, the files written."""
     table = Table(
-        title=f"profile {r['variant']} batch {r['batch']} ({r['gpu'] or r['device']}), "
-        f"mean of {r['steps']} steps",
+        title=literal(
+            f"profile {r['variant']} batch {r['batch']} ({r['gpu'] or r['device']}), "
+            f"mean of {r['steps']} steps"
+        ),
         title_justify="left",
     )
     for col in ("component", "s", "share of step"):
@@ -91,7 +96,7 @@ def profile_view(r: dict[str, Any]) -> Group:
             f"{r['achieved_tflops']:.3g} TFLOP/s over the whole step{peak}"
         )
     lines.append(f"wrote {r['files']['txt']} and {r['files']['json']}")
-    return Group(table, *lines)
+    return Group(table, *(literal(line) for line in lines))
 
 
 def probe_table(
@@ -99,10 +104,8 @@ def probe_table(
 ) -> Table:
     """Batch, peak VRAM, fits or not: the table the user once estimated by hand."""
     cap = f", capped at {mem_cap_gib:g} GiB" if mem_cap_gib else ""
-    table = Table(
-        title=f"{card['name']} ({card['vram_mib']:,} MiB{cap}), preset {preset}",
-        title_justify="left",
-    )
+    title = literal(f"{card['name']} ({card['vram_mib']:,} MiB{cap}), preset {preset}")
+    table = Table(title=title, title_justify="left", min_width=cell_len(title))
     for col in ("batch", "peak VRAM", "status"):
         table.add_column(col, justify="right" if col != "status" else "left")
     best = max((r["batch"] for r in rows if r["fits"]), default=None)
@@ -119,7 +122,7 @@ def probe_table(
 def scaling_table(result: dict[str, Any]) -> Table:
     """`dinowm bench --gpus N`: one rank against N, samples/s, memory and the efficiency."""
     table = Table(
-        title=f"scaling {result['preset']}, global batch {result['batch_size']}",
+        title=literal(f"scaling {result['preset']}, global batch {result['batch_size']}"),
         title_justify="left",
     )
     for col in ("ranks", "samples/s", "s/step", "peak GPU memory", "efficiency"):
@@ -129,8 +132,8 @@ def scaling_table(result: dict[str, Any]) -> Table:
         eff = result["efficiency"] if r["ranks"] > 1 and result["efficiency"] else None
         table.add_row(
             str(r["ranks"]),
-            f"{r['samples_per_s']:.1f}" if ok else r["status"],
-            f"{r['s_per_step']:.4f}" if ok else r.get("error", "-")[:40],
+            f"{r['samples_per_s']:.1f}" if ok else literal(r["status"]),
+            f"{r['s_per_step']:.4f}" if ok else literal(r.get("error", "-")[:40]),
             _mib(r.get("peak_gpu_mem_mib")),
             f"{eff:.0%}" if eff else "",
         )

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.cli.base import HELP, State, console, echo_json, main, say
 from dinowm.config import CONFIG_NAME, TEMPLATE, resolve, to_dict
 from dinowm.errors import ConfigError
+from dinowm.formats import literal, literal_text
 
 
 @main.command(context_settings=HELP)
@@ -28,28 +29,43 @@ def init(directory: Path, force: bool) -> None:
     tmp = target.with_suffix(".toml.tmp")
     shutil.copyfile(TEMPLATE, tmp)
     tmp.replace(target)
-    console.print(
+    say(
         f"wrote {target}: presets franka_f5_h3, franka_f5_h3_b8, demo. Next: "
         f"cd {directory} && dinowm run --preset demo"
     )
 
 
 @main.command(context_settings=HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the presets as JSON.")
 @click.pass_obj
-def presets(state: State) -> None:
+def presets(state: State, as_json: bool) -> None:
     """List the presets of dinowm.toml.
 
-    Example: dinowm presets
+    Example: dinowm presets --json
     """
+    from rich.cells import cell_len
     from rich.table import Table
 
     project = state.project
-    table = Table(title=f"presets in {project.config_path}", title_justify="left")
+    if as_json:
+        echo_json(
+            [
+                {"preset": name, "default": name == project.default_preset, **body}
+                for name, body in project.presets.items()
+            ]
+        )
+        return
+    title = f"presets in {literal(project.config_path)}"  # a path: wider than its table
+    table = Table(title=title, title_justify="left", min_width=cell_len(title))
     for col in ("preset", "extends", "description"):
         table.add_column(col)
     for name, body in project.presets.items():
         mark = " (default)" if name == project.default_preset else ""
-        table.add_row(name + mark, str(body.get("extends", "")), str(body.get("description", "")))
+        table.add_row(
+            literal_text(name + mark),
+            literal_text(body.get("extends", "")),
+            literal_text(body.get("description", "")),
+        )
     console.print(table)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.cli.base import HELP, State, console, echo_json, main, say
 
 
 @main.group("queue", context_settings=HELP, invoke_without_command=True)
@@ -50,7 +50,7 @@ def add(state: State, preset: str | None, name: str | None, overrides: tuple[str
     from dinowm.queue.entries import add as add_entry
 
     entry = add_entry(state.project, preset, overrides, name)
-    console.print(
+    say(
         f"queued entry {entry['id']} ({entry['name'] or entry['preset']}) at "
         f"position {_position(state, entry['id'])}; 'dinowm queue start' runs the "
         f"queue"
@@ -76,7 +76,7 @@ def rm(state: State, entry: str) -> None:
     from dinowm.queue.entries import remove
 
     row = remove(state.project, entry)
-    console.print(f"removed entry {row['id']} ({row['name'] or row['preset']})")
+    say(f"removed entry {row['id']} ({row['name'] or row['preset']})")
 
 
 @queue.command("move", context_settings=HELP)
@@ -94,7 +94,7 @@ def move(state: State, entry: str, position: str) -> None:
     from dinowm.queue.entries import move as move_entry
 
     ids = move_entry(state.project, entry, position)
-    console.print(f"entry {entry} is at position {ids.index(int(entry)) + 1} of {len(ids)}")
+    say(f"entry {entry} is at position {ids.index(int(entry)) + 1} of {len(ids)}")
 
 
 @queue.command("start", context_settings=HELP)
@@ -122,17 +122,17 @@ def start(state: State, detach: bool) -> None:
     set_paused(state.project, False)
     holder = supervisor(state.project)
     if holder is not None:
-        console.print(f"the queue supervisor ({holder.describe()}) runs the queue; unpaused")
+        say(f"the queue supervisor ({holder.describe()}) runs the queue; unpaused")
         return
     if detach:
         pid = start_detached(state.project)
-        console.print(
+        say(
             f"queue supervisor started, pid {pid}\n  list:  dinowm queue\n"
             f"  log:   {state.project.queue_log}\n  pause: dinowm queue pause"
         )
         return
-    why = run_queue(state.project, say=console.print)
-    console.print(f"queue {why}")
+    why = run_queue(state.project, say=say)
+    say(f"queue {why}")
 
 
 @queue.command("pause", context_settings=HELP)
@@ -145,9 +145,7 @@ def pause(state: State) -> None:
     from dinowm.queue.entries import set_paused
 
     set_paused(state.project, True)
-    console.print(
-        "queue paused: the current run goes on, no new entry starts until 'dinowm queue start'"
-    )
+    say("queue paused: the current run goes on, no new entry starts until 'dinowm queue start'")
 
 
 @main.command("sweep", context_settings=HELP)
@@ -195,7 +193,7 @@ def sweep(
     sweep_id, entries = add_sweep(
         state.project, preset, axes, random_n=random_n, seed=seed, name=name
     )
-    console.print(
+    say(
         f"sweep {sweep_id}: queued {len(entries)} entries "
         f"({entries[0]['id']}-{entries[-1]['id']}); 'dinowm queue start' runs them"
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dinowm.cli.base import HELP, State, console, echo_json, main
+from dinowm.cli.base import HELP, State, console, echo_json, main, say
 from dinowm.errors import ConfigError
 from dinowm.rundir import RunLock
 from dinowm.store import Store
@@ -113,9 +113,9 @@ def _how(state: State, detach: bool, flags: dict[str, Any]) -> Launch:
 
     return Launch(
         start=lambda project, run_id, lock: _launch(state, run_id, detach, lock),
-        say=console.print,
+        say=say,
         flags=flags,
-        warn=lambda text: console.print(f"[yellow]warning:[/] {text}"),
+        warn=lambda text: say(f"warning: {text}", "yellow"),
     )
 
 
@@ -128,25 +128,26 @@ def _launch(state: State, run_id: str, detach: bool, lock: RunLock) -> None:
         row = store.run(run_id)
     if detach:
         pid = spawn_detached(state.project, row["id"], lock)
-        console.print(
+        say(
             f"run {row['id']} ({row['name']}) started, supervisor pid {pid}\n"
             f"  follow:  dinowm tail {row['id']} -f\n  stop:    dinowm stop "
             f"{row['id']}\n  folder:  {row['run_dir']}"
         )
         return
-    console.print(f"run {row['id']} ({row['name']}) in {row['run_dir']}")
+    say(f"run {row['id']} ({row['name']}) in {row['run_dir']}")
     status = run_foreground(state.project, row["id"], lock)
     with Store(state.project.runs_db) as store:
         final = store.run(row["id"])
     style = "green" if status in ("completed", "stopped") else "red"
-    console.print(
-        f"[{style}]run {row['id']} {status}[/]: epoch {final['epoch']}/"
+    say(
+        f"run {row['id']} {status}: epoch {final['epoch']}/"
         f"{final['epochs_target']}, attempts {final['attempts']}"
         + (
             f" ({final['exit_reason']})"
             if final.get("exit_reason") and status != "completed"
             else ""
-        )
+        ),
+        style,
     )
     if status not in ("completed", "stopped"):
         sys.exit(1)
@@ -217,14 +218,14 @@ def stop(state: State, run: str, wait: bool) -> None:
     from dinowm.rundir import ACTIVE
 
     with state.store() as store:
-        row = stop_run(store, run, say=console.print)
-        console.print(f"stop requested for {row['id']}")
+        row = stop_run(store, run, say=say)
+        say(f"stop requested for {row['id']}")
         deadline = time.monotonic() + 900
         while wait and row["status"] in ACTIVE and time.monotonic() < deadline:
             time.sleep(0.5)
             row = store.run(row["id"])
         if wait:
-            console.print(f"run {row['id']} is {row['status']}")
+            say(f"run {row['id']} is {row['status']}")
 
 
 @main.command(context_settings=HELP)
@@ -327,7 +328,7 @@ def note(state: State, run: str, text: tuple[str, ...]) -> None:
     with state.store() as store:
         row = store.run(run)
         store.add_note(row["id"], " ".join(text))
-    console.print(f"note added to {row['id']}")
+    say(f"note added to {row['id']}")
 
 
 @main.command("export-log", context_settings=HELP)
@@ -377,7 +378,7 @@ def export_log(
     images = (
         f" and {len(result.images)} image{'s' * (len(result.images) != 1)}" if result.images else ""
     )
-    console.print(
+    say(
         f"{'wrote' if result.created else 'updated'} {result.path}: "
         f"{len(result.runs)} run{'s' * (len(result.runs) != 1)}{images}"
     )
@@ -397,10 +398,10 @@ def reindex(state: State, force: bool) -> None:
 
     result = rebuild(state.project, force=force)
     if not result["rebuilt"]:
-        console.print(result["reason"])
+        say(result["reason"])
         return
     moved = f"; the old file is {result['moved_aside']}" if result["moved_aside"] else ""
-    console.print(
+    say(
         f"rebuilt {state.project.runs_db} from {len(result['runs'])} run folders "
         f"and {result['queue']} queue entries (integrity {result['integrity']})"
         f"{moved}"

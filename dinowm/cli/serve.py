@@ -15,6 +15,7 @@ import click
 
 from dinowm.cli.base import HELP, State, load_checked, main
 from dinowm.errors import ConfigError, DinowmError
+from dinowm.formats import literal
 
 SSH = "ssh -L {port}:localhost:{port} user@workstation"
 
@@ -161,7 +162,7 @@ def serve(state: State, host: str, port: int, allow_remote: bool, path: Path | N
             bold=True,
         )
     click.echo(
-        f"dinowm serve: open {url} in a browser ({project.config_path}); "
+        f"dinowm serve: open {url} in a browser ({literal(project.config_path)}); "
         f"Ctrl-C stops serving, runs go on."
     )
     from dinowm.cli.webserver import serve_app  # aiohttp loads for this command only

@@ -14,7 +14,16 @@ from rich.text import Text
 
 from dinowm.backends import backend_of
 from dinowm.config import Resolved, flat_values
-from dinowm.formats import fmt_duration, fmt_num, fmt_time, run_duration, status_text, world_size
+from dinowm.formats import (
+    fmt_duration,
+    fmt_num,
+    fmt_time,
+    literal,
+    literal_text,
+    run_duration,
+    status_text,
+    world_size,
+)
 from dinowm.schema import DERIVED, all_keys
 from dinowm.supervise.hardware import gpu_summary
 from dinowm.views import runs as view
@@ -74,9 +83,11 @@ def config_table(resolved: Resolved, show_all: bool = True) -> Table:
             continue
         mark = "changed" if key in overridden else source
         style = "bold yellow" if key in overridden else ""
-        table.add_row(Text(key, style=style), Text(_show(value), style=style), mark)
+        table.add_row(Text(key, style=style), literal_text(_show(value), style), literal_text(mark))
     for name in DERIVED:
-        table.add_row(Text(name, style="italic"), _show(getattr(cfg, name)), "derived")
+        table.add_row(
+            Text(name, style="italic"), literal_text(_show(getattr(cfg, name))), "derived"
+        )
     return table
 
 
@@ -126,7 +137,7 @@ def hardware_table(hw: dict[str, Any]) -> Table:
     for g in gpus[1:]:
         rows.insert(1, (f"GPU {g['index']}", f"{g['name']}, {g['vram_mib']:,} MiB"))
     for field, value in rows:
-        table.add_row(field, value)
+        table.add_row(field, literal_text(value))
     return table
 
 
@@ -148,23 +159,23 @@ def run_view(
     head.add_column("field", style="bold")
     head.add_column("value")
     for field, value in (
-        ("name", run.get("name") or "-"),
-        ("preset", run.get("preset") or "-"),
+        ("name", literal(run.get("name") or "-")),
+        ("preset", literal(run.get("preset") or "-")),
         ("status", status_text(run["status"])),
         ("epoch", f"{run['epoch']}/{run.get('epochs_target') or '?'}"),
         ("attempts", str(run.get("attempts") or 0)),
-        ("exit reason", run.get("exit_reason") or "-"),
+        ("exit reason", literal(run.get("exit_reason") or "-")),
         ("start", fmt_time(run.get("started_at") or run.get("created_at"))),
         ("duration", fmt_duration(run_duration(run))),
-        ("run folder", run.get("run_dir") or "-"),
-        ("encoder", run.get("encoder_label") or "-"),
-        ("GPU", gpu_summary(hw) if hw else "-"),
+        ("run folder", literal(run.get("run_dir") or "-")),
+        ("encoder", literal(run.get("encoder_label") or "-")),
+        ("GPU", literal(gpu_summary(hw)) if hw else "-"),
         ("ranks", ranks_text(run)),
         *_placement(run),
-        ("command", run.get("command") or "-"),
-        ("wandb", run.get("wandb_url") or "-"),
+        ("command", literal(run.get("command") or "-")),
+        ("wandb", literal(run.get("wandb_url") or "-")),
     ):
-        head.add_row(field, value)
+        head.add_row(field, value if isinstance(value, Text) else Text(str(value)))
     parts: list[Any] = [head, epochs_table(epochs)]
     per_gpu = gpus_table(epochs)
     if per_gpu is not None:
@@ -174,14 +185,14 @@ def run_view(
         for col in ("time", "kind", "summary"):
             inc.add_column(col)
         for i in incidents:
-            inc.add_row(fmt_time(i["t"]), i["kind"], i["summary"])
+            inc.add_row(fmt_time(i["t"]), literal_text(i["kind"]), literal_text(i["summary"]))
         parts.append(inc)
     if notes:
         nt = Table(title="notes", title_justify="left")
         nt.add_column("time", no_wrap=True)
         nt.add_column("note")
         for n in notes:
-            nt.add_row(fmt_time(n["t"]), n["text"])
+            nt.add_row(fmt_time(n["t"]), literal_text(n["text"], lines=True))
         parts.append(nt)
     return Group(*parts)
 
@@ -190,7 +201,7 @@ def _placement(run: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """('slurm', 'job 12 RUNNING on n1') for a run with a placement to show; none else."""
     backend = backend_of(run)
     where = backend.placement(run)
-    return ((backend.name, where),) if where else ()
+    return ((backend.name, literal(where)),) if where else ()
 
 
 def gpus_table(epochs: list[dict[str, Any]]) -> Table | None:
@@ -220,7 +231,7 @@ def ranks_text(run: dict[str, Any]) -> str:
     world = world_size(run)
     if world == 1:
         return "1"
-    device = str(json.loads(run["start_json"]).get("device") or "?").split(":")[0]
+    device = literal(str(json.loads(run["start_json"]).get("device") or "?").split(":")[0])
     return f"{world} (torchrun, DistributedDataParallel on {device})"
 
 
@@ -287,8 +298,11 @@ def doctor_table(checks: list[Any]) -> Table:
     table.add_column("fix", ratio=2, overflow="fold")
     for c in checks:
         table.add_row(
-            c.name, Text(c.status, style=DOCTOR_STYLE.get(c.status, "")), Text(c.found), Text(c.fix)
-        )  # Text: '[presets.x]' is not markup
+            c.name,
+            Text(c.status, style=DOCTOR_STYLE.get(c.status, "")),
+            literal_text(c.found),
+            literal_text(c.fix),
+        )
     return table
 
 
@@ -304,24 +318,18 @@ def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
     )
     rows = [
         [
-            str(e["position"] or "-"),
-            str(e["id"]),
-            e["name"] or e["preset"],
-            " ".join(e["overrides"]) or "-",
+            Text(str(e["position"] or "-")),
+            Text(str(e["id"])),
+            literal_text(e["name"] or e["preset"]),
+            literal_text(" ".join(e["overrides"]) or "-"),
             status_text(e["state"]),
-            e["run_id"] or "-",
-            e["sweep_id"] or "-",
+            literal_text(e["run_id"] or "-"),
+            literal_text(e["sweep_id"] or "-"),
         ]
         for e in entries
     ]
     headers = ("pos", "id", "name", "overrides", "state", "run", "sweep")
-    need = [
-        max(
-            [len(h)]
-            + [Text(r[i]).cell_len if isinstance(r[i], str) else r[i].cell_len for r in rows]
-        )
-        for i, h in enumerate(headers)
-    ]
+    need = [max([len(h)] + [r[i].cell_len for r in rows]) for i, h in enumerate(headers)]
     rest = sum(n + 3 for i, n in enumerate(need) if i != 3)
     for i, header in enumerate(headers):  # the overrides give way to the other columns
         table.add_column(
@@ -335,7 +343,8 @@ def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
         table.add_row(*row)
     holder = shown["supervisor"]
     line = (
-        f"queue supervisor: pid {holder.pid}" + (f"; {shown['status']}" if shown["status"] else "")
+        f"queue supervisor: pid {holder.pid}"
+        + (f"; {literal(shown['status'])}" if shown["status"] else "")
         if holder
         else "no queue supervisor runs: 'dinowm queue start' starts one"
     )
@@ -344,11 +353,29 @@ def queue_view(shown: dict[str, Any], width: int = 200) -> Group:
     return Group(table, Text(line))
 
 
-def alerts_table(settings: Any, targets: list[Any], results: list[Any], event: str) -> Table:
-    """`dinowm alerts test`: each target (redacted) → ok, failed or skipped, with the reason."""
-    listed = event in settings.events
+ALERT_STYLE = {"ok": "green", "failed": "red", "skipped": "dim", "on": "green", "off": "dim"}
+
+
+def alert_rows(settings: Any, targets: list[Any], results: list[Any]) -> list[dict[str, str]]:
+    """`dinowm alerts test`'s records: each target (redacted) → ok, failed or skipped, and why;
+    the app's bell last."""
+    rows = []
+    done = iter(results)  # one per active target, in order (two URLs may redact alike)
+    for target in targets:
+        if target.inactive:
+            rows.append({"target": target.label, "result": "skipped", "why": target.inactive})
+        elif (result := next(done, None)) is not None:
+            ok = "ok" if result.ok else "failed"
+            rows.append({"target": target.label, "result": ok, "why": result.reason})
+    tui = "a bell and a notification while the app runs" if settings.tui else "alerts.tui = false"
+    rows.append({"target": "dinowm-tui", "result": "on" if settings.tui else "off", "why": tui})
+    return rows
+
+
+def alerts_table(rows: list[dict[str, str]], event: str, listed: bool) -> Table:
+    """The records of alert_rows as a table."""
     table = Table(
-        title=f"test alert '{event}'"
+        title=f"test alert '{literal(event)}'"
         + ("" if listed else " (not in alerts.events: runs will not send it)"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
@@ -356,19 +383,10 @@ def alerts_table(settings: Any, targets: list[Any], results: list[Any], event: s
     )
     for header in ("target", "result", "why"):
         table.add_column(header, no_wrap=header != "why")
-    done = iter(results)  # one per active target, in order (two URLs may redact alike)
-    for target in targets:
-        if target.inactive:
-            table.add_row(target.label, Text("skipped", style="dim"), target.inactive)
-        elif (result := next(done, None)) is not None:
-            table.add_row(
-                target.label,
-                Text("ok", style="green") if result.ok else Text("failed", style="red"),
-                result.reason,
-            )
-    table.add_row(
-        "dinowm-tui",
-        Text("on" if settings.tui else "off", style="green" if settings.tui else "dim"),
-        "a bell and a notification while the app runs" if settings.tui else "alerts.tui = false",
-    )
+    for row in rows:
+        table.add_row(
+            literal_text(row["target"]),
+            Text(row["result"], style=ALERT_STYLE.get(row["result"], "")),
+            literal_text(row["why"]),
+        )
     return table

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dinowm.export.hyper import ORDER
-from dinowm.export.markdown import Ctx, code, plain, table
+from dinowm.export.markdown import Ctx, code, foreign, plain, table
 from dinowm.export.progress import at_epoch
 from dinowm.export.record import RunRecord
 from dinowm.export.sections import duration, status
@@ -34,7 +34,7 @@ def summarize(ctx: Ctx, rec: RunRecord) -> Row:
     run = rec.run
     return Row(
         {k: v for k, v in rec.values.items() if k.rpartition(".")[0] in HYPER_SECTIONS},
-        [code(run["id"]), run.get("name") or "-", status(rec, reason=False)],
+        [code(run["id"]), foreign(run.get("name") or "-"), status(rec, reason=False)],
         [
             f"{run.get('epoch')} / {run.get('epochs_target') or '-'}",
             _best(rec, "val_loss"),
@@ -110,7 +110,7 @@ def comparison(ctx: Ctx, rows: list[Row]) -> list[str]:
     lines = [
         [
             *row.head,
-            *(plain(row.values[k]) if k in row.values else None for k in keys),
+            *(foreign(plain(row.values[k])) if k in row.values else None for k in keys),
             *row.tail[:3],
             *([row.plan or "-"] if planned else []),
             *row.tail[3:],

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from dinowm.export.evaltable import COLUMNS, EvalTable, cells, evaluation_table, name, same
-from dinowm.export.markdown import Ctx, code, table
+from dinowm.export.markdown import Ctx, code, foreign, table
 from dinowm.export.record import RunRecord
 from dinowm.export.svg import lines_svg
 
@@ -74,7 +74,7 @@ def evaluation(ctx: Ctx, rec: RunRecord) -> list[str]:
     out = [
         f"## {ctx('h_eval')}",
         "",
-        ctx("eval_intro", n=len(ev.rows), planners=", ".join(planners) or "-"),
+        ctx("eval_intro", n=len(ev.rows), planners=foreign(", ".join(planners) or "-")),
         "",
     ]
     best = _best_line(ctx, ev)
@@ -88,7 +88,7 @@ def evaluation(ctx: Ctx, rec: RunRecord) -> list[str]:
         lines.append(
             [
                 f"{code(text['checkpoint'])}{' ' + mark if mark else ''}",
-                *(text[k] for k in keys[1:]),
+                *(foreign(text[k]) for k in keys[1:]),
             ]
         )
     out += table([HEADERS[k] for k in keys], lines, "l" + "r" * (len(keys) - 2) + "l")
@@ -135,7 +135,7 @@ def _goal_links(ctx: Ctx, rec: RunRecord) -> list[str]:
             for p in (e.get("pictures") or {}).get("goals") or []
             if isinstance(p, str)
         ]
-        links = [f"[{p.name}]({_link(p, ctx.folder)})" for p in paths if p.is_file()]
+        links = [f"[{foreign(p.name)}]({_link(p, ctx.folder)})" for p in paths if p.is_file()]
         if links:
             out.append(f"- {code(e['checkpoint'])} ({ctx('eval_pictures')}): {', '.join(links)}")
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dinowm.export.markdown import Ctx, code, integer, lr, plain, table
+from dinowm.export.markdown import Ctx, code, foreign, integer, lr, plain, table
 from dinowm.export.record import RunRecord
 from dinowm.schema import all_keys
 
@@ -56,8 +56,8 @@ def source(ctx: Ctx, origin: str | None) -> str:
     if origin is None:
         return ""
     if origin.startswith("preset "):
-        return f"{ctx('src_preset')} {origin.removeprefix('preset ')}"
-    return ctx(f"src_{origin}") if f"src_{origin}" in ctx.labels else origin
+        return f"{ctx('src_preset')} {foreign(origin.removeprefix('preset '))}"
+    return ctx(f"src_{origin}") if f"src_{origin}" in ctx.labels else foreign(origin)
 
 
 def _value(rec: RunRecord, key: str) -> Any:
@@ -66,7 +66,7 @@ def _value(rec: RunRecord, key: str) -> Any:
     if key == "num_frames":
         return rec.derived("num_frames")
     value = rec.values.get(key)
-    return None if value is None else plain(value)
+    return None if value is None else foreign(plain(value))
 
 
 def _rows(ctx: Ctx, rec: RunRecord, keys: tuple[str, ...]) -> list[tuple[str, Any, str]]:
@@ -121,21 +121,24 @@ def hyperparameters(ctx: Ctx, rec: RunRecord) -> list[str]:
         "",
         *table(head, [*_rows(ctx, rec, EMBEDDING), total]),
     ]
+    return out + _other(ctx, rec)
+
+
+def _other(ctx: Ctx, rec: RunRecord) -> list[str]:
+    """The keys set away from their default that the tables above do not show."""
     other = sorted(
         (k for k in rec.sources if k not in SHOWN and k in rec.values),
         key=lambda k: (ORDER.get(k, len(ORDER)), k),
     )
-    if other:
-        out += [
-            "",
-            f"### {ctx('h_other')}",
-            "",
-            *table(
-                ["Parameter", ctx("value"), ctx("source")],
-                ((code(k), plain(rec.values[k]), source(ctx, rec.sources[k])) for k in other),
-            ),
-        ]
-    return out
+    if not other:
+        return []
+    rows = ((code(k), foreign(plain(rec.values[k])), source(ctx, rec.sources[k])) for k in other)
+    return [
+        "",
+        f"### {ctx('h_other')}",
+        "",
+        *table(["Parameter", ctx("value"), ctx("source")], rows),
+    ]
 
 
 def _emb_parts(rec: RunRecord) -> str | None:

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dinowm.formats import literal
+
 BACKTICKS = re.compile("`+")
+# What Markdown or HTML would read as syntax in foreign text, each character as an entity (a
+# backslash would be doubled by cell()): emphasis, code, strikethrough, a backslash before
+# punctuation, links and footnotes, tags and comments, entities, and a line start that opens a
+# heading, a quote or a list. Underscores inside a word, brackets that open no link, a lone
+# '<' or '&' read as written and stay.
+SYNTAX = re.compile(
+    r"[*`~]|\\(?![A-Za-z0-9])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|\](?=[(\[:])|\[(?=\^)"
+    r"|<(?=[A-Za-z/!?])|&(?=#?[A-Za-z0-9]+;)|^\s*(?:#|>|[-+](?=\s)|\d+[.)](?=\s|$))"
+)
 
 
 @dataclass
@@ -54,9 +65,28 @@ def cell(value: Any) -> str:
     return text
 
 
+def foreign(value: Any) -> str:
+    """Foreign text (a name, a note, an incident, a host) as Markdown that reads as written:
+    what Markdown or HTML would interpret escaped, control characters visible, one line."""
+    if value is None:
+        return "-"
+    return literal(SYNTAX.sub(_entity, str(value).replace("\n", " ")))
+
+
+def _entity(match: re.Match[str]) -> str:
+    found = match.group()  # the character to escape is the last (a line start leads to it)
+    return f"{found[:-1]}&#{ord(found[-1])};"
+
+
+def verbatim(value: Any) -> str:
+    """Foreign text inside a label's code span: control characters visible, a backtick (which
+    would end the span) as an apostrophe."""
+    return literal(str(value).replace("\n", " ")).replace("`", "'")
+
+
 def code(value: Any) -> str:
     """Inline code, with a longer fence when the value holds backticks."""
-    text = str(value).replace("\n", " ")
+    text = literal(str(value).replace("\n", " "))
     if "`" not in text:
         return f"`{text}`"
     return f"`` {text} ``"
@@ -64,7 +94,7 @@ def code(value: Any) -> str:
 
 def fence(lines: Iterable[str], lang: str = "") -> list[str]:
     """A fenced code block whose fence is longer than any backtick run inside."""
-    body = [str(line) for line in lines]
+    body = [literal(line, lines=True) for line in lines]
     ticks = "`" * max(3, _longest_backticks(body) + 1)
     return [ticks + lang, *body, ticks]
 

@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 from dinowm import rundir
-from dinowm.export.markdown import Ctx, cell, fence, integer, table, table_head
+from dinowm.export.markdown import Ctx, cell, fence, foreign, integer, table, table_head
 from dinowm.export.record import RunRecord
 from dinowm.export.svg import curve_name, has_curve
 from dinowm.formats import fmt_duration, fmt_num
@@ -128,7 +128,7 @@ def _live_rows(ctx: Ctx, run: dict[str, Any]) -> list[tuple[str, Any]]:
     """An active run's phase, last step loss and ETA."""
     eta = run.get("eta_s")
     return [
-        ("Phase", run.get("phase")),
+        ("Phase", foreign(run["phase"]) if run.get("phase") else None),
         (
             ctx("last_step_loss"),
             fmt_num(run.get("last_loss")) if run.get("last_loss") is not None else None,
@@ -197,7 +197,7 @@ def _epoch_lines(ctx: Ctx, rec: RunRecord) -> list[str]:
     so the usual line is one %-format with the values read once.
     """
     events = sorted(
-        [(n["t"], str(n["text"])) for n in rec.notes]
+        [(n["t"], foreign(n["text"])) for n in rec.notes]
         + [(i["t"], EPOCH_TAGS[i["kind"]]) for i in rec.incidents if i["kind"] in EPOCH_TAGS]
         + [
             (i["t"], "🌡️ " + ctx("thermal_pause"))
@@ -313,7 +313,6 @@ def notes(ctx: Ctx, rec: RunRecord) -> list[str]:
     if not rec.notes:
         return [*out, ctx("no_notes", id=rec.id)]
     for n in rec.notes:
-        by = "" if n.get("source") in (None, "user") else f" _({n['source']})_"
-        text = " ".join(str(n["text"]).split("\n"))
-        out.append(f"- **{ctx.time(n['t'])}:** {text}{by}")
+        by = "" if n.get("source") in (None, "user") else f" _({foreign(n['source'])})_"
+        out.append(f"- **{ctx.time(n['t'])}:** {foreign(n['text'])}{by}")
     return out

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from dinowm.backends import backend_of
-from dinowm.export.markdown import Ctx, code, gigabytes, integer, plain, table
+from dinowm.export.markdown import Ctx, code, foreign, gigabytes, integer, plain, table
 from dinowm.export.record import RunRecord
-from dinowm.formats import STATUS_STYLE, fmt_duration
+from dinowm.formats import STATUS_STYLE, fmt_duration, literal
 from dinowm.rundir import ACTIVE
 
 
@@ -17,8 +17,8 @@ def status(rec: RunRecord, reason: bool = True) -> str:
     run = rec.run
     symbol = STATUS_STYLE.get(run["status"], ("·", ""))[0]
     why = run.get("exit_reason") if reason else None
-    more = f": {why}" if why and why != run["status"] else ""
-    return f"{symbol} {run['status']}{more}"
+    more = f": {foreign(why)}" if why and why != run["status"] else ""
+    return f"{symbol} {foreign(run['status'])}{more}"
 
 
 def duration(ctx: Ctx, rec: RunRecord) -> float | None:
@@ -35,7 +35,8 @@ def overview(ctx: Ctx, rec: RunRecord) -> list[str]:
     """## Experiment overview: id, name, dates, status, wandb, folder, checkpoints."""
     run = rec.run
     if run.get("wandb_url"):
-        wandb = f"[{run.get('name') or run.get('wandb_id') or run['id']}]({run['wandb_url']})"
+        label = foreign(run.get("name") or run.get("wandb_id") or run["id"])
+        wandb = f"[{label}]({_url(run['wandb_url'])})"
     elif run.get("wandb_id"):
         wandb = f"{code(run['wandb_id'])} ({ctx('wandb_offline')})"
     else:
@@ -45,7 +46,7 @@ def overview(ctx: Ctx, rec: RunRecord) -> list[str]:
         folder += f" ⚠️ {ctx('folder_gone')}"
     rows: list[tuple[str, Any]] = [
         (ctx("experiment_id"), code(run["id"])),
-        (ctx("name"), run.get("name")),
+        (ctx("name"), foreign(run["name"]) if run.get("name") else None),
         ("Preset", code(run["preset"]) if run.get("preset") else None),
         ("Env", code(run["env"]) if run.get("env") else None),
         (ctx("start_date"), ctx.time(run.get("started_at") or run.get("created_at"), seconds=True)),
@@ -75,17 +76,22 @@ def _placement(run: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """('Slurm', 'job 12 COMPLETED') for a run with a placement to show; none for a local run."""
     backend = backend_of(run)
     where = backend.placement(run)
-    return ((backend.where, where),) if where else ()
+    return ((backend.where, foreign(where)),) if where else ()
 
 
 def _dir(path: str) -> str:
     return path.rstrip("/") + "/"
 
 
+def _url(url: str) -> str:
+    """A link's target: spaces, parentheses and angle brackets would end or break it."""
+    return literal(url).translate({ord(c): f"%{ord(c):02X}" for c in " ()<>"})
+
+
 def _encoder(ctx: Ctx, label: str | None) -> str | None:
     if label and "untrained" in label:
-        return f"{label} ⚠️ {ctx('untrained_warning')}"
-    return label
+        return f"{foreign(label)} ⚠️ {ctx('untrained_warning')}"
+    return None if label is None else foreign(label)
 
 
 def _latest_checkpoint(ctx: Ctx, rec: RunRecord) -> str | None:
@@ -119,7 +125,7 @@ def hardware(ctx: Ctx, rec: RunRecord) -> list[str]:
     if hw.get("cpu_cores") is not None:
         cores = ctx("cores_threads", cores=hw["cpu_cores"], threads=hw.get("cpu_threads"))
     cpu = [
-        (ctx("model"), hw.get("cpu_model")),
+        (ctx("model"), foreign(hw.get("cpu_model"))),
         (ctx("cores"), cores),
         ("Sockets", hw.get("cpu_sockets")),
         (ctx("max_clock"), _ghz(hw.get("cpu_max_mhz"))),
@@ -131,10 +137,10 @@ def hardware(ctx: Ctx, rec: RunRecord) -> list[str]:
         ("Swap", gigabytes(hw.get("swap_total_mib"))),
     ]
     software = [
-        ("Python", hw.get("python")),
-        ("torch", hw.get("torch")),
-        (ctx("platform"), hw.get("platform")),
-        ("Host", hw.get("hostname")),
+        ("Python", foreign(hw.get("python"))),
+        ("torch", foreign(hw.get("torch"))),
+        (ctx("platform"), foreign(hw.get("platform"))),
+        ("Host", foreign(hw.get("hostname"))),
     ]
     out = head
     for title, rows in (("GPU", gpus), ("CPU", cpu), ("RAM", ram), ("Software", software)):
@@ -150,14 +156,17 @@ def _gpu_rows(ctx: Ctx, hw: dict[str, Any]) -> list[tuple[str, Any]]:
     if not hw.get("gpu_name"):
         reason = str(hw.get("nvml") or "").removeprefix("unavailable: ")
         return [
-            (ctx("model"), ctx("no_gpu") + (f" ({reason})" if reason and reason != "ok" else ""))
+            (
+                ctx("model"),
+                ctx("no_gpu") + (f" ({foreign(reason)})" if reason and reason != "ok" else ""),
+            )
         ]
     vram = hw.get("gpu_vram_mib")
     rows: list[tuple[str, Any]] = [
-        (ctx("model"), hw["gpu_name"]),
+        (ctx("model"), foreign(hw["gpu_name"])),
         ("VRAM Total", None if vram is None else f"{vram:,} MiB (~{vram / 1024:.0f} GB)"),
-        ("Driver Version", hw.get("driver")),
-        ("CUDA Version", hw.get("cuda")),
+        ("Driver Version", foreign(hw.get("driver"))),
+        ("CUDA Version", foreign(hw.get("cuda"))),
     ]
     if (hw.get("gpu_count") or 0) > 1:
         rows.insert(1, (ctx("gpu_count"), hw["gpu_count"]))
@@ -183,7 +192,7 @@ def dataset(ctx: Ctx, rec: RunRecord) -> list[str]:
         ["Parameter", ctx("value"), ctx("description")], ((code(k), val, d) for k, val, d in rows)
     )
     for warning in info.get("warnings") or []:
-        out.append(f"- ⚠️ {warning}")
+        out.append(f"- ⚠️ {foreign(warning)}")
     return out
 
 
@@ -273,7 +282,7 @@ def _code(value: Any) -> str | None:
 
 def _why_no_start(ctx: Ctx, rec: RunRecord) -> str:
     if rec.folder == "gone":
-        return ctx("why_folder_gone", path=rec.run.get("run_dir"))
+        return ctx("why_folder_gone", path=foreign(rec.run.get("run_dir")))
     if rec.folder == "none":
         return ctx("why_no_folder")
     return ctx("why_not_started")

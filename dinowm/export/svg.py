@@ -9,7 +9,7 @@ from html import escape
 from typing import cast
 
 from dinowm.export.record import RunRecord
-from dinowm.formats import fmt_num
+from dinowm.formats import fmt_num, literal
 
 WIDTH, HEIGHT = 640, 360
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 36, 44
@@ -66,7 +66,7 @@ def lines_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
         f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<text x="{LEFT}" y="20" font-size="13" font-weight="bold">{_xml(title)}</text>',
     ]
     out += _y_axis(ticks, plot_h)
     out += _x_axis(xs, plot_w, plot_h)
@@ -75,7 +75,7 @@ def lines_svg(
     )
     out.append(
         f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 8}" text-anchor="middle">'
-        f"{escape(x_label)}</text>"
+        f"{_xml(x_label)}</text>"
     )
     out += _polylines(xs, series, (ticks[0], ticks[-1]), plot_w, plot_h)
     out += _legend(series)
@@ -159,7 +159,7 @@ def _legend(series: list[tuple[str, str, list[float | None]]]) -> list[str]:
             f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" stroke="{color}" '
             f'stroke-width="2.5"/>'
         )
-        out.append(f'<text x="{lx + 24}" y="{ly + 4}">{escape(label)}</text>')
+        out.append(f'<text x="{lx + 24}" y="{ly + 4}">{_xml(label)}</text>')
     return out
 
 
@@ -179,3 +179,9 @@ def _segments(values: list[float | None]) -> list[list[tuple[int, float]]]:
     if current:
         segments.append(current)
     return segments
+
+
+def _xml(text: str) -> str:
+    """Text in the SVG: XML's special characters escaped, control characters (which XML
+    forbids) visible."""
+    return escape(literal(text))

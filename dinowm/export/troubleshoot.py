@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from dinowm.export.markdown import Ctx, code, fence, table
+from dinowm.export.markdown import Ctx, code, fence, foreign, table, verbatim
 from dinowm.export.record import RunRecord
 from dinowm.rundir import ACTIVE
 
@@ -50,7 +50,7 @@ class Story:
             if run["status"] not in ACTIVE and not self.progressed(incident["t"]):
                 done.append(
                     self.ctx(
-                        "run_ended", status=run["status"], reason=run.get("exit_reason") or "-"
+                        "run_ended", status=run["status"], reason=foreign(run.get("exit_reason"))
                     )
                 )
         return done
@@ -79,12 +79,12 @@ class Story:
                 "resumed_auto",
                 attempt=(i.get("attempt") or 0) + 1,
                 delay=f"{d.get('delay_s', 0):.0f}",
-                reason=reason,
+                reason=foreign(reason) if reason else "",
             )
         if i["kind"] == "resume" and i["summary"].startswith("resumed by the user"):
             overrides = " ".join(map(str, d.get("overrides") or []))
             return when + ctx("resumed_user") + (f" ({code(overrides)})" if overrides else "")
-        return when + i["summary"]
+        return when + foreign(i["summary"])
 
     def progressed(self, t: float) -> dict[str, Any] | None:
         """The first epoch that ended after time t, if any."""
@@ -147,7 +147,7 @@ def oom(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
     gpu = ""
     if hw.get("gpu_name"):
         vram = f" ({hw['gpu_vram_mib']:,} MiB VRAM)" if hw.get("gpu_vram_mib") else ""
-        gpu = ctx("on_gpu", gpu=hw["gpu_name"] + vram)
+        gpu = ctx("on_gpu", gpu=foreign(hw["gpu_name"]) + vram)
     rows = []
     for i in items:
         d = i["details"]
@@ -204,25 +204,25 @@ def _freeze(ctx: Ctx, story: Story, n: int, i: dict[str, Any]) -> list[str]:
     zombies, the GPU, the kill, what was done, the log's tail and the Python stacks."""
     d = i["details"]
     verdict, proc = d.get("verdict") or {}, d.get("process") or {}
-    problem = i["summary"]
+    problem = foreign(i["summary"])
     if verdict.get("age_s") is not None:
         problem = ctx(
             "stall_verdict",
             age=f"{verdict['age_s']:.0f}",
-            phase=verdict.get("phase"),
+            phase=verbatim(verdict.get("phase")),
             limit=f"{verdict.get('limit_s', 0):.0f}",
         )
     out = [
         f"**Freeze {n}: {ctx.time(i['t'])}**{_where(ctx, i)}",
         "",
         f"- **Problem:** {problem}",
-        f"- **{ctx('diagnosis')}:** {d.get('summary') or i['summary']}",
+        f"- **{ctx('diagnosis')}:** {foreign(d.get('summary') or i['summary'])}",
     ]
     if proc:
         out.append(f"- **{ctx('process')}:** " + _process_line(ctx, proc))
     frame = (d.get("stuck_frame") or {}).get("text")
     out.append(
-        f"- **{ctx('stuck_in')}:** " + (code(frame) if frame else (d.get("stacks_note") or "-"))
+        f"- **{ctx('stuck_in')}:** " + (code(frame) if frame else foreign(d.get("stacks_note")))
     )
     out.append("- **Zombies:** " + _zombies(ctx, d.get("zombies") or []))
     gpu = _gpu_snapshot(d.get("gpu"))
@@ -245,8 +245,8 @@ def _process_line(ctx: Ctx, proc: dict[str, Any]) -> str:
     """The frozen process: its state, what it was doing, its CPU share, its threads."""
     return ctx(
         "process_line",
-        state=proc.get("state_name") or proc.get("state") or "-",
-        activity=proc.get("activity") or "-",
+        state=foreign(proc.get("state_name") or proc.get("state")),
+        activity=foreign(proc.get("activity")),
         cpu=proc.get("cpu_percent", 0),
         window=proc.get("window_s", 0),
         threads=len(proc.get("threads") or []),
@@ -258,10 +258,10 @@ def _zombies(ctx: Ctx, zombies: list[dict[str, Any]]) -> str:
     return "; ".join(
         ctx(
             "zombie",
-            comm=z.get("comm"),
+            comm=verbatim(z.get("comm")),
             pid=z.get("pid"),
             ppid=z.get("ppid"),
-            parent=z.get("parent_comm") or "?",
+            parent=foreign(z.get("parent_comm") or "?"),
         )
         for z in zombies
     ) or ctx("none")
@@ -331,8 +331,8 @@ def thermal(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
                 if action == "resume"
                 else action,
                 f"{max(temps):.0f}" if temps else None,
-                ", ".join(d.get("throttle") or []) or None,
-                i["summary"],
+                foreign(", ".join(d.get("throttle") or [])) if d.get("throttle") else None,
+                foreign(i["summary"]),
             )
         )
     pauses = sum(1 for i in items if i["details"].get("action") == "pause")
@@ -348,7 +348,7 @@ def lost(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
         out += [
             f"**{ctx('kind_' + i['kind'])}: {ctx.time(i['t'])}**{_where(ctx, i)}",
             "",
-            f"- **{ctx('message')}:** {i['summary']}",
+            f"- **{ctx('message')}:** {foreign(i['summary'])}",
             *_done(ctx, story, i),
         ]
         tail = _lines(i["details"].get("log_tail"))[-TAIL:]
@@ -363,7 +363,7 @@ def other(ctx: Ctx, story: Story, items: list[dict[str, Any]]) -> list[str]:
     for i in items:
         seen.setdefault((i["kind"], i["summary"]), []).append(i)
     return [
-        f"- **{ctx.time(group[0]['t'])}** {code(kind)}: {summary}"
+        f"- **{ctx.time(group[0]['t'])}** {code(kind)}: {foreign(summary)}"
         + (f" (×{len(group)})" if len(group) > 1 else "")
         for (kind, summary), group in seen.items()
     ]

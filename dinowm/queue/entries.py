@@ -11,6 +11,7 @@ from typing import Any
 from dinowm import rundir
 from dinowm.config import Project, Resolved, config_hash, from_dict, to_dict
 from dinowm.errors import ConfigError, DinowmError
+from dinowm.formats import plain_name
 from dinowm.queue import journal, sweep
 from dinowm.runs import resolve_run
 from dinowm.store import Store
@@ -92,6 +93,7 @@ def add(
     name: str | None = None,
 ) -> dict[str, Any]:
     """Queue one run of preset with overrides, checked as `dinowm run` checks it."""
+    plain_name(name)
     item = _checked(project, preset, [list(overrides)])[0]
     return _queue(project, [_row(item, name, None)])[0]
 
@@ -107,6 +109,7 @@ def add_sweep(
 ) -> tuple[str, list[dict[str, Any]]]:
     """Queue a sweep: the grid of axes (or random_n draws); all configurations are checked
     before any is queued. Returns the sweep id and the entries."""
+    plain_name(name)
     parsed = sweep.parse_axes(axes)
     combos = sweep.grid(parsed) if random_n is None else sweep.draw(parsed, random_n, seed)
     resolved = _checked(project, preset, combos)

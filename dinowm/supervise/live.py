@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.text import Text
 
-from dinowm.formats import fmt_duration, fmt_num, status_text
+from dinowm.formats import fmt_duration, fmt_num, literal, literal_text, status_text
 from dinowm.supervise.telemetry import throttle_names
 
 
@@ -50,10 +50,10 @@ class Display:
         self.console = console or Console()
         self.terminal = self.console.is_terminal
         self.bars = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[info]}", markup=False),
             console=self.console,
         )
         self.epoch_task = self.bars.add_task("epoch", total=None, info="")
@@ -104,9 +104,10 @@ class Display:
             return
         self.status = Text.assemble(
             status_text(run["status"]),
-            f"  {run['id']}  "
-            f"{run.get('name') or ''}  attempt {run.get('attempts')}  "
-            f"phase {run.get('phase') or '-'}",
+            literal(
+                f"  {run['id']}  {run.get('name') or ''}  attempt {run.get('attempts')}  "
+                f"phase {run.get('phase') or '-'}"
+            ),
         )
         per_epoch = run.get("batches_per_epoch") or None
         done = run.get("step") or 0
@@ -129,4 +130,4 @@ class Display:
         self.live.update(Group(self.status, self.bars, self.gpu))
 
     def _say(self, line: str) -> None:
-        self.console.print(line, soft_wrap=True)  # a log line: never broken mid-line
+        self.console.print(literal_text(line), soft_wrap=True)  # a log line: never broken

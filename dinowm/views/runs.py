@@ -12,7 +12,7 @@ from rich.console import JustifyMethod
 from rich.text import Text
 
 from dinowm.backends import backend_of
-from dinowm.formats import fmt_duration, fmt_num, fmt_time, status_text
+from dinowm.formats import fmt_duration, fmt_num, fmt_time, literal_text, status_text
 from dinowm.rundir import ACTIVE
 
 FRESH_S = 30.0  # a GPU sample older than this is not "now"
@@ -169,7 +169,7 @@ def texts(value: Mapping[str, Any]) -> dict[str, Text]:
     return {
         "mark": Text("●" if value["mark"] else " ", style="bold magenta"),
         "status": status_text(value["status"]),
-        "name": Text(value["name"]),
+        "name": literal_text(value["name"]),
         "epoch": progress_bar(*value["epoch"]),
         **{k: Text(fmt_num(value[k])) for k in ("train", "val", "zbest", "zlast")},
         "temp": temp_text,
@@ -178,9 +178,9 @@ def texts(value: Mapping[str, Any]) -> dict[str, Text]:
         "incidents": Text(str(incidents), style="yellow" if incidents else ""),
         "duration": Text(fmt_duration(value["duration"])),
         "start": Text(fmt_time(value["start"])),
-        "preset": Text(value["preset"]),
-        "id": Text(value["id"], style="dim"),
-        "placement": Text(where or "-", style="" if where else "dim"),
+        "preset": literal_text(value["preset"]),
+        "id": literal_text(value["id"], "dim"),
+        "placement": literal_text(where or "-", "" if where else "dim"),
     }
 
 

@@ -186,7 +186,8 @@ async def test_compare_two_marked_runs(seeded: Path) -> None:
                                       and app.screen)
         diff = screen.query_one("#diff-table", DataTable)
         await pilot_wait_for(pilot, lambda: diff.row_count)
-        rows = {str(r.key.value): diff.get_row(r.key) for r in diff.ordered_rows}
+        rows = {str(r.key.value): [str(c) for c in diff.get_row(r.key)]
+                for r in diff.ordered_rows}  # cells are Text: shown literally
         assert rows["training.batch_size"][1:] == ["16", "8"]  # lr-high, b8 (oldest first)
         assert rows["training.predictor_lr"][1:] == ["0.001", "0.0005"]
         assert "frameskip" not in rows

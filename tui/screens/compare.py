@@ -19,6 +19,7 @@ from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
 from dinowm.export.compare import results
+from dinowm.formats import literal, literal_text
 from tui.feed import fetch_compare
 from tui.notices import report_failure
 from tui.services import Services
@@ -31,9 +32,9 @@ COLORS = ("blue", "orange", "green", "magenta", "cyan", "red", "yellow", "white"
 def differing(runs: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
     """(key, value per run) for every key whose value is not the same in all runs."""
     keys = sorted({k for r in runs for k in r["config"]})
-    rows = [("preset", [str(r["run"].get("preset") or "-") for r in runs])]
+    rows = [("preset", [literal(r["run"].get("preset") or "-") for r in runs])]
     for key in keys:
-        values = [str(r["config"].get(key, "-")) for r in runs]
+        values = [literal(r["config"].get(key, "-")) for r in runs]
         if len(set(values)) > 1:
             rows.append((key, values))
     return rows
@@ -89,24 +90,26 @@ class CompareScreen(Screen[None]):
         table.add_column("key", key="key")
         for i, r in enumerate(runs):
             table.add_column(
-                Text(
-                    r["run"].get("name") or r["run"]["id"], style=f"bold {COLORS[i % len(COLORS)]}"
+                literal_text(
+                    r["run"].get("name") or r["run"]["id"], f"bold {COLORS[i % len(COLORS)]}"
                 ),
                 key=r["run"]["id"],
             )
         for key, values in differing(runs):
-            table.add_row(key, *values, key=key)
+            table.add_row(literal_text(key), *map(Text, values), key=key)
         outcomes = [results(r["epochs"], r.get("evaluations") or []) for r in runs]
         for label in outcomes[0] if outcomes else ():
             found = [o[label] for o in outcomes]
             if label != "best plan score" or any(found):
-                table.add_row(Text(label, style="bold"), *(v or "-" for v in found), key=label)
+                table.add_row(
+                    Text(label, style="bold"), *(Text(v or "-") for v in found), key=label
+                )
         plot = self.query_one("#compare-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_figure()
         plt.title("train loss (lines) and val loss (dots) per epoch")
         for i, r in enumerate(runs):
-            name, color = r["run"].get("name") or r["run"]["id"], COLORS[i % len(COLORS)]
+            name, color = literal(r["run"].get("name") or r["run"]["id"]), COLORS[i % len(COLORS)]
             xs, ys = series(r["epochs"], "epoch", "train_loss")
             if xs:
                 plt.plot(xs, ys, label=f"{name} train", color=color, marker="braille")

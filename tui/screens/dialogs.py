@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from dinowm.formats import literal
+
 
 class ConfirmModal(ModalScreen[bool]):
     """A question answered with y / n (or the buttons); Escape means no."""
@@ -28,7 +30,7 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.question, classes="dialog-body", markup=False)
+            yield Static(literal(self.question, lines=True), classes="dialog-body", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes", compact=True)
                 yield Button("No (n)", id="no", compact=True)
@@ -63,8 +65,8 @@ class PromptModal(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.label, classes="dialog-body", markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="prompt")
+            yield Static(literal(self.label, lines=True), classes="dialog-body", markup=False)
+            yield Input(literal(self.value), placeholder=self.placeholder, id="prompt")
             with Horizontal(classes="buttons"):
                 yield Button("OK (enter)", variant="primary", id="ok", compact=True)
                 yield Button("Cancel (esc)", id="cancel", compact=True)

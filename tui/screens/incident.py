@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, TextArea
 
-from dinowm.formats import fmt_time
+from dinowm.formats import fmt_time, literal
 from tui.widgets.gpu_strip import GpuStrip
 
 ORDER = (
@@ -68,7 +68,7 @@ def _section(key: str, value: Any) -> list[str]:
 
 
 def incident_text(incident: dict[str, Any]) -> str:
-    """The whole incident as text (nothing cut)."""
+    """The whole incident as text (nothing cut), shown literally: control characters visible."""
     try:
         details = json.loads(incident.get("details_json") or "{}")
     except ValueError:
@@ -88,7 +88,7 @@ def incident_text(incident: dict[str, Any]) -> str:
             continue
         rule = f"── {key} " + "─" * max(0, 60 - len(key))
         lines += [rule, *_section(key, details[key]), ""]
-    return "\n".join(lines)
+    return literal("\n".join(lines), lines=True)
 
 
 class IncidentScreen(Screen[None]):

@@ -17,6 +17,8 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from dinowm.config import Project
+from dinowm.errors import ConfigError
+from dinowm.formats import literal, literal_text, plain_name
 from tui.operations import Check, check_launch, parse_overrides
 
 
@@ -62,7 +64,7 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
 
     def compose(self) -> ComposeResult:
         presets = [
-            (f"{name}  {body.get('description', '')}"[:58], name)
+            (literal_text(f"{name}  {body.get('description', '')}"[:58]), name)
             for name, body in self.project.presets.items()
         ]
         default = self.project.default_preset
@@ -124,19 +126,23 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
             return  # an older check; a newer one is on its way
         self.last = message
         check = message.check
-        box = self.query_one("#check", Static)
         if check.ok:
-            text = Text(f"✔ {check.message}", style="green")
+            text = Text(f"✔ {literal(check.message)}", style="green")
             for change in check.changes:
-                text.append(f"\n  {change}", style="dim")
+                text.append(f"\n  {literal(change)}", style="dim")
         else:
-            text = Text(f"✘ {check.message}", style="bold red")
-        box.update(text)
-        box.set_class(not check.ok, "error")
+            text = Text(f"✘ {literal(check.message)}", style="bold red")
+        self._say(text, not check.ok)
         self.query_one("#start", Button).disabled = not check.ok
         self.query_one("#queue", Button).disabled = not check.ok
         if self.start_pending:
             self._submit(self.to_queue)
+
+    def _say(self, text: Text, error: bool) -> None:
+        """The line under the overrides: what they change, or why the run cannot start."""
+        box = self.query_one("#check", Static)
+        box.update(text)
+        box.set_class(error, "error")
 
     @property
     def error(self) -> str | None:
@@ -161,6 +167,13 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
             self.start_pending, self.to_queue = True, to_queue  # once the check passes
             return
         self.start_pending = False
+        name = self.query_one("#name", Input).value.strip()
+        try:
+            plain_name(name, "name")  # refused here, as `dinowm run --name` refuses it
+        except ConfigError as exc:
+            self._say(Text(f"✘ {literal(exc)}", style="bold red"), True)
+            self.app.bell()
+            return
         if not self.last.check.ok:
             self.app.bell()
             return
@@ -168,7 +181,7 @@ class NewRunModal(ModalScreen[LaunchSpec | None]):
             LaunchSpec(
                 current[0],
                 parse_overrides(current[1]),
-                self.query_one("#name", Input).value.strip(),
+                name,
                 self.query_one("#note", Input).value.strip(),
                 self.query_one("#gpus", Input).value.strip(),
                 to_queue,

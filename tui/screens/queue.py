@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
-from dinowm.formats import status_text
+from dinowm.formats import literal_text, status_text
 from tui.feed import fetch_queue
 from tui.messages import (
     NewRunRequested,
@@ -87,21 +88,23 @@ class QueueScreen(Screen[None]):
         )
         queued = sum(e["state"] == "queued" for e in self.entries)
         self.query_one("#queue-head", Static).update(
-            f"{queued} queued · {'paused · ' if self.paused else ''}{who}"
-            + (f" · {message.status}" if message.status else "")
+            literal_text(
+                f"{queued} queued · {'paused · ' if self.paused else ''}{who}"
+                + (f" · {message.status}" if message.status else "")
+            )
         )
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
         for e in self.entries:
             table.add_row(
-                str(e["position"] or "-"),
-                str(e["id"]),
-                e["name"] or e["preset"],
+                Text(str(e["position"] or "-")),
+                Text(str(e["id"])),
+                literal_text(e["name"] or e["preset"]),
                 status_text(e["state"]),
-                e["run_id"] or "-",
-                e["sweep_id"] or "-",
-                " ".join(e["overrides"]),
+                literal_text(e["run_id"] or "-"),
+                literal_text(e["sweep_id"] or "-"),
+                literal_text(" ".join(e["overrides"])),
                 key=str(e["id"]),
             )
         if self.entries:

@@ -16,7 +16,7 @@ from textual.worker import Worker, get_current_worker
 
 from dinowm.backends import backend_of
 from dinowm.export.evaltable import evaluation_table
-from dinowm.formats import fmt_duration, fmt_num, status_text, world_size
+from dinowm.formats import fmt_duration, fmt_num, literal, literal_text, status_text, world_size
 from dinowm.rundir import ACTIVE
 from dinowm.views.runs import progress_bar
 from tui.feed import fetch_run
@@ -59,9 +59,9 @@ def run_header(run: dict[str, Any], now: float) -> Text:
     text = Text.assemble(
         status_text(run["status"]),
         "  ",
-        (run.get("name") or "-", "bold"),
+        (literal(run.get("name") or "-"), "bold"),
         "  ",
-        (run["id"], "dim"),
+        (literal(run["id"]), "dim"),
         "  ",
     )
     text.append_text(progress_bar(run.get("epoch") or 0, run.get("epochs_target")))
@@ -82,7 +82,7 @@ def run_header(run: dict[str, Any], now: float) -> Text:
         ]
     elif run.get("exit_reason"):
         bits.append(run["exit_reason"])
-    text.append("  " + "  ".join(bits))
+    text.append(literal("  " + "  ".join(bits)))
     return text
 
 
@@ -233,7 +233,9 @@ class RunScreen(Screen[None]):
         self.query_one("#eval-table", KeyedTable).set_rows(eval_rows(ev))
         if ev.rows:
             self.query_one("#eval-best", Static).update(
-                (ev.verdict(with_run=False) or "") + "  ★ best by planning  ◆ best by val loss"
+                literal_text(
+                    (ev.verdict(with_run=False) or "") + "  ★ best by planning  ◆ best by val loss"
+                )
             )
         self.show_curve()
 
@@ -243,9 +245,11 @@ class RunScreen(Screen[None]):
         if evaluating:
             total = evaluating.get("total")
             line.update(
-                f"evaluating (pid {evaluating['pid']}): {evaluating['done']}/"
-                f"{total if total is not None else '?'} {evaluating['what']}"
-                "  · x stops it"
+                literal_text(
+                    f"evaluating (pid {evaluating['pid']}): {evaluating['done']}/"
+                    f"{total if total is not None else '?'} {evaluating['what']}"
+                    "  · x stops it"
+                )
             )
         else:
             line.update(
@@ -257,9 +261,11 @@ class RunScreen(Screen[None]):
         key = self.query_one("#eval-table", KeyedTable).current_key
         row = next((e for e in self.evaluations if e["checkpoint"] == key), None)
         self.query_one("#eval-curve-title", Static).update(
-            f"open-loop error against the horizon: {key}"
-            if row
-            else "open-loop error against the horizon of the selected checkpoint"
+            literal_text(
+                f"open-loop error against the horizon: {key}"
+                if row
+                else "open-loop error against the horizon of the selected checkpoint"
+            )
         )
         self.query_one("#eval-curve", KeyedTable).set_rows(curve_rows(row))
 

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from dinowm.formats import literal
 from dinowm.supervise.telemetry import throttle_names
 from dinowm.views.runs import temp_style
 
@@ -22,7 +23,7 @@ def _val(row: dict[str, Any], key: str, spec: str = ".0f") -> str:
 def gpu_text(rows: list[dict[str, Any]], reason: str) -> Text:
     """'GPU0 71°C 183/300 W 97% 7.9/80 GiB hw_thermal' per GPU, or 'no GPU (reason)'."""
     if not rows:
-        return Text.assemble(("no GPU", "bold"), (f"  {reason}" if reason else "", "dim"))
+        return Text.assemble(("no GPU", "bold"), (f"  {literal(reason)}" if reason else "", "dim"))
     text = Text(no_wrap=True, overflow="ellipsis")
     for r in rows:
         val = partial(_val, r)

@@ -10,6 +10,7 @@ from textual import on, work
 from textual.widgets import Log
 from textual.worker import get_current_worker
 
+from dinowm.formats import literal
 from dinowm.rundir import last_lines
 from tui.messages import LogLines
 
@@ -109,7 +110,7 @@ class LogTail(Log):
             return
         if message.reset:
             self.clear()
-        self.write_lines(message.lines)
+        self.write_lines([literal(line, lines=True) for line in message.lines])
 
     def toggle_follow(self) -> bool:
         """Stop or resume scrolling to new lines; returns the new state."""

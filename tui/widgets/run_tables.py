@@ -10,7 +10,7 @@ from typing import Any
 from rich.text import Text
 
 from dinowm.export.evaltable import COLUMNS, EvalTable, cells, horizon_curve, same
-from dinowm.formats import STATUS_STYLE, fmt_duration, fmt_num, fmt_time
+from dinowm.formats import STATUS_STYLE, fmt_duration, fmt_num, fmt_time, literal
 from tui.widgets.table import Table
 
 SOURCE_RANK = {"override": 0, "resume": 0}
@@ -92,9 +92,9 @@ def params_table_rows(spec: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         else:
             style, mark = ("" if source != "default" else "dim"), " "
         out[key] = (
-            Text(f"{mark} {key}", style=style),
-            Text(source, style="dim" if source == "default" else ""),
-            Text(value, style=style),
+            Text(f"{mark} {literal(key)}", style=style),
+            Text(literal(source), style="dim" if source == "default" else ""),
+            Text(literal(value), style=style),
         )
     return out
 
@@ -157,11 +157,11 @@ def incident_rows(incidents: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]
     """The incident timeline: time, kind, attempt, epoch, summary."""
     return {
         str(i["id"]): (
-            fmt_time(i["t"]),
-            Text(i["kind"], style=INCIDENT_STYLE.get(i["kind"], "")),
-            str(i.get("attempt") or "-"),
-            str(i.get("epoch") or "-"),
-            Text(i["summary"][:200], no_wrap=True),
+            Text(fmt_time(i["t"])),
+            Text(literal(i["kind"]), style=INCIDENT_STYLE.get(i["kind"], "")),
+            Text(str(i.get("attempt") or "-")),
+            Text(str(i.get("epoch") or "-")),
+            Text(literal(i["summary"][:200]), no_wrap=True),
         )
         for i in incidents
     }
@@ -171,9 +171,9 @@ def note_rows(notes: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     """Notes: time, text, source (edited ones say so)."""
     return {
         str(n["id"]): (
-            fmt_time(n["t"]),
-            Text(n["text"]),
-            n["source"] + (" (edited)" if n.get("edited_at") else ""),
+            Text(fmt_time(n["t"])),
+            Text(literal(n["text"])),
+            Text(literal(n["source"]) + (" (edited)" if n.get("edited_at") else "")),
         )
         for n in notes
     }
@@ -187,7 +187,7 @@ def eval_rows(table: EvalTable) -> dict[str, tuple[Any, ...]]:
     """One row per evaluated checkpoint (the CLI's columns but the run), best marked."""
     rows = {}
     for row in table.rows:
-        text = cells(row)
+        text = {k: literal(v) for k, v in cells(row).items()}
         mark = ("★" if same(row, table.best_plan) else "") + (
             "◆" if same(row, table.best_val) else ""
         )
