@@ -2,7 +2,8 @@
 """Fault injection for tests: DINOWM_FAULT="point:n:action[,point:n:action...]".
 
 At the n-th time the code passes `point` (n = * for every time), `action` happens: oom (raise
-CUDA out of memory), enospc (raise OSError: no space left), sleep=SECONDS,
+CUDA out of memory), enospc (raise OSError: no space left), sleep=SECONDS, gate=PATH (wait
+there until the file PATH exists: a test holds the trainer at a known step),
 raise (RuntimeError), hang (sleep forever), busy (spin forever), sigkill / sigstop (to itself),
 exit (os._exit(1)), spam (write 10 MB to stdout and go on), zombie (spawn a child that exits
 and is never reaped), deadlock (wait on a lock this thread holds). A fault fires in the first
@@ -95,6 +96,11 @@ def _fire(action: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device (injected by DINOWM_FAULT)")
     if action.startswith("sleep="):
         time.sleep(float(action.partition("=")[2]))
+        return
+    if action.startswith("gate="):  # wait there until the file exists
+        gate = Path(action.partition("=")[2])
+        while not gate.exists():
+            time.sleep(0.05)
         return
     if action == "raise":
         raise RuntimeError("injected failure (DINOWM_FAULT)")

@@ -212,7 +212,7 @@ class JobSupervisor(Supervisor):
         self._kill(a.proc, grace_s=1.0, reaped=True)  # leftover workers
         out = nodes.split(attempt_log(self.run_dir, a.number, LOG_LINES), list(self.addrs))
         failed = None
-        if a.progress.last_step is None and self.endpoint is not None:
+        if a.progress.last_step is None and self.endpoint is not None and a.stop_sent is None:
             failed = nodes.rendezvous_failure(out, self.endpoint)
         if failed is not None:
             details = {

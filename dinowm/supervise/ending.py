@@ -19,6 +19,9 @@ from dinowm.supervise.attempt import AttemptState, rank_beats
 from dinowm.supervise.ranks import RankFailure
 from dinowm.supervise.watchdog import Decision, Outcome, Verdict, classify
 
+# failures of the trainer's own that a stop does not explain (its error event's kind)
+_OWN_FAILURES = ("config", "oom", "disk_full")
+
 
 def exit_outcome(
     store: Store,
@@ -32,9 +35,9 @@ def exit_outcome(
     """The trainer's exit code `rc` classified with its last events (and, with several ranks,
     the rank that failed first, on `node` in a job of several); where the ranks were and a
     crash recorded as incidents."""
-    if a.stop_sent is not None and a.end == "stopped":  # the stop this supervisor asked for,
-        # checkpointed: the launchers' codes (torchrun 1, srun 143) say only how they ended
-        return a.outcome("stopped", f"stopped (exit code {rc})", micro_batch=a.cfg.micro_batch)
+    stopped = _stopped(a, rc)
+    if stopped is not None:
+        return stopped
     sig = signal.Signals(-rc).name if rc < 0 and -rc in signal.valid_signals() else None
     error = a.error
     if failed is not None:  # torchrun exits 1 whatever happened: the rank's own code counts
@@ -75,6 +78,21 @@ def exit_outcome(
             step=a.progress.last_step,
         )
     return a.outcome(kind, message, micro_batch=a.cfg.micro_batch)
+
+
+def _stopped(a: AttemptState, rc: int) -> Outcome | None:
+    """The end of an attempt this supervisor asked to stop, unless the trainer failed on its
+    own: checkpointed (the launchers' codes, torchrun 1 and srun 143, say only how they ended),
+    or before it could checkpoint (starting, in its rendezvous, or killed past the stop's
+    budget): the stop's doing, no crash; the latest checkpoint stands."""
+    if a.stop_sent is None:
+        return None
+    if a.end == "stopped":
+        return a.outcome("stopped", f"stopped (exit code {rc})", micro_batch=a.cfg.micro_batch)
+    if (a.error or {}).get("kind") in _OWN_FAILURES:
+        return None
+    when = "during its start" if a.progress.last_step is None else "before its checkpoint"
+    return a.outcome("stopped", f"stopped {when} (exit code {rc})", micro_batch=a.cfg.micro_batch)
 
 
 def stall_outcome(

@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 from dinowm import rundir
+from dinowm.faults import fault
 from dinowm.rundir import LockHeld, hold_trainer
 
 EXIT_OK, EXIT_FAIL, EXIT_CONFIG, EXIT_OOM, EXIT_DISK, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
@@ -112,6 +113,7 @@ def _redirect_output(path: Path) -> None:
 
 def _train(run_dir: Path) -> int:
     """Train, turning each kind of failure into its exit code and `error` event."""
+    fault("startup")  # before torch's import, while SIGTERM still ends the process at once
     import torch
 
     from dinowm.errors import DinowmError

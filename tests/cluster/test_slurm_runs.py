@@ -9,17 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from dinowm import rundir
-from dinowm.config import load_project
-from tests.support.login import TWO, LoginNode, epoch_lines
+from tests.support.login import LoginNode, epoch_lines
 from tests.support.nvml_fake import UUIDS, FakeGPU, write_pynvml
-from tests.support.run_checks import DET, all_checkpoints_verify, epochs, final_weights
+from tests.support.run_checks import all_checkpoints_verify, epochs
 from tests.support.slurm import Cluster
-from tests.support.supervised import Project, tiny
-from tui import operations
-from tui.services import Services
+from tests.support.supervised import Project
 
 pytestmark = pytest.mark.slow
 
@@ -76,107 +72,6 @@ def test_a_two_rank_run_completes_and_the_login_node_records_it(login: LoginNode
     again = login.project.rows("select * from runs where id = ?", run["id"])[0]
     assert again["status"] == "completed" and again["slurm_job_id"] == job
     assert epochs(login.project, run["id"]) == [1, 2, 3]
-
-
-def test_a_time_limit_checkpoints_requeues_and_ends_exactly(login: LoginNode,
-                                                            tmp_path: Path) -> None:
-    # In the first attempt every step sleeps: its 56 s of training cannot fit the 1-minute
-    # allocation, which Slurm signals 30 s ahead of its end. The requeued allocation trains at
-    # full speed, so the run ends in the second one however loaded the machine is. Slurm holds
-    # a requeued job for 5 s (the test cluster's cred_expire) before it may start again.
-    slow = {"DINOWM_FAULT": "global_step:*:sleep=2#1"}
-    toml = login.project.root / "dinowm.toml"
-    toml.write_text(toml.read_text().replace("signal_s = 120 ", "signal_s = 30  "))
-    common = ["training.epochs=7", "training.max_steps_per_epoch=4"]
-    run = login.submit(*common, "--time", "1", env=slow)
-    row = login.done(run["id"], timeout=420)
-    assert row["status"] == "completed", (row, login.seen)
-    assert row["slurm_job_id"] == run["slurm_job_id"] and row["slurm_restarts"] >= 1
-    (requeue, *_) = login.project.incidents(run["id"], "requeue")
-    assert "checkpointed at epoch" in requeue["summary"]
-    assert row["attempts"] >= 2
-    assert epochs(login.project, run["id"]) == list(range(1, 8))
-    assert epoch_lines(run) == list(range(1, 8))
-    assert ("pending", "PENDING") in login.seen[1:]  # requeued, as the login node saw it
-    allocations = [i for i in login.project.incidents(run["id"], "slurm")
-                   if i["summary"].startswith("allocation ")]
-    assert len(allocations) == row["slurm_restarts"] + 1
-    # Exact resume across allocations: the same weights as the run trained straight here.
-    straight = login.project.cli("run", *tiny(*DET, *TWO, *common))
-    assert straight.returncode == 0, straight.stdout[-2000:]
-    expected = final_weights(login.project.run_row())
-    got = final_weights(row)
-    assert all(torch.equal(got[k], expected[k]) for k in expected)
-
-
-def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
-        login: LoginNode, monkeypatch: pytest.MonkeyPatch) -> None:
-    # one rank: srun starts the trainer itself, without torchrun
-    slow = {"DINOWM_FAULT": "global_step:*:sleep=0.4"}
-    run = login.submit("training.epochs=8", "training.max_steps_per_epoch=4", env=slow, ranks=1)
-    first = run["slurm_job_id"]
-    script = (Path(run["run_dir"]) / rundir.SLURM_SCRIPT).read_text()
-    assert "1 rank per node" in script
-    login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 1)
-    # While the job lives, a resume (on Slurm, where the run is) is refused in one line and
-    # changes nothing.
-    for where in ((), ("--local",)):  # nor does --local start a second trainer here
-        refused = login.project.cli("resume", run["id"], *where)
-        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
-        assert f"Slurm job {first}, RUNNING" in refused.stderr
-    assert login.project.run_row()["slurm_job_id"] == first
-    # scancel from outside dinowm: cancelled, never left running
-    login.poll(run["id"], lambda r: r["epoch"] >= 2)
-    login.cluster.run("scancel", first)
-    row = login.done(run["id"])
-    assert row["status"] == "cancelled" and row["slurm_state"] == "CANCELLED", row
-    assert "scancel" in row["exit_reason"]
-    assert not any(status == "running" and state == "CANCELLED" for status, state in login.seen)
-    cancelled_at = row["epoch"]
-    # `dinowm resume RUN` of a cluster run: a new job continues from the checkpoint; dinowm
-    # stop checkpoints it (its steps slower still, so that a busy machine's slow CLI calls
-    # cannot miss it)
-    out = login.project.cli("resume", run["id"], env={"DINOWM_FAULT": "global_step:*:sleep=1"})
-    assert out.returncode == 0, out.stdout + out.stderr
-    second = login.project.run_row()
-    assert second["slurm_job_id"] != first and second["status"] == "pending"
-    assert f"submitted as Slurm job {second['slurm_job_id']}" in out.stdout
-    login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] > cancelled_at)
-    out = login.project.cli("stop", run["id"])
-    assert out.returncode == 0, out.stderr
-    row = login.done(run["id"])
-    assert row["status"] == "stopped" and row["slurm_state"] == "COMPLETED", row
-    assert row["epoch"] < 8 and login.project.incidents(run["id"], "requeue") == []
-    # and a third job, from the TUI's resume (the same function), completes it: every epoch
-    # once, each attempt resumed where the last ended
-    for key, value in {**login.cluster.env, "OMP_NUM_THREADS": "1"}.items():
-        monkeypatch.setenv(key, value)
-    services = Services(load_project(login.project.root / "dinowm.toml"),
-                        spawn=_no_supervisor_here)
-    third = operations.resume(services, run["id"], [])
-    assert third["status"] == "pending" and third["slurm_job_id"] not in (
-        first, second["slurm_job_id"])
-    row = login.done(run["id"])
-    assert row["status"] == "completed" and row["epoch"] == 8, row
-    assert row["slurm_job_id"] == third["slurm_job_id"]
-    assert epochs(login.project, run["id"]) == list(range(1, 9))
-    assert epoch_lines(run) == list(range(1, 9))
-    log = (Path(run["run_dir"]) / rundir.LOG).read_text()
-    assert "attempt 2: resuming from" in log and "attempt 3: resuming from" in log
-    all_checkpoints_verify(row)
-    # --local trains the cluster run on this machine on purpose, and says so
-    out = login.project.cli("resume", run["id"], "--local", "training.epochs=9")
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr
-    assert (f"run {run['id']} was a Slurm job (last job {third['slurm_job_id']}); training "
-            f"it on this machine because of --local") in out.stdout
-    row = login.project.run_row()
-    assert row["status"] == "completed" and row["epoch"] == 9 and row["slurm_job_id"] is None
-    assert epochs(login.project, run["id"]) == list(range(1, 10))
-    assert epoch_lines(run) == list(range(1, 10))
-
-
-def _no_supervisor_here(*args: object) -> int:
-    raise AssertionError(f"a cluster run's resume started a supervisor on this machine: {args}")
 
 
 def test_a_rank_killed_and_a_rank_stopped_inside_the_job_are_resumed_in_the_allocation(

@@ -45,6 +45,24 @@ def test_detach_stop_resume_tail(project: Project) -> None:
     assert notes == [{"text": "first try"}]
 
 
+def test_a_stop_while_the_trainer_starts_is_a_stop_not_a_crash(project: Project) -> None:
+    # The trainer sleeps before it imports torch, so SIGTERM still ends it at once: nothing of
+    # the attempt to checkpoint, and no crash (the stop's own doing); a resume trains it all.
+    out = project.cli("run", *tiny("training.epochs=2", "training.max_steps_per_epoch=2"),
+                      "--detach", env={"DINOWM_FAULT": "startup:1:sleep=60"})
+    assert out.returncode == 0, out.stderr
+    run_id = project.run_row()["id"]
+    project.wait_for("select 1 from runs where id = ? and pid is not null", run_id)
+    out = project.cli("stop", run_id, "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    row = project.run_row()
+    assert row["status"] == "stopped" and row["epoch"] in (0, None), row
+    assert "crash" not in row["exit_reason"] and "exit code" not in row["exit_reason"], row
+    assert project.incidents(run_id, "crash") == [] and project.incidents(run_id, "resume") == []
+    assert project.cli("resume", run_id).returncode == 0
+    assert project.run_row()["status"] == "completed"
+
+
 def test_dead_supervisor_marks_the_run_lost_and_resume_takes_over(project: Project) -> None:
     # Long enough that the orphan trainer still runs when the loss is noticed, on a busy machine.
     out = project.cli("run", *tiny("training.epochs=500"), "--detach")

@@ -55,6 +55,21 @@ class LoginNode:
                          r["slurm_state"] not in LIVE, timeout)
 
 
+def log_count(run: dict, text: str) -> int:
+    """How many lines of the run's train.log hold text."""
+    path = Path(run["run_dir"]) / rundir.LOG
+    return sum(text in line for line in path.read_text().splitlines()) if path.exists() else 0
+
+
+def wait_for_line(run: dict, text: str, count: int, timeout: float = 120) -> None:
+    """Until train.log holds `count` lines with text (the trainer's own word that a signal
+    came, say, before the test lets it go on)."""
+    deadline = time.monotonic() + timeout
+    while log_count(run, text) < count:
+        assert time.monotonic() < deadline, f"no {count} lines with {text!r} in {timeout:g} s"
+        time.sleep(0.2)
+
+
 def epoch_lines(run: dict) -> list[int]:
     """The epochs train.log reports done, in order (a doubled epoch shows twice)."""
     text = (Path(run["run_dir"]) / rundir.LOG).read_text()

@@ -170,6 +170,28 @@ PartitionName=debug Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE St
         return subprocess.run(list(args), env={**os.environ, **self.env}, capture_output=True,
                               text=True, timeout=timeout, check=check).stdout
 
+    def job(self, job: str) -> dict[str, str]:
+        """`scontrol show job` of one job as its fields (JobState, Restarts, TimeLimit, ...)."""
+        out = self.run("scontrol", "show", "job", "--oneliner", job, check=False)
+        return dict(field.split("=", 1) for field in out.split() if "=" in field)
+
+    def hold_when_requeued(self, job: str, timeout: float = 240) -> None:
+        """Hold JOB as soon as Slurm has requeued it (its restart count up, pending again), as
+        an administrator would with scontrol: it stays pending until release()."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fields = self.job(job)
+            if fields.get("Restarts", "0") != "0" and fields.get("JobState") == "PENDING":
+                self.run("scontrol", "hold", job)
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"job {job} was not requeued within {timeout:g} s: {fields}")
+
+    def release(self, job: str, time_limit_min: int) -> None:
+        """Give a held job a new time limit and let it start."""
+        self.run("scontrol", "update", f"JobId={job}", f"TimeLimit={time_limit_min}")
+        self.run("scontrol", "release", job)
+
     def log(self, name: str = "slurmctld") -> str:
         """A daemon's log: slurmctld, or slurmd-NODE."""
         path = self.root / "log" / f"{name}.log"
