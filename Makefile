@@ -7,11 +7,14 @@ PY310 ?= $(shell for p in $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.1
   $$(command -v python3.10); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' \
   2>/dev/null && echo "$$p" && break; done)
 # The suite mostly waits on real processes (trainers, supervisors, watchdog budgets, Slurm,
-# a browser): four workers keep two cores busy. A file's tests stay on one worker, so its
-# module fixtures (trained runs, the Slurm cluster) are built once, not once per worker.
-PYTEST_ARGS ?= -n 4 --dist loadfile
+# a browser): four workers keep two cores busy. A test goes to whichever worker is free; the
+# tests of a file with a module fixture (a trained run, a Slurm cluster) stay on one worker,
+# so that it is built once (tests/conftest.py). make test is CI's tier: every acceptance point;
+# make test-all adds the extended tier (tests marked extended: what a CI test already verifies
+# in another way, and build details beyond the acceptance points).
+PYTEST_ARGS ?= -n 4 --dist loadgroup
 
-.PHONY: demo test test-core-py310 lint setup clean
+.PHONY: demo test test-all test-core-py310 lint setup clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +34,11 @@ test: setup
 	$(MAKE) --no-print-directory test-core-py310
 	$(MAKE) --no-print-directory lint
 
+test-all: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m 'not randomized'
+	$(MAKE) --no-print-directory test-core-py310
+	$(MAKE) --no-print-directory lint
+
 # The torch-free tests on Python 3.10, the user's conda version: the flat modules, the store,
 # the CLI basics and the supervisor's parts; not the supervised runs in tests/supervise/, which
 # spawn the trainer (torch), nor the 10-second store load test (it already ran above), nor
@@ -45,7 +53,7 @@ test-core-py310:
 	set -e; test -x .venv310/bin/python || $(PY310) -m venv .venv310; \
 	if [ ! -f .venv310/.installed ] || [ pyproject.toml -nt .venv310/.installed ]; then \
 	  .venv310/bin/python -m pip install -q click rich textual sqlite-utils 'tomli>=2' nvidia-ml-py \
-	    'pytest>=8' pytest-timeout pytest-xdist hypothesis && \
+	    'pytest>=8,<9.2' pytest-timeout pytest-xdist hypothesis && \
 	  .venv310/bin/python -m pip install -q --no-deps -e . && touch .venv310/.installed; fi; \
 	.venv310/bin/python -m pytest $(PY310_TESTS) -p no:cacheprovider -n 2 -k 'not for_10_seconds'
 

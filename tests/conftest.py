@@ -63,3 +63,22 @@ def cli():
 def project(tmp_path: Path):
     """A project folder for supervised runs (tests/support/supervised.py: Project)."""
     return Project(tmp_path)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist's --dist loadgroup (make test), a test goes to whichever worker is
+    free, except that the tests of a file using a fixture of this tree built once per module or
+    per session (a trained run, a Slurm cluster, a receiver) stay together on one worker, so
+    that it is built once."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = any(
+            d.scope in ("module", "session") and d.func.__module__.startswith("tests")
+            for defs in info.name2fixturedefs.values()
+            for d in defs
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

@@ -67,6 +67,7 @@ def test_hardware_and_a_dataset_piped_are_whole(tmp_path: Path) -> None:
     assert f"dataset {folder}" in out and "min 10 / mean 10.0 / max 10 frames" in out
 
 
+@pytest.mark.extended
 def test_bench_piped_shows_its_numbers_whole(project_dir: Path) -> None:
     out = piped("bench", "--preset", "demo", "--batch", "2", "--steps", "1", "--warmup", "0",
                 "--variants", "fast:decoder_every=2", "--json", "bench.json", *TINY,

@@ -14,7 +14,7 @@ from tests.support.run_checks import DET, epochs, final_weights
 from tests.support.slurm import Cluster
 from tests.support.supervised import Project, tiny
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended, pytest.mark.timeout(600)]  # the 2-node test keeps the time limit in CI
 
 # Slurm checks time limits every 30 s and sends the warning signal at the first check within
 # signal_s + 30 s of the end: a 2-minute limit with signal_s = 50 signals 40 to 70 s into the

@@ -19,7 +19,7 @@ from tests.support.supervised import Project
 from tui import operations
 from tui.services import Services
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a busy CI machine
 
 TERM = "SIGTERM: finishing this step"  # the trainer's own line when a stop reaches it
 
@@ -69,10 +69,11 @@ def test_scancel_from_outside_dinowm_stop_and_resume_slurm_across_three_jobs(
     assert f"submitted as Slurm job {second['slurm_job_id']}" in out.stdout
     login.poll(run["id"], lambda r: r["status"] == "running" and r["epoch"] >= 2)
     terms = log_count(run, TERM)
-    out = login.project.cli("stop", run["id"])
-    assert out.returncode == 0, out.stderr
+    stop = login.project.popen("stop", run["id"])  # it waits for the job to end
     wait_for_line(run, TERM, terms + 1)
     gates[1].touch()
+    said = stop.communicate(timeout=300)[0]
+    assert stop.returncode == 0 and "asked to checkpoint and stop" in said, said
     row = login.done(run["id"])
     assert row["status"] == "stopped" and row["slurm_state"] == "COMPLETED", row
     assert row["epoch"] == 2 and login.project.incidents(run["id"], "requeue") == []

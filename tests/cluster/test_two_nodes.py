@@ -18,7 +18,7 @@ from tests.support.run_checks import epochs
 from tests.support.slurm import Cluster
 from tests.support.supervised import Project
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a busy CI machine
 
 NODES = ["--nodes", "2", "dist.timeout_s=60"]  # one rank per node (dist.nproc_per_node=1)
 

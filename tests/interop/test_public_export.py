@@ -161,6 +161,7 @@ def test_hydra_yaml_has_the_runs_sizes_and_statistics(exported: dict) -> None:
         (out / "checkpoints/model_latest.pth").read_bytes()
 
 
+@pytest.mark.extended
 def test_an_older_epoch_to_another_folder_and_a_failed_write_leaves_no_part(
         exported: dict) -> None:
     project, checkout = exported["project"], exported["checkout"]

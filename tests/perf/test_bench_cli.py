@@ -44,6 +44,7 @@ def test_bench_variants_side_by_side(project_dir: Path, cli) -> None:
     assert "fast:decoder_every=4" in out.stdout and "no peak: a CPU trial" in out.stdout
 
 
+@pytest.mark.extended
 def test_bench_profile_breaks_one_step_down(project_dir: Path, cli) -> None:
     out = cli("bench", "--preset", "demo", "--batch", "4", "--steps", "4", "--warmup", "1",
               "--profile", "prof/tiny", *TINY, timeout=600, env={"OMP_NUM_THREADS": "1"})
@@ -120,6 +121,7 @@ def test_run_warns_before_a_batch_known_not_to_fit(project_dir: Path) -> None:
         assert fit_warning(store, cfg, {"gpu_name": "other"}) is None
 
 
+@pytest.mark.extended
 def test_bench_scaling_two_ranks_against_one(project_dir: Path, cli) -> None:
     out = cli("bench", "--preset", "demo", "--ranks", "2", "--steps", "6", "--json", "s.json",
               *TINY, "training.batch_size=8", timeout=600)

@@ -55,6 +55,7 @@ def test_an_env_cap_that_is_not_a_positive_number_is_refused(raw: str) -> None:
         memory_cap_from_env(torch.device("cpu"), print, env={MEMORY_CAP_ENV: raw})
 
 
+@pytest.mark.extended
 def test_the_trainer_logs_the_ignored_cap_and_refuses_a_bad_one(tiny_run) -> None:
     run_dir = tiny_run("capped", ["training.epochs=1", "training.max_steps_per_epoch=2",
                                   "training.rollouts=0"])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -29,6 +31,7 @@ def two_ranks(project: Project, *extra: str, env: dict | None = None) -> dict:
     return project.run_row()
 
 
+@pytest.mark.extended
 def test_two_ranks_complete_with_rank_0_the_one_writer(project: Project) -> None:
     run = two_ranks(project)
     assert run["status"] == "completed" and epochs(project, run["id"]) == [1, 2]

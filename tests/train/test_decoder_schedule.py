@@ -82,6 +82,7 @@ def test_the_latent_metrics_agree_and_only_the_decoders_say_what_they_had(runs) 
         log[-2000:]
 
 
+@pytest.mark.extended
 def test_a_resumed_run_keeps_the_decoder_schedule(runs, tiny_run) -> None:
     # killed in epoch 2 (after its checkpoint of epoch 1), then resumed: every tensor, the
     # decoder's and its Adam state included, equals the run trained straight

@@ -216,6 +216,7 @@ def test_two_ranks_resume_exactly_after_a_stop_and_a_kill(tiny_run) -> None:
     assert len(ends) == 2  # the stop and the completion; the killed attempt wrote none
 
 
+@pytest.mark.extended
 def test_a_failing_rank_records_its_error_in_its_heartbeat_not_in_events(tiny_run) -> None:
     run_dir = tiny_run("oom", ["dist.nproc_per_node=2", "dist.timeout_s=30"])
     proc = _torchrun(run_dir, {"DINOWM_FAULT": "global_step:2:oom@1"})

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import signal
 import subprocess
@@ -96,6 +98,7 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(tiny_run) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.extended
 def test_a_stop_during_the_last_epochs_validation_still_completes(tiny_run) -> None:
     """Every epoch trained: a SIGTERM while the last one validates (a Slurm time limit that
     falls there) stops nothing; the run ends completed with its epoch checkpoint."""
@@ -187,6 +190,7 @@ def test_grad_accum_keeps_the_effective_batch(tiny_run) -> None:
     assert not (split / "samples").exists()  # num_reconstruct_samples=0: no grids at all
 
 
+@pytest.mark.extended
 def test_sigusr1_dumps_stacks_and_training_goes_on(tiny_run) -> None:
     run_dir = tiny_run("usr1", ["training.epochs=2", "training.max_steps_per_epoch=8"])
     proc = subprocess.Popen([sys.executable, "-m", "dinowm.train", "--run-dir", str(run_dir)],

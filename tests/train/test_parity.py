@@ -88,6 +88,7 @@ def test_auto_follows_perf_mode_and_an_explicit_value_wins(perf_mode, stats_from
     assert (mode.stats_from, mode.shuffle) == want
 
 
+@pytest.mark.extended
 def test_fixed_order_resumes_mid_epoch_exactly(tiny_run) -> None:
     common = ["training.epochs=2", "training.deterministic=true",
               "training.max_steps_per_epoch=3", "data.shuffle=fixed"]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +79,7 @@ async def test_launch_watch_complete_note_and_export(live_project: Path) -> None
         assert not [n for n in app.notices if n[0] == "error"]
 
 
+@pytest.mark.extended
 @aio
 async def test_stop_confirm_resume_quit_and_reopen(live_project: Path) -> None:
     app = app_for(live_project)

@@ -60,6 +60,7 @@ async def test_evaluation_tab_shows_checkpoints_best_and_the_selected_curve(seed
         assert plain(epochs, "6")[-1] == "0.123" and plain(epochs, "5")[-1] == "-"
 
 
+@pytest.mark.extended
 @aio
 async def test_v_evaluates_the_run_in_the_background_and_x_stops_it(tmp_path: Path) -> None:
     """A really trained tiny run: v with options starts `dinowm eval` detached, its progress
