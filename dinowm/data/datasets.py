@@ -22,6 +22,7 @@ from dinowm.data.normalize import (
     normalise,
 )
 from dinowm.errors import DataError
+from dinowm.schema import RunConfig
 
 
 class SliceDataset(Dataset):
@@ -106,6 +107,26 @@ def split_episodes(n: int, ratio: float, seed: int) -> tuple[list[int], list[int
     """The split's episodes, sorted."""
     train, val = split_order(n, ratio, seed)
     return sorted(train), sorted(val)
+
+
+def run_datasets(
+    cfg: RunConfig, **given: Any
+) -> tuple[SliceDataset, SliceDataset, Stats, dict[str, Any]]:
+    """build_datasets with a run's data settings (its path, layout, rollouts, split, action
+    normalisation, frameskip and window), the one place they are read for it; `given` adds
+    what the caller decides (stats from a checkpoint, stats_from)."""
+    return build_datasets(
+        cfg.data.path,
+        layout=cfg.data.layout,
+        n_rollouts=cfg.data.n_rollouts,
+        split_ratio=cfg.data.split_ratio,
+        split_seed=cfg.data.split_seed,
+        normalize_action=cfg.data.normalize_action,
+        frameskip=cfg.frameskip,
+        num_hist=cfg.num_hist,
+        num_pred=cfg.num_pred,
+        **given,
+    )
 
 
 def build_datasets(

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from dinowm import rundir
 from dinowm.config import from_dict
-from dinowm.data.datasets import SliceDataset, build_datasets, prepare_frames, split_order
+from dinowm.data.datasets import SliceDataset, prepare_frames, run_datasets, split_order
 from dinowm.data.synth import ensure_dataset
 from dinowm.errors import DinowmError
 from dinowm.evaluate.planning import Planner
@@ -140,18 +140,7 @@ class Evaluation:
         path = self.run_dir / rundir.CHECKPOINTS / name
         state, manifest = ckpt.load(path)
         cfg, r = self.cfg, self.request
-        _, val, _, info = build_datasets(
-            cfg.data.path,
-            layout=cfg.data.layout,
-            n_rollouts=cfg.data.n_rollouts,
-            split_ratio=cfg.data.split_ratio,
-            split_seed=cfg.data.split_seed,
-            normalize_action=cfg.data.normalize_action,
-            frameskip=cfg.frameskip,
-            num_hist=cfg.num_hist,
-            num_pred=cfg.num_pred,
-            stats=state["stats"],
-        )
+        _, val, _, info = run_datasets(cfg, stats=state["stats"])
         seed_everything(cfg.seed)
         model = build_model(cfg, info["proprio_dim"], info["sample_action_dim"])
         load_model_state(model, state["model"])

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from dinowm import rundir
 from dinowm.config import config_hash, from_dict
 from dinowm.data import features
-from dinowm.data.datasets import SliceDataset, build_datasets
+from dinowm.data.datasets import SliceDataset, run_datasets
 from dinowm.data.normalize import Stats
 from dinowm.data.sampling import EpochSampler, RankBatches, shard_batches
 from dinowm.data.synth import ensure_dataset
@@ -129,16 +129,8 @@ def _datasets(
 ) -> tuple[SliceDataset, SliceDataset, Stats, dict[str, Any]]:
     """The train and val windows, normalised as the run's checkpoint was (a resume keeps its
     normalisation), the same on every rank."""
-    train_ds, val_ds, stats, info = build_datasets(
-        cfg.data.path,
-        layout=cfg.data.layout,
-        n_rollouts=cfg.data.n_rollouts,
-        split_ratio=cfg.data.split_ratio,
-        split_seed=cfg.data.split_seed,
-        normalize_action=cfg.data.normalize_action,
-        frameskip=cfg.frameskip,
-        num_hist=cfg.num_hist,
-        num_pred=cfg.num_pred,
+    train_ds, val_ds, stats, info = run_datasets(
+        cfg,
         stats_from=mode.stats_from,
         stats=resumed.state["stats"] if resumed else None,
     )
