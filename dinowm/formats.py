@@ -106,9 +106,7 @@ _ESCAPES = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _UNSAFE} |
 }
 _ONE_LINE = str.maketrans(_ESCAPES)
 _LINES = str.maketrans({c: e for c, e in _ESCAPES.items() if chr(c) not in "\n\t"})
-_ANY = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]"
-)
+_ANY = re.compile("[" + "".join(f"\\U{c:08x}" for c in _UNSAFE) + "]")  # one class of C
 
 
 def literal(value: object, lines: bool = False) -> str:

@@ -58,7 +58,8 @@ class JobSupervisor(Supervisor):
         self.job = job
         self.nodelist = nodelist
         self.time_limit = False  # SIGUSR1 came: checkpoint, then requeue
-        self.addrs = node_addrs(nodelist) if opts.nodes > 1 else {}  # the first node first
+        # the allocation's nodes in order, each with its NodeAddr (the first node first)
+        self.addrs = slurm.node_addrs(slurm.hostnames(nodelist)) if opts.nodes > 1 else {}
         self.endpoint: nodes.Endpoint | None = None  # this attempt's rendezvous
 
     def _install_signals(self) -> None:
@@ -235,16 +236,6 @@ class JobSupervisor(Supervisor):
         if holder is not None and holder.pid and holder.host == socket.gethostname():
             return holder.pid
         return a.proc.pid
-
-
-def node_addrs(nodelist: str) -> dict[str, str]:
-    """The allocation's nodes in order, each with its NodeAddr (its name where Slurm does not
-    answer: what Slurm itself would use)."""
-    try:
-        return slurm.node_addrs(slurm.hostnames(nodelist))
-    except slurm.SlurmError:
-        names = [n for n in nodelist.split(",") if n]
-        return {name: name for name in names}
 
 
 def private_index(job: str) -> Path:

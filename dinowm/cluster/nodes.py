@@ -28,6 +28,7 @@ _RDZV_ERROR = re.compile(r"\b(Rendezvous(?:Connection|Timeout|Closed)?Error)\b")
 _UNRESOLVED = re.compile(
     r"network addresses of \(([^,]+), (\d+)\) cannot be retrieved \(gai error: -?\d+ - ([^)]*)\)"
 )
+_RDZV_TIMEOUT = re.compile(r"RendezvousTimeoutError")
 _IN_USE = re.compile(r"EADDRINUSE|address already in use", re.I)
 _REFUSED = re.compile(r"ECONNREFUSED|Connection refused", re.I)
 _TIMED_OUT = re.compile(r"timed out after (\d+)ms while trying to connect to \(([^,]+), (\d+)\)")
@@ -162,7 +163,7 @@ def _cause(out: NodeLines, at: Endpoint) -> tuple[str, str] | None:
             f"{at.node}'s torchrun started, and that no firewall closes port {at.port}; set "
             f"NodeAddr for {at.node} in slurm.conf to an address the other nodes reach",
         )
-    if out.having(re.compile("RendezvousTimeoutError")):
+    if out.having(_RDZV_TIMEOUT):
         return (
             "not every node joined in time",
             "see in train.log which node's torchrun did not start (srun's lines name it)",

@@ -198,16 +198,24 @@ def requeue(job: str) -> None:
     _run(["scontrol", "requeue", job])
 
 
+def _answer(args: list[str]) -> str:
+    """A command's stdout; '' where it failed, is missing or did not answer in time."""
+    try:
+        return _run(args, check=False).stdout
+    except SlurmError:
+        return ""
+
+
 def hostnames(nodelist: str) -> list[str]:
-    """The hosts of a Slurm node list in order ('gpu[03-05]' → ['gpu03', 'gpu04', 'gpu05'])."""
-    proc = _run(["scontrol", "show", "hostnames", nodelist], check=False)
-    return proc.stdout.split() or [n for n in nodelist.split(",") if n]
+    """The hosts of a Slurm node list in order ('gpu[03-05]' → ['gpu03', 'gpu04', 'gpu05']);
+    the list split at its commas where scontrol does not answer."""
+    names = _answer(["scontrol", "show", "hostnames", nodelist]).split()
+    return names or [n for n in nodelist.split(",") if n]
 
 
 def node_addrs(names: list[str]) -> dict[str, str]:
     """Each node's NodeAddr, the address Slurm itself reaches it at (`scontrol show node`;
     Slurm reports the node's name where slurm.conf sets none, and so does this where scontrol
     does not answer)."""
-    proc = _run(["scontrol", "-o", "show", "node", ",".join(names)], check=False)
-    found = dict(_NODE_ADDR.findall(proc.stdout))
+    found = dict(_NODE_ADDR.findall(_answer(["scontrol", "-o", "show", "node", ",".join(names)])))
     return {name: found.get(name) or name for name in names}

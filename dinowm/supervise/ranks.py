@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dinowm import rundir
-from dinowm.supervise import diagnosis
+from dinowm.supervise import diagnosis, watchdog
 
 _ROOT = re.compile(r"Root Cause \(first observed failure\):(.*?)(?:={20,}|\Z)", re.S)
 _RANK = re.compile(r"^\s*rank\s*:\s*(\d+)", re.M)
@@ -101,10 +101,10 @@ def diagnose(
         f"{r['silent_s']:.0f} s: {r['summary']}"
         for r in ranks
     ]
+    waiting = [r for r in ranks if r["collective"] and r is not subject]
     if subject is None:
         lead = "no rank heartbeats"
     else:
-        waiting = [r for r in ranks if r["collective"] and r is not subject]
         lead = "; ".join(
             [_subject(subject)]
             + [
@@ -116,7 +116,7 @@ def diagnose(
     return {
         "ranks": ranks,
         "silent_rank": subject_rank,
-        "waiting_ranks": [r["rank"] for r in ranks if r["collective"] and r is not subject],
+        "waiting_ranks": [r["rank"] for r in waiting],
         "headline": lead,
         "details_line": "; ".join(lines),
         "summary": f"{lead}; " + "; ".join(lines),
@@ -153,6 +153,7 @@ def _rank(run_dir: Path, beat: dict[str, Any], gpu: dict | None, sample_s: float
             log_lines=0,
             stacks_path=rundir.rank_stacks(run_dir, beat["rank"]),
         )
+    now = time.time()  # after the process was sampled
     return {
         **diag,
         "rank": beat["rank"],
@@ -160,7 +161,7 @@ def _rank(run_dir: Path, beat: dict[str, Any], gpu: dict | None, sample_s: float
         "step": beat.get("step"),
         "phase": beat.get("phase"),
         "collective": beat.get("collective"),
-        "silent_s": round(time.time() - float(beat.get("t") or time.time()), 1),
+        "silent_s": round(now - float(beat.get("t") or now), 1),
     }
 
 
@@ -183,16 +184,9 @@ def last_places(failed: RankFailure, beats: list[dict[str, Any]]) -> str:
     places = [f"rank {b['rank']} at step {b.get('step')} ({_where(b)})" for b in beats]
     line = f"{failed.describe()} first; last heartbeats: {', '.join(places) or 'none'}"
     mine = next((b for b in beats if b["rank"] == failed.rank), {})
-    awaited = [
-        b
-        for b in beats
-        if b["rank"] != failed.rank
-        and not b.get("collective")
-        and not b.get("failed_in")
-        and b.get("phase") != "failed"
-    ]
-    if mine.get("failed_in") and awaited:
-        who = min(awaited, key=lambda b: float(b.get("t") or 0.0))
+    others = [b for b in watchdog.awaited(beats) if b["rank"] != failed.rank]
+    if mine.get("failed_in") and others:
+        who = watchdog.quietest(others, 0.0)
         line = (
             f"rank {who['rank']} (pid {who.get('pid')}) silent at step {who.get('step')} in "
             f"phase {who.get('phase') or '?'} while rank {failed.rank} waited for it in "

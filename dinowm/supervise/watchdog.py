@@ -111,8 +111,8 @@ def check_ranks(progress: Progress, beats: list[dict], now: float, cfg: Watchdog
     if run.stalled or progress.last_step is None:
         silent = [b for b in beats if not b.get("collective")]
         if run.stalled and silent and len(silent) < len(beats):  # the others wait for it
-            quietest = min(silent, key=lambda b: float(b.get("t") or now))
-            return Verdict(True, run.phase, run.age_s, run.limit_s, rank=quietest["rank"])
+            rank = quietest(silent, now)["rank"]
+            return Verdict(True, run.phase, run.age_s, run.limit_s, rank=rank)
         return run
     budgets = {
         "validation": cfg.validation_s,
@@ -137,17 +137,32 @@ def frozen_rank(
     None while training has not begun."""
     if progress.last_step is None:
         return None
-    waiting = [b for b in beats if b.get("collective") or b.get("failed_in")]
-    silent = [b for b in beats if b not in waiting and b.get("phase") != "failed"]
+    waiting = [b for b in beats if waits(b)]
+    silent = awaited(beats)
     if not waiting or not silent:
         return None
     limit = step_limit(progress, cfg)
     waited = max(now - float(b.get("t") or now) for b in waiting)
     if waited <= limit:
         return None
-    quietest = min(silent, key=lambda b: float(b.get("t") or now))
-    age = now - float(quietest.get("t") or now)
-    return Verdict(True, quietest.get("phase") or "train", age, limit, rank=quietest["rank"])
+    rank = quietest(silent, now)
+    age = now - float(rank.get("t") or now)
+    return Verdict(True, rank.get("phase") or "train", age, limit, rank=rank["rank"])
+
+
+def waits(beat: dict) -> bool:
+    """A rank inside a collective, or failed in one on its timeout: it waits for another."""
+    return bool(beat.get("collective") or beat.get("failed_in"))
+
+
+def awaited(beats: list[dict]) -> list[dict]:
+    """The ranks the waiting ones may be waiting for: neither waiting nor failed."""
+    return [b for b in beats if not waits(b) and b.get("phase") != "failed"]
+
+
+def quietest(beats: list[dict], now: float) -> dict:
+    """The heartbeat written longest ago (one without a time counts as written `now`)."""
+    return min(beats, key=lambda b: float(b.get("t") or now))
 
 
 @dataclass(frozen=True)

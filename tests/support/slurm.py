@@ -187,9 +187,10 @@ PartitionName=debug Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE St
             time.sleep(0.2)
         raise AssertionError(f"job {job} was not requeued within {timeout:g} s: {fields}")
 
-    def release(self, job: str, time_limit_min: int) -> None:
-        """Give a held job a new time limit and let it start."""
-        self.run("scontrol", "update", f"JobId={job}", f"TimeLimit={time_limit_min}")
+    def release(self, job: str, time_limit_min: int | None = None) -> None:
+        """Let a held job start, with a new time limit where given."""
+        if time_limit_min is not None:
+            self.run("scontrol", "update", f"JobId={job}", f"TimeLimit={time_limit_min}")
         self.run("scontrol", "release", job)
 
     def log(self, name: str = "slurmctld") -> str:
