@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dinowm import rundir
-from tests.support.login import LoginNode, epoch_lines, wait_until_unlocked
+from tests.support.login import LoginNode, epoch_lines
 from tests.support.nvml_fake import UUIDS, FakeGPU, write_pynvml
 from tests.support.run_checks import all_checkpoints_verify, epochs
 from tests.support.slurm import Cluster
@@ -109,8 +109,9 @@ def test_a_failed_node_requeues_the_job_and_the_next_allocation_resumes(
         login: LoginNode) -> None:
     # The first allocation's steps take 2 s (36 s in all), so that the node fails under a
     # training trainer however busy the machine. Its slurmd lives on (the failure is declared),
-    # so the test holds the requeued job until the failed allocation's processes are gone:
-    # started on the node while they linger, Slurm would drain it ("Duplicate jobid").
+    # so the test holds the requeued job, and release() lets it go once the failed
+    # allocation's steps are gone: started beside them, Slurm would drain the node
+    # ("Duplicate jobid").
     slow = {"DINOWM_FAULT": "global_step:*:sleep=2#1"}
     run = login.submit("training.epochs=6", "training.max_steps_per_epoch=3", env=slow, ranks=1)
     job = run["slurm_job_id"]
@@ -119,7 +120,6 @@ def test_a_failed_node_requeues_the_job_and_the_next_allocation_resumes(
     login.cluster.run("scontrol", "update", f"nodename={node}", "state=down", "reason=test")
     login.cluster.hold_when_requeued(job)
     login.poll(run["id"], lambda r: r["status"] == "pending" and r["slurm_restarts"] == 1)
-    wait_until_unlocked(run)
     # repaired (unless slurmd's next registration already returned it: ReturnToService=2)
     login.cluster.run("scontrol", "update", f"nodename={node}", "state=resume", check=False)
     login.cluster.release(job)

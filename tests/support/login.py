@@ -10,7 +10,6 @@ from pathlib import Path
 
 from dinowm import rundir
 from dinowm.cluster.slurm import LIVE
-from dinowm.locks import holder
 from tests.support.run_checks import DET
 from tests.support.slurm import Cluster
 from tests.support.supervised import Project, tiny
@@ -68,15 +67,6 @@ def wait_for_line(run: dict, text: str, count: int, timeout: float = 120) -> Non
     deadline = time.monotonic() + timeout
     while log_count(run, text) < count:
         assert time.monotonic() < deadline, f"no {count} lines with {text!r} in {timeout:g} s"
-        time.sleep(0.2)
-
-
-def wait_until_unlocked(run: dict, timeout: float = 120) -> None:
-    """Until no supervisor or trainer holds the run folder (an allocation's processes gone)."""
-    run_dir = Path(run["run_dir"])
-    deadline = time.monotonic() + timeout
-    while holder(rundir.supervisor_lock(run_dir)) or holder(rundir.trainer_lock(run_dir)):
-        assert time.monotonic() < deadline, f"{run_dir} still held after {timeout:g} s"
         time.sleep(0.2)
 
 

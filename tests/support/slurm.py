@@ -187,8 +187,24 @@ PartitionName=debug Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE St
             time.sleep(0.2)
         raise AssertionError(f"job {job} was not requeued within {timeout:g} s: {fields}")
 
-    def release(self, job: str, time_limit_min: int | None = None) -> None:
-        """Let a held job start, with a new time limit where given."""
+    def steps_left(self, job: str) -> list[str]:
+        """The job's steps that some slurmd still runs: each slurmstepd keeps a socket
+        NODE_JOB.STEP in its node's spool until it has ended (the batch step first; an srun
+        step can outlive the batch script by seconds on a busy machine)."""
+        left = []
+        for name in self.nodes:
+            spool = self.root / "spool" / (name if len(self.nodes) > 1 else "")
+            left += [path.name for path in spool.glob(f"{name}_{job}.*")]
+        return sorted(left)
+
+    def release(self, job: str, time_limit_min: int | None = None, timeout: float = 120) -> None:
+        """Let a held job start, with a new time limit where given, once no step of its last
+        allocation is left on a node (started beside one, the job would drain the node:
+        "Duplicate jobid")."""
+        deadline = time.monotonic() + timeout
+        while left := self.steps_left(job):
+            assert time.monotonic() < deadline, f"job {job}'s steps {left} outlived {timeout:g} s"
+            time.sleep(0.2)
         if time_limit_min is not None:
             self.run("scontrol", "update", f"JobId={job}", f"TimeLimit={time_limit_min}")
         self.run("scontrol", "release", job)
