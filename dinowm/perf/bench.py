@@ -37,7 +37,7 @@ from dinowm.schema import RunConfig
 from dinowm.train import step
 from dinowm.train.device import autocast, batch_to_device, cap_memory, cuda_settings
 from dinowm.train.mode import Mode
-from dinowm.train.setup import build_optimizers
+from dinowm.train.optim import build_optimizers
 from dinowm.train.state import seed_everything
 from dinowm.train.step import Mark, Optimizers, Stepper, no_mark
 

@@ -20,8 +20,7 @@ from dinowm.train import checkpoint as ckpt
 from dinowm.train.dist import Dist
 from dinowm.train.runtime import Runtime
 from dinowm.train.state import rank_state, rng_state, set_rng_state
-
-Optimizers = dict[str, torch.optim.Optimizer]
+from dinowm.train.step import Optimizers
 
 
 def latest_checkpoint(folder: Path, rt: Runtime) -> ckpt.Loaded | None:

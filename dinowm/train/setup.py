@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader
 
 from dinowm import rundir
@@ -25,6 +24,7 @@ from dinowm.model.world import WorldModel
 from dinowm.schema import RunConfig
 from dinowm.train import checkpoint as ckpt
 from dinowm.train.mode import Mode
+from dinowm.train.optim import build_optimizers
 from dinowm.train.resume import latest_checkpoint, restore
 from dinowm.train.runtime import Runtime
 from dinowm.train.state import TrainState, rank_accum, seed_everything
@@ -52,24 +52,6 @@ class Training:
     @property
     def optimizers(self) -> Optimizers:
         return self.stepper.optimizers
-
-
-def build_optimizers(model: WorldModel, cfg: RunConfig, device: torch.device) -> Optimizers:
-    """AdamW predictor, Adam decoder (when the model has one), AdamW action+proprio encoders
-    (the encoder is frozen)."""
-    t = cfg.training
-    groups = model.trainable_parameter_groups()
-    fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    optimizers = {
-        "predictor": torch.optim.AdamW(groups["predictor"], lr=t.predictor_lr, **fused),
-        "decoder": torch.optim.Adam(groups["decoder"], lr=t.decoder_lr, **fused)
-        if "decoder" in groups
-        else None,
-        "action_proprio_encoders": torch.optim.AdamW(
-            groups["action_proprio_encoders"], lr=t.action_encoder_lr, **fused
-        ),
-    }
-    return {name: opt for name, opt in optimizers.items() if opt is not None}
 
 
 def set_up(rt: Runtime, run_dir: Path) -> Training:

@@ -11,7 +11,7 @@ import torch
 
 from dinowm.errors import ConfigError
 from dinowm.train import checkpoint as ckpt
-from dinowm.train.setup import build_optimizers
+from dinowm.train.optim import build_optimizers
 from dinowm.train.dist import Dist
 from dinowm.train.state import Accum, TrainState
 from dinowm.train.resume import match_layouts, restore, save

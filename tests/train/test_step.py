@@ -35,17 +35,22 @@ elif what == "bench":
 else:
     from dinowm.perf.profile import profile
     profile(json.loads(arg))
-open(out, "w").write(json.dumps(calls))
+open(out, "w").write(json.dumps({"calls": calls, "dynamo": "torch._dynamo" in sys.modules}))
 """
 
 
-def _drive(what: str, arg: str, tmp_path: Path) -> list[dict]:
+def _drive(what: str, arg: str, tmp_path: Path, dynamo: bool | None = False) -> list[dict]:
+    """The calls of train_step by `what` in a fresh process; `dynamo` is whether that process
+    imported torch._dynamo (dinowm's optimisers spare an eager trainer it; None: unchecked,
+    where torch's FLOP counter or profiler import it)."""
     out = tmp_path / f"{what}.calls.json"
     proc = subprocess.run([sys.executable, "-c", DRIVER, what, arg, str(out)],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    seen = json.loads(out.read_text())
+    assert dynamo is None or seen["dynamo"] == dynamo, f"{what}: torch._dynamo imported"
+    return seen["calls"]
 
 
 def _spec(tmp_path: Path, **extra: object) -> str:
@@ -67,12 +72,12 @@ def test_the_loop_trains_through_the_step_function(tiny_run, tmp_path: Path) -> 
 
 
 def test_bench_and_its_profile_step_through_the_same_function(tmp_path: Path) -> None:
-    bench = _drive("bench", _spec(tmp_path, warmup=1, steps=2), tmp_path)
+    bench = _drive("bench", _spec(tmp_path, warmup=1, steps=2), tmp_path, dynamo=None)  # FLOPs
     # the warm-up and measured steps, then one step of each kind for the FLOP count
     assert [c["step"] for c in bench][:3] == [0, 1, 2] and len(bench) >= 4
     assert not any(c["marked"] for c in bench)
     profile = _drive("profile", _spec(tmp_path, warmup=1, steps=2, profile_steps=1,
-                                      out=str(tmp_path / "prof")), tmp_path)
+                                      out=str(tmp_path / "prof")), tmp_path, dynamo=None)
     decomposed = [c for c in profile if c["marked"]]
     assert [c["step"] for c in decomposed] == [1, 2] and all(c["split"] for c in decomposed)
     whole = [c["step"] for c in profile if not c["marked"]]
