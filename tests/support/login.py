@@ -34,8 +34,9 @@ class LoginNode:
         return self.project.run_row()
 
     def poll(self, run_id: str, until, timeout: float = 240) -> dict:
-        """`dinowm runs --json` every second until until(row) holds; returns the row (each
-        call is a CLI process: a tighter poll costs the machine more than it shows)."""
+        """`dinowm runs --json` every 2 s until until(row) holds; returns the row (each call
+        is a CLI process of about 0.6 s CPU: a tighter poll costs the machine more than it
+        shows, and the cluster tests wait on Slurm's own tens of seconds)."""
         deadline = time.monotonic() + timeout
         while True:
             out = self.project.cli("runs", "--json")
@@ -47,7 +48,7 @@ class LoginNode:
             if until(row):
                 return row
             assert time.monotonic() < deadline, (self.seen, self.cluster.log()[-3000:])
-            time.sleep(1.0)
+            time.sleep(2.0)
 
     def done(self, run_id: str, timeout: float = 240) -> dict:
         """Until the run's status is final and Slurm has ended its job."""
