@@ -3,13 +3,14 @@
 
 torch marks its optimisers' methods (step, zero_grad, state_dict, load_state_dict,
 add_param_group) as not to be compiled, and the mark imports `torch._dynamo` on their first
-call: about 1.7 s of CPU and a few hundred imported modules in every trainer process and every
-rank, though dinowm compiles only the predictor's and decoder's forward (`training.compile`)
-and never a function that calls an optimiser, where the mark would act. `Eager` calls the
-methods beneath the mark: the same code on the same tensors (the identity check of
-bench/identity.py holds bit for bit), with torch's step hooks and profiler label kept (torch
-wraps this step as it wraps its own). Only the wrappers named in `_MARKS` are looked beneath;
-where torch's wrappers change, the methods are torch's own, as they are without this module.
+call: about 1.7 s of CPU and a few hundred modules in every one-rank trainer process (DDP
+imports it for its own use), though dinowm compiles only the predictor's and decoder's
+forward (`training.compile`) and never a function that calls an optimiser, where the mark
+would act. `Eager` calls the methods beneath the mark: the same code on the same tensors (the
+identity check of bench/identity.py holds bit for bit), with torch's step hooks and profiler
+label kept (torch wraps this step as it wraps its own). Only the wrappers named in `_MARKS`
+are looked beneath; where torch's wrappers change, the methods are torch's own, as they are
+without this module.
 """
 
 from __future__ import annotations
