@@ -52,8 +52,14 @@ print(json.dumps({"cpu_s": use.ru_utime + use.ru_stime,
 
 def once(kind: str, spec: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", CHILD, kind, json.dumps(spec)], env=env,
-                         capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return json.loads(out.stdout.splitlines()[-1])
 
 
@@ -67,8 +73,13 @@ def main() -> None:
         data = Path(tmp) / "data"
         write_synthetic_dataset(data, episodes=4, length=30, image_size=32, seed=0)
         cfg = resolve(load_project(REPO / "dinowm" / "dinowm.toml"), "demo", TINY).config
-        spec = {"config": to_dict(cfg), "data_path": str(data), "mode": "fast", "batch": 4,
-                "steps": args.steps}
+        spec = {
+            "config": to_dict(cfg),
+            "data_path": str(data),
+            "mode": "fast",
+            "batch": 4,
+            "steps": args.steps,
+        }
         seen: dict[str, list[dict]] = {"dinowm": [], "torch": []}
         for _ in range(args.reps):
             for kind in seen:
@@ -77,7 +88,9 @@ def main() -> None:
     assert len(checksums) == 1, f"the two kinds trained differently: {checksums}"
     median = {k: statistics.median(r["cpu_s"] for r in rows) for k, rows in seen.items()}
     result = {
-        "reps": args.reps, "steps": args.steps, "cpu": os.cpu_count(),
+        "reps": args.reps,
+        "steps": args.steps,
+        "cpu": os.cpu_count(),
         "median_cpu_s": {k: round(v, 3) for k, v in median.items()},
         "saved_cpu_s": round(median["torch"] - median["dinowm"], 3),
         "ratio_dinowm_over_torch": round(median["dinowm"] / median["torch"], 3),
@@ -87,9 +100,11 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'optimisers':<12}{'median CPU s':>14}{'torch._dynamo':>16}")
     for kind in seen:
-        print(f"{kind:<12}{median[kind]:>14.2f}{str(result['imports_dynamo'][kind]):>16}")
-    print(f"saved {result['saved_cpu_s']:.2f} s per process "
-          f"(ratio {result['ratio_dinowm_over_torch']:.2f}); parameters identical")
+        print(f"{kind:<12}{median[kind]:>14.2f}{result['imports_dynamo'][kind]!s:>16}")
+    print(
+        f"saved {result['saved_cpu_s']:.2f} s per process "
+        f"(ratio {result['ratio_dinowm_over_torch']:.2f}); parameters identical"
+    )
 
 
 if __name__ == "__main__":
