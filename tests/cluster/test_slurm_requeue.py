@@ -16,17 +16,11 @@ from tests.support.supervised import Project, tiny
 
 pytestmark = [pytest.mark.slow, pytest.mark.extended, pytest.mark.timeout(600)]  # the 2-node test keeps the time limit in CI
 
-# Slurm checks time limits every 30 s and sends the warning signal at the first check within
-# signal_s + 30 s of the end: a 2-minute limit with signal_s = 50 signals 40 to 70 s into the
-# allocation, after the trainer's start however loaded the machine is.
-SIGNAL_S = 50
-
-
 @pytest.fixture
 def login(project: Project, slurm_cluster: Cluster) -> LoginNode:
-    toml = project.root / "dinowm.toml"
-    toml.write_text(toml.read_text().replace("signal_s = 120 ", f"signal_s = {SIGNAL_S}  "))
-    return LoginNode(project, slurm_cluster)
+    login = LoginNode(project, slurm_cluster)
+    login.signal_within_two_minutes()
+    return login
 
 
 def test_a_time_limit_checkpoints_requeues_and_ends_exactly(login: LoginNode) -> None:

@@ -50,13 +50,12 @@ def test_two_nodes_train_one_run_through_srun_and_c10d(login: LoginNode) -> None
 def test_the_time_limit_requeues_and_a_rank_killed_on_n2_resumes_in_the_next_allocation(
         login: LoginNode) -> None:
     # Allocation 1 (a 2-minute limit; Slurm signals 40 to 70 s into it with signal_s = 50, see
-    # test_slurm_requeue.py): every step of attempt 1 sleeps 3 s, so the signal comes
+    # tests/support/login.py): every step of attempt 1 sleeps 3 s, so the signal comes
     # mid-training; the job checkpoints mid-epoch and requeues itself. The test holds the
     # requeued job (pending, from the login node) and gives it 10 minutes. In allocation 2,
     # rank 1, on n2, is SIGKILLed at global step 28 (attempt 2; allocation 1 reaches 23 at
     # most), and attempt 3 resumes in the same allocation.
-    toml = login.project.root / "dinowm.toml"
-    toml.write_text(toml.read_text().replace("signal_s = 120 ", "signal_s = 50  "))
+    login.signal_within_two_minutes()
     env = {"DINOWM_FAULT": "global_step:*:sleep=3#1,global_step:28:sigkill@1#2"}
     run = login.submit("training.epochs=8", "training.max_steps_per_epoch=4", *NODES,
                        "--time", "2", env=env, ranks=1)

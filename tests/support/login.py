@@ -16,6 +16,11 @@ from tests.support.supervised import Project, tiny
 
 TWO = ["dist.nproc_per_node=2", "dist.timeout_s=60", "watchdog.heartbeat_floor_s=30"]
 
+# Slurm checks time limits every 30 s and sends the warning signal at the first check within
+# signal_s + 30 s of the end: a 2-minute limit with signal_s = 50 signals 40 to 70 s into the
+# allocation, after the trainer's start however loaded the machine is.
+SIGNAL_S = 50
+
 
 class LoginNode:
     """A project whose Slurm commands talk to the test cluster; it reads the record only
@@ -26,6 +31,14 @@ class LoginNode:
         self.cluster = cluster
         project.env.update(cluster.env)
         self.seen: list[tuple[str, str | None]] = []  # (status, Slurm state) as polled
+
+    def signal_within_two_minutes(self) -> None:
+        """The project's slurm.signal_s set to SIGNAL_S, for jobs with `--time 2`."""
+        toml = self.project.root / "dinowm.toml"
+        text = toml.read_text()
+        changed = text.replace("signal_s = 120 ", f"signal_s = {SIGNAL_S}  ")
+        assert changed != text, "the shipped dinowm.toml no longer says signal_s = 120"
+        toml.write_text(changed)
 
     def submit(self, *extra: str, env: dict | None = None, ranks: int = 2) -> dict:
         two = TWO if ranks == 2 else ["watchdog.heartbeat_floor_s=30"]  # 1: srun runs the trainer

@@ -107,7 +107,7 @@ class Cluster:
         root = self.root
         ctld_port, *ports = free_ports(1 + len(self.nodes))
         user = os.environ.get("USER") or "root"
-        node = "%n" if len(self.nodes) > 1 else ""  # several slurmd: one spool and pid each
+        node = "%n" if len(self.nodes) > 1 else ""  # several slurmd: one pid file and log each
         lines = [f"NodeName={name} NodeAddr={addr} Port={port} CPUs=2 State=UNKNOWN"
                  for (name, addr), port in zip(self.nodes.items(), ports)]
         return f"""\
@@ -121,7 +121,7 @@ AuthType=auth/munge
 AuthInfo=socket={sock},cred_expire=5
 CredType=cred/munge
 StateSaveLocation={root / 'state'}
-SlurmdSpoolDir={root / 'spool' / node}
+SlurmdSpoolDir={self.spool('%n')}
 SlurmctldPidFile={self.pids['slurmctld']}
 SlurmdPidFile={root / f'slurmd-{node or next(iter(self.nodes))}.pid'}
 SlurmctldLogFile={root / 'log' / 'slurmctld.log'}
@@ -187,15 +187,17 @@ PartitionName=debug Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE St
             time.sleep(0.2)
         raise AssertionError(f"job {job} was not requeued within {timeout:g} s: {fields}")
 
+    def spool(self, node: str) -> Path:
+        """A node's SlurmdSpoolDir (slurm.conf's, where node is '%n'): one of its own where
+        several slurmd share this host."""
+        return self.root / "spool" / (node if len(self.nodes) > 1 else "")
+
     def steps_left(self, job: str) -> list[str]:
         """The job's steps that some slurmd still runs: each slurmstepd keeps a socket
         NODE_JOB.STEP in its node's spool until it has ended (the batch step first; an srun
         step can outlive the batch script by seconds on a busy machine)."""
-        left = []
-        for name in self.nodes:
-            spool = self.root / "spool" / (name if len(self.nodes) > 1 else "")
-            left += [path.name for path in spool.glob(f"{name}_{job}.*")]
-        return sorted(left)
+        nodes = self.nodes
+        return sorted(p.name for name in nodes for p in self.spool(name).glob(f"{name}_{job}.*"))
 
     def release(self, job: str, time_limit_min: int | None = None, timeout: float = 120) -> None:
         """Let a held job start, with a new time limit where given, once no step of its last
